@@ -1,0 +1,71 @@
+"""Errors raised by the engine. Each says what was wrong and what to do about it."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+
+class EngineError(Exception):
+    """Base class of every error the engine raises on purpose."""
+
+
+class UserInputValidationError(EngineError, ValueError):
+    """One or more user input values are invalid; nothing was stored.
+
+    ``errors`` maps each bad field name to why it is bad, so a form can show every
+    problem at once.
+    """
+
+    def __init__(self, step_name: str, errors: Mapping[str, str]) -> None:
+        self.step_name = step_name
+        self.errors: dict[str, str] = dict(errors)
+        details = "; ".join(f"{name}: {why}" for name, why in self.errors.items())
+        super().__init__(f"invalid user input for step '{step_name}': {details}")
+
+
+class RequirementsUnresolvedError(EngineError, ValueError):
+    """``continue_run`` was called before every requirement of the pause was answered."""
+
+    def __init__(self, run_id: str, problems: list[str]) -> None:
+        self.run_id = run_id
+        self.problems = problems
+        super().__init__(f"run {run_id} cannot continue: " + "; ".join(problems))
+
+
+class RunNotFoundError(EngineError, LookupError):
+    def __init__(self, run_id: str) -> None:
+        self.run_id = run_id
+        super().__init__(f"no run with id {run_id!r} in the database")
+
+
+class RunNotPausedError(EngineError):
+    """The run is no longer waiting at the pause this caller wanted to resolve.
+
+    Raised to the loser of a race (double click, two processes, a stale copy): the
+    pause was already resolved by someone else. ``resolution`` describes how.
+    """
+
+    def __init__(
+        self,
+        run_id: str,
+        *,
+        status: str,
+        resolution: str | None = None,
+        decided_by: str | None = None,
+        decision: str | None = None,
+        decided_at: object | None = None,
+    ) -> None:
+        self.run_id = run_id
+        self.status = status
+        self.resolution = resolution
+        self.decided_by = decided_by
+        self.decision = decision
+        self.decided_at = decided_at
+        message = f"run {run_id} is not paused at that step (status: {status})"
+        if resolution:
+            message += f": {resolution}"
+        super().__init__(message)
+
+
+class WorkflowConfigError(EngineError, ValueError):
+    """A Workflow or Step was declared in a way that cannot run."""

@@ -1,0 +1,1 @@
+"""Run state: status, pause requirements, events and the run output."""

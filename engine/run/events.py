@@ -1,0 +1,131 @@
+"""Typed events of a run, streamed by ``run(stream=True, stream_events=True)`` and
+delivered to observers (``Workflow.subscribe``)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from engine.clock import utcnow
+from engine.workflow.types import OnReject, StepOutput, UserInputField
+
+if TYPE_CHECKING:
+    from engine.run.requirement import StepRequirement
+    from engine.run.workflow import WorkflowRunOutput
+
+
+@dataclass(kw_only=True)
+class WorkflowRunEvent:
+    event: ClassVar[str] = "WorkflowRunEvent"
+    run_id: str
+    session_id: str
+    workflow_name: str | None = None
+    created_at: datetime = field(default_factory=utcnow)
+    # The run as it was when the event happened; for observers that need context.
+    run_output: WorkflowRunOutput | None = field(default=None, repr=False, compare=False)
+
+
+@dataclass(kw_only=True)
+class WorkflowStartedEvent(WorkflowRunEvent):
+    event: ClassVar[str] = "WorkflowStarted"
+    input: Any = None
+    user_id: str | None = None
+
+
+@dataclass(kw_only=True)
+class WorkflowCompletedEvent(WorkflowRunEvent):
+    event: ClassVar[str] = "WorkflowCompleted"
+    content: Any = None
+    step_results: list[StepOutput] = field(default_factory=list)
+
+
+@dataclass(kw_only=True)
+class WorkflowCancelledEvent(WorkflowRunEvent):
+    event: ClassVar[str] = "WorkflowCancelled"
+    reason: str | None = None
+    step_name: str | None = None
+    cancelled_by: str | None = None
+
+
+@dataclass(kw_only=True)
+class WorkflowErrorEvent(WorkflowRunEvent):
+    event: ClassVar[str] = "WorkflowError"
+    error: str
+    step_name: str | None = None
+
+
+@dataclass(kw_only=True)
+class StepStartedEvent(WorkflowRunEvent):
+    event: ClassVar[str] = "StepStarted"
+    step_name: str
+    step_index: int
+
+
+@dataclass(kw_only=True)
+class StepCompletedEvent(WorkflowRunEvent):
+    event: ClassVar[str] = "StepCompleted"
+    step_name: str
+    step_index: int
+    content: Any = None
+    step_output: StepOutput | None = None
+
+
+@dataclass(kw_only=True)
+class StepSkippedEvent(WorkflowRunEvent):
+    event: ClassVar[str] = "StepSkipped"
+    step_name: str
+    step_index: int
+    reason: str | None = None
+    skipped_by: str | None = None
+    timed_out: bool = False
+
+
+@dataclass(kw_only=True)
+class StepPausedEvent(WorkflowRunEvent):
+    event: ClassVar[str] = "StepPaused"
+    step_name: str
+    step_index: int
+    step_path: list[int]
+    requirement: StepRequirement
+    requires_confirmation: bool = False
+    confirmation_message: str | None = None
+    requires_user_input: bool = False
+    user_input_message: str | None = None
+    user_input_schema: list[UserInputField] = field(default_factory=list)
+    on_reject: OnReject = OnReject.skip
+    expires_at: datetime | None = None
+
+
+@dataclass(kw_only=True)
+class StepContinuedEvent(WorkflowRunEvent):
+    """A pause was resolved (confirmed, rejected, answered or timed out) and the run resumes."""
+
+    event: ClassVar[str] = "StepContinued"
+    step_name: str
+    step_index: int
+    outcome: str
+    decided_by: str | None = None
+    requirement: StepRequirement | None = None
+
+
+@dataclass(kw_only=True)
+class StepTimedOutEvent(WorkflowRunEvent):
+    event: ClassVar[str] = "StepTimedOut"
+    step_name: str
+    step_index: int
+    on_reject: OnReject
+    expires_at: datetime | None = None
+    requirement: StepRequirement | None = None
+
+
+# Events that mark a run's lifecycle (what a front-end usually reacts to).
+LIFECYCLE_EVENTS: tuple[type[WorkflowRunEvent], ...] = (
+    WorkflowStartedEvent,
+    StepPausedEvent,
+    StepContinuedEvent,
+    StepTimedOutEvent,
+    WorkflowCompletedEvent,
+    WorkflowCancelledEvent,
+    WorkflowErrorEvent,
+)

@@ -1,0 +1,57 @@
+"""``@pause``: declare a function's human-in-the-loop settings where the function is."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any, TypeVar
+
+from engine.workflow.types import OnReject, UserInputField
+
+F = TypeVar("F", bound=Callable[..., Any])
+PAUSE_CONFIG_ATTR = "__signoff_pause__"
+
+
+@dataclass(frozen=True)
+class PauseConfig:
+    requires_confirmation: bool = False
+    confirmation_message: str | None = None
+    requires_user_input: bool = False
+    user_input_message: str | None = None
+    user_input_schema: tuple[UserInputField, ...] = ()
+    on_reject: OnReject | str | None = None
+    pause_timeout: timedelta | float | None = None
+
+
+def pause(
+    *,
+    requires_confirmation: bool = False,
+    confirmation_message: str | None = None,
+    requires_user_input: bool = False,
+    user_input_message: str | None = None,
+    user_input_schema: list[UserInputField] | None = None,
+    on_reject: OnReject | str | None = None,
+    pause_timeout: timedelta | float | None = None,
+) -> Callable[[F], F]:
+    """Mark a step function as pausing; a ``Step(executor=fn)`` picks the settings up."""
+    config = PauseConfig(
+        requires_confirmation=requires_confirmation,
+        confirmation_message=confirmation_message,
+        requires_user_input=requires_user_input,
+        user_input_message=user_input_message,
+        user_input_schema=tuple(user_input_schema or ()),
+        on_reject=on_reject,
+        pause_timeout=pause_timeout,
+    )
+
+    def decorate(fn: F) -> F:
+        setattr(fn, PAUSE_CONFIG_ATTR, config)
+        return fn
+
+    return decorate
+
+
+def get_pause_config(fn: object) -> PauseConfig | None:
+    config = getattr(fn, PAUSE_CONFIG_ATTR, None)
+    return config if isinstance(config, PauseConfig) else None

@@ -1,0 +1,741 @@
+"""``Workflow``: an ordered list of steps whose runs can pause for people and resume later,
+in any process, exactly once.
+
+The run logic is written once, as a generator (``_Machine``) that yields instructions —
+"run this step", "save the run", "claim the pause", "emit this event" — and is driven
+either synchronously (``run``/``continue_run``) or asynchronously (``arun``/``acontinue_run``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import uuid
+from collections.abc import AsyncIterator, Callable, Generator, Iterator, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, Literal, overload
+
+from engine.clock import SYSTEM_CLOCK, Clock
+from engine.errors import (
+    RequirementsUnresolvedError,
+    RunNotFoundError,
+    RunNotPausedError,
+    WorkflowConfigError,
+)
+from engine.run.base import RunStatus
+from engine.run.events import (
+    StepCompletedEvent,
+    StepContinuedEvent,
+    StepPausedEvent,
+    StepSkippedEvent,
+    StepStartedEvent,
+    StepTimedOutEvent,
+    WorkflowCancelledEvent,
+    WorkflowCompletedEvent,
+    WorkflowErrorEvent,
+    WorkflowRunEvent,
+    WorkflowStartedEvent,
+)
+from engine.run.requirement import TIMEOUT_ACTOR, Decision, StepRequirement
+from engine.run.workflow import PausedRun, WorkflowRunOutput, WorkflowSession
+from engine.workflow.step import Step
+from engine.workflow.types import OnReject, StepInput, StepOutput
+
+if TYPE_CHECKING:
+    from engine.db.base import BaseDb
+
+log = logging.getLogger("engine.workflow")
+
+Observer = Callable[[WorkflowRunEvent], None]
+_WORKFLOW_EVENTS = (
+    WorkflowStartedEvent,
+    WorkflowCompletedEvent,
+    WorkflowCancelledEvent,
+    WorkflowErrorEvent,
+    StepPausedEvent,
+)
+
+
+# -- instructions the machine yields -----------------------------------------------
+@dataclass
+class _Invoke:
+    step: Step
+    step_input: StepInput
+
+
+@dataclass
+class _Save:
+    run: WorkflowRunOutput
+
+
+@dataclass
+class _Claim:
+    run: WorkflowRunOutput
+    expected_version: int
+    decision: Decision
+
+
+_Instruction = _Invoke | _Save | _Claim | WorkflowRunEvent
+
+
+class Workflow:
+    """An ordered list of steps, some of which may pause for a person.
+
+    One Workflow object serves any number of runs, also concurrently: it keeps no
+    per-run state. ``db`` stores runs (default: an in-memory SQLite database);
+    ``clock`` is where deadlines get their time (inject a ``ManualClock`` in tests).
+    """
+
+    def __init__(
+        self,
+        name: str | None = None,
+        *,
+        steps: Sequence[Step | Callable[..., Any]],
+        db: BaseDb | None = None,
+        description: str | None = None,
+        session_id: str | None = None,
+        clock: Clock | None = None,
+        id: str | None = None,
+    ) -> None:
+        self.name = name or "workflow"
+        self.id = id or self.name
+        self.description = description
+        self.session_id = session_id
+        self.steps: list[Step] = [s if isinstance(s, Step) else Step(executor=s) for s in steps]
+        if not self.steps:
+            raise WorkflowConfigError(f"Workflow {self.name!r} has no steps")
+        names = [s.name for s in self.steps]
+        if len(names) != len(set(names)):
+            raise WorkflowConfigError(f"Workflow {self.name!r}: step names must be unique")
+        self._db = db
+        self.clock: Clock = clock or SYSTEM_CLOCK
+        self._observers: tuple[Observer, ...] = ()
+        self._lock = threading.Lock()
+        self._last_session_id: str | None = None
+
+    # -- configuration -------------------------------------------------------
+    @property
+    def db(self) -> BaseDb:
+        if self._db is None:
+            with self._lock:
+                if self._db is None:
+                    from engine.db.sqlite import SqliteDb
+
+                    self._db = SqliteDb()  # in memory: runs live as long as the process
+        return self._db
+
+    @db.setter
+    def db(self, value: BaseDb) -> None:
+        self._db = value
+
+    @property
+    def has_db(self) -> bool:
+        """Whether a database was given (a front-end may supply its own otherwise)."""
+        return self._db is not None
+
+    def subscribe(self, observer: Observer) -> Callable[[], None]:
+        """Call ``observer(event)`` for every event of every run of this workflow, in the
+        thread that produced it. Returns a function that unsubscribes it."""
+        with self._lock:
+            self._observers = (*self._observers, observer)
+
+        def unsubscribe() -> None:
+            with self._lock:
+                self._observers = tuple(o for o in self._observers if o is not observer)
+
+        return unsubscribe
+
+    # -- public API: run ------------------------------------------------------
+    @overload
+    def run(
+        self,
+        input: Any = None,
+        *,
+        stream: Literal[False] = False,
+        stream_events: bool = False,
+        session_id: str | None = None,
+        user_id: str | None = None,
+        additional_data: dict[str, Any] | None = None,
+        run_id: str | None = None,
+    ) -> WorkflowRunOutput: ...
+    @overload
+    def run(
+        self,
+        input: Any = None,
+        *,
+        stream: Literal[True],
+        stream_events: bool = False,
+        session_id: str | None = None,
+        user_id: str | None = None,
+        additional_data: dict[str, Any] | None = None,
+        run_id: str | None = None,
+    ) -> Iterator[WorkflowRunEvent]: ...
+
+    def run(
+        self,
+        input: Any = None,
+        *,
+        stream: bool = False,
+        stream_events: bool = False,
+        session_id: str | None = None,
+        user_id: str | None = None,
+        additional_data: dict[str, Any] | None = None,
+        run_id: str | None = None,
+    ) -> WorkflowRunOutput | Iterator[WorkflowRunEvent]:
+        """Run the workflow until it completes, fails, is cancelled or pauses."""
+        run = self._new_run(
+            input,
+            session_id=session_id,
+            user_id=user_id,
+            additional_data=additional_data,
+            run_id=run_id,
+        )
+        machine = _Machine(self).start(run)
+        if stream:
+            return self._stream(machine, stream_events)
+        self._drain(machine)
+        return run
+
+    @overload
+    def continue_run(
+        self,
+        run_output: WorkflowRunOutput | None = None,
+        *,
+        stream: Literal[False] = False,
+        stream_events: bool = False,
+        run_id: str | None = None,
+        session_id: str | None = None,
+        step_requirements: list[StepRequirement] | None = None,
+    ) -> WorkflowRunOutput: ...
+    @overload
+    def continue_run(
+        self,
+        run_output: WorkflowRunOutput | None = None,
+        *,
+        stream: Literal[True],
+        stream_events: bool = False,
+        run_id: str | None = None,
+        session_id: str | None = None,
+        step_requirements: list[StepRequirement] | None = None,
+    ) -> Iterator[WorkflowRunEvent]: ...
+
+    def continue_run(
+        self,
+        run_output: WorkflowRunOutput | None = None,
+        *,
+        stream: bool = False,
+        stream_events: bool = False,
+        run_id: str | None = None,
+        session_id: str | None = None,
+        step_requirements: list[StepRequirement] | None = None,
+    ) -> WorkflowRunOutput | Iterator[WorkflowRunEvent]:
+        """Resume a paused run whose requirements were answered.
+
+        Either pass the paused ``run_output``, or ``run_id`` (and ``session_id``) with the
+        answered ``step_requirements`` — e.g. from another process. Continuing claims the
+        pause atomically in the database: of two concurrent calls, one runs the remaining
+        steps and the other gets ``RunNotPausedError`` saying how the pause was resolved.
+        """
+        run, decision = self._prepare_continue(
+            run_output, run_id=run_id, session_id=session_id, step_requirements=step_requirements
+        )
+        machine = _Machine(self).resume(run, decision)
+        if stream:
+            return self._stream(machine, stream_events, mirror=run_output)
+        self._drain(machine)
+        if run_output is not None and run_output is not run:
+            _copy_into(run_output, run)
+        return run
+
+    # -- public API: async -------------------------------------------------------
+    async def arun(
+        self,
+        input: Any = None,
+        *,
+        stream: bool = False,
+        stream_events: bool = False,
+        session_id: str | None = None,
+        user_id: str | None = None,
+        additional_data: dict[str, Any] | None = None,
+        run_id: str | None = None,
+    ) -> Any:
+        """Async ``run``. With ``stream=True`` returns an async iterator of events."""
+        run = self._new_run(
+            input,
+            session_id=session_id,
+            user_id=user_id,
+            additional_data=additional_data,
+            run_id=run_id,
+        )
+        machine = _Machine(self).start(run)
+        if stream:
+            return self._astream(machine, stream_events)
+        async for _ in self._adrive(machine):
+            pass
+        return run
+
+    async def acontinue_run(
+        self,
+        run_output: WorkflowRunOutput | None = None,
+        *,
+        stream: bool = False,
+        stream_events: bool = False,
+        run_id: str | None = None,
+        session_id: str | None = None,
+        step_requirements: list[StepRequirement] | None = None,
+    ) -> Any:
+        """Async ``continue_run``. With ``stream=True`` returns an async iterator of events."""
+        run, decision = await asyncio.to_thread(
+            self._prepare_continue,
+            run_output,
+            run_id=run_id,
+            session_id=session_id,
+            step_requirements=step_requirements,
+        )
+        machine = _Machine(self).resume(run, decision)
+        if stream:
+            return self._astream(machine, stream_events, mirror=run_output)
+        async for _ in self._adrive(machine):
+            pass
+        if run_output is not None and run_output is not run:
+            _copy_into(run_output, run)
+        return run
+
+    # -- public API: deadlines -------------------------------------------------
+    def expire_run(self, run_id: str, *, now: datetime | None = None) -> WorkflowRunOutput:
+        """Apply ``on_reject`` to a paused run whose deadline has passed.
+
+        Exactly once, like ``continue_run``: a concurrent expiry or decision wins or loses
+        the same claim. Raises RunNotPausedError if the run is not paused or its deadline
+        has not passed yet.
+        """
+        now = now or self.clock.now()
+        run = self._load_for_continue(run_id, None)
+        req = run.step_requirements[0]
+        if req.expires_at is None or req.expires_at > now:
+            raise RunNotPausedError(
+                run_id,
+                status=run.status.value,
+                resolution=(
+                    f"step '{req.step_name}' has no deadline"
+                    if req.expires_at is None
+                    else f"step '{req.step_name}' is due at {req.expires_at.isoformat()}"
+                ),
+            )
+        req.confirmed = False
+        req.timed_out = True
+        req.user_input = None
+        req.decided_by = TIMEOUT_ACTOR
+        req.decided_at = now
+        req.reason = f"no decision before the deadline ({req.expires_at.isoformat()})"
+        decision = Decision.from_requirement(run.run_id, req, at=now)
+        self._drain(_Machine(self).resume(run, decision))
+        return run
+
+    def expire_due_runs(
+        self, *, now: datetime | None = None, limit: int = 100
+    ) -> list[WorkflowRunOutput]:
+        """Expire every paused run of this workflow whose deadline is at or before ``now``.
+        Runs another process expired first are left to it."""
+        now = now or self.clock.now()
+        expired = []
+        for paused in self.db.list_paused_runs(
+            workflow_name=self.name, expires_before=now, limit=limit
+        ):
+            try:
+                expired.append(self.expire_run(paused.run_id, now=now))
+            except RunNotPausedError:
+                continue
+        return expired
+
+    def list_paused_runs(self, **filters: Any) -> list[PausedRun]:
+        """Paused runs of this workflow, soonest deadline first."""
+        return self.db.list_paused_runs(workflow_name=self.name, **filters)
+
+    # -- public API: loading -----------------------------------------------------
+    def get_run(self, run_id: str) -> WorkflowRunOutput | None:
+        return self.db.get_run(run_id)
+
+    def get_session(self, session_id: str | None = None) -> WorkflowSession | None:
+        """The session ``session_id``, or without it the session of this workflow's last run."""
+        session_id = session_id or self._last_session_id or self.session_id
+        if session_id is None:
+            return None
+        return self.db.get_session(session_id)
+
+    def get_decisions(self, run_id: str) -> list[Decision]:
+        return self.db.get_decisions(run_id)
+
+    def step_named(self, name: str) -> Step | None:
+        return next((s for s in self.steps if s.name == name), None)
+
+    # -- internals -----------------------------------------------------------------
+    def _new_run(
+        self,
+        input: Any,
+        *,
+        session_id: str | None,
+        user_id: str | None,
+        additional_data: dict[str, Any] | None,
+        run_id: str | None,
+    ) -> WorkflowRunOutput:
+        session_id = session_id or self.session_id or uuid.uuid4().hex
+        self._last_session_id = session_id
+        now = self.clock.now()
+        return WorkflowRunOutput(
+            run_id=run_id or uuid.uuid4().hex,
+            session_id=session_id,
+            workflow_name=self.name,
+            input=input,
+            user_id=user_id,
+            status=RunStatus.running,
+            additional_data=dict(additional_data or {}),
+            created_at=now,
+            updated_at=now,
+        )
+
+    def _load_for_continue(self, run_id: str, session_id: str | None) -> WorkflowRunOutput:
+        run = self.db.get_run(run_id)
+        if run is None or (session_id is not None and run.session_id != session_id):
+            raise RunNotFoundError(run_id)
+        if run.workflow_name != self.name:
+            raise WorkflowConfigError(
+                f"run {run_id} belongs to workflow {run.workflow_name!r}, not {self.name!r}"
+            )
+        if not run.is_paused:
+            raise self.db.not_paused_error(run_id)
+        return run
+
+    def _prepare_continue(
+        self,
+        run_output: WorkflowRunOutput | None,
+        *,
+        run_id: str | None,
+        session_id: str | None,
+        step_requirements: list[StepRequirement] | None,
+    ) -> tuple[WorkflowRunOutput, Decision]:
+        if run_output is not None:
+            if run_output.workflow_name not in (None, self.name):
+                raise WorkflowConfigError(
+                    f"run {run_output.run_id} belongs to workflow "
+                    f"{run_output.workflow_name!r}, not {self.name!r}"
+                )
+            if not run_output.is_paused:
+                raise self.db.not_paused_error(run_output.run_id)
+            # Work on a private copy: the caller's object may be shared between threads,
+            # and a losing caller must not see it change.
+            run = WorkflowRunOutput.from_dict(run_output.to_dict(), version=run_output.version)
+            answers = run_output.step_requirements
+        elif run_id is not None:
+            run = self._load_for_continue(run_id, session_id)
+            answers = step_requirements or []
+        else:
+            raise TypeError("continue_run needs a run_output, or run_id= with step_requirements=")
+        self._apply_answers(run, answers)
+        problems = [p for r in run.step_requirements for p in r.unresolved_reasons()]
+        if problems:
+            raise RequirementsUnresolvedError(run.run_id, problems)
+        req = run.step_requirements[0]
+        if req.user_input is not None and not req.is_rejected:
+            # Re-validate: values may have been set by hand or loaded from elsewhere.
+            req.set_user_input(req.user_input, by=req.decided_by)
+        step = self._step_at(run)
+        if step.name != req.step_name:
+            raise WorkflowConfigError(
+                f"run {run.run_id} paused at step '{req.step_name}', but this workflow has "
+                f"'{step.name}' there: was the workflow changed?"
+            )
+        return run, Decision.from_requirement(run.run_id, req, at=self.clock.now())
+
+    @staticmethod
+    def _apply_answers(run: WorkflowRunOutput, answers: list[StepRequirement]) -> None:
+        stored = {r.requirement_id: r for r in run.step_requirements}
+        by_step = {r.step_name: r for r in run.step_requirements}
+        for answer in answers:
+            target = stored.get(answer.requirement_id) or by_step.get(answer.step_name)
+            if target is None:
+                raise RequirementsUnresolvedError(
+                    run.run_id, [f"step '{answer.step_name}' is not what this run waits for"]
+                )
+            if target is not answer:
+                target.apply_answer_from(answer)
+
+    def _step_at(self, run: WorkflowRunOutput) -> Step:
+        path = run.pause_path or []
+        if len(path) != 1 or not 0 <= path[0] < len(self.steps):
+            raise WorkflowConfigError(f"run {run.run_id} has an unknown pause position {path}")
+        return self.steps[path[0]]
+
+    def _notify(self, event: WorkflowRunEvent) -> None:
+        for observer in self._observers:
+            try:
+                observer(event)
+            except Exception:  # an observer's bug must not break the run
+                log.exception("workflow observer %r failed on %s", observer, event.event)
+
+    def _execute_instruction(self, item: _Invoke | _Save | _Claim) -> Any:
+        if isinstance(item, _Invoke):
+            return item.step.execute(item.step_input)
+        if isinstance(item, _Save):
+            self.db.save_run(item.run)
+            return None
+        self.db.claim_paused_run(
+            item.run, expected_version=item.expected_version, decision=item.decision
+        )
+        return None
+
+    def _drive(self, machine: Generator[_Instruction, Any, None]) -> Iterator[WorkflowRunEvent]:
+        to_send: Any = None
+        to_throw: BaseException | None = None
+        while True:
+            try:
+                item = machine.throw(to_throw) if to_throw else machine.send(to_send)
+            except StopIteration:
+                return
+            to_send, to_throw = None, None
+            if isinstance(item, WorkflowRunEvent):
+                self._notify(item)
+                yield item
+            elif isinstance(item, _Invoke):
+                try:
+                    to_send = self._execute_instruction(item)
+                except Exception as exc:
+                    to_throw = exc
+            else:
+                self._execute_instruction(item)
+
+    async def _adrive(
+        self, machine: Generator[_Instruction, Any, None]
+    ) -> AsyncIterator[WorkflowRunEvent]:
+        to_send: Any = None
+        to_throw: BaseException | None = None
+        while True:
+            try:
+                item = machine.throw(to_throw) if to_throw else machine.send(to_send)
+            except StopIteration:
+                return
+            to_send, to_throw = None, None
+            if isinstance(item, WorkflowRunEvent):
+                self._notify(item)
+                yield item
+            elif isinstance(item, _Invoke):
+                try:
+                    to_send = await item.step.aexecute(item.step_input)
+                except Exception as exc:
+                    to_throw = exc
+            else:
+                await asyncio.to_thread(self._execute_instruction, item)
+
+    def _drain(self, machine: Generator[_Instruction, Any, None]) -> None:
+        for _ in self._drive(machine):
+            pass
+
+    def _stream(
+        self,
+        machine: Generator[_Instruction, Any, None],
+        stream_events: bool,
+        mirror: WorkflowRunOutput | None = None,
+    ) -> Iterator[WorkflowRunEvent]:
+        for event in self._drive(machine):
+            if stream_events or isinstance(event, _WORKFLOW_EVENTS):
+                yield event
+        if mirror is not None and event.run_output is not None:
+            _copy_into(mirror, event.run_output)
+
+    async def _astream(
+        self,
+        machine: Generator[_Instruction, Any, None],
+        stream_events: bool,
+        mirror: WorkflowRunOutput | None = None,
+    ) -> AsyncIterator[WorkflowRunEvent]:
+        last: WorkflowRunEvent | None = None
+        async for event in self._adrive(machine):
+            last = event
+            if stream_events or isinstance(event, _WORKFLOW_EVENTS):
+                yield event
+        if mirror is not None and last is not None and last.run_output is not None:
+            _copy_into(mirror, last.run_output)
+
+    def __repr__(self) -> str:
+        return f"Workflow(name={self.name!r}, steps={[s.name for s in self.steps]})"
+
+
+class _Machine:
+    """The run logic, free of I/O: yields instructions, receives step outputs."""
+
+    def __init__(self, workflow: Workflow) -> None:
+        self.wf = workflow
+
+    def _event(self, cls: type[Any], run: WorkflowRunOutput, **fields: Any) -> Any:
+        return cls(
+            run_id=run.run_id,
+            session_id=run.session_id,
+            workflow_name=run.workflow_name,
+            created_at=self.wf.clock.now(),
+            run_output=run,
+            **fields,
+        )
+
+    def start(self, run: WorkflowRunOutput) -> Generator[_Instruction, Any, None]:
+        yield self._event(WorkflowStartedEvent, run, input=run.input, user_id=run.user_id)
+        yield from self._advance(run, 0)
+
+    def resume(
+        self, run: WorkflowRunOutput, decision: Decision
+    ) -> Generator[_Instruction, Any, None]:
+        req = run.step_requirements[0]
+        index = req.step_index
+        expected_version = run.version
+        run.status = RunStatus.running
+        run.updated_at = self.wf.clock.now()
+        yield _Claim(run, expected_version, decision)
+        if req.timed_out:
+            yield self._event(
+                StepTimedOutEvent,
+                run,
+                step_name=req.step_name,
+                step_index=index,
+                on_reject=req.on_reject,
+                expires_at=req.expires_at,
+                requirement=req,
+            )
+        yield self._event(
+            StepContinuedEvent,
+            run,
+            step_name=req.step_name,
+            step_index=index,
+            outcome=decision.outcome.value,
+            decided_by=req.decided_by,
+            requirement=req,
+        )
+        run.step_requirements = []
+        run.pause_path = None
+        if req.is_rejected:
+            who = "the deadline" if req.timed_out else (req.decided_by or "a reviewer")
+            if req.on_reject is OnReject.cancel:
+                why = f": {req.reason}" if req.reason and not req.timed_out else ""
+                verb = "timed out" if req.timed_out else f"was rejected by {who}"
+                run.status = RunStatus.cancelled
+                run.content = f"Run cancelled: step '{req.step_name}' {verb}{why}"
+                yield from self._finish(
+                    run,
+                    WorkflowCancelledEvent,
+                    reason=run.content,
+                    step_name=req.step_name,
+                    cancelled_by=req.decided_by,
+                )
+                return
+            run.step_results.append(StepOutput(step_name=req.step_name, skipped=True, content=None))
+            yield self._event(
+                StepSkippedEvent,
+                run,
+                step_name=req.step_name,
+                step_index=index,
+                reason=req.reason,
+                skipped_by=req.decided_by,
+                timed_out=req.timed_out,
+            )
+            yield from self._advance(run, index + 1)
+            return
+        step = self.wf.steps[index]
+        outcome = yield from self._run_step(run, index, step, req.user_input)
+        if outcome == "continue":
+            yield from self._advance(run, index + 1)
+
+    def _advance(self, run: WorkflowRunOutput, start: int) -> Generator[_Instruction, Any, None]:
+        for index in range(start, len(self.wf.steps)):
+            step = self.wf.steps[index]
+            if step.pauses:
+                now = self.wf.clock.now()
+                req = step.new_requirement(index=index, path=[index], now=now)
+                run.status = RunStatus.paused
+                run.step_requirements = [req]
+                run.pause_path = [index]
+                run.updated_at = now
+                yield _Save(run)
+                yield self._event(
+                    StepPausedEvent,
+                    run,
+                    step_name=step.name,
+                    step_index=index,
+                    step_path=[index],
+                    requirement=req,
+                    requires_confirmation=req.requires_confirmation,
+                    confirmation_message=req.confirmation_message,
+                    requires_user_input=req.requires_user_input,
+                    user_input_message=req.user_input_message,
+                    user_input_schema=req.user_input_schema,
+                    on_reject=req.on_reject,
+                    expires_at=req.expires_at,
+                )
+                return
+            outcome = yield from self._run_step(run, index, step, None)
+            if outcome != "continue":
+                return
+        yield from self._complete(run)
+
+    def _run_step(
+        self, run: WorkflowRunOutput, index: int, step: Step, user_input: dict[str, Any] | None
+    ) -> Generator[_Instruction, Any, str]:
+        yield self._event(StepStartedEvent, run, step_name=step.name, step_index=index)
+        executed = [s for s in run.step_results if not s.skipped]
+        additional = dict(run.additional_data)
+        if user_input is not None:
+            additional["user_input"] = dict(user_input)
+        step_input = StepInput(
+            input=run.input,
+            previous_step_content=executed[-1].content if executed else None,
+            previous_step_outputs={s.step_name or "": s for s in executed},
+            additional_data=additional,
+            workflow_name=run.workflow_name,
+            run_id=run.run_id,
+            session_id=run.session_id,
+            step_name=step.name,
+        )
+        try:
+            output: StepOutput = yield _Invoke(step, step_input)
+        except Exception as exc:
+            message = f"step '{step.name}' failed: {type(exc).__name__}: {exc}"
+            log.warning("run %s: %s", run.run_id, message)
+            run.step_results.append(StepOutput(step_name=step.name, success=False, error=message))
+            run.status = RunStatus.error
+            run.error = message
+            run.content = message
+            yield from self._finish(run, WorkflowErrorEvent, error=message, step_name=step.name)
+            return "failed"
+        run.step_results.append(output)
+        yield self._event(
+            StepCompletedEvent,
+            run,
+            step_name=step.name,
+            step_index=index,
+            content=output.content,
+            step_output=output,
+        )
+        if output.stop:
+            yield from self._complete(run)
+            return "stopped"
+        return "continue"
+
+    def _complete(self, run: WorkflowRunOutput) -> Generator[_Instruction, Any, None]:
+        executed = [s for s in run.step_results if not s.skipped]
+        run.status = RunStatus.completed
+        run.content = executed[-1].content if executed else None
+        yield from self._finish(
+            run, WorkflowCompletedEvent, content=run.content, step_results=list(run.step_results)
+        )
+
+    def _finish(
+        self, run: WorkflowRunOutput, event_cls: type[Any], **fields: Any
+    ) -> Generator[_Instruction, Any, None]:
+        run.step_requirements = []
+        run.pause_path = None
+        run.updated_at = self.wf.clock.now()
+        yield _Save(run)
+        yield self._event(event_cls, run, **fields)
+
+
+def _copy_into(target: WorkflowRunOutput, source: WorkflowRunOutput) -> None:
+    target.__dict__.update(source.__dict__)
