@@ -1,0 +1,1 @@
+"""Signoff's Slack front-end: paused workflow steps become interactive Slack messages."""

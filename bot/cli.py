@@ -1,0 +1,88 @@
+"""``signoff``: serve the bot, run the local sandbox, migrate the database, list runs."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+
+from bot.config import Settings, SettingsError, load_settings
+
+DESCRIPTION = """\
+Signoff: human sign-off for workflow steps, done in Slack.
+
+Configuration comes from the environment (see README: SLACK_BOT_TOKEN, SLACK_SIGNING_SECRET,
+SLACK_APP_TOKEN, SLACK_API_URL, SIGNOFF_DATABASE_URL, SIGNOFF_WORKFLOWS, SIGNOFF_PORT,
+SIGNOFF_CHANNEL, ...). Without Slack credentials `serve` starts the local sandbox."""
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="signoff", description=DESCRIPTION,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    sub.add_parser("serve", help="serve the Slack app (the local sandbox without credentials)")
+    sandbox = sub.add_parser("sandbox", help="serve the bot against a local Slack sandbox")
+    sandbox.add_argument("--sandbox-port", type=int, default=3001,
+                         help="port of the sandbox page and fake Slack API (default 3001)")
+    manifest = sub.add_parser("manifest", help="print the Slack app manifest")
+    manifest.add_argument("--url", help="public base URL of the bot, e.g. https://signoff.example.com")
+    sub.add_parser("migrate", help="create or upgrade the database schema (Alembic)")
+    runs = sub.add_parser("runs", help="list paused and recent runs, or show one")
+    runs.add_argument("run_id", nargs="?", help="show this run in full")
+    runs.add_argument("--limit", type=int, default=20, help="recent runs to list (default 20)")
+    args = parser.parse_args(argv)
+
+    try:
+        settings = load_settings()
+    except SettingsError as exc:
+        print(f"signoff: {exc}", file=sys.stderr)
+        return 2
+    logging.basicConfig(level=settings.log_level,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        if args.command == "serve":
+            return _serve(settings, sandbox_port=3001, force_sandbox=False)
+        if args.command == "sandbox":
+            return _serve(settings, sandbox_port=args.sandbox_port, force_sandbox=True)
+        if args.command == "manifest":
+            from bot.manifest import render_manifest
+
+            print(render_manifest(args.url), end="")
+            return 0
+        if args.command == "migrate":
+            return _migrate(settings)
+        if args.command == "runs":
+            from bot.runs_cli import show_runs
+
+            return show_runs(settings, run_id=args.run_id, limit=args.limit)
+    except (SettingsError, ValueError) as exc:
+        print(f"signoff: {exc}", file=sys.stderr)
+        return 2
+    return 1
+
+
+def _serve(settings: Settings, *, sandbox_port: int, force_sandbox: bool) -> int:
+    if force_sandbox or not settings.has_slack_credentials:
+        from bot.sandbox.run import serve_sandbox
+
+        return serve_sandbox(settings, sandbox_port=sandbox_port)
+    from bot.server import Runtime, serve
+
+    serve(Runtime(settings))
+    return 0
+
+
+def _migrate(settings: Settings) -> int:
+    from bot.store import BotStore
+    from engine import db_from_url
+
+    db = db_from_url(settings.database_url)
+    db.upgrade()
+    BotStore(db.engine).ensure_schema()
+    print(f"signoff: database schema is up to date ({db!r})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,15 @@
+"""Bolt listeners, one module per kind of request."""
+
+from __future__ import annotations
+
+from slack_bolt import App
+
+from bot.listeners import actions, commands, views
+from bot.service import Signoff
+
+
+def register(app: App, signoff: Signoff) -> None:
+    commands.register(app, signoff)
+    actions.register(app, signoff)
+    views.register(app, signoff)
+

@@ -1,0 +1,75 @@
+"""Buttons on a pause message: Approve, Reject, Reject with reason…, Provide input…"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from slack_bolt import Ack, App
+from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError
+
+from bot import blocks
+from bot.listeners.payload import dig
+from bot.service import DecisionResult, Signoff
+
+log = logging.getLogger("signoff.actions")
+
+
+def register(app: App, signoff: Signoff) -> None:
+    @app.action(blocks.ACTION_APPROVE)
+    def on_approve(ack: Ack, body: dict[str, Any]) -> None:
+        ack()
+        _decide(signoff, body, "confirm")
+
+    @app.action(blocks.ACTION_REJECT)
+    def on_reject(ack: Ack, body: dict[str, Any]) -> None:
+        ack()
+        _decide(signoff, body, "reject")
+
+    @app.action(blocks.ACTION_PROVIDE_INPUT)
+    def on_provide_input(ack: Ack, body: dict[str, Any], client: WebClient) -> None:
+        # The modal opens on the ack path: a trigger_id dies after 3 seconds.
+        ack()
+        _open_modal(signoff, body, client, blocks.input_modal)
+
+    @app.action(blocks.ACTION_REJECT_WITH_REASON)
+    def on_reject_with_reason(ack: Ack, body: dict[str, Any], client: WebClient) -> None:
+        ack()
+        _open_modal(signoff, body, client, blocks.reject_modal)
+
+
+def _who(body: dict[str, Any]) -> tuple[str | None, str | None, Any]:
+    return (dig(body, "user", "id"), dig(body, "channel", "id"),
+            dig(body, "actions", 0, "value"))
+
+
+def _decide(signoff: Signoff, body: dict[str, Any], action: str) -> None:
+    user_id, channel, token = _who(body)
+    if not isinstance(user_id, str):
+        log.warning("block_actions without a user; ignored")
+        return
+    result = signoff.decide(token, user_id=user_id, action=action)
+    if not result.ok:
+        signoff.tell(channel=channel, user_id=user_id, text=result.message)
+
+
+def _open_modal(signoff: Signoff, body: dict[str, Any], client: WebClient, build: Any) -> None:
+    user_id, channel, token = _who(body)
+    trigger_id = dig(body, "trigger_id")
+    if not isinstance(user_id, str) or not isinstance(trigger_id, str):
+        log.warning("block_actions without user or trigger_id; ignored")
+        return
+    loaded = signoff.load_pause(token, user_id)
+    if isinstance(loaded, DecisionResult):
+        signoff.tell(channel=channel, user_id=user_id, text=loaded.message)
+        return
+    _pause, route, run, req = loaded
+    try:
+        client.views_open(trigger_id=trigger_id,
+                          view=build(signoff.pause_context(route, run, req)))
+    except SlackApiError as exc:
+        log.warning("views.open failed: %s", exc.response.get("error"))
+        signoff.tell(channel=channel, user_id=user_id,
+                     text="Could not open the form (Slack said "
+                          f"`{exc.response.get('error')}`); please click again.")

@@ -1,0 +1,70 @@
+"""``/signoff run | list | status | pending | help``."""
+
+from __future__ import annotations
+
+import logging
+import re
+from typing import Any
+
+from slack_bolt import Ack, App
+
+from bot import blocks
+from bot.service import Signoff
+
+log = logging.getLogger("signoff.commands")
+COMMAND = "/signoff"
+_RUN_ID = re.compile(r"^[0-9a-f]{8,64}$")
+
+
+def register(app: App, signoff: Signoff) -> None:
+    @app.command(COMMAND)
+    def on_command(ack: Ack, command: dict[str, Any]) -> None:
+        ack(**reply(signoff, command))
+
+
+def _ephemeral(text_and_blocks: tuple[str, list[dict[str, Any]]]) -> dict[str, Any]:
+    text, message_blocks = text_and_blocks
+    return {"text": text, "blocks": message_blocks, "response_type": "ephemeral"}
+
+
+def reply(signoff: Signoff, command: dict[str, Any]) -> dict[str, Any]:
+    """The ack of a slash command: answered within Slack's 3 s, never starting work there
+    (a run starts in the background)."""
+    user_id = command.get("user_id")
+    text = command.get("text")
+    if not isinstance(user_id, str) or not isinstance(text, (str, type(None))):
+        return _ephemeral(blocks.help_blocks("That request was malformed."))
+    verb, _, rest = (text or "").strip().partition(" ")
+    rest = rest.strip()
+    verb = verb.lower()
+    if verb in ("", "help"):
+        return _ephemeral(blocks.help_blocks())
+    if verb == "list":
+        items = [(r.name, r.workflow.description, [s.name for s in r.workflow.steps])
+                 for r in signoff.routes.values() if signoff.can_start(user_id, r)]
+        return _ephemeral(blocks.list_blocks(items))
+    if verb == "run":
+        name, _, run_input = rest.partition(" ")
+        if not name:
+            return _ephemeral(blocks.help_blocks("Which workflow? `/signoff run <workflow> "
+                                                 "[input]`"))
+        route = signoff.routes.get(name)
+        if route is None:
+            known = ", ".join(f"`{n}`" for n in signoff.routes) or "none"
+            return _ephemeral(blocks.help_blocks(f"Unknown workflow `{name}`. Known: {known}."))
+        if not signoff.can_start(user_id, route):
+            return _ephemeral(blocks.help_blocks(f"You may not start `{name}`."))
+        run_id = signoff.start_run(name, run_input.strip() or None, user_id=user_id)
+        channel = route.channel_for(None, signoff.default_channel)
+        return {"response_type": "ephemeral",
+                "text": f"Started *{name}* (run `{run_id}`); follow it in {channel}."}
+    if verb == "status":
+        if not _RUN_ID.match(rest):
+            return _ephemeral(blocks.help_blocks("`/signoff status <run_id>` needs a run id."))
+        run = signoff.db.get_run(rest)
+        if run is None or run.workflow_name not in signoff.routes:
+            return _ephemeral(blocks.help_blocks(f"No run `{rest}`."))
+        return _ephemeral(blocks.status_blocks(run, signoff.db.get_decisions(run.run_id)))
+    if verb == "pending":
+        return _ephemeral(blocks.pending_blocks(signoff.pending_for(user_id)))
+    return _ephemeral(blocks.help_blocks(f"Unknown command `{verb}`."))

@@ -1,0 +1,1 @@
+"""Cross-cutting request handling, as Bolt middleware."""

@@ -1,0 +1,48 @@
+"""Act once per interaction: Slack's retries (``X-Slack-Retry-Num``) and replays of a
+request already handled are acknowledged and dropped."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from slack_bolt import BoltRequest, BoltResponse
+
+from bot.listeners.payload import dig
+from bot.service import Signoff
+
+log = logging.getLogger("signoff.dedupe")
+
+
+def interaction_key(body: dict[str, Any]) -> str | None:
+    """A key that is the same for every delivery of one interaction."""
+    kind = body.get("type")
+    if kind == "block_actions":
+        action = dig(body, "actions", 0)
+        user = dig(body, "user", "id")
+        if isinstance(action, dict) and user:
+            return f"action:{user}:{action.get('action_id')}:{action.get('action_ts')}"
+    elif kind == "view_submission":
+        view_id, view_hash = dig(body, "view", "id"), dig(body, "view", "hash")
+        if view_id and view_hash:
+            return f"view:{view_id}:{view_hash}"
+    elif kind == "event_callback" and body.get("event_id"):
+        return f"event:{body['event_id']}"
+    elif body.get("command") and body.get("trigger_id"):
+        return f"command:{body['trigger_id']}"
+    return None
+
+
+def dedupe_middleware(signoff: Signoff) -> Callable[..., BoltResponse | None]:
+    def dedupe(req: BoltRequest, resp: BoltResponse, next: Callable[[], BoltResponse]
+               ) -> BoltResponse | None:
+        body = req.body if isinstance(req.body, dict) else {}
+        key = interaction_key(body)
+        if key is not None and not signoff.store.first_time_seen(key, now=signoff.clock.now()):
+            retry = req.headers.get("x-slack-retry-num", [None])[0]
+            log.info("dropping repeated delivery %s (retry %s)", key, retry)
+            return BoltResponse(status=200, body="")
+        return next()
+
+    return dedupe

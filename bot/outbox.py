@@ -1,0 +1,239 @@
+"""Delivers the outbox to Slack, in order per run, retrying until Slack answers.
+
+A 429 is retried after its Retry-After; a network error or 5xx with exponential backoff;
+an error that will not go away by itself (``channel_not_found``, ``invalid_auth``…) is
+retried a few times and then marked failed and logged. Time comes from the injected
+clock, so tests move it instead of sleeping.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from slack_sdk.errors import SlackApiError
+
+from bot import blocks
+from bot.store import OutboxItem
+from engine import Decision, RunStatus, StepRequirement
+
+if TYPE_CHECKING:
+    from bot.service import Signoff
+
+log = logging.getLogger("signoff.outbox")
+LEASE = timedelta(seconds=60)
+MAX_BACKOFF = timedelta(minutes=5)
+PERMANENT_ERRORS = frozenset({"channel_not_found", "not_in_channel", "invalid_auth",
+                              "account_inactive", "token_revoked", "is_archived",
+                              "invalid_blocks", "msg_too_long", "no_permission",
+                              "missing_scope", "message_not_found", "cant_update_message"})
+PERMANENT_ATTEMPTS = 5
+
+
+class NotReady(Exception):
+    """The item depends on one not delivered yet (a reply before its root message)."""
+
+
+class OutboxWorker:
+    def __init__(self, signoff: Signoff, *, poll_interval: float = 0.5) -> None:
+        self.signoff = signoff
+        self.store = signoff.store
+        self.poll_interval = poll_interval
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.delivered = 0
+        self.errors = 0
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._loop, name="signoff-outbox", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self.signoff.outbox_wakeup.set()
+        if self._thread:
+            self._thread.join(timeout=10)
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            self.signoff.outbox_wakeup.wait(self.poll_interval)
+            self.signoff.outbox_wakeup.clear()
+            try:
+                self.deliver_due()
+            except Exception:
+                log.exception("outbox pass failed")
+
+    def deliver_due(self) -> int:
+        """One pass over what is due now; returns how many items were delivered."""
+        now = self.signoff.clock.now()
+        blocked_runs: set[str] = set()
+        done = 0
+        for item in self.store.due_items(now=now):
+            if item.run_id in blocked_runs:
+                continue  # keep each run's messages in order
+            if not self.store.claim_item(item.id, now=now, lease=LEASE):
+                continue
+            try:
+                self._deliver(item)
+            except NotReady:
+                blocked_runs.add(item.run_id)
+                self.store.finish_item(item.id, state="pending",
+                                       retry_at=now + timedelta(milliseconds=200))
+            except SlackApiError as exc:
+                blocked_runs.add(item.run_id)
+                self._failed(item, exc, now)
+            except Exception as exc:  # network errors and the like: Slack unreachable
+                blocked_runs.add(item.run_id)
+                self._retry(item, f"{type(exc).__name__}: {exc}", now, self._backoff(item))
+            else:
+                self.store.finish_item(item.id, state="sent")
+                self.delivered += 1
+                done += 1
+        return done
+
+    def _backoff(self, item: OutboxItem) -> timedelta:
+        return min(timedelta(seconds=2 ** min(item.attempts, 10)), MAX_BACKOFF)
+
+    def _failed(self, item: OutboxItem, exc: SlackApiError, now: datetime) -> None:
+        self.errors += 1
+        response = exc.response
+        error = str(response.get("error") if response is not None else exc)
+        if response is not None and response.status_code == 429:
+            retry_after = int(response.headers.get("Retry-After", "1") or 1)
+            self._retry(item, "ratelimited", now, timedelta(seconds=retry_after))
+        elif error in PERMANENT_ERRORS and item.attempts + 1 >= PERMANENT_ATTEMPTS:
+            log.error("giving up on %s for run %s: %s", item.kind, item.run_id, error)
+            self.store.finish_item(item.id, state="failed", error=error)
+        else:
+            self._retry(item, error, now, self._backoff(item))
+
+    def _retry(self, item: OutboxItem, error: str, now: datetime, after: timedelta) -> None:
+        log.warning("will retry %s for run %s in %s: %s", item.kind, item.run_id, after, error)
+        self.store.finish_item(item.id, state="pending", error=error, retry_at=now + after)
+
+    # -- delivery of each kind ----------------------------------------------------------------
+    def _deliver(self, item: OutboxItem) -> None:
+        handler = getattr(self, f"_deliver_{item.kind}", None)
+        if handler is None:
+            log.error("unknown outbox kind %r; dropping item %s", item.kind, item.id)
+            return
+        handler(item)
+
+    def _ref(self, run_id: str) -> Any:
+        ref = self.store.get_run_ref(run_id)
+        if ref is None:
+            raise NotReady(run_id)
+        return ref
+
+    def _card(self, run_id: str, data: dict[str, Any]) -> blocks.RunCard:
+        ref = self._ref(run_id)
+        route = self.signoff.routes.get(ref.workflow_name)
+        run = route.workflow.get_run(run_id) if route else None
+        steps = [s.name for s in route.workflow.steps] if route else []
+        if run is not None:
+            return blocks.RunCard(workflow_name=ref.workflow_name, run_id=run_id,
+                                  status=run.status, user_id=run.user_id,
+                                  created_at=run.created_at, step_names=steps, run=run)
+        created = data.get("created_at")
+        return blocks.RunCard(workflow_name=ref.workflow_name, run_id=run_id,
+                              status=RunStatus.running, user_id=data.get("user_id"),
+                              created_at=datetime.fromisoformat(created) if created else None,
+                              step_names=steps)
+
+    def _deliver_root(self, item: OutboxItem) -> None:
+        ref = self._ref(item.run_id)
+        if ref.root_ts:
+            return
+        text, message_blocks = blocks.run_root_message(self._card(item.run_id, item.data))
+        response = self.signoff.client.chat_postMessage(channel=ref.channel, text=text,
+                                                        blocks=message_blocks)
+        self.store.set_root_ts(item.run_id, response["ts"], response.get("channel") or ref.channel)
+
+    def _deliver_root_update(self, item: OutboxItem) -> None:
+        ref = self._ref(item.run_id)
+        if not ref.root_ts:
+            raise NotReady(item.run_id)
+        text, message_blocks = blocks.run_root_message(self._card(item.run_id, item.data))
+        self.signoff.client.chat_update(channel=self._channel_id(ref), ts=ref.root_ts,
+                                        text=text, blocks=message_blocks)
+
+    def _deliver_pause(self, item: OutboxItem) -> None:
+        ref = self._ref(item.run_id)
+        pause = self.store.get_pause(item.data["requirement_id"])
+        if pause is None:
+            return
+        if pause.message_ts:
+            return
+        if not ref.root_ts:
+            raise NotReady(item.run_id)
+        route = self.signoff.routes.get(pause.workflow_name)
+        run = route.workflow.get_run(pause.run_id) if route else None
+        if route is None or run is None:
+            return
+        req = next((r for r in run.step_requirements
+                    if r.requirement_id == pause.requirement_id), None)
+        if req is None:
+            # Decided before its message went out: post the outcome instead of buttons.
+            decision = self._decision_for(run.run_id, pause.requirement_id)
+            req = self._requirement_from_decision(route, run, pause.step_name)
+            if decision is None or req is None:
+                return
+            ctx = self.signoff.pause_context(route, run, req)
+            text, message_blocks = blocks.resolved_message(ctx, decision)
+        else:
+            text, message_blocks = blocks.pause_message(self.signoff.pause_context(route, run, req))
+        thread_ts = ref.root_ts if pause.channel == ref.channel else None
+        response = self.signoff.client.chat_postMessage(
+            channel=pause.channel, text=text, blocks=message_blocks, thread_ts=thread_ts)
+        self.store.set_pause_ts(pause.requirement_id, response["ts"],
+                                response.get("channel") or pause.channel)
+
+    def _deliver_resolve(self, item: OutboxItem) -> None:
+        req = StepRequirement.from_dict(item.data["requirement"])
+        pause = self.store.get_pause(req.requirement_id)
+        if pause is None:
+            return
+        if not pause.message_ts:
+            raise NotReady(item.run_id)
+        route = self.signoff.routes.get(pause.workflow_name)
+        run = route.workflow.get_run(pause.run_id) if route else None
+        if route is None or run is None:
+            return
+        decision = self._decision_for(run.run_id, req.requirement_id)
+        if decision is None:
+            return
+        ctx = self.signoff.pause_context(route, run, req)
+        text, message_blocks = blocks.resolved_message(ctx, decision)
+        self.signoff.client.chat_update(channel=self._pause_channel_id(pause),
+                                        ts=pause.message_ts, text=text, blocks=message_blocks)
+
+    def _deliver_note(self, item: OutboxItem) -> None:
+        ref = self._ref(item.run_id)
+        if not ref.root_ts:
+            raise NotReady(item.run_id)
+        self.signoff.client.chat_postMessage(channel=ref.channel, thread_ts=ref.root_ts,
+                                             text=blocks.clip(item.data["text"],
+                                                              blocks.MESSAGE_TEXT_MAX))
+
+    # -- helpers ---------------------------------------------------------------------------------
+    def _decision_for(self, run_id: str, requirement_id: str) -> Decision | None:
+        return next((d for d in self.signoff.db.get_decisions(run_id)
+                     if d.requirement_id == requirement_id), None)
+
+    @staticmethod
+    def _requirement_from_decision(route: Any, run: Any, step_name: str) -> StepRequirement | None:
+        step = next((s for s in route.workflow.steps if s.name == step_name), None)
+        if step is None:
+            return None
+        index = route.workflow.steps.index(step)
+        return step.new_requirement(index=index, path=[index], now=run.created_at)
+
+    @staticmethod
+    def _channel_id(ref: Any) -> str:
+        return str(ref.channel_id or ref.channel)
+
+    @staticmethod
+    def _pause_channel_id(pause: Any) -> str:
+        return str(pause.channel_id or pause.channel)

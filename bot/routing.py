@@ -1,0 +1,103 @@
+"""Where a workflow's pauses go in Slack and who may decide them: one declarative place.
+
+A workflow module exposes Workflows, SlackRoutes or lists of them; ``SIGNOFF_WORKFLOWS``
+names them as ``module:attribute``.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+from engine import Workflow
+
+
+@dataclass(frozen=True)
+class StepRoute:
+    """Overrides for one step; unset fields fall back to the workflow's route."""
+
+    channel: str | None = None
+    approvers: tuple[str, ...] | None = None
+    allow_requester: bool | None = None
+
+
+@dataclass(frozen=True)
+class SlackRoute:
+    """Slack settings of one workflow.
+
+    ``approvers``: Slack user IDs (``U…``/``W…``) and user-group IDs (``S…``); empty means
+    anyone who can see the message. ``allow_requester``: whether the person who started a
+    run may decide its pauses. ``reminder_before``: mention the approvers in the thread this
+    long before a deadline.
+    """
+
+    workflow: Workflow
+    channel: str | None = None
+    approvers: tuple[str, ...] = ()
+    allow_requester: bool = True
+    starters: tuple[str, ...] = ()
+    reminder_before: timedelta | None = None
+    steps: Mapping[str, StepRoute] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        for who in (*self.approvers, *self.starters):
+            if not who or who[0] not in "UWS":
+                raise ValueError(f"route {self.workflow.name!r}: {who!r} is not a Slack user "
+                                 "(U…/W…) or user-group (S…) ID")
+        for step_name in self.steps:
+            if workflow_step(self.workflow, step_name) is None:
+                raise ValueError(f"route {self.workflow.name!r}: no step named {step_name!r}")
+
+    @property
+    def name(self) -> str:
+        return self.workflow.name
+
+    def channel_for(self, step_name: str | None, default: str) -> str:
+        step = self.steps.get(step_name or "")
+        return (step.channel if step and step.channel else None) or self.channel or default
+
+    def approvers_for(self, step_name: str | None) -> tuple[str, ...]:
+        step = self.steps.get(step_name or "")
+        return step.approvers if step and step.approvers is not None else self.approvers
+
+    def requester_may_decide(self, step_name: str | None) -> bool:
+        step = self.steps.get(step_name or "")
+        if step and step.allow_requester is not None:
+            return step.allow_requester
+        return self.allow_requester
+
+
+def workflow_step(workflow: Workflow, name: str) -> Any:
+    return next((s for s in workflow.steps if s.name == name), None)
+
+
+def as_routes(obj: Any, *, where: str) -> list[SlackRoute]:
+    if isinstance(obj, SlackRoute):
+        return [obj]
+    if isinstance(obj, Workflow):
+        return [SlackRoute(workflow=obj)]
+    if isinstance(obj, Iterable) and not isinstance(obj, (str, bytes)):
+        return [r for item in obj for r in as_routes(item, where=where)]
+    raise TypeError(f"{where} is a {type(obj).__name__}, not a Workflow, SlackRoute or a list")
+
+
+def load_routes(specs: Iterable[str]) -> list[SlackRoute]:
+    """Import ``module:attribute`` specs; raise ValueError with one clear line if one is bad."""
+    routes: list[SlackRoute] = []
+    for spec in specs:
+        module_name, _, attribute = spec.partition(":")
+        try:
+            module = importlib.import_module(module_name)
+        except ImportError as exc:
+            raise ValueError(f"SIGNOFF_WORKFLOWS: cannot import {module_name!r}: {exc}") from None
+        if not hasattr(module, attribute):
+            raise ValueError(f"SIGNOFF_WORKFLOWS: {module_name!r} has no attribute {attribute!r}")
+        routes.extend(as_routes(getattr(module, attribute), where=spec))
+    names = [r.name for r in routes]
+    duplicates = {n for n in names if names.count(n) > 1}
+    if duplicates:
+        raise ValueError(f"SIGNOFF_WORKFLOWS: workflow names used twice: {sorted(duplicates)}")
+    return routes

@@ -1,0 +1,168 @@
+"""HTTP: ``POST /slack/events`` (events, interactivity, slash commands) and ``GET /healthz``,
+on Starlette + uvicorn; or Socket Mode when ``SLACK_APP_TOKEN`` is set.
+
+``Runtime`` wires a running bot together: database, Slack client, the Signoff core, the
+outbox worker, the deadline scheduler, the Bolt app and the ASGI app.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+import threading
+import time
+from typing import Any
+from urllib.parse import parse_qs
+
+import uvicorn
+from slack_bolt import App, BoltRequest
+from slack_sdk import WebClient
+from slack_sdk.signature import SignatureVerifier
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from bot.app import build_app
+from bot.config import Settings
+from bot.outbox import OutboxWorker
+from bot.routing import SlackRoute, load_routes
+from bot.scheduler import DeadlineScheduler
+from bot.service import Signoff
+from engine import Clock, db_from_url
+from engine.db.base import BaseDb
+
+log = logging.getLogger("signoff.server")
+MAX_BODY_BYTES = 1_000_000
+
+
+def make_client(settings: Settings) -> WebClient:
+    token = settings.slack_bot_token.get_secret_value() if settings.slack_bot_token else None
+    # No retry handlers: the outbox retries without holding a thread asleep.
+    client = WebClient(token=token, base_url=settings.slack_api_url, timeout=10)
+    client.retry_handlers = []
+    return client
+
+
+class Runtime:
+    def __init__(self, settings: Settings, *, routes: list[SlackRoute] | None = None,
+                 db: BaseDb | None = None, client: WebClient | None = None,
+                 clock: Clock | None = None, scheduler_paused: bool = False,
+                 outbox_poll_interval: float = 0.5) -> None:
+        self.settings = settings
+        self.db = db or db_from_url(settings.database_url)
+        self.client = client or make_client(settings)
+        self.signoff = Signoff(
+            routes=routes if routes is not None else load_routes(settings.workflow_specs),
+            db=self.db, client=self.client, default_channel=settings.channel, clock=clock,
+            workers=settings.workers)
+        self.outbox = OutboxWorker(self.signoff, poll_interval=outbox_poll_interval)
+        self.scheduler = DeadlineScheduler(self.signoff, poll_seconds=settings.poll_seconds)
+        self._scheduler_paused = scheduler_paused
+        secret = settings.slack_signing_secret
+        self.signing_secret = secret.get_secret_value() if secret else ""
+        self.bolt: App = build_app(self.signoff, signing_secret=self.signing_secret,
+                                   client=self.client)
+        self.asgi = make_asgi(self)
+
+    def start(self) -> None:
+        self.signoff.start()
+        self.outbox.start()
+        self.scheduler.start(paused=self._scheduler_paused)
+
+    def stop(self) -> None:
+        self.scheduler.stop()
+        self.signoff.stop()
+        self.outbox.stop()
+
+
+def make_asgi(runtime: Runtime) -> Starlette:
+    verifier = SignatureVerifier(runtime.signing_secret)
+
+    async def slack_events(request: Request) -> Response:
+        body = await request.body()
+        if len(body) > MAX_BODY_BYTES:
+            return JSONResponse({"error": "request too large"}, status_code=413)
+        if not verifier.is_valid(body=body,
+                                 timestamp=request.headers.get("x-slack-request-timestamp", ""),
+                                 signature=request.headers.get("x-slack-signature", "")):
+            return JSONResponse({"error": "invalid or expired signature"}, status_code=401)
+        try:
+            text = body.decode("utf-8")
+            bolt_request = BoltRequest(body=text, query=request.url.query,
+                                       headers=dict(request.headers))
+        except (ValueError, AttributeError, TypeError, UnicodeDecodeError) as exc:
+            return JSONResponse({"error": f"malformed payload: {type(exc).__name__}"},
+                                status_code=400)
+        if not isinstance(bolt_request.body, dict) or not bolt_request.body:
+            return JSONResponse({"error": "malformed payload: empty"}, status_code=400)
+        response = await run_in_threadpool(runtime.bolt.dispatch, bolt_request)
+        return Response(content=response.body, status_code=response.status,
+                        headers=response.first_headers_without_set_cookie())
+
+    async def healthz(_request: Request) -> Response:
+        ok = await run_in_threadpool(runtime.db.ping)
+        return JSONResponse({"ok": ok, "database": "reachable" if ok else "unreachable"},
+                            status_code=200 if ok else 503)
+
+    return Starlette(routes=[
+        Route("/slack/events", slack_events, methods=["POST"]),
+        Route("/healthz", healthz, methods=["GET"]),
+    ])
+
+
+class ServerThread:
+    """uvicorn in a background thread; ``port=0`` picks a free port."""
+
+    def __init__(self, app: Any, *, host: str = "127.0.0.1", port: int = 0) -> None:
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind((host, port))
+        self.host, self.port = self.sock.getsockname()[:2]
+        config = uvicorn.Config(app, log_level="warning", lifespan="off", access_log=False)
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self.server.run,
+                                       kwargs={"sockets": [self.sock]}, daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    def start(self) -> ServerThread:
+        self.thread.start()
+        deadline = time.monotonic() + 10
+        while not self.server.started:
+            if time.monotonic() > deadline or not self.thread.is_alive():
+                raise RuntimeError("HTTP server did not start")
+            time.sleep(0.01)
+        return self
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=10)
+        self.sock.close()
+
+
+def serve(runtime: Runtime) -> None:
+    """Serve until interrupted (``signoff serve``)."""
+    settings = runtime.settings
+    runtime.start()
+    handler = None
+    try:
+        if settings.slack_app_token is not None:
+            from slack_bolt.adapter.socket_mode import SocketModeHandler
+
+            handler = SocketModeHandler(runtime.bolt, settings.slack_app_token.get_secret_value())
+            handler.connect()
+            log.info("connected to Slack in Socket Mode; /healthz on port %s", settings.port)
+        uvicorn.run(runtime.asgi, host=settings.host, port=settings.port,
+                    log_level=settings.log_level.lower(), access_log=False)
+    finally:
+        if handler is not None:
+            handler.close()
+        runtime.stop()
+
+
+def form_fields(body: bytes) -> dict[str, str]:
+    return {k: v[0] for k, v in parse_qs(body.decode()).items()}

@@ -1,0 +1,387 @@
+"""``Signoff``: the bot's core, between the engine and Slack.
+
+- Observes every run of every configured workflow and turns its lifecycle into Slack
+  messages, through the durable outbox (``outbox.py`` delivers them).
+- Takes decisions from Slack (``decide``) and hands them to the engine: the pause is
+  claimed at once (exactly once, in the database) and the remaining steps run in the
+  background, never on Slack's ack path.
+- Finds pauses made by other processes (a script calling ``workflow.run``) and posts them.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError
+
+from bot import blocks
+from bot.routing import SlackRoute
+from bot.store import BotStore, PauseRef
+from engine import (
+    Clock,
+    Decision,
+    EngineError,
+    RunNotPausedError,
+    StepContinuedEvent,
+    StepPausedEvent,
+    StepRequirement,
+    UserInputValidationError,
+    Workflow,
+    WorkflowCancelledEvent,
+    WorkflowCompletedEvent,
+    WorkflowErrorEvent,
+    WorkflowRunEvent,
+    WorkflowRunOutput,
+    WorkflowStartedEvent,
+)
+from engine.clock import SYSTEM_CLOCK
+from engine.db.base import BaseDb
+
+log = logging.getLogger("signoff.bot")
+GROUP_CACHE_SECONDS = 300.0
+
+
+@dataclass(frozen=True)
+class DecisionResult:
+    """What happened to a decision; ``message`` is what to tell the person (ephemerally)."""
+
+    ok: bool
+    message: str
+    errors: dict[str, str] | None = None  # for modals: field errors keyed by block id
+
+
+class Signoff:
+    def __init__(self, *, routes: list[SlackRoute], db: BaseDb, client: WebClient,
+                 default_channel: str, clock: Clock | None = None, workers: int = 8) -> None:
+        self.routes = {r.name: r for r in routes}
+        self.db = db
+        self.client = client
+        self.default_channel = default_channel
+        self.clock: Clock = clock or SYSTEM_CLOCK
+        self.store = BotStore(db.engine)
+        self.executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="signoff-run")
+        self._unsubscribe: list[Callable[[], None]] = []
+        self._group_cache: dict[str, tuple[float, frozenset[str]]] = {}
+        self._group_lock = threading.Lock()
+        self.outbox_wakeup = threading.Event()
+        self.on_pause_recorded: list[Callable[[str, StepRequirement], None]] = []
+        for route in routes:
+            wf = route.workflow
+            if not wf.has_db:
+                wf.db = db  # workflows given without a db get the bot's
+            if clock is not None:
+                wf.clock = clock
+
+    # -- lifecycle -----------------------------------------------------------------------
+    def start(self) -> None:
+        self.db.ensure_schema()
+        self.store.ensure_schema()
+        for route in self.routes.values():
+            self._unsubscribe.append(route.workflow.subscribe(self._on_event))
+
+    def stop(self) -> None:
+        for unsubscribe in self._unsubscribe:
+            unsubscribe()
+        self._unsubscribe.clear()
+        self.executor.shutdown(wait=True, cancel_futures=False)
+
+    def workflow(self, name: str) -> Workflow | None:
+        route = self.routes.get(name)
+        return route.workflow if route else None
+
+    # -- starting runs -------------------------------------------------------------------------
+    def start_run(self, workflow_name: str, input: Any, *, user_id: str | None) -> str:
+        """Start a run in the background; returns its run id at once."""
+        route = self.routes[workflow_name]
+        run_id = _new_run_id()
+        self.executor.submit(self._run_in_background, route.workflow, input, user_id, run_id)
+        return run_id
+
+    def _run_in_background(self, wf: Workflow, input: Any, user_id: str | None,
+                           run_id: str) -> None:
+        try:
+            wf.run(input, user_id=user_id, run_id=run_id)
+        except Exception:
+            log.exception("run %s of %s failed outside its steps", run_id, wf.name)
+
+    # -- events -> Slack (through the outbox) ----------------------------------------------------
+    def _on_event(self, event: WorkflowRunEvent) -> None:
+        run = event.run_output
+        route = self.routes.get(event.workflow_name or "")
+        if run is None or route is None:
+            return
+        now = self.clock.now()
+        if isinstance(event, WorkflowStartedEvent):
+            self._ensure_root(route, run, now=now)
+        elif isinstance(event, StepPausedEvent):
+            self._post_pause(route, run, event.requirement, now=now)
+        elif isinstance(event, StepContinuedEvent) and event.requirement is not None:
+            req = event.requirement
+            self._enqueue(f"resolve:{req.requirement_id}", run.run_id, "resolve",
+                          {"requirement": req.to_dict(),
+                           "decision_at": (req.decided_at or now).isoformat()}, now)
+            self._enqueue_root_update(run, now)
+            if req.timed_out:
+                then = "run cancelled" if req.on_reject.value == "cancel" else "step skipped"
+                self._note(run, f"timeout:{req.requirement_id}",
+                           f":hourglass_flowing_sand: *{req.step_name}* timed out — {then}.", now)
+        elif isinstance(event, WorkflowCompletedEvent):
+            self._enqueue_root_update(run, now)
+            self._note(run, "completed", blocks.completion_note(run), now)
+        elif isinstance(event, WorkflowCancelledEvent):
+            self._enqueue_root_update(run, now)
+            self._note(run, "cancelled", f":no_entry_sign: {event.reason or 'Cancelled.'}", now)
+        elif isinstance(event, WorkflowErrorEvent):
+            self._enqueue_root_update(run, now)
+            self._note(run, "failed", f":x: Failed: {blocks.clip(event.error, 2500)}", now)
+
+    def _ensure_root(self, route: SlackRoute, run: WorkflowRunOutput, *, now: datetime) -> None:
+        channel = route.channel_for(None, self.default_channel)
+        self.store.record_run(run_id=run.run_id, workflow_name=route.name, channel=channel,
+                              now=now)
+        self._enqueue(f"root:{run.run_id}", run.run_id, "root",
+                      {"user_id": run.user_id, "created_at": run.created_at.isoformat()}, now)
+
+    def _post_pause(self, route: SlackRoute, run: WorkflowRunOutput, req: StepRequirement, *,
+                    now: datetime) -> None:
+        self._ensure_root(route, run, now=now)
+        channel = route.channel_for(req.step_name, self.default_channel)
+        if self.store.record_pause(requirement_id=req.requirement_id, run_id=run.run_id,
+                                   workflow_name=route.name, step_name=req.step_name,
+                                   channel=channel, now=now):
+            self._enqueue(f"pause:{req.requirement_id}", run.run_id, "pause",
+                          {"requirement_id": req.requirement_id}, now)
+            self._enqueue_root_update(run, now)
+            for callback in self.on_pause_recorded:
+                callback(route.name, req)
+
+    def _enqueue_root_update(self, run: WorkflowRunOutput, now: datetime) -> None:
+        key = f"root_update:{run.run_id}:{run.status.value}:{run.version}:{len(run.step_results)}"
+        self._enqueue(key, run.run_id, "root_update", {}, now)
+
+    def _note(self, run: WorkflowRunOutput, what: str, text: str, now: datetime) -> None:
+        self._enqueue(f"note:{run.run_id}:{what}", run.run_id, "note", {"text": text}, now)
+
+    def _enqueue(self, key: str, run_id: str, kind: str, data: dict[str, Any],
+                 now: datetime) -> None:
+        if self.store.enqueue(key=key, run_id=run_id, kind=kind, data=data, now=now):
+            self.outbox_wakeup.set()
+
+    def sync_paused_runs(self) -> int:
+        """Post pauses made elsewhere (other processes) that have no Slack message yet."""
+        posted = 0
+        now = self.clock.now()
+        for route in self.routes.values():
+            paused = route.workflow.list_paused_runs(limit=500)
+            known = self.store.known_pause_ids([p.requirement.requirement_id for p in paused])
+            for item in paused:
+                if item.requirement.requirement_id in known:
+                    continue
+                run = route.workflow.get_run(item.run_id)
+                if run is None or not run.is_paused:
+                    continue
+                self._post_pause(route, run, run.step_requirements[0], now=now)
+                posted += 1
+        return posted
+
+    # -- permissions ---------------------------------------------------------------------------
+    def may_decide(self, user_id: str, route: SlackRoute, run: WorkflowRunOutput,
+                   step_name: str) -> tuple[bool, str]:
+        if run.user_id and user_id == run.user_id and not route.requester_may_decide(step_name):
+            return False, "you started this run, and its approvals need someone else."
+        approvers = route.approvers_for(step_name)
+        if not approvers or user_id in approvers:
+            return True, ""
+        for group in (a for a in approvers if a.startswith("S")):
+            if user_id in self._group_members(group):
+                return True, ""
+        who = ", ".join(blocks.mention(a) for a in approvers)
+        return False, f"only {who} may decide this step."
+
+    def _group_members(self, group_id: str) -> frozenset[str]:
+        with self._group_lock:
+            cached = self._group_cache.get(group_id)
+            if cached and time.monotonic() - cached[0] < GROUP_CACHE_SECONDS:
+                return cached[1]
+        try:
+            members = frozenset(self.client.usergroups_users_list(usergroup=group_id)
+                                .get("users") or [])
+        except SlackApiError as exc:
+            log.warning("cannot list members of %s: %s", group_id, exc.response.get("error"))
+            members = frozenset()
+        with self._group_lock:
+            self._group_cache[group_id] = (time.monotonic(), members)
+        return members
+
+    def can_start(self, user_id: str, route: SlackRoute) -> bool:
+        if not route.starters or user_id in route.starters:
+            return True
+        return any(user_id in self._group_members(g) for g in route.starters if g.startswith("S"))
+
+    # -- decisions ---------------------------------------------------------------------------------
+    def load_pause(self, token: Any, user_id: str
+                   ) -> tuple[PauseRef, SlackRoute, WorkflowRunOutput, StepRequirement] | DecisionResult:
+        """Look the opaque token up and check the user may act on it (nothing trusted)."""
+        pause = self.store.get_pause(token) if isinstance(token, str) else None
+        route = self.routes.get(pause.workflow_name) if pause else None
+        if pause is None or route is None:
+            return DecisionResult(False, "This approval request is unknown to Signoff.")
+        run = route.workflow.get_run(pause.run_id)
+        if run is None:
+            return DecisionResult(False, "This run no longer exists.")
+        allowed, why = self.may_decide(user_id, route, run, pause.step_name)
+        if not allowed:
+            return DecisionResult(False, f":lock: You are not allowed to decide this: {why}")
+        current = run.step_requirements[0] if run.is_paused and run.step_requirements else None
+        if current is None or current.requirement_id != pause.requirement_id:
+            return DecisionResult(False, self._already_decided(run.run_id,
+                                                               pause.requirement_id))
+        return pause, route, run, current
+
+    def _already_decided(self, run_id: str, requirement_id: str) -> str:
+        for decision in self.db.get_decisions(run_id):
+            if decision.requirement_id == requirement_id:
+                return f"Already decided: {_describe(decision)}."
+        return "This step is no longer waiting for a decision."
+
+    def decide(self, token: Any, *, user_id: str, action: str, values: dict[str, Any] | None = None,
+               reason: str | None = None) -> DecisionResult:
+        """Apply ``action`` ("confirm", "reject" or "input") from ``user_id``.
+
+        Validates, claims the pause (exactly once) and continues the run in the
+        background. Input errors come back in ``errors``; nothing is stored then.
+        """
+        loaded = self.load_pause(token, user_id)
+        if isinstance(loaded, DecisionResult):
+            return loaded
+        _pause, route, run, req = loaded
+        try:
+            if action == "reject":
+                req.reject(by=user_id, reason=reason)
+            elif action == "confirm":
+                if req.requires_user_input:
+                    return DecisionResult(False, "This step needs input: use *Provide input…*.")
+                req.confirm(by=user_id)
+            elif action == "input":
+                req.set_user_input(values or {}, by=user_id)
+                if req.requires_confirmation:
+                    req.confirm(by=user_id)
+            else:
+                return DecisionResult(False, f"Unknown action {action!r}.")
+        except UserInputValidationError as exc:
+            return DecisionResult(False, str(exc),
+                                  errors=blocks.errors_for_modal(exc.errors, req.user_input_schema))
+        return self._continue(route.workflow, run, req)
+
+    def _continue(self, wf: Workflow, run: WorkflowRunOutput,
+                  req: StepRequirement) -> DecisionResult:
+        try:
+            events = wf.continue_run(run, stream=True, stream_events=True)
+            next(events)  # the claim: raises for everyone but the one winner
+        except RunNotPausedError:
+            return DecisionResult(False, self._already_decided(run.run_id, req.requirement_id))
+        except EngineError as exc:
+            return DecisionResult(False, f"Cannot continue: {exc}")
+        self.executor.submit(_drain, events, run.run_id)
+        verb = "Rejected" if req.is_rejected else "Approved"
+        return DecisionResult(True, f"{verb} *{req.step_name}*.")
+
+    def expire(self, workflow_name: str, run_id: str) -> bool:
+        """Apply on_reject to a run whose deadline passed (scheduler jobs call this)."""
+        wf = self.workflow(workflow_name)
+        if wf is None:
+            return False
+        try:
+            wf.expire_run(run_id, now=self.clock.now())
+        except RunNotPausedError as exc:
+            log.info("deadline of run %s: nothing to do (%s)", run_id, exc.resolution)
+            return False
+        except EngineError as exc:
+            log.info("deadline of run %s: %s", run_id, exc)
+            return False
+        return True
+
+    def remind(self, workflow_name: str, run_id: str, requirement_id: str) -> bool:
+        route = self.routes.get(workflow_name)
+        run = route.workflow.get_run(run_id) if route else None
+        if route is None or run is None or not run.is_paused:
+            return False
+        req = run.step_requirements[0]
+        if req.requirement_id != requirement_id:
+            return False
+        who = " ".join(blocks.mention(a) for a in route.approvers_for(req.step_name)) or "Reminder"
+        self._note(run, f"reminder:{requirement_id}",
+                   f"{who}: *{req.step_name}* still waits for a decision; deadline "
+                   f"{blocks.slack_date(req.expires_at)} (then {req.on_reject.value}).",
+                   self.clock.now())
+        return True
+
+    def tell(self, *, channel: str | None, user_id: str, text: str) -> None:
+        """An ephemeral message to one person; best effort."""
+        if not channel:
+            return
+        try:
+            self.client.chat_postEphemeral(channel=channel, user=user_id, text=text)
+        except SlackApiError as exc:
+            log.warning("could not tell %s: %s", user_id, exc.response.get("error"))
+
+    # -- slash command data ------------------------------------------------------------------------
+    def pending_for(self, user_id: str) -> list[tuple[str, str, str, datetime | None, str | None]]:
+        items = []
+        for route in self.routes.values():
+            for paused in route.workflow.list_paused_runs(limit=200):
+                run = route.workflow.get_run(paused.run_id)
+                if run is None or not self.may_decide(user_id, route, run, paused.step_name)[0]:
+                    continue
+                items.append((route.name, paused.step_name, paused.run_id, paused.expires_at,
+                              self._permalink(paused.requirement.requirement_id)))
+        return items
+
+    def _permalink(self, requirement_id: str) -> str | None:
+        pause = self.store.get_pause(requirement_id)
+        if pause is None or pause.message_ts is None:
+            return None
+        try:
+            return self.client.chat_getPermalink(channel=pause.channel,
+                                                 message_ts=pause.message_ts).get("permalink")
+        except SlackApiError:
+            return None
+
+    def pause_context(self, route: SlackRoute, run: WorkflowRunOutput,
+                      req: StepRequirement) -> blocks.PauseContext:
+        return blocks.PauseContext(token=req.requirement_id, workflow_name=route.name, run=run,
+                                   requirement=req, approvers=route.approvers_for(req.step_name))
+
+
+def _drain(events: Iterator[WorkflowRunEvent], run_id: str) -> None:
+    try:
+        for _ in events:
+            pass
+    except Exception:
+        log.exception("continuing run %s failed", run_id)
+
+
+def _describe(decision: Decision) -> str:
+    when = blocks.slack_date(decision.decided_at)
+    if decision.outcome.value == "timed_out":
+        return f"the deadline passed ({when})"
+    verb = {"confirmed": "approved", "rejected": "rejected", "submitted": "answered"}[
+        decision.outcome.value]
+    return f"{verb} by {blocks.mention(decision.decided_by)} at {when}"
+
+
+def _new_run_id() -> str:
+    import uuid
+
+    return uuid.uuid4().hex
+
+
+__all__ = ["DecisionResult", "Signoff", "timedelta"]

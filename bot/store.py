@@ -1,0 +1,250 @@
+"""The bot's own tables, next to the engine's in the same database.
+
+- ``slack_runs``: each run's channel and root message.
+- ``slack_pauses``: each posted pause; its id is the opaque token in buttons and modals.
+- ``slack_outbox``: every Slack post/update to make, delivered by a worker with retries,
+  so a pause is posted even if Slack was down or rate-limiting when it happened, and
+  posted once even when several replicas see it (unique ``dedupe_key`` + a claim).
+- ``slack_seen_requests``: keys of handled interactions, so retries and replays act once.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import (
+    Column,
+    Engine,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    delete,
+    insert,
+    or_,
+    select,
+    update,
+)
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+from engine.db.schema import UtcDateTime
+
+metadata = MetaData()
+
+slack_runs = Table(
+    "slack_runs", metadata,
+    Column("run_id", String(64), primary_key=True),
+    Column("workflow_name", String(200), nullable=False),
+    Column("channel", String(100), nullable=False),
+    Column("channel_id", String(100)),  # as Slack answered; chat.update needs the id
+    Column("root_ts", String(32)),
+    Column("created_at", UtcDateTime(), nullable=False),
+)
+
+slack_pauses = Table(
+    "slack_pauses", metadata,
+    Column("requirement_id", String(64), primary_key=True),
+    Column("run_id", String(64), nullable=False, index=True),
+    Column("workflow_name", String(200), nullable=False),
+    Column("step_name", String(200), nullable=False),
+    Column("channel", String(100), nullable=False),
+    Column("channel_id", String(100)),
+    Column("message_ts", String(32)),
+    Column("created_at", UtcDateTime(), nullable=False),
+)
+
+slack_outbox = Table(
+    "slack_outbox", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("dedupe_key", String(200), nullable=False, unique=True),
+    Column("run_id", String(64), nullable=False, index=True),
+    Column("kind", String(32), nullable=False),
+    Column("data", Text, nullable=False),
+    Column("state", String(16), nullable=False),  # pending | sending | sent | failed
+    Column("attempts", Integer, nullable=False),
+    Column("next_attempt_at", UtcDateTime(), nullable=False),
+    Column("lease_until", UtcDateTime()),
+    Column("last_error", Text),
+    Column("created_at", UtcDateTime(), nullable=False),
+)
+
+slack_seen_requests = Table(
+    "slack_seen_requests", metadata,
+    Column("request_key", String(200), primary_key=True),
+    Column("seen_at", UtcDateTime(), nullable=False),
+)
+
+
+@dataclass(frozen=True)
+class RunRef:
+    run_id: str
+    workflow_name: str
+    channel: str
+    root_ts: str | None
+    channel_id: str | None = None
+
+
+@dataclass(frozen=True)
+class PauseRef:
+    requirement_id: str
+    run_id: str
+    workflow_name: str
+    step_name: str
+    channel: str
+    message_ts: str | None
+    channel_id: str | None = None
+
+
+@dataclass(frozen=True)
+class OutboxItem:
+    id: int
+    dedupe_key: str
+    run_id: str
+    kind: str
+    data: dict[str, Any]
+    attempts: int
+
+
+class BotStore:
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self._ready = False
+        self._lock = threading.Lock()
+
+    def ensure_schema(self) -> None:
+        if self._ready:
+            return
+        with self._lock:
+            if not self._ready:
+                metadata.create_all(self.engine)
+                self._ready = True
+
+    def _insert_ignore(self, table: Table) -> Any:
+        if self.engine.dialect.name == "postgresql":
+            return pg_insert(table).on_conflict_do_nothing()
+        return sqlite_insert(table).on_conflict_do_nothing()
+
+    # -- runs and pauses ---------------------------------------------------------------
+    def record_run(self, *, run_id: str, workflow_name: str, channel: str, now: datetime) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(self._insert_ignore(slack_runs), {
+                "run_id": run_id, "workflow_name": workflow_name, "channel": channel,
+                "created_at": now})
+
+    def get_run_ref(self, run_id: str) -> RunRef | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(select(slack_runs).where(slack_runs.c.run_id == run_id)).first()
+        if row is None:
+            return None
+        return RunRef(row.run_id, row.workflow_name, row.channel, row.root_ts, row.channel_id)
+
+    def set_root_ts(self, run_id: str, ts: str, channel_id: str) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(update(slack_runs).where(slack_runs.c.run_id == run_id)
+                         .values(root_ts=ts, channel_id=channel_id))
+
+    def record_pause(self, *, requirement_id: str, run_id: str, workflow_name: str,
+                     step_name: str, channel: str, now: datetime) -> bool:
+        """Returns True for the one caller that recorded it first."""
+        with self.engine.begin() as conn:
+            result = conn.execute(self._insert_ignore(slack_pauses), {
+                "requirement_id": requirement_id, "run_id": run_id,
+                "workflow_name": workflow_name, "step_name": step_name, "channel": channel,
+                "created_at": now})
+        return bool(result.rowcount)
+
+    def get_pause(self, requirement_id: str) -> PauseRef | None:
+        if not isinstance(requirement_id, str) or not 0 < len(requirement_id) <= 64:
+            return None
+        with self.engine.connect() as conn:
+            row = conn.execute(select(slack_pauses)
+                               .where(slack_pauses.c.requirement_id == requirement_id)).first()
+        if row is None:
+            return None
+        return PauseRef(row.requirement_id, row.run_id, row.workflow_name, row.step_name,
+                        row.channel, row.message_ts, row.channel_id)
+
+    def known_pause_ids(self, requirement_ids: list[str]) -> set[str]:
+        if not requirement_ids:
+            return set()
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(slack_pauses.c.requirement_id).where(
+                slack_pauses.c.requirement_id.in_(requirement_ids))).all()
+        return {r.requirement_id for r in rows}
+
+    def set_pause_ts(self, requirement_id: str, ts: str, channel_id: str) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(update(slack_pauses)
+                         .where(slack_pauses.c.requirement_id == requirement_id)
+                         .values(message_ts=ts, channel_id=channel_id))
+
+    # -- outbox -------------------------------------------------------------------------
+    def enqueue(self, *, key: str, run_id: str, kind: str, data: dict[str, Any],
+                now: datetime) -> bool:
+        with self.engine.begin() as conn:
+            result = conn.execute(self._insert_ignore(slack_outbox), {
+                "dedupe_key": key, "run_id": run_id, "kind": kind,
+                "data": json.dumps(data, default=str), "state": "pending", "attempts": 0,
+                "next_attempt_at": now, "created_at": now})
+        return bool(result.rowcount)
+
+    def due_items(self, *, now: datetime, limit: int = 100) -> list[OutboxItem]:
+        query = (select(slack_outbox)
+                 .where(or_(slack_outbox.c.state == "pending",
+                            (slack_outbox.c.state == "sending")
+                            & (slack_outbox.c.lease_until < now)),
+                        slack_outbox.c.next_attempt_at <= now)
+                 .order_by(slack_outbox.c.id).limit(limit))
+        with self.engine.connect() as conn:
+            rows = conn.execute(query).all()
+        return [OutboxItem(r.id, r.dedupe_key, r.run_id, r.kind, json.loads(r.data), r.attempts)
+                for r in rows]
+
+    def claim_item(self, item_id: int, *, now: datetime, lease: timedelta) -> bool:
+        """Take an item for delivery; False if another worker (or replica) has it."""
+        with self.engine.begin() as conn:
+            result = conn.execute(
+                update(slack_outbox)
+                .where(slack_outbox.c.id == item_id,
+                       or_(slack_outbox.c.state == "pending",
+                           (slack_outbox.c.state == "sending")
+                           & (slack_outbox.c.lease_until < now)))
+                .values(state="sending", lease_until=now + lease,
+                        attempts=slack_outbox.c.attempts + 1))
+        return result.rowcount == 1
+
+    def finish_item(self, item_id: int, *, state: str, error: str | None = None,
+                    retry_at: datetime | None = None) -> None:
+        values: dict[str, Any] = {"state": state, "last_error": error, "lease_until": None}
+        if retry_at is not None:
+            values["next_attempt_at"] = retry_at
+        with self.engine.begin() as conn:
+            conn.execute(update(slack_outbox).where(slack_outbox.c.id == item_id).values(values))
+
+    def outbox_counts(self) -> dict[str, int]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(slack_outbox.c.state)).all()
+        counts: dict[str, int] = {}
+        for row in rows:
+            counts[row.state] = counts.get(row.state, 0) + 1
+        return counts
+
+    # -- request de-duplication ---------------------------------------------------------------
+    def first_time_seen(self, key: str, *, now: datetime) -> bool:
+        with self.engine.begin() as conn:
+            result = conn.execute(self._insert_ignore(slack_seen_requests),
+                                  {"request_key": key[:200], "seen_at": now})
+        return bool(result.rowcount)
+
+    def forget_seen_before(self, when: datetime) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(delete(slack_seen_requests).where(slack_seen_requests.c.seen_at < when))
+
+
+__all__ = ["BotStore", "OutboxItem", "PauseRef", "RunRef", "insert", "metadata"]

@@ -1,0 +1,1 @@
+"""Example workflows, served by default (``SIGNOFF_WORKFLOWS=examples.pipelines:workflows``)."""

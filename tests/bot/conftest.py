@@ -1,0 +1,106 @@
+"""The bot under test: served over real HTTP on loopback, talking to the Slack fake over
+real HTTP, on a SQLite file, with an injected clock and the scheduler driven by it."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bot.config import Settings
+from bot.routing import SlackRoute, StepRoute
+from bot.sandbox import DEFAULT_CHANNEL_ID, Message, SlackActor, SlackFakeServer
+from bot.server import Runtime, ServerThread
+from engine import ManualClock, SqliteDb
+from tests.bot import workflows as test_workflows
+
+SECRET = "test-signing-secret"
+ALICE, BOB, CAROL, MALLORY = "U0ALICE", "U0BOB", "U0CAROL", "U0MALLORY"
+
+
+@dataclass
+class BotHarness:
+    fake: SlackFakeServer
+    runtime: Runtime
+    server: ServerThread
+    clock: ManualClock
+    db_file: Path
+
+    @property
+    def url(self) -> str:
+        return f"{self.server.url}/slack/events"
+
+    @property
+    def state(self) -> Any:
+        return self.fake.state
+
+    def actor(self, user_id: str, channel_id: str = DEFAULT_CHANNEL_ID) -> SlackActor:
+        return SlackActor(bot_url=self.url, signing_secret=SECRET, fake=self.fake,
+                          user_id=user_id, channel_id=channel_id)
+
+    def wait(self, predicate: Callable[[Any], Any], what: str, timeout: float = 10.0) -> Any:
+        return self.state.wait_for(predicate, timeout=timeout, what=what)
+
+    def pause_message(self, step_name: str) -> Message:
+        def find(state: Any) -> Message | None:
+            for m in state.messages(DEFAULT_CHANNEL_ID, include_ephemeral=False):
+                if any(b.get("type") == "actions" for b in m.blocks) and step_name in m.text:
+                    return m
+            return None
+        return self.wait(find, f"pause message for {step_name}")
+
+    def wait_run(self, run_id: str, status: str, timeout: float = 10.0) -> Any:
+        deadline = time.monotonic() + timeout
+        db = self.runtime.db
+        while time.monotonic() < deadline:
+            run = db.get_run(run_id)
+            if run is not None and run.status.value == status:
+                return run
+            time.sleep(0.01)
+        run = db.get_run(run_id)
+        raise AssertionError(f"run {run_id} is {run.status if run else 'missing'}, not {status}")
+
+    def ephemerals_for(self, user_id: str) -> list[Message]:
+        return [m for m in self.state.messages(DEFAULT_CHANNEL_ID) if m.ephemeral_for == user_id]
+
+
+def make_routes() -> list[SlackRoute]:
+    wfs = {wf.name: wf for wf in test_workflows.make_workflows()}
+    return [
+        SlackRoute(workflow=wfs["approve_me"], approvers=(ALICE, "S0APPROVERS"),
+                   allow_requester=False),
+        SlackRoute(workflow=wfs["cancel_me"], steps={"danger": StepRoute(approvers=(BOB,))}),
+        SlackRoute(workflow=wfs["configure_me"]),
+        SlackRoute(workflow=wfs["slow_one"]),
+        SlackRoute(workflow=wfs["skip_on_timeout"]),
+        SlackRoute(workflow=wfs["broken"]),
+    ]
+
+
+@pytest.fixture
+def harness(tmp_path: Path) -> Iterator[BotHarness]:
+    test_workflows.EXECUTIONS.clear()
+    test_workflows.SLOW_GATE.clear()
+    fake = SlackFakeServer().start()
+    fake.state.add_user(MALLORY, "mallory", real_name="Mallory")
+    clock = ManualClock(datetime.now(UTC).replace(microsecond=0))
+    db_file = tmp_path / "signoff.db"
+    settings = Settings(SLACK_BOT_TOKEN=fake.state.bot_token, SLACK_SIGNING_SECRET=SECRET,
+                        SLACK_API_URL=fake.api_url, SIGNOFF_CHANNEL=DEFAULT_CHANNEL_ID,
+                        SIGNOFF_DATABASE_URL=f"sqlite:///{db_file}", SIGNOFF_POLL_SECONDS=3600)
+    runtime = Runtime(settings, routes=make_routes(), db=SqliteDb(db_file=db_file), clock=clock,
+                      scheduler_paused=True, outbox_poll_interval=0.05)
+    runtime.start()
+    server = ServerThread(runtime.asgi).start()
+    try:
+        yield BotHarness(fake, runtime, server, clock, db_file)
+    finally:
+        test_workflows.SLOW_GATE.set()
+        server.stop()
+        runtime.stop()
+        fake.stop()
