@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 from slack_bolt import App
+from slack_bolt.authorization import AuthorizeResult
 from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError
 
 from bot import listeners
 from bot.middleware.dedupe import dedupe_middleware
@@ -14,12 +17,37 @@ from bot.service import Signoff
 log = logging.getLogger("signoff.app")
 
 
+def cached_authorization(client: WebClient) -> Callable[..., AuthorizeResult]:
+    """Single-workspace authorization that needs Slack only once.
+
+    Bolt's default calls auth.test before handling the first request; if Slack is
+    unreachable then, requests would be refused. This asks once, caches the answer, and
+    until it has one works with the token alone.
+    """
+    cache: list[AuthorizeResult] = []
+
+    def authorize(enterprise_id: str | None, team_id: str | None) -> AuthorizeResult:
+        if cache:
+            return cache[0]
+        try:
+            auth = client.auth_test()
+        except (SlackApiError, OSError) as exc:
+            log.warning("auth.test failed (%s); continuing with the token alone", exc)
+            return AuthorizeResult(enterprise_id=enterprise_id, team_id=team_id,
+                                   bot_token=client.token)
+        cache.append(AuthorizeResult(
+            enterprise_id=auth.get("enterprise_id"), team_id=auth.get("team_id"),
+            bot_token=client.token, bot_id=auth.get("bot_id"), bot_user_id=auth.get("user_id")))
+        return cache[0]
+
+    return authorize
+
+
 def build_app(signoff: Signoff, *, signing_secret: str, client: WebClient) -> App:
     app = App(
         client=client,
         signing_secret=signing_secret,
-        # auth.test at start-up would make Slack's reachability a start-up condition.
-        token_verification_enabled=False,
+        authorize=cached_authorization(client),
         process_before_response=False,
         logger=logging.getLogger("signoff.bolt"),
     )

@@ -84,9 +84,10 @@ def make_asgi(runtime: Runtime) -> Starlette:
         body = await request.body()
         if len(body) > MAX_BODY_BYTES:
             return JSONResponse({"error": "request too large"}, status_code=413)
-        if not verifier.is_valid(body=body,
-                                 timestamp=request.headers.get("x-slack-request-timestamp", ""),
-                                 signature=request.headers.get("x-slack-signature", "")):
+        timestamp = request.headers.get("x-slack-request-timestamp", "")
+        signature = request.headers.get("x-slack-signature", "")
+        if not (timestamp.isdigit() and signature
+                and verifier.is_valid(body=body, timestamp=timestamp, signature=signature)):
             return JSONResponse({"error": "invalid or expired signature"}, status_code=401)
         try:
             text = body.decode("utf-8")

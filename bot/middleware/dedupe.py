@@ -3,6 +3,8 @@ request already handled are acknowledged and dropped."""
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 from collections.abc import Callable
 from typing import Any
@@ -24,9 +26,11 @@ def interaction_key(body: dict[str, Any]) -> str | None:
         if isinstance(action, dict) and user:
             return f"action:{user}:{action.get('action_id')}:{action.get('action_ts')}"
     elif kind == "view_submission":
-        view_id, view_hash = dig(body, "view", "id"), dig(body, "view", "hash")
-        if view_id and view_hash:
-            return f"view:{view_id}:{view_hash}"
+        # A corrected resubmission of the same view is new; the same values again are not.
+        view_id = dig(body, "view", "id")
+        if view_id:
+            values = json.dumps(dig(body, "view", "state", "values"), sort_keys=True)
+            return f"view:{view_id}:{hashlib.sha256(values.encode()).hexdigest()[:32]}"
     elif kind == "event_callback" and body.get("event_id"):
         return f"event:{body['event_id']}"
     elif body.get("command") and body.get("trigger_id"):

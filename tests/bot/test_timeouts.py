@@ -1,0 +1,76 @@
+"""Deadlines: APScheduler jobs in the database, driven by the injected clock."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from bot.server import Runtime
+from engine import ManualClock
+from tests.bot import workflows as test_workflows
+from tests.bot.conftest import BotHarness, make_routes
+from tests.bot.test_approval_flow import _start
+
+
+def test_deadline_job_cancels_exactly_once_and_updates_message(harness: BotHarness) -> None:
+    run_id = _start(harness, "cancel_me")
+    message = harness.pause_message("danger")
+    req = harness.runtime.db.get_run(run_id).step_requirements[0]
+    jobs = dict(harness.runtime.scheduler.pending_jobs())
+    assert jobs[f"expire:{req.requirement_id}"] == req.expires_at
+
+    assert harness.runtime.scheduler.run_due() == 0  # not due yet
+    harness.clock.advance(timedelta(hours=1, seconds=1))
+    assert harness.runtime.scheduler.run_due() == 1
+    run = harness.wait_run(run_id, "cancelled")
+    assert "timed out" in run.content
+    # A second replica's job firing late changes nothing.
+    assert harness.runtime.signoff.expire("cancel_me", run_id) is False
+    decisions = harness.runtime.db.get_decisions(run_id)
+    assert [d.outcome.value for d in decisions] == ["timed_out"]
+    harness.wait(lambda s: "Timed out — cancelled" in str(
+        s.message(message.channel, message.ts).blocks), "message shows timeout")
+    harness.wait(lambda s: any("timed out" in m.text for m in
+                               s.thread(message.channel, message.thread_ts)), "thread told")
+    assert "after" not in test_workflows.EXECUTIONS
+
+
+def test_skip_on_timeout_runs_the_rest(harness: BotHarness) -> None:
+    run_id = _start(harness, "skip_on_timeout")
+    harness.pause_message("maybe")
+    harness.clock.advance(timedelta(minutes=31))
+    harness.runtime.scheduler.run_due()
+    run = harness.wait_run(run_id, "completed")
+    assert [(s.step_name, s.skipped) for s in run.step_results] == [
+        ("maybe", True), ("finally", False)]
+
+
+def test_restart_reconciles_jobs_and_expires_past_due(harness: BotHarness) -> None:
+    due_id = _start(harness, "skip_on_timeout")
+    later_id = _start(harness, "cancel_me")
+    harness.pause_message("maybe")
+    harness.pause_message("danger")
+    # The bot goes down; its jobs are lost (as if the job table were wiped) and time passes.
+    harness.runtime.scheduler.scheduler.remove_all_jobs()
+    harness.runtime.stop()
+    harness.clock.advance(timedelta(minutes=45))
+
+    restarted = Runtime(harness.runtime.settings, routes=make_routes(), db=harness.runtime.db,
+                        client=harness.runtime.client, clock=harness.clock,
+                        scheduler_paused=True, outbox_poll_interval=0.05)
+    restarted.start()
+    try:
+        harness.runtime = restarted
+        harness.wait_run(due_id, "completed")  # 30-minute deadline passed while down
+        assert harness.runtime.db.get_run(later_id).is_paused  # 1 hour: not yet
+        later_req = harness.runtime.db.get_run(later_id).step_requirements[0]
+        assert f"expire:{later_req.requirement_id}" in dict(restarted.scheduler.pending_jobs())
+        harness.clock.advance(timedelta(minutes=20))
+        restarted.scheduler.run_due()
+        harness.wait_run(later_id, "cancelled")
+    finally:
+        restarted.stop()
+        # The fixture stops the runtime again; stopping twice must be harmless.
+
+
+def test_clock_is_injected_not_slept(harness: BotHarness) -> None:
+    assert isinstance(harness.runtime.signoff.clock, ManualClock)
