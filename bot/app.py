@@ -33,11 +33,18 @@ def cached_authorization(client: WebClient) -> Callable[..., AuthorizeResult]:
             auth = client.auth_test()
         except (SlackApiError, OSError) as exc:
             log.warning("auth.test failed (%s); continuing with the token alone", exc)
-            return AuthorizeResult(enterprise_id=enterprise_id, team_id=team_id,
-                                   bot_token=client.token)
-        cache.append(AuthorizeResult(
-            enterprise_id=auth.get("enterprise_id"), team_id=auth.get("team_id"),
-            bot_token=client.token, bot_id=auth.get("bot_id"), bot_user_id=auth.get("user_id")))
+            return AuthorizeResult(
+                enterprise_id=enterprise_id, team_id=team_id, bot_token=client.token
+            )
+        cache.append(
+            AuthorizeResult(
+                enterprise_id=auth.get("enterprise_id"),
+                team_id=auth.get("team_id"),
+                bot_token=client.token,
+                bot_id=auth.get("bot_id"),
+                bot_user_id=auth.get("user_id"),
+            )
+        )
         return cache[0]
 
     return authorize

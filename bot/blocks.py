@@ -150,16 +150,24 @@ def _pause_header_blocks(ctx: PauseContext, title: str) -> list[Block]:
     messages = [m for m in (req.confirmation_message, req.user_input_message) if m]
     if messages:
         blocks.append(_section("\n".join(mrkdwn_escape(m) for m in messages)))
-    blocks.append(_fields([
-        ("Workflow", mrkdwn_escape(ctx.workflow_name)),
-        ("Step", mrkdwn_escape(req.step_name)),
-        ("Started by", mention(run.user_id) if run.user_id else "a script"),
-        ("Started", slack_date(run.created_at)),
-        ("Deadline", slack_date(req.expires_at) + (
-            f" (then {req.on_reject.value})" if req.expires_at else "")
-            if req.expires_at else "none"),
-        ("Run", f"`{run.run_id}`"),
-    ]))
+    blocks.append(
+        _fields(
+            [
+                ("Workflow", mrkdwn_escape(ctx.workflow_name)),
+                ("Step", mrkdwn_escape(req.step_name)),
+                ("Started by", mention(run.user_id) if run.user_id else "a script"),
+                ("Started", slack_date(run.created_at)),
+                (
+                    "Deadline",
+                    slack_date(req.expires_at)
+                    + (f" (then {req.on_reject.value})" if req.expires_at else "")
+                    if req.expires_at
+                    else "none",
+                ),
+                ("Run", f"`{run.run_id}`"),
+            ]
+        )
+    )
     previous = _previous_output(run)
     if previous is not None:
         blocks.append(_section(f"*Previous step output*\n```{previous}```"))
@@ -176,23 +184,43 @@ def pause_message(ctx: PauseContext) -> tuple[str, list[dict[str, Any]]]:
         who = ", ".join(mention(a) for a in ctx.approvers)
         blocks.append(ContextBlock(elements=[_md(f"Who may decide: {who}")]))
     reject = ButtonElement(
-        text=_plain("Reject", BUTTON_TEXT_MAX), action_id=ACTION_REJECT, value=ctx.token,
+        text=_plain("Reject", BUTTON_TEXT_MAX),
+        action_id=ACTION_REJECT,
+        value=ctx.token,
         style="danger",
         confirm=ConfirmObject(
             title=_plain("Reject this step?", 100),
-            text=_md(clip(f"Step *{mrkdwn_escape(req.step_name)}* will be rejected; the run "
-                          f"will {'be cancelled' if req.on_reject.value == 'cancel' else 'skip it'}.",
-                          300)),
-            confirm=_plain("Reject", 30), deny=_plain("Back", 30), style="danger"),
+            text=_md(
+                clip(
+                    f"Step *{mrkdwn_escape(req.step_name)}* will be rejected; the run "
+                    f"will {'be cancelled' if req.on_reject.value == 'cancel' else 'skip it'}.",
+                    300,
+                )
+            ),
+            confirm=_plain("Reject", 30),
+            deny=_plain("Back", 30),
+            style="danger",
+        ),
     )
-    reason = ButtonElement(text=_plain("Reject with reason…", BUTTON_TEXT_MAX),
-                           action_id=ACTION_REJECT_WITH_REASON, value=ctx.token)
+    reason = ButtonElement(
+        text=_plain("Reject with reason…", BUTTON_TEXT_MAX),
+        action_id=ACTION_REJECT_WITH_REASON,
+        value=ctx.token,
+    )
     if req.requires_user_input:
-        go = ButtonElement(text=_plain("Provide input…", BUTTON_TEXT_MAX),
-                           action_id=ACTION_PROVIDE_INPUT, value=ctx.token, style="primary")
+        go = ButtonElement(
+            text=_plain("Provide input…", BUTTON_TEXT_MAX),
+            action_id=ACTION_PROVIDE_INPUT,
+            value=ctx.token,
+            style="primary",
+        )
     else:
-        go = ButtonElement(text=_plain("Approve", BUTTON_TEXT_MAX), action_id=ACTION_APPROVE,
-                           value=ctx.token, style="primary")
+        go = ButtonElement(
+            text=_plain("Approve", BUTTON_TEXT_MAX),
+            action_id=ACTION_APPROVE,
+            value=ctx.token,
+            style="primary",
+        )
     blocks.append(ActionsBlock(block_id="decision", elements=[go, reject, reason]))
     return clip(title, MESSAGE_TEXT_MAX), _finish(blocks)
 
@@ -206,19 +234,25 @@ def resolved_message(ctx: PauseContext, decision: Decision) -> tuple[str, list[d
         line = f":hourglass_flowing_sand: *Timed out — {then}* at {slack_date(decision.decided_at)}"
     elif outcome is Outcome.rejected:
         then = "run cancelled" if req.on_reject.value == "cancel" else "step skipped"
-        line = (f":no_entry: *Rejected* by {mention(decision.decided_by)} at "
-                f"{slack_date(decision.decided_at)} ({then})")
+        line = (
+            f":no_entry: *Rejected* by {mention(decision.decided_by)} at "
+            f"{slack_date(decision.decided_at)} ({then})"
+        )
     else:
         label = "Approved" if outcome is Outcome.confirmed else "Input given"
-        line = (f":white_check_mark: *{label}* by {mention(decision.decided_by)} at "
-                f"{slack_date(decision.decided_at)}")
+        line = (
+            f":white_check_mark: *{label}* by {mention(decision.decided_by)} at "
+            f"{slack_date(decision.decided_at)}"
+        )
     title = f"{ctx.workflow_name} › {req.step_name}"
     blocks = _pause_header_blocks(ctx, title)
     blocks.append(DividerBlock())
     blocks.append(_section(line))
     if decision.values:
-        given = "\n".join(f"• *{mrkdwn_escape(k)}*: {mrkdwn_escape(format_value(v))}"
-                          for k, v in decision.values.items())
+        given = "\n".join(
+            f"• *{mrkdwn_escape(k)}*: {mrkdwn_escape(format_value(v))}"
+            for k, v in decision.values.items()
+        )
         blocks.append(_section(f"*Values*\n{given}"))
     if decision.comment:
         label = "Reason" if outcome in (Outcome.rejected, Outcome.timed_out) else "Comment"
@@ -250,8 +284,11 @@ def _progress(card: RunCard) -> str:
     for name in card.step_names:
         result = done.get(name)
         if result is not None:
-            mark = ":fast_forward:" if result.skipped else (
-                ":white_check_mark:" if result.success else ":x:")
+            mark = (
+                ":fast_forward:"
+                if result.skipped
+                else (":white_check_mark:" if result.success else ":x:")
+            )
         elif name == waiting:
             mark = ":double_vertical_bar:"
         else:
@@ -272,11 +309,13 @@ def run_root_message(card: RunCard) -> tuple[str, list[dict[str, Any]]]:
     blocks: list[Block] = [
         HeaderBlock(text=_plain(f"Run: {title}", HEADER_TEXT_MAX)),
         _section(status_line),
-        _fields([
-            ("Started by", mention(card.user_id) if card.user_id else "a script"),
-            ("Started", slack_date(card.created_at)),
-            ("Run", f"`{card.run_id}`"),
-        ]),
+        _fields(
+            [
+                ("Started by", mention(card.user_id) if card.user_id else "a script"),
+                ("Started", slack_date(card.created_at)),
+                ("Run", f"`{card.run_id}`"),
+            ]
+        ),
         ContextBlock(elements=[_md(_progress(card), 2000)]),
     ]
     text = f"{title}: {label.split(' ', 1)[1]}"
@@ -287,7 +326,9 @@ def completion_note(run: WorkflowRunOutput) -> str:
     summary = clip(format_value(run.content), 2500) if run.content is not None else "(no output)"
     done = sum(1 for s in run.step_results if not s.skipped)
     skipped = sum(1 for s in run.step_results if s.skipped)
-    counts = f"{done} step{'s' if done != 1 else ''} run" + (f", {skipped} skipped" if skipped else "")
+    counts = f"{done} step{'s' if done != 1 else ''} run" + (
+        f", {skipped} skipped" if skipped else ""
+    )
     return f":white_check_mark: Completed ({counts}). Result:\n```{summary}```"
 
 
@@ -299,21 +340,32 @@ def field_block_id(name: str) -> str:
 def _input_element(spec: UserInputField) -> Any:
     initial = spec.value
     if spec.allowed_values:
-        options = [Option(text=_plain(format_value(v), OPTION_TEXT_MAX),
-                          value=clip(format_value(v), OPTION_VALUE_MAX))
-                   for v in spec.allowed_values[:SELECT_OPTIONS_MAX]]
-        return StaticSelectElement(action_id=VALUE_ACTION, options=options,
-                                   placeholder=_plain("Choose…", 150))
+        options = [
+            Option(
+                text=_plain(format_value(v), OPTION_TEXT_MAX),
+                value=clip(format_value(v), OPTION_VALUE_MAX),
+            )
+            for v in spec.allowed_values[:SELECT_OPTIONS_MAX]
+        ]
+        return StaticSelectElement(
+            action_id=VALUE_ACTION, options=options, placeholder=_plain("Choose…", 150)
+        )
     if spec.field_type == "bool":
         option = Option(text=_plain("Yes", OPTION_TEXT_MAX), value="true")
-        return CheckboxesElement(action_id=VALUE_ACTION, options=[option],
-                                 initial_options=[option] if initial is True else None)
+        return CheckboxesElement(
+            action_id=VALUE_ACTION,
+            options=[option],
+            initial_options=[option] if initial is True else None,
+        )
     if spec.field_type in ("int", "float"):
-        return NumberInputElement(action_id=VALUE_ACTION,
-                                  is_decimal_allowed=spec.field_type == "float",
-                                  initial_value=None if initial is None else str(initial))
-    return PlainTextInputElement(action_id=VALUE_ACTION,
-                                 initial_value=None if initial is None else str(initial))
+        return NumberInputElement(
+            action_id=VALUE_ACTION,
+            is_decimal_allowed=spec.field_type == "float",
+            initial_value=None if initial is None else str(initial),
+        )
+    return PlainTextInputElement(
+        action_id=VALUE_ACTION, initial_value=None if initial is None else str(initial)
+    )
 
 
 def input_modal(ctx: PauseContext) -> View:
@@ -322,53 +374,81 @@ def input_modal(ctx: PauseContext) -> View:
     blocks: list[Block] = []
     messages = [m for m in (req.confirmation_message, req.user_input_message) if m]
     intro = "\n".join(mrkdwn_escape(m) for m in messages) or "Provide the values below."
-    blocks.append(_section(f"*{mrkdwn_escape(ctx.workflow_name)} › "
-                           f"{mrkdwn_escape(req.step_name)}*\n{intro}"))
+    blocks.append(
+        _section(f"*{mrkdwn_escape(ctx.workflow_name)} › {mrkdwn_escape(req.step_name)}*\n{intro}")
+    )
     for spec in req.user_input_schema:
         label = spec.name.replace("_", " ") + f" ({spec.field_type})"
-        blocks.append(InputBlock(
-            block_id=field_block_id(spec.name),
-            label=_plain(label, 2000),
-            element=_input_element(spec),
-            hint=_plain(spec.description, 2000) if spec.description else None,
-            # A checkbox left empty means false, so a bool never blocks submission.
-            optional=(not spec.required) or spec.field_type == "bool",
-        ))
+        blocks.append(
+            InputBlock(
+                block_id=field_block_id(spec.name),
+                label=_plain(label, 2000),
+                element=_input_element(spec),
+                hint=_plain(spec.description, 2000) if spec.description else None,
+                # A checkbox left empty means false, so a bool never blocks submission.
+                optional=(not spec.required) or spec.field_type == "bool",
+            )
+        )
     if not req.user_input_schema:
-        blocks.append(InputBlock(block_id=field_block_id("input"),
-                                 label=_plain("Input", 2000),
-                                 element=PlainTextInputElement(action_id=VALUE_ACTION,
-                                                               multiline=True)))
+        blocks.append(
+            InputBlock(
+                block_id=field_block_id("input"),
+                label=_plain("Input", 2000),
+                element=PlainTextInputElement(action_id=VALUE_ACTION, multiline=True),
+            )
+        )
     submit = "Approve" if req.requires_confirmation else "Submit"
-    view = View(type="modal", callback_id=VIEW_INPUT, private_metadata=ctx.token,
-                notify_on_close=True,
-                title=_plain("Signoff", MODAL_TITLE_MAX), submit=_plain(submit, MODAL_TITLE_MAX),
-                close=_plain("Cancel", MODAL_TITLE_MAX), blocks=blocks[:MODAL_MAX_BLOCKS])
+    view = View(
+        type="modal",
+        callback_id=VIEW_INPUT,
+        private_metadata=ctx.token,
+        notify_on_close=True,
+        title=_plain("Signoff", MODAL_TITLE_MAX),
+        submit=_plain(submit, MODAL_TITLE_MAX),
+        close=_plain("Cancel", MODAL_TITLE_MAX),
+        blocks=blocks[:MODAL_MAX_BLOCKS],
+    )
     view.validate_json()
     return view
 
 
 def reject_modal(ctx: PauseContext) -> View:
     req = ctx.requirement
-    then = "The run will be cancelled." if req.on_reject.value == "cancel" else \
-        "The step will be skipped."
+    then = (
+        "The run will be cancelled."
+        if req.on_reject.value == "cancel"
+        else "The step will be skipped."
+    )
     view = View(
-        type="modal", callback_id=VIEW_REJECT, private_metadata=ctx.token, notify_on_close=True,
-        title=_plain("Reject step", MODAL_TITLE_MAX), submit=_plain("Reject", MODAL_TITLE_MAX),
+        type="modal",
+        callback_id=VIEW_REJECT,
+        private_metadata=ctx.token,
+        notify_on_close=True,
+        title=_plain("Reject step", MODAL_TITLE_MAX),
+        submit=_plain("Reject", MODAL_TITLE_MAX),
         close=_plain("Back", MODAL_TITLE_MAX),
         blocks=[
-            _section(f"Reject *{mrkdwn_escape(req.step_name)}* of "
-                     f"*{mrkdwn_escape(ctx.workflow_name)}*? {then}"),
-            InputBlock(block_id=REASON_BLOCK, label=_plain("Reason", 2000), optional=True,
-                       element=PlainTextInputElement(action_id=VALUE_ACTION, multiline=True,
-                                                     max_length=2000)),
-        ])
+            _section(
+                f"Reject *{mrkdwn_escape(req.step_name)}* of "
+                f"*{mrkdwn_escape(ctx.workflow_name)}*? {then}"
+            ),
+            InputBlock(
+                block_id=REASON_BLOCK,
+                label=_plain("Reason", 2000),
+                optional=True,
+                element=PlainTextInputElement(
+                    action_id=VALUE_ACTION, multiline=True, max_length=2000
+                ),
+            ),
+        ],
+    )
     view.validate_json()
     return view
 
 
-def parse_modal_values(state_values: Mapping[str, Any],
-                       schema: Sequence[UserInputField]) -> dict[str, Any]:
+def parse_modal_values(
+    state_values: Mapping[str, Any], schema: Sequence[UserInputField]
+) -> dict[str, Any]:
     """Turn a view_submission's ``state.values`` into raw values for the engine to validate.
 
     Only the schema's blocks are read; anything else in the payload is ignored.
@@ -402,8 +482,7 @@ def reject_reason(state_values: Mapping[str, Any]) -> str | None:
     return value.strip() if isinstance(value, str) and value.strip() else None
 
 
-def errors_for_modal(errors: Mapping[str, str], schema: Sequence[UserInputField]
-                     ) -> dict[str, str]:
+def errors_for_modal(errors: Mapping[str, str], schema: Sequence[UserInputField]) -> dict[str, str]:
     """Engine validation errors keyed by the modal's input blocks."""
     known = {f.name for f in schema} or {"input"}
     out: dict[str, str] = {}
@@ -413,7 +492,7 @@ def errors_for_modal(errors: Mapping[str, str], schema: Sequence[UserInputField]
     return out
 
 
-# -- slash command replies ---------------------------------------------------------------------------
+# -- slash command replies ------------------------------------------------------------
 HELP_TEXT = (
     "*Signoff* — human sign-off for workflow steps.\n"
     "• `/signoff run <workflow> [input]` — start a run\n"
@@ -432,8 +511,9 @@ def help_blocks(problem: str | None = None) -> tuple[str, list[dict[str, Any]]]:
     return (problem + "\n" if problem else "") + HELP_TEXT, _finish(blocks)
 
 
-def list_blocks(workflows: Sequence[tuple[str, str | None, Sequence[str]]]
-                ) -> tuple[str, list[dict[str, Any]]]:
+def list_blocks(
+    workflows: Sequence[tuple[str, str | None, Sequence[str]]],
+) -> tuple[str, list[dict[str, Any]]]:
     if not workflows:
         return "No workflows are configured.", _finish([_section("No workflows are configured.")])
     blocks: list[Block] = [HeaderBlock(text=_plain("Workflows", HEADER_TEXT_MAX))]
@@ -446,18 +526,22 @@ def list_blocks(workflows: Sequence[tuple[str, str | None, Sequence[str]]]
     return f"{len(workflows)} workflows", _finish(blocks)
 
 
-def status_blocks(run: WorkflowRunOutput, decisions: Sequence[Decision]
-                  ) -> tuple[str, list[dict[str, Any]]]:
+def status_blocks(
+    run: WorkflowRunOutput, decisions: Sequence[Decision]
+) -> tuple[str, list[dict[str, Any]]]:
     label = _STATUS_LABEL[run.status]
     blocks: list[Block] = [
         HeaderBlock(text=_plain(f"Run {run.run_id}", HEADER_TEXT_MAX)),
-        _section(f"*{mrkdwn_escape(run.workflow_name or '?')}*: {label}"
-                 + (f" at *{mrkdwn_escape(run.paused_step_name or '')}*" if run.is_paused else "")),
+        _section(
+            f"*{mrkdwn_escape(run.workflow_name or '?')}*: {label}"
+            + (f" at *{mrkdwn_escape(run.paused_step_name or '')}*" if run.is_paused else "")
+        ),
     ]
     for result in run.step_results:
         mark = "skipped" if result.skipped else ("done" if result.success else "failed")
-        blocks.append(ContextBlock(elements=[_md(f"{mrkdwn_escape(result.step_name or '?')}: "
-                                                 f"{mark}")]))
+        blocks.append(
+            ContextBlock(elements=[_md(f"{mrkdwn_escape(result.step_name or '?')}: {mark}")])
+        )
     for decision in decisions:
         blocks.append(ContextBlock(elements=[_md(mrkdwn_escape(decision.describe()))]))
     if run.content is not None and run.status.is_final:
@@ -465,16 +549,21 @@ def status_blocks(run: WorkflowRunOutput, decisions: Sequence[Decision]
     return f"Run {run.run_id}: {run.status.value}", _finish(blocks)
 
 
-def pending_blocks(items: Sequence[tuple[str, str, str, datetime | None, str | None]]
-                   ) -> tuple[str, list[dict[str, Any]]]:
+def pending_blocks(
+    items: Sequence[tuple[str, str, str, datetime | None, str | None]],
+) -> tuple[str, list[dict[str, Any]]]:
     """items: (workflow, step, run_id, deadline, permalink)."""
     if not items:
         return "Nothing waits for you.", _finish([_section("Nothing waits for your decision.")])
-    blocks: list[Block] = [HeaderBlock(text=_plain(f"{len(items)} waiting for you",
-                                                   HEADER_TEXT_MAX))]
+    blocks: list[Block] = [
+        HeaderBlock(text=_plain(f"{len(items)} waiting for you", HEADER_TEXT_MAX))
+    ]
     for workflow, step, run_id, deadline, link in items[: MESSAGE_MAX_BLOCKS - 2]:
         where = f" — <{link}|open>" if link else ""
         due = f", due {slack_date(deadline)}" if deadline else ""
-        blocks.append(_section(f"*{mrkdwn_escape(workflow)} › {mrkdwn_escape(step)}* "
-                               f"(`{run_id}`{due}){where}"))
+        blocks.append(
+            _section(
+                f"*{mrkdwn_escape(workflow)} › {mrkdwn_escape(step)}* (`{run_id}`{due}){where}"
+            )
+        )
     return f"{len(items)} waiting for you", _finish(blocks)

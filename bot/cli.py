@@ -18,15 +18,24 @@ SIGNOFF_CHANNEL, ...). Without Slack credentials `serve` starts the local sandbo
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="signoff", description=DESCRIPTION,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="signoff",
+        description=DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     sub.add_parser("serve", help="serve the Slack app (the local sandbox without credentials)")
     sandbox = sub.add_parser("sandbox", help="serve the bot against a local Slack sandbox")
-    sandbox.add_argument("--sandbox-port", type=int, default=3001,
-                         help="port of the sandbox page and fake Slack API (default 3001)")
+    sandbox.add_argument(
+        "--sandbox-port",
+        type=int,
+        default=3001,
+        help="port of the sandbox page and fake Slack API (default 3001)",
+    )
     manifest = sub.add_parser("manifest", help="print the Slack app manifest")
-    manifest.add_argument("--url", help="public base URL of the bot, e.g. https://signoff.example.com")
+    manifest.add_argument(
+        "--url", help="public base URL of the bot, e.g. https://signoff.example.com"
+    )
     sub.add_parser("migrate", help="create or upgrade the database schema (Alembic)")
     runs = sub.add_parser("runs", help="list paused and recent runs, or show one")
     runs.add_argument("run_id", nargs="?", help="show this run in full")
@@ -38,8 +47,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SettingsError as exc:
         print(f"signoff: {exc}", file=sys.stderr)
         return 2
-    logging.basicConfig(level=settings.log_level,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
     try:
         if args.command == "serve":
             return _serve(settings, sandbox_port=3001, force_sandbox=False)

@@ -55,7 +55,8 @@ class Settings(BaseSettings):
     @property
     def has_slack_credentials(self) -> bool:
         return self.slack_bot_token is not None and (
-            self.slack_signing_secret is not None or self.slack_app_token is not None)
+            self.slack_signing_secret is not None or self.slack_app_token is not None
+        )
 
 
 def split_specs(value: str) -> list[str]:

@@ -25,10 +25,22 @@ if TYPE_CHECKING:
 log = logging.getLogger("signoff.outbox")
 LEASE = timedelta(seconds=60)
 MAX_BACKOFF = timedelta(minutes=5)
-PERMANENT_ERRORS = frozenset({"channel_not_found", "not_in_channel", "invalid_auth",
-                              "account_inactive", "token_revoked", "is_archived",
-                              "invalid_blocks", "msg_too_long", "no_permission",
-                              "missing_scope", "message_not_found", "cant_update_message"})
+PERMANENT_ERRORS = frozenset(
+    {
+        "channel_not_found",
+        "not_in_channel",
+        "invalid_auth",
+        "account_inactive",
+        "token_revoked",
+        "is_archived",
+        "invalid_blocks",
+        "msg_too_long",
+        "no_permission",
+        "missing_scope",
+        "message_not_found",
+        "cant_update_message",
+    }
+)
 PERMANENT_ATTEMPTS = 5
 
 
@@ -79,8 +91,9 @@ class OutboxWorker:
                 self._deliver(item)
             except NotReady:
                 blocked_runs.add(item.run_id)
-                self.store.finish_item(item.id, state="pending",
-                                       retry_at=now + timedelta(milliseconds=200))
+                self.store.finish_item(
+                    item.id, state="pending", retry_at=now + timedelta(milliseconds=200)
+                )
             except SlackApiError as exc:
                 blocked_runs.add(item.run_id)
                 self._failed(item, exc, now)
@@ -133,22 +146,33 @@ class OutboxWorker:
         run = route.workflow.get_run(run_id) if route else None
         steps = [s.name for s in route.workflow.steps] if route else []
         if run is not None:
-            return blocks.RunCard(workflow_name=ref.workflow_name, run_id=run_id,
-                                  status=run.status, user_id=run.user_id,
-                                  created_at=run.created_at, step_names=steps, run=run)
+            return blocks.RunCard(
+                workflow_name=ref.workflow_name,
+                run_id=run_id,
+                status=run.status,
+                user_id=run.user_id,
+                created_at=run.created_at,
+                step_names=steps,
+                run=run,
+            )
         created = data.get("created_at")
-        return blocks.RunCard(workflow_name=ref.workflow_name, run_id=run_id,
-                              status=RunStatus.running, user_id=data.get("user_id"),
-                              created_at=datetime.fromisoformat(created) if created else None,
-                              step_names=steps)
+        return blocks.RunCard(
+            workflow_name=ref.workflow_name,
+            run_id=run_id,
+            status=RunStatus.running,
+            user_id=data.get("user_id"),
+            created_at=datetime.fromisoformat(created) if created else None,
+            step_names=steps,
+        )
 
     def _deliver_root(self, item: OutboxItem) -> None:
         ref = self._ref(item.run_id)
         if ref.root_ts:
             return
         text, message_blocks = blocks.run_root_message(self._card(item.run_id, item.data))
-        response = self.signoff.client.chat_postMessage(channel=ref.channel, text=text,
-                                                        blocks=message_blocks)
+        response = self.signoff.client.chat_postMessage(
+            channel=ref.channel, text=text, blocks=message_blocks
+        )
         self.store.set_root_ts(item.run_id, response["ts"], response.get("channel") or ref.channel)
 
     def _deliver_root_update(self, item: OutboxItem) -> None:
@@ -156,8 +180,9 @@ class OutboxWorker:
         if not ref.root_ts:
             raise NotReady(item.run_id)
         text, message_blocks = blocks.run_root_message(self._card(item.run_id, item.data))
-        self.signoff.client.chat_update(channel=self._channel_id(ref), ts=ref.root_ts,
-                                        text=text, blocks=message_blocks)
+        self.signoff.client.chat_update(
+            channel=self._channel_id(ref), ts=ref.root_ts, text=text, blocks=message_blocks
+        )
 
     def _deliver_pause(self, item: OutboxItem) -> None:
         ref = self._ref(item.run_id)
@@ -172,8 +197,9 @@ class OutboxWorker:
         run = route.workflow.get_run(pause.run_id) if route else None
         if route is None or run is None:
             return
-        req = next((r for r in run.step_requirements
-                    if r.requirement_id == pause.requirement_id), None)
+        req = next(
+            (r for r in run.step_requirements if r.requirement_id == pause.requirement_id), None
+        )
         if req is None:
             # Decided before its message went out: post the outcome instead of buttons.
             decision = self._decision_for(run.run_id, pause.requirement_id)
@@ -186,9 +212,11 @@ class OutboxWorker:
             text, message_blocks = blocks.pause_message(self.signoff.pause_context(route, run, req))
         thread_ts = ref.root_ts if pause.channel == ref.channel else None
         response = self.signoff.client.chat_postMessage(
-            channel=pause.channel, text=text, blocks=message_blocks, thread_ts=thread_ts)
-        self.store.set_pause_ts(pause.requirement_id, response["ts"],
-                                response.get("channel") or pause.channel)
+            channel=pause.channel, text=text, blocks=message_blocks, thread_ts=thread_ts
+        )
+        self.store.set_pause_ts(
+            pause.requirement_id, response["ts"], response.get("channel") or pause.channel
+        )
 
     def _deliver_resolve(self, item: OutboxItem) -> None:
         req = StepRequirement.from_dict(item.data["requirement"])
@@ -206,21 +234,33 @@ class OutboxWorker:
             return
         ctx = self.signoff.pause_context(route, run, req)
         text, message_blocks = blocks.resolved_message(ctx, decision)
-        self.signoff.client.chat_update(channel=self._pause_channel_id(pause),
-                                        ts=pause.message_ts, text=text, blocks=message_blocks)
+        self.signoff.client.chat_update(
+            channel=self._pause_channel_id(pause),
+            ts=pause.message_ts,
+            text=text,
+            blocks=message_blocks,
+        )
 
     def _deliver_note(self, item: OutboxItem) -> None:
         ref = self._ref(item.run_id)
         if not ref.root_ts:
             raise NotReady(item.run_id)
-        self.signoff.client.chat_postMessage(channel=ref.channel, thread_ts=ref.root_ts,
-                                             text=blocks.clip(item.data["text"],
-                                                              blocks.MESSAGE_TEXT_MAX))
+        self.signoff.client.chat_postMessage(
+            channel=ref.channel,
+            thread_ts=ref.root_ts,
+            text=blocks.clip(item.data["text"], blocks.MESSAGE_TEXT_MAX),
+        )
 
     # -- helpers ---------------------------------------------------------------------------------
     def _decision_for(self, run_id: str, requirement_id: str) -> Decision | None:
-        return next((d for d in self.signoff.db.get_decisions(run_id)
-                     if d.requirement_id == requirement_id), None)
+        return next(
+            (
+                d
+                for d in self.signoff.db.get_decisions(run_id)
+                if d.requirement_id == requirement_id
+            ),
+            None,
+        )
 
     @staticmethod
     def _requirement_from_decision(route: Any, run: Any, step_name: str) -> StepRequirement | None:

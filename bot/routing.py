@@ -45,8 +45,10 @@ class SlackRoute:
     def __post_init__(self) -> None:
         for who in (*self.approvers, *self.starters):
             if not who or who[0] not in "UWS":
-                raise ValueError(f"route {self.workflow.name!r}: {who!r} is not a Slack user "
-                                 "(U…/W…) or user-group (S…) ID")
+                raise ValueError(
+                    f"route {self.workflow.name!r}: {who!r} is not a Slack user "
+                    "(U…/W…) or user-group (S…) ID"
+                )
         for step_name in self.steps:
             if workflow_step(self.workflow, step_name) is None:
                 raise ValueError(f"route {self.workflow.name!r}: no step named {step_name!r}")

@@ -62,8 +62,14 @@ class DeadlineScheduler:
         global _ACTIVE
         _ACTIVE = self.signoff
         self.scheduler.start(paused=paused)
-        self.scheduler.add_job(_sync_job, "interval", seconds=self.poll_seconds, id="sync",
-                               jobstore="memory", replace_existing=True)
+        self.scheduler.add_job(
+            _sync_job,
+            "interval",
+            seconds=self.poll_seconds,
+            id="sync",
+            jobstore="memory",
+            replace_existing=True,
+        )
         self.reconcile()
 
     def stop(self) -> None:
@@ -79,16 +85,29 @@ class DeadlineScheduler:
         run_id = self._run_id_of(req)
         if run_id is None:
             return
-        self.scheduler.add_job(_expire_job, "date", run_date=req.expires_at,
-                               args=[workflow_name, run_id], id=f"expire:{req.requirement_id}",
-                               replace_existing=True)
+        self.scheduler.add_job(
+            _expire_job,
+            "date",
+            run_date=req.expires_at,
+            args=[workflow_name, run_id],
+            id=f"expire:{req.requirement_id}",
+            replace_existing=True,
+        )
         route = self.signoff.routes.get(workflow_name)
-        if route and route.reminder_before and req.expires_at - route.reminder_before > (
-                req.paused_at or req.expires_at - route.reminder_before - timedelta(seconds=1)):
-            self.scheduler.add_job(_remind_job, "date",
-                                   run_date=req.expires_at - route.reminder_before,
-                                   args=[workflow_name, run_id, req.requirement_id],
-                                   id=f"remind:{req.requirement_id}", replace_existing=True)
+        if (
+            route
+            and route.reminder_before
+            and req.expires_at - route.reminder_before
+            > (req.paused_at or req.expires_at - route.reminder_before - timedelta(seconds=1))
+        ):
+            self.scheduler.add_job(
+                _remind_job,
+                "date",
+                run_date=req.expires_at - route.reminder_before,
+                args=[workflow_name, run_id, req.requirement_id],
+                id=f"remind:{req.requirement_id}",
+                replace_existing=True,
+            )
 
     def _run_id_of(self, req: StepRequirement) -> str | None:
         pause = self.signoff.store.get_pause(req.requirement_id)

@@ -46,24 +46,36 @@ def make_client(settings: Settings) -> WebClient:
 
 
 class Runtime:
-    def __init__(self, settings: Settings, *, routes: list[SlackRoute] | None = None,
-                 db: BaseDb | None = None, client: WebClient | None = None,
-                 clock: Clock | None = None, scheduler_paused: bool = False,
-                 outbox_poll_interval: float = 0.5) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        routes: list[SlackRoute] | None = None,
+        db: BaseDb | None = None,
+        client: WebClient | None = None,
+        clock: Clock | None = None,
+        scheduler_paused: bool = False,
+        outbox_poll_interval: float = 0.5,
+    ) -> None:
         self.settings = settings
         self.db = db or db_from_url(settings.database_url)
         self.client = client or make_client(settings)
         self.signoff = Signoff(
             routes=routes if routes is not None else load_routes(settings.workflow_specs),
-            db=self.db, client=self.client, default_channel=settings.channel, clock=clock,
-            workers=settings.workers)
+            db=self.db,
+            client=self.client,
+            default_channel=settings.channel,
+            clock=clock,
+            workers=settings.workers,
+        )
         self.outbox = OutboxWorker(self.signoff, poll_interval=outbox_poll_interval)
         self.scheduler = DeadlineScheduler(self.signoff, poll_seconds=settings.poll_seconds)
         self._scheduler_paused = scheduler_paused
         secret = settings.slack_signing_secret
         self.signing_secret = secret.get_secret_value() if secret else ""
-        self.bolt: App = build_app(self.signoff, signing_secret=self.signing_secret,
-                                   client=self.client)
+        self.bolt: App = build_app(
+            self.signoff, signing_secret=self.signing_secret, client=self.client
+        )
         self.asgi = make_asgi(self)
 
     def start(self) -> None:
@@ -86,31 +98,43 @@ def make_asgi(runtime: Runtime) -> Starlette:
             return JSONResponse({"error": "request too large"}, status_code=413)
         timestamp = request.headers.get("x-slack-request-timestamp", "")
         signature = request.headers.get("x-slack-signature", "")
-        if not (timestamp.isdigit() and signature
-                and verifier.is_valid(body=body, timestamp=timestamp, signature=signature)):
+        if not (
+            timestamp.isdigit()
+            and signature
+            and verifier.is_valid(body=body, timestamp=timestamp, signature=signature)
+        ):
             return JSONResponse({"error": "invalid or expired signature"}, status_code=401)
         try:
             text = body.decode("utf-8")
-            bolt_request = BoltRequest(body=text, query=request.url.query,
-                                       headers=dict(request.headers))
+            bolt_request = BoltRequest(
+                body=text, query=request.url.query, headers=dict(request.headers)
+            )
         except (ValueError, AttributeError, TypeError, UnicodeDecodeError) as exc:
-            return JSONResponse({"error": f"malformed payload: {type(exc).__name__}"},
-                                status_code=400)
+            return JSONResponse(
+                {"error": f"malformed payload: {type(exc).__name__}"}, status_code=400
+            )
         if not isinstance(bolt_request.body, dict) or not bolt_request.body:
             return JSONResponse({"error": "malformed payload: empty"}, status_code=400)
         response = await run_in_threadpool(runtime.bolt.dispatch, bolt_request)
-        return Response(content=response.body, status_code=response.status,
-                        headers=response.first_headers_without_set_cookie())
+        return Response(
+            content=response.body,
+            status_code=response.status,
+            headers=response.first_headers_without_set_cookie(),
+        )
 
     async def healthz(_request: Request) -> Response:
         ok = await run_in_threadpool(runtime.db.ping)
-        return JSONResponse({"ok": ok, "database": "reachable" if ok else "unreachable"},
-                            status_code=200 if ok else 503)
+        return JSONResponse(
+            {"ok": ok, "database": "reachable" if ok else "unreachable"},
+            status_code=200 if ok else 503,
+        )
 
-    return Starlette(routes=[
-        Route("/slack/events", slack_events, methods=["POST"]),
-        Route("/healthz", healthz, methods=["GET"]),
-    ])
+    return Starlette(
+        routes=[
+            Route("/slack/events", slack_events, methods=["POST"]),
+            Route("/healthz", healthz, methods=["GET"]),
+        ]
+    )
 
 
 class ServerThread:
@@ -123,8 +147,9 @@ class ServerThread:
         self.host, self.port = self.sock.getsockname()[:2]
         config = uvicorn.Config(app, log_level="warning", lifespan="off", access_log=False)
         self.server = uvicorn.Server(config)
-        self.thread = threading.Thread(target=self.server.run,
-                                       kwargs={"sockets": [self.sock]}, daemon=True)
+        self.thread = threading.Thread(
+            target=self.server.run, kwargs={"sockets": [self.sock]}, daemon=True
+        )
 
     @property
     def url(self) -> str:
@@ -157,8 +182,13 @@ def serve(runtime: Runtime) -> None:
             handler = SocketModeHandler(runtime.bolt, settings.slack_app_token.get_secret_value())
             handler.connect()
             log.info("connected to Slack in Socket Mode; /healthz on port %s", settings.port)
-        uvicorn.run(runtime.asgi, host=settings.host, port=settings.port,
-                    log_level=settings.log_level.lower(), access_log=False)
+        uvicorn.run(
+            runtime.asgi,
+            host=settings.host,
+            port=settings.port,
+            log_level=settings.log_level.lower(),
+            access_log=False,
+        )
     finally:
         if handler is not None:
             handler.close()

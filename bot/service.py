@@ -59,8 +59,16 @@ class DecisionResult:
 
 
 class Signoff:
-    def __init__(self, *, routes: list[SlackRoute], db: BaseDb, client: WebClient,
-                 default_channel: str, clock: Clock | None = None, workers: int = 8) -> None:
+    def __init__(
+        self,
+        *,
+        routes: list[SlackRoute],
+        db: BaseDb,
+        client: WebClient,
+        default_channel: str,
+        clock: Clock | None = None,
+        workers: int = 8,
+    ) -> None:
         self.routes = {r.name: r for r in routes}
         self.db = db
         self.client = client
@@ -105,8 +113,9 @@ class Signoff:
         self.executor.submit(self._run_in_background, route.workflow, input, user_id, run_id)
         return run_id
 
-    def _run_in_background(self, wf: Workflow, input: Any, user_id: str | None,
-                           run_id: str) -> None:
+    def _run_in_background(
+        self, wf: Workflow, input: Any, user_id: str | None, run_id: str
+    ) -> None:
         try:
             wf.run(input, user_id=user_id, run_id=run_id)
         except Exception:
@@ -125,14 +134,22 @@ class Signoff:
             self._post_pause(route, run, event.requirement, now=now)
         elif isinstance(event, StepContinuedEvent) and event.requirement is not None:
             req = event.requirement
-            self._enqueue(f"resolve:{req.requirement_id}", run.run_id, "resolve",
-                          {"requirement": req.to_dict(),
-                           "decision_at": (req.decided_at or now).isoformat()}, now)
+            self._enqueue(
+                f"resolve:{req.requirement_id}",
+                run.run_id,
+                "resolve",
+                {"requirement": req.to_dict(), "decision_at": (req.decided_at or now).isoformat()},
+                now,
+            )
             self._enqueue_root_update(run, now)
             if req.timed_out:
                 then = "run cancelled" if req.on_reject.value == "cancel" else "step skipped"
-                self._note(run, f"timeout:{req.requirement_id}",
-                           f":hourglass_flowing_sand: *{req.step_name}* timed out — {then}.", now)
+                self._note(
+                    run,
+                    f"timeout:{req.requirement_id}",
+                    f":hourglass_flowing_sand: *{req.step_name}* timed out — {then}.",
+                    now,
+                )
         elif isinstance(event, WorkflowCompletedEvent):
             self._enqueue_root_update(run, now)
             self._note(run, "completed", blocks.completion_note(run), now)
@@ -145,20 +162,35 @@ class Signoff:
 
     def _ensure_root(self, route: SlackRoute, run: WorkflowRunOutput, *, now: datetime) -> None:
         channel = route.channel_for(None, self.default_channel)
-        self.store.record_run(run_id=run.run_id, workflow_name=route.name, channel=channel,
-                              now=now)
-        self._enqueue(f"root:{run.run_id}", run.run_id, "root",
-                      {"user_id": run.user_id, "created_at": run.created_at.isoformat()}, now)
+        self.store.record_run(run_id=run.run_id, workflow_name=route.name, channel=channel, now=now)
+        self._enqueue(
+            f"root:{run.run_id}",
+            run.run_id,
+            "root",
+            {"user_id": run.user_id, "created_at": run.created_at.isoformat()},
+            now,
+        )
 
-    def _post_pause(self, route: SlackRoute, run: WorkflowRunOutput, req: StepRequirement, *,
-                    now: datetime) -> None:
+    def _post_pause(
+        self, route: SlackRoute, run: WorkflowRunOutput, req: StepRequirement, *, now: datetime
+    ) -> None:
         self._ensure_root(route, run, now=now)
         channel = route.channel_for(req.step_name, self.default_channel)
-        if self.store.record_pause(requirement_id=req.requirement_id, run_id=run.run_id,
-                                   workflow_name=route.name, step_name=req.step_name,
-                                   channel=channel, now=now):
-            self._enqueue(f"pause:{req.requirement_id}", run.run_id, "pause",
-                          {"requirement_id": req.requirement_id}, now)
+        if self.store.record_pause(
+            requirement_id=req.requirement_id,
+            run_id=run.run_id,
+            workflow_name=route.name,
+            step_name=req.step_name,
+            channel=channel,
+            now=now,
+        ):
+            self._enqueue(
+                f"pause:{req.requirement_id}",
+                run.run_id,
+                "pause",
+                {"requirement_id": req.requirement_id},
+                now,
+            )
             self._enqueue_root_update(run, now)
             for callback in self.on_pause_recorded:
                 callback(route.name, req)
@@ -170,8 +202,9 @@ class Signoff:
     def _note(self, run: WorkflowRunOutput, what: str, text: str, now: datetime) -> None:
         self._enqueue(f"note:{run.run_id}:{what}", run.run_id, "note", {"text": text}, now)
 
-    def _enqueue(self, key: str, run_id: str, kind: str, data: dict[str, Any],
-                 now: datetime) -> None:
+    def _enqueue(
+        self, key: str, run_id: str, kind: str, data: dict[str, Any], now: datetime
+    ) -> None:
         if self.store.enqueue(key=key, run_id=run_id, kind=kind, data=data, now=now):
             self.outbox_wakeup.set()
 
@@ -193,8 +226,9 @@ class Signoff:
         return posted
 
     # -- permissions ---------------------------------------------------------------------------
-    def may_decide(self, user_id: str, route: SlackRoute, run: WorkflowRunOutput,
-                   step_name: str) -> tuple[bool, str]:
+    def may_decide(
+        self, user_id: str, route: SlackRoute, run: WorkflowRunOutput, step_name: str
+    ) -> tuple[bool, str]:
         if run.user_id and user_id == run.user_id and not route.requester_may_decide(step_name):
             return False, "you started this run, and its approvals need someone else."
         approvers = route.approvers_for(step_name)
@@ -212,8 +246,9 @@ class Signoff:
             if cached and time.monotonic() - cached[0] < GROUP_CACHE_SECONDS:
                 return cached[1]
         try:
-            members = frozenset(self.client.usergroups_users_list(usergroup=group_id)
-                                .get("users") or [])
+            members = frozenset(
+                self.client.usergroups_users_list(usergroup=group_id).get("users") or []
+            )
         except SlackApiError as exc:
             log.warning("cannot list members of %s: %s", group_id, exc.response.get("error"))
             members = frozenset()
@@ -227,8 +262,9 @@ class Signoff:
         return any(user_id in self._group_members(g) for g in route.starters if g.startswith("S"))
 
     # -- decisions ---------------------------------------------------------------------------------
-    def load_pause(self, token: Any, user_id: str
-                   ) -> tuple[PauseRef, SlackRoute, WorkflowRunOutput, StepRequirement] | DecisionResult:
+    def load_pause(
+        self, token: Any, user_id: str
+    ) -> tuple[PauseRef, SlackRoute, WorkflowRunOutput, StepRequirement] | DecisionResult:
         """Look the opaque token up and check the user may act on it (nothing trusted)."""
         pause = self.store.get_pause(token) if isinstance(token, str) else None
         route = self.routes.get(pause.workflow_name) if pause else None
@@ -242,8 +278,7 @@ class Signoff:
             return DecisionResult(False, f":lock: You are not allowed to decide this: {why}")
         current = run.step_requirements[0] if run.is_paused and run.step_requirements else None
         if current is None or current.requirement_id != pause.requirement_id:
-            return DecisionResult(False, self._already_decided(run.run_id,
-                                                               pause.requirement_id))
+            return DecisionResult(False, self._already_decided(run.run_id, pause.requirement_id))
         return pause, route, run, current
 
     def _already_decided(self, run_id: str, requirement_id: str) -> str:
@@ -252,8 +287,15 @@ class Signoff:
                 return f"Already decided: {_describe(decision)}."
         return "This step is no longer waiting for a decision."
 
-    def decide(self, token: Any, *, user_id: str, action: str, values: dict[str, Any] | None = None,
-               reason: str | None = None) -> DecisionResult:
+    def decide(
+        self,
+        token: Any,
+        *,
+        user_id: str,
+        action: str,
+        values: dict[str, Any] | None = None,
+        reason: str | None = None,
+    ) -> DecisionResult:
         """Apply ``action`` ("confirm", "reject" or "input") from ``user_id``.
 
         Validates, claims the pause (exactly once) and continues the run in the
@@ -277,12 +319,14 @@ class Signoff:
             else:
                 return DecisionResult(False, f"Unknown action {action!r}.")
         except UserInputValidationError as exc:
-            return DecisionResult(False, str(exc),
-                                  errors=blocks.errors_for_modal(exc.errors, req.user_input_schema))
+            return DecisionResult(
+                False, str(exc), errors=blocks.errors_for_modal(exc.errors, req.user_input_schema)
+            )
         return self._continue(route.workflow, run, req)
 
-    def _continue(self, wf: Workflow, run: WorkflowRunOutput,
-                  req: StepRequirement) -> DecisionResult:
+    def _continue(
+        self, wf: Workflow, run: WorkflowRunOutput, req: StepRequirement
+    ) -> DecisionResult:
         try:
             events = wf.continue_run(run, stream=True, stream_events=True)
             next(events)  # the claim: raises for everyone but the one winner
@@ -318,10 +362,13 @@ class Signoff:
         if req.requirement_id != requirement_id:
             return False
         who = " ".join(blocks.mention(a) for a in route.approvers_for(req.step_name)) or "Reminder"
-        self._note(run, f"reminder:{requirement_id}",
-                   f"{who}: *{req.step_name}* still waits for a decision; deadline "
-                   f"{blocks.slack_date(req.expires_at)} (then {req.on_reject.value}).",
-                   self.clock.now())
+        self._note(
+            run,
+            f"reminder:{requirement_id}",
+            f"{who}: *{req.step_name}* still waits for a decision; deadline "
+            f"{blocks.slack_date(req.expires_at)} (then {req.on_reject.value}).",
+            self.clock.now(),
+        )
         return True
 
     def tell(self, *, channel: str | None, user_id: str, text: str) -> None:
@@ -341,8 +388,15 @@ class Signoff:
                 run = route.workflow.get_run(paused.run_id)
                 if run is None or not self.may_decide(user_id, route, run, paused.step_name)[0]:
                     continue
-                items.append((route.name, paused.step_name, paused.run_id, paused.expires_at,
-                              self._permalink(paused.requirement.requirement_id)))
+                items.append(
+                    (
+                        route.name,
+                        paused.step_name,
+                        paused.run_id,
+                        paused.expires_at,
+                        self._permalink(paused.requirement.requirement_id),
+                    )
+                )
         return items
 
     def _permalink(self, requirement_id: str) -> str | None:
@@ -350,15 +404,22 @@ class Signoff:
         if pause is None or pause.message_ts is None:
             return None
         try:
-            return self.client.chat_getPermalink(channel=pause.channel,
-                                                 message_ts=pause.message_ts).get("permalink")
+            return self.client.chat_getPermalink(
+                channel=pause.channel, message_ts=pause.message_ts
+            ).get("permalink")
         except SlackApiError:
             return None
 
-    def pause_context(self, route: SlackRoute, run: WorkflowRunOutput,
-                      req: StepRequirement) -> blocks.PauseContext:
-        return blocks.PauseContext(token=req.requirement_id, workflow_name=route.name, run=run,
-                                   requirement=req, approvers=route.approvers_for(req.step_name))
+    def pause_context(
+        self, route: SlackRoute, run: WorkflowRunOutput, req: StepRequirement
+    ) -> blocks.PauseContext:
+        return blocks.PauseContext(
+            token=req.requirement_id,
+            workflow_name=route.name,
+            run=run,
+            requirement=req,
+            approvers=route.approvers_for(req.step_name),
+        )
 
 
 def _drain(events: Iterator[WorkflowRunEvent], run_id: str) -> None:
@@ -374,7 +435,8 @@ def _describe(decision: Decision) -> str:
     if decision.outcome.value == "timed_out":
         return f"the deadline passed ({when})"
     verb = {"confirmed": "approved", "rejected": "rejected", "submitted": "answered"}[
-        decision.outcome.value]
+        decision.outcome.value
+    ]
     return f"{verb} by {blocks.mention(decision.decided_by)} at {when}"
 
 

@@ -38,7 +38,8 @@ from engine.db.schema import UtcDateTime
 metadata = MetaData()
 
 slack_runs = Table(
-    "slack_runs", metadata,
+    "slack_runs",
+    metadata,
     Column("run_id", String(64), primary_key=True),
     Column("workflow_name", String(200), nullable=False),
     Column("channel", String(100), nullable=False),
@@ -48,7 +49,8 @@ slack_runs = Table(
 )
 
 slack_pauses = Table(
-    "slack_pauses", metadata,
+    "slack_pauses",
+    metadata,
     Column("requirement_id", String(64), primary_key=True),
     Column("run_id", String(64), nullable=False, index=True),
     Column("workflow_name", String(200), nullable=False),
@@ -60,7 +62,8 @@ slack_pauses = Table(
 )
 
 slack_outbox = Table(
-    "slack_outbox", metadata,
+    "slack_outbox",
+    metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),
     Column("dedupe_key", String(200), nullable=False, unique=True),
     Column("run_id", String(64), nullable=False, index=True),
@@ -75,7 +78,8 @@ slack_outbox = Table(
 )
 
 slack_seen_requests = Table(
-    "slack_seen_requests", metadata,
+    "slack_seen_requests",
+    metadata,
     Column("request_key", String(200), primary_key=True),
     Column("seen_at", UtcDateTime(), nullable=False),
 )
@@ -133,9 +137,15 @@ class BotStore:
     # -- runs and pauses ---------------------------------------------------------------
     def record_run(self, *, run_id: str, workflow_name: str, channel: str, now: datetime) -> None:
         with self.engine.begin() as conn:
-            conn.execute(self._insert_ignore(slack_runs), {
-                "run_id": run_id, "workflow_name": workflow_name, "channel": channel,
-                "created_at": now})
+            conn.execute(
+                self._insert_ignore(slack_runs),
+                {
+                    "run_id": run_id,
+                    "workflow_name": workflow_name,
+                    "channel": channel,
+                    "created_at": now,
+                },
+            )
 
     def get_run_ref(self, run_id: str) -> RunRef | None:
         with self.engine.connect() as conn:
@@ -146,81 +156,141 @@ class BotStore:
 
     def set_root_ts(self, run_id: str, ts: str, channel_id: str) -> None:
         with self.engine.begin() as conn:
-            conn.execute(update(slack_runs).where(slack_runs.c.run_id == run_id)
-                         .values(root_ts=ts, channel_id=channel_id))
+            conn.execute(
+                update(slack_runs)
+                .where(slack_runs.c.run_id == run_id)
+                .values(root_ts=ts, channel_id=channel_id)
+            )
 
-    def record_pause(self, *, requirement_id: str, run_id: str, workflow_name: str,
-                     step_name: str, channel: str, now: datetime) -> bool:
+    def record_pause(
+        self,
+        *,
+        requirement_id: str,
+        run_id: str,
+        workflow_name: str,
+        step_name: str,
+        channel: str,
+        now: datetime,
+    ) -> bool:
         """Returns True for the one caller that recorded it first."""
         with self.engine.begin() as conn:
-            result = conn.execute(self._insert_ignore(slack_pauses), {
-                "requirement_id": requirement_id, "run_id": run_id,
-                "workflow_name": workflow_name, "step_name": step_name, "channel": channel,
-                "created_at": now})
+            result = conn.execute(
+                self._insert_ignore(slack_pauses),
+                {
+                    "requirement_id": requirement_id,
+                    "run_id": run_id,
+                    "workflow_name": workflow_name,
+                    "step_name": step_name,
+                    "channel": channel,
+                    "created_at": now,
+                },
+            )
         return bool(result.rowcount)
 
     def get_pause(self, requirement_id: str) -> PauseRef | None:
         if not isinstance(requirement_id, str) or not 0 < len(requirement_id) <= 64:
             return None
         with self.engine.connect() as conn:
-            row = conn.execute(select(slack_pauses)
-                               .where(slack_pauses.c.requirement_id == requirement_id)).first()
+            row = conn.execute(
+                select(slack_pauses).where(slack_pauses.c.requirement_id == requirement_id)
+            ).first()
         if row is None:
             return None
-        return PauseRef(row.requirement_id, row.run_id, row.workflow_name, row.step_name,
-                        row.channel, row.message_ts, row.channel_id)
+        return PauseRef(
+            row.requirement_id,
+            row.run_id,
+            row.workflow_name,
+            row.step_name,
+            row.channel,
+            row.message_ts,
+            row.channel_id,
+        )
 
     def known_pause_ids(self, requirement_ids: list[str]) -> set[str]:
         if not requirement_ids:
             return set()
         with self.engine.connect() as conn:
-            rows = conn.execute(select(slack_pauses.c.requirement_id).where(
-                slack_pauses.c.requirement_id.in_(requirement_ids))).all()
+            rows = conn.execute(
+                select(slack_pauses.c.requirement_id).where(
+                    slack_pauses.c.requirement_id.in_(requirement_ids)
+                )
+            ).all()
         return {r.requirement_id for r in rows}
 
     def set_pause_ts(self, requirement_id: str, ts: str, channel_id: str) -> None:
         with self.engine.begin() as conn:
-            conn.execute(update(slack_pauses)
-                         .where(slack_pauses.c.requirement_id == requirement_id)
-                         .values(message_ts=ts, channel_id=channel_id))
+            conn.execute(
+                update(slack_pauses)
+                .where(slack_pauses.c.requirement_id == requirement_id)
+                .values(message_ts=ts, channel_id=channel_id)
+            )
 
     # -- outbox -------------------------------------------------------------------------
-    def enqueue(self, *, key: str, run_id: str, kind: str, data: dict[str, Any],
-                now: datetime) -> bool:
+    def enqueue(
+        self, *, key: str, run_id: str, kind: str, data: dict[str, Any], now: datetime
+    ) -> bool:
         with self.engine.begin() as conn:
-            result = conn.execute(self._insert_ignore(slack_outbox), {
-                "dedupe_key": key, "run_id": run_id, "kind": kind,
-                "data": json.dumps(data, default=str), "state": "pending", "attempts": 0,
-                "next_attempt_at": now, "created_at": now})
+            result = conn.execute(
+                self._insert_ignore(slack_outbox),
+                {
+                    "dedupe_key": key,
+                    "run_id": run_id,
+                    "kind": kind,
+                    "data": json.dumps(data, default=str),
+                    "state": "pending",
+                    "attempts": 0,
+                    "next_attempt_at": now,
+                    "created_at": now,
+                },
+            )
         return bool(result.rowcount)
 
     def due_items(self, *, now: datetime, limit: int = 100) -> list[OutboxItem]:
-        query = (select(slack_outbox)
-                 .where(or_(slack_outbox.c.state == "pending",
-                            (slack_outbox.c.state == "sending")
-                            & (slack_outbox.c.lease_until < now)),
-                        slack_outbox.c.next_attempt_at <= now)
-                 .order_by(slack_outbox.c.id).limit(limit))
+        query = (
+            select(slack_outbox)
+            .where(
+                or_(
+                    slack_outbox.c.state == "pending",
+                    (slack_outbox.c.state == "sending") & (slack_outbox.c.lease_until < now),
+                ),
+                slack_outbox.c.next_attempt_at <= now,
+            )
+            .order_by(slack_outbox.c.id)
+            .limit(limit)
+        )
         with self.engine.connect() as conn:
             rows = conn.execute(query).all()
-        return [OutboxItem(r.id, r.dedupe_key, r.run_id, r.kind, json.loads(r.data), r.attempts)
-                for r in rows]
+        return [
+            OutboxItem(r.id, r.dedupe_key, r.run_id, r.kind, json.loads(r.data), r.attempts)
+            for r in rows
+        ]
 
     def claim_item(self, item_id: int, *, now: datetime, lease: timedelta) -> bool:
         """Take an item for delivery; False if another worker (or replica) has it."""
         with self.engine.begin() as conn:
             result = conn.execute(
                 update(slack_outbox)
-                .where(slack_outbox.c.id == item_id,
-                       or_(slack_outbox.c.state == "pending",
-                           (slack_outbox.c.state == "sending")
-                           & (slack_outbox.c.lease_until < now)))
-                .values(state="sending", lease_until=now + lease,
-                        attempts=slack_outbox.c.attempts + 1))
+                .where(
+                    slack_outbox.c.id == item_id,
+                    or_(
+                        slack_outbox.c.state == "pending",
+                        (slack_outbox.c.state == "sending") & (slack_outbox.c.lease_until < now),
+                    ),
+                )
+                .values(
+                    state="sending", lease_until=now + lease, attempts=slack_outbox.c.attempts + 1
+                )
+            )
         return result.rowcount == 1
 
-    def finish_item(self, item_id: int, *, state: str, error: str | None = None,
-                    retry_at: datetime | None = None) -> None:
+    def finish_item(
+        self,
+        item_id: int,
+        *,
+        state: str,
+        error: str | None = None,
+        retry_at: datetime | None = None,
+    ) -> None:
         values: dict[str, Any] = {"state": state, "last_error": error, "lease_until": None}
         if retry_at is not None:
             values["next_attempt_at"] = retry_at
@@ -238,8 +308,9 @@ class BotStore:
     # -- request de-duplication ---------------------------------------------------------------
     def first_time_seen(self, key: str, *, now: datetime) -> bool:
         with self.engine.begin() as conn:
-            result = conn.execute(self._insert_ignore(slack_seen_requests),
-                                  {"request_key": key[:200], "seen_at": now})
+            result = conn.execute(
+                self._insert_ignore(slack_seen_requests), {"request_key": key[:200], "seen_at": now}
+            )
         return bool(result.rowcount)
 
     def forget_seen_before(self, when: datetime) -> None:

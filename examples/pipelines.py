@@ -32,7 +32,9 @@ def load_orders() -> list[dict[str, Any]]:
 
 def fetch_data(step_input: StepInput) -> StepOutput:
     orders = load_orders()
-    return StepOutput(content={"orders": len(orders), "total": round(sum(o["amount"] for o in orders), 2)})
+    return StepOutput(
+        content={"orders": len(orders), "total": round(sum(o["amount"] for o in orders), 2)}
+    )
 
 
 def process_data(step_input: StepInput) -> StepOutput:
@@ -53,8 +55,9 @@ def save_results(step_input: StepInput) -> StepOutput:
 
 def analyze(step_input: StepInput) -> StepOutput:
     amounts = [o["amount"] for o in load_orders()]
-    return StepOutput(content={"orders": len(amounts), "median": statistics.median(amounts),
-                               "max": max(amounts)})
+    return StepOutput(
+        content={"orders": len(amounts), "median": statistics.median(amounts), "max": max(amounts)}
+    )
 
 
 def process_with_params(step_input: StepInput) -> StepOutput:
@@ -68,8 +71,10 @@ def process_with_params(step_input: StepInput) -> StepOutput:
     if mode == "accurate":
         selected.sort(key=lambda o: -o["amount"])
     batches = (len(selected) + batch_size - 1) // batch_size
-    return StepOutput(content=f"Processed with threshold={threshold}, mode={mode}: "
-                              f"{len(selected)} orders in {batches} batches")
+    return StepOutput(
+        content=f"Processed with threshold={threshold}, mode={mode}: "
+        f"{len(selected)} orders in {batches} batches"
+    )
 
 
 def report(step_input: StepInput) -> StepOutput:
@@ -85,8 +90,13 @@ data_pipeline = Workflow(
     description="Fetch orders, pseudonymise e-mails (needs confirmation), save as JSON",
     steps=[
         Step(name="fetch_data", executor=fetch_data),
-        Step(name="process_data", executor=process_data, requires_confirmation=True,
-             confirmation_message="Process sensitive data?", on_reject=OnReject.skip),
+        Step(
+            name="process_data",
+            executor=process_data,
+            requires_confirmation=True,
+            confirmation_message="Process sensitive data?",
+            on_reject=OnReject.skip,
+        ),
         Step(name="save_results", executor=save_results),
     ],
 )
@@ -97,16 +107,30 @@ configurable_pipeline = Workflow(
     steps=[
         Step(name="analyze", executor=analyze),
         Step(
-            name="process", executor=process_with_params, requires_user_input=True,
+            name="process",
+            executor=process_with_params,
+            requires_user_input=True,
             user_input_message="Configure processing:",
             user_input_schema=[
-                UserInputField(name="threshold", field_type="float",
-                               description="Processing threshold (0.0-1.0)", required=True),
-                UserInputField(name="mode", field_type="str",
-                               description="Mode: 'fast' or 'accurate'", required=True,
-                               allowed_values=["fast", "accurate"]),
-                UserInputField(name="batch_size", field_type="int",
-                               description="Records per batch", required=False),
+                UserInputField(
+                    name="threshold",
+                    field_type="float",
+                    description="Processing threshold (0.0-1.0)",
+                    required=True,
+                ),
+                UserInputField(
+                    name="mode",
+                    field_type="str",
+                    description="Mode: 'fast' or 'accurate'",
+                    required=True,
+                    allowed_values=["fast", "accurate"],
+                ),
+                UserInputField(
+                    name="batch_size",
+                    field_type="int",
+                    description="Records per batch",
+                    required=False,
+                ),
             ],
         ),
         Step(name="report", executor=report),
@@ -117,9 +141,14 @@ quick_approval = Workflow(
     name="quick_approval",
     description="Deploy after an approval that times out (and cancels) after one minute",
     steps=[
-        Step(name="deploy", executor=deploy, requires_confirmation=True,
-             confirmation_message="Deploy now? Cancels itself in one minute.",
-             on_reject=OnReject.cancel, pause_timeout=timedelta(minutes=1)),
+        Step(
+            name="deploy",
+            executor=deploy,
+            requires_confirmation=True,
+            confirmation_message="Deploy now? Cancels itself in one minute.",
+            on_reject=OnReject.cancel,
+            pause_timeout=timedelta(minutes=1),
+        ),
     ],
 )
 

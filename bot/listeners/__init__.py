@@ -12,4 +12,3 @@ def register(app: App, signoff: Signoff) -> None:
     commands.register(app, signoff)
     actions.register(app, signoff)
     views.register(app, signoff)
-

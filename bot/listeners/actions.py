@@ -40,8 +40,7 @@ def register(app: App, signoff: Signoff) -> None:
 
 
 def _who(body: dict[str, Any]) -> tuple[str | None, str | None, Any]:
-    return (dig(body, "user", "id"), dig(body, "channel", "id"),
-            dig(body, "actions", 0, "value"))
+    return (dig(body, "user", "id"), dig(body, "channel", "id"), dig(body, "actions", 0, "value"))
 
 
 def _decide(signoff: Signoff, body: dict[str, Any], action: str) -> None:
@@ -66,10 +65,12 @@ def _open_modal(signoff: Signoff, body: dict[str, Any], client: WebClient, build
         return
     _pause, route, run, req = loaded
     try:
-        client.views_open(trigger_id=trigger_id,
-                          view=build(signoff.pause_context(route, run, req)))
+        client.views_open(trigger_id=trigger_id, view=build(signoff.pause_context(route, run, req)))
     except SlackApiError as exc:
         log.warning("views.open failed: %s", exc.response.get("error"))
-        signoff.tell(channel=channel, user_id=user_id,
-                     text="Could not open the form (Slack said "
-                          f"`{exc.response.get('error')}`); please click again.")
+        signoff.tell(
+            channel=channel,
+            user_id=user_id,
+            text="Could not open the form (Slack said "
+            f"`{exc.response.get('error')}`); please click again.",
+        )

@@ -40,14 +40,18 @@ def reply(signoff: Signoff, command: dict[str, Any]) -> dict[str, Any]:
     if verb in ("", "help"):
         return _ephemeral(blocks.help_blocks())
     if verb == "list":
-        items = [(r.name, r.workflow.description, [s.name for s in r.workflow.steps])
-                 for r in signoff.routes.values() if signoff.can_start(user_id, r)]
+        items = [
+            (r.name, r.workflow.description, [s.name for s in r.workflow.steps])
+            for r in signoff.routes.values()
+            if signoff.can_start(user_id, r)
+        ]
         return _ephemeral(blocks.list_blocks(items))
     if verb == "run":
         name, _, run_input = rest.partition(" ")
         if not name:
-            return _ephemeral(blocks.help_blocks("Which workflow? `/signoff run <workflow> "
-                                                 "[input]`"))
+            return _ephemeral(
+                blocks.help_blocks("Which workflow? `/signoff run <workflow> [input]`")
+            )
         route = signoff.routes.get(name)
         if route is None:
             known = ", ".join(f"`{n}`" for n in signoff.routes) or "none"
@@ -56,8 +60,10 @@ def reply(signoff: Signoff, command: dict[str, Any]) -> dict[str, Any]:
             return _ephemeral(blocks.help_blocks(f"You may not start `{name}`."))
         run_id = signoff.start_run(name, run_input.strip() or None, user_id=user_id)
         channel = route.channel_for(None, signoff.default_channel)
-        return {"response_type": "ephemeral",
-                "text": f"Started *{name}* (run `{run_id}`); follow it in {channel}."}
+        return {
+            "response_type": "ephemeral",
+            "text": f"Started *{name}* (run `{run_id}`); follow it in {channel}.",
+        }
     if verb == "status":
         if not _RUN_ID.match(rest):
             return _ephemeral(blocks.help_blocks("`/signoff status <run_id>` needs a run id."))

@@ -58,8 +58,10 @@ def register(app: App, signoff: Signoff) -> None:
         if result.ok:
             ack()
         else:
-            ack(response_action="errors",
-                errors={blocks.REASON_BLOCK: blocks.clip(result.message, 2000)})
+            ack(
+                response_action="errors",
+                errors={blocks.REASON_BLOCK: blocks.clip(result.message, 2000)},
+            )
 
     @app.view_closed(blocks.VIEW_INPUT)
     @app.view_closed(blocks.VIEW_REJECT)
@@ -70,7 +72,10 @@ def register(app: App, signoff: Signoff) -> None:
 
 def _error_on_first_field(ack: Ack, body: dict[str, Any], message: str) -> None:
     view_blocks = dig(body, "view", "blocks")
-    block_ids = [b.get("block_id") for b in view_blocks or [] if isinstance(b, dict)
-                 and b.get("type") == "input" and isinstance(b.get("block_id"), str)]
+    block_ids: list[str] = [
+        str(b["block_id"])
+        for b in view_blocks or []
+        if isinstance(b, dict) and b.get("type") == "input" and isinstance(b.get("block_id"), str)
+    ]
     target = block_ids[0] if block_ids else "_"
     ack(response_action="errors", errors={target: blocks.clip(message, 2000)})

@@ -39,8 +39,9 @@ def interaction_key(body: dict[str, Any]) -> str | None:
 
 
 def dedupe_middleware(signoff: Signoff) -> Callable[..., BoltResponse | None]:
-    def dedupe(req: BoltRequest, resp: BoltResponse, next: Callable[[], BoltResponse]
-               ) -> BoltResponse | None:
+    def dedupe(
+        req: BoltRequest, resp: BoltResponse, next: Callable[[], BoltResponse]
+    ) -> BoltResponse | None:
         body = req.body if isinstance(req.body, dict) else {}
         key = interaction_key(body)
         if key is not None and not signoff.store.first_time_seen(key, now=signoff.clock.now()):

@@ -40,8 +40,13 @@ class BotHarness:
         return self.fake.state
 
     def actor(self, user_id: str, channel_id: str = DEFAULT_CHANNEL_ID) -> SlackActor:
-        return SlackActor(bot_url=self.url, signing_secret=SECRET, fake=self.fake,
-                          user_id=user_id, channel_id=channel_id)
+        return SlackActor(
+            bot_url=self.url,
+            signing_secret=SECRET,
+            fake=self.fake,
+            user_id=user_id,
+            channel_id=channel_id,
+        )
 
     def wait(self, predicate: Callable[[Any], Any], what: str, timeout: float = 10.0) -> Any:
         return self.state.wait_for(predicate, timeout=timeout, what=what)
@@ -52,6 +57,7 @@ class BotHarness:
                 if any(b.get("type") == "actions" for b in m.blocks) and step_name in m.text:
                     return m
             return None
+
         return self.wait(find, f"pause message for {step_name}")
 
     def wait_run(self, run_id: str, status: str, timeout: float = 10.0) -> Any:
@@ -72,8 +78,9 @@ class BotHarness:
 def make_routes() -> list[SlackRoute]:
     wfs = {wf.name: wf for wf in test_workflows.make_workflows()}
     return [
-        SlackRoute(workflow=wfs["approve_me"], approvers=(ALICE, "S0APPROVERS"),
-                   allow_requester=False),
+        SlackRoute(
+            workflow=wfs["approve_me"], approvers=(ALICE, "S0APPROVERS"), allow_requester=False
+        ),
         SlackRoute(workflow=wfs["cancel_me"], steps={"danger": StepRoute(approvers=(BOB,))}),
         SlackRoute(workflow=wfs["configure_me"]),
         SlackRoute(workflow=wfs["slow_one"]),
@@ -90,11 +97,22 @@ def harness(tmp_path: Path) -> Iterator[BotHarness]:
     fake.state.add_user(MALLORY, "mallory", real_name="Mallory")
     clock = ManualClock(datetime.now(UTC).replace(microsecond=0))
     db_file = tmp_path / "signoff.db"
-    settings = Settings(SLACK_BOT_TOKEN=fake.state.bot_token, SLACK_SIGNING_SECRET=SECRET,
-                        SLACK_API_URL=fake.api_url, SIGNOFF_CHANNEL=DEFAULT_CHANNEL_ID,
-                        SIGNOFF_DATABASE_URL=f"sqlite:///{db_file}", SIGNOFF_POLL_SECONDS=3600)
-    runtime = Runtime(settings, routes=make_routes(), db=SqliteDb(db_file=db_file), clock=clock,
-                      scheduler_paused=True, outbox_poll_interval=0.05)
+    settings = Settings(
+        SLACK_BOT_TOKEN=fake.state.bot_token,
+        SLACK_SIGNING_SECRET=SECRET,
+        SLACK_API_URL=fake.api_url,
+        SIGNOFF_CHANNEL=DEFAULT_CHANNEL_ID,
+        SIGNOFF_DATABASE_URL=f"sqlite:///{db_file}",
+        SIGNOFF_POLL_SECONDS=3600,
+    )
+    runtime = Runtime(
+        settings,
+        routes=make_routes(),
+        db=SqliteDb(db_file=db_file),
+        clock=clock,
+        scheduler_paused=True,
+        outbox_poll_interval=0.05,
+    )
     runtime.start()
     server = ServerThread(runtime.asgi).start()
     try:

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from bot import blocks
-from tests.bot import workflows as test_workflows
 from bot.sandbox import block_actions_payload, interactive_body, send_signed
+from tests.bot import workflows as test_workflows
 from tests.bot.conftest import ALICE, BOB, CAROL, MALLORY, SECRET, BotHarness
 
 
@@ -34,30 +34,38 @@ def test_approve_runs_the_step_updates_message_and_notifies(harness: BotHarness)
     def updated(state):  # type: ignore[no-untyped-def]
         current = state.message(message.channel, message.ts)
         return current if current.edited and "Approved" in str(current.blocks) else None
+
     current = harness.wait(updated, "pause message updated")
     assert not any(b.get("type") == "actions" for b in current.blocks)
     assert f"<@{ALICE}>" in str(current.blocks)
 
     def completed_note(state):  # type: ignore[no-untyped-def]
-        return [m for m in state.thread(message.channel, message.thread_ts)
-                if "Completed" in m.text]
+        return [
+            m for m in state.thread(message.channel, message.thread_ts) if "Completed" in m.text
+        ]
+
     assert harness.wait(completed_note, "completion note in thread")
     root = harness.state.message(message.channel, message.thread_ts)
-    harness.wait(lambda s: "Completed" in s.message(message.channel, message.thread_ts).text,
-                 "root message shows completed")
+    harness.wait(
+        lambda s: "Completed" in s.message(message.channel, message.thread_ts).text,
+        "root message shows completed",
+    )
     assert root is not None
     decisions = harness.runtime.db.get_decisions(run_id)
     assert [(d.outcome.value, d.decided_by) for d in decisions] == [("confirmed", ALICE)]
 
 
 def test_user_group_member_may_approve_but_requester_and_outsider_may_not(
-        harness: BotHarness) -> None:
+    harness: BotHarness,
+) -> None:
     run_id = _start(harness, "approve_me", user=CAROL)
     message = harness.pause_message("ship")
     for outsider in (MALLORY, CAROL):  # not an approver; started the run (not allowed)
         harness.actor(outsider).click(message, action_id=blocks.ACTION_APPROVE)
-        note = harness.wait(lambda s, u=outsider: [m for m in s.messages(message.channel)
-                                                   if m.ephemeral_for == u], "not allowed")
+        note = harness.wait(
+            lambda s, u=outsider: [m for m in s.messages(message.channel) if m.ephemeral_for == u],
+            "not allowed",
+        )
         assert "not allowed" in note[-1].text
     assert harness.runtime.db.get_run(run_id).is_paused
     assert harness.runtime.db.get_decisions(run_id) == []
@@ -71,15 +79,17 @@ def test_double_click_decides_once_and_tells_the_second_click(harness: BotHarnes
     message = harness.pause_message("ship")
     harness.actor(BOB)  # joins the channel
     # Both click the message as their clients show it, before either sees an update.
-    clicks = [block_actions_payload(harness.state, user_id=user, source=message,
-                                    action_id=action)
-              for user, action in ((ALICE, blocks.ACTION_APPROVE), (BOB, blocks.ACTION_REJECT))]
+    clicks = [
+        block_actions_payload(harness.state, user_id=user, source=message, action_id=action)
+        for user, action in ((ALICE, blocks.ACTION_APPROVE), (BOB, blocks.ACTION_REJECT))
+    ]
     for payload in clicks:
         response = send_signed(harness.url, interactive_body(payload), signing_secret=SECRET)
         assert response.status_code == 200
     harness.wait_run(run_id, "completed")
-    told = harness.wait(lambda s: [m for m in s.messages(message.channel)
-                                   if m.ephemeral_for == BOB], "bob told")
+    told = harness.wait(
+        lambda s: [m for m in s.messages(message.channel) if m.ephemeral_for == BOB], "bob told"
+    )
     assert "Already decided" in told[-1].text and "approved" in told[-1].text
     assert f"<@{ALICE}>" in told[-1].text
     assert test_workflows.EXECUTIONS["ship"] == 1
@@ -94,8 +104,13 @@ def test_replayed_click_and_slack_retry_act_once(harness: BotHarness) -> None:
     payload = alice.last_payload
     harness.wait_run(run_id, "completed")
     for retry in (None, 1):
-        response = send_signed(harness.url, interactive_body(payload), signing_secret=SECRET,
-                               retry_num=retry, retry_reason="http_timeout")
+        response = send_signed(
+            harness.url,
+            interactive_body(payload),
+            signing_secret=SECRET,
+            retry_num=retry,
+            retry_reason="http_timeout",
+        )
         assert response.status_code == 200
     assert len(harness.runtime.db.get_decisions(run_id)) == 1
     assert harness.ephemerals_for(ALICE) == []  # a replay is dropped, not answered
@@ -107,9 +122,14 @@ def test_reject_skip_and_reject_cancel(harness: BotHarness) -> None:
     harness.actor(ALICE).click(message, action_id=blocks.ACTION_REJECT)
     run = harness.wait_run(run_id, "completed")
     assert [(s.step_name, s.skipped) for s in run.step_results] == [
-        ("prepare", False), ("ship", True), ("announce", False)]
-    harness.wait(lambda s: "Rejected" in str(s.message(message.channel, message.ts).blocks),
-                 "message shows rejection")
+        ("prepare", False),
+        ("ship", True),
+        ("announce", False),
+    ]
+    harness.wait(
+        lambda s: "Rejected" in str(s.message(message.channel, message.ts).blocks),
+        "message shows rejection",
+    )
 
     run_id = _start(harness, "cancel_me")
     message = harness.pause_message("danger")
@@ -123,5 +143,7 @@ def test_reject_skip_and_reject_cancel(harness: BotHarness) -> None:
     assert "after" not in test_workflows.EXECUTIONS
     decision = harness.runtime.db.get_decisions(run_id)[0]
     assert decision.comment == "not during the freeze"
-    harness.wait(lambda s: "not during the freeze" in str(
-        s.message(message.channel, message.ts).blocks), "reason shown")
+    harness.wait(
+        lambda s: "not during the freeze" in str(s.message(message.channel, message.ts).blocks),
+        "reason shown",
+    )

@@ -26,7 +26,8 @@ def test_help_and_bad_arguments_start_nothing(harness: BotHarness) -> None:
 def test_list_status_and_pending(harness: BotHarness) -> None:
     listed = _reply(harness, "list")
     assert "approve_me" in str(listed["blocks"]) and "prepare → ship → announce" in str(
-        listed["blocks"])
+        listed["blocks"]
+    )
     run_id = _start(harness, "approve_me", user=CAROL)
     harness.pause_message("ship")
     status = _reply(harness, f"status {run_id}")
@@ -41,14 +42,19 @@ def test_failed_run_is_reported(harness: BotHarness) -> None:
     run_id = _start(harness, "broken")
     run = harness.wait_run(run_id, "error")
     assert "disk full" in run.error
-    harness.wait(lambda s: any("Failed" in m.text and "disk full" in m.text
-                               for m in s.messages(include_ephemeral=False)), "failure note")
+    harness.wait(
+        lambda s: any(
+            "Failed" in m.text and "disk full" in m.text
+            for m in s.messages(include_ephemeral=False)
+        ),
+        "failure note",
+    )
 
 
 def test_run_started_elsewhere_is_posted(harness: BotHarness) -> None:
     # A script against the same database, with its own Workflow object (not observed).
-    from tests.bot.workflows import make_workflows
     from engine import SqliteDb
+    from tests.bot.workflows import make_workflows
 
     script_wf = next(w for w in make_workflows() if w.name == "approve_me")
     script_wf.db = SqliteDb(db_file=harness.db_file)
@@ -71,7 +77,9 @@ def test_ack_comes_before_a_slow_step_finishes(harness: BotHarness) -> None:
     assert response.status_code == 200
     # The step is still blocked on the gate: the click was acknowledged before it ran.
     assert harness.runtime.db.get_run(run_id).status is RunStatus.running
-    harness.wait(lambda s: "Approved" in str(s.message(message.channel, message.ts).blocks),
-                 "message updated while the step runs")
+    harness.wait(
+        lambda s: "Approved" in str(s.message(message.channel, message.ts).blocks),
+        "message updated while the step runs",
+    )
     test_workflows.SLOW_GATE.set()
     harness.wait_run(run_id, "completed")

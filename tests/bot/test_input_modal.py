@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 from bot import blocks
-from bot.sandbox import view_closed_payload, interactive_body, send_signed
+from bot.sandbox import interactive_body, send_signed, view_closed_payload
 from tests.bot import workflows as test_workflows
 from tests.bot.conftest import ALICE, SECRET, BotHarness
 from tests.bot.test_approval_flow import _start
 
 
 def _element_types(view) -> dict[str, str]:  # type: ignore[no-untyped-def]
-    return {b["block_id"]: b["element"]["type"] for b in view.payload["blocks"]
-            if b["type"] == "input"}
+    return {
+        b["block_id"]: b["element"]["type"] for b in view.payload["blocks"] if b["type"] == "input"
+    }
 
 
 def test_modal_from_schema_rejects_bad_values_then_takes_good_ones(harness: BotHarness) -> None:
@@ -21,8 +22,11 @@ def test_modal_from_schema_rejects_bad_values_then_takes_good_ones(harness: BotH
     assert actor.click(message, action_id=blocks.ACTION_PROVIDE_INPUT).status_code == 200
     view = harness.wait(lambda s: s.top_view(ALICE), "input modal")
     assert _element_types(view) == {
-        "field:threshold": "number_input", "field:mode": "static_select",
-        "field:batch_size": "number_input", "field:dry_run": "checkboxes"}
+        "field:threshold": "number_input",
+        "field:mode": "static_select",
+        "field:batch_size": "number_input",
+        "field:dry_run": "checkboxes",
+    }
     inputs = {b["block_id"]: b for b in view.payload["blocks"] if b["type"] == "input"}
     assert inputs["field:threshold"]["element"]["is_decimal_allowed"] is True
     assert inputs["field:batch_size"]["element"]["is_decimal_allowed"] is False
@@ -30,8 +34,9 @@ def test_modal_from_schema_rejects_bad_values_then_takes_good_ones(harness: BotH
     assert inputs["field:threshold"].get("optional", False) is False
     assert inputs["field:threshold"]["hint"]["text"] == "0.0-1.0"
 
-    bad = actor.submit(view, {"field:threshold": "lots", "field:mode": "fast",
-                              "field:batch_size": "2.5"})
+    bad = actor.submit(
+        view, {"field:threshold": "lots", "field:mode": "fast", "field:batch_size": "2.5"}
+    )
     assert bad.status_code == 200
     body = bad.json()
     assert body["response_action"] == "errors"
@@ -39,18 +44,37 @@ def test_modal_from_schema_rejects_bad_values_then_takes_good_ones(harness: BotH
     assert harness.runtime.db.get_run(run_id).is_paused  # nothing stored
     assert harness.runtime.db.get_decisions(run_id) == []
 
-    good = actor.submit(view, {"field:threshold": "0.75", "field:mode": "accurate",
-                               "field:batch_size": "50", "field:dry_run": ["true"]})
+    good = actor.submit(
+        view,
+        {
+            "field:threshold": "0.75",
+            "field:mode": "accurate",
+            "field:batch_size": "50",
+            "field:dry_run": ["true"],
+        },
+    )
     assert good.status_code == 200 and not good.content.strip()
     run = harness.wait_run(run_id, "completed")
     content = run.step_results[-1].content
-    assert content["user_input"] == {"threshold": 0.75, "mode": "accurate", "batch_size": 50,
-                                     "dry_run": True}
-    assert content["types"] == {"threshold": "float", "mode": "str", "batch_size": "int",
-                                "dry_run": "bool"}
-    harness.wait(lambda s: "Input given" in str(s.message(message.channel, message.ts).blocks)
-                 and "accurate" in str(s.message(message.channel, message.ts).blocks),
-                 "values shown on the message")
+    assert content["user_input"] == {
+        "threshold": 0.75,
+        "mode": "accurate",
+        "batch_size": 50,
+        "dry_run": True,
+    }
+    assert content["types"] == {
+        "threshold": "float",
+        "mode": "str",
+        "batch_size": "int",
+        "dry_run": "bool",
+    }
+    harness.wait(
+        lambda s: (
+            "Input given" in str(s.message(message.channel, message.ts).blocks)
+            and "accurate" in str(s.message(message.channel, message.ts).blocks)
+        ),
+        "values shown on the message",
+    )
 
 
 def test_closing_the_modal_decides_nothing(harness: BotHarness) -> None:

@@ -20,8 +20,9 @@ def test_bad_signature_is_401(harness: BotHarness) -> None:
 
 
 def test_replayed_old_timestamp_is_401(harness: BotHarness) -> None:
-    response = harness.actor(ALICE).slash("/signoff", "run approve_me",
-                                          timestamp=int(time.time()) - 600)
+    response = harness.actor(ALICE).slash(
+        "/signoff", "run approve_me", timestamp=int(time.time()) - 600
+    )
     assert response.status_code == 401
     assert harness.runtime.db.list_runs() == []
 
@@ -40,9 +41,14 @@ def _post_signed(harness: BotHarness, body: str) -> httpx.Response:
 def test_malformed_payloads_get_4xx_and_change_nothing(harness: BotHarness) -> None:
     run_id = _start(harness, "approve_me")
     harness.pause_message("ship")
-    for body in ("payload=notjson", "payload=%5B1%2C2%5D", "", "payload=%7B%7D",
-                 "payload=" + json.dumps({"type": "block_actions"}),
-                 "payload=" + json.dumps({"type": "no_such_type", "user": {"id": ALICE}})):
+    for body in (
+        "payload=notjson",
+        "payload=%5B1%2C2%5D",
+        "",
+        "payload=%7B%7D",
+        "payload=" + json.dumps({"type": "block_actions"}),
+        "payload=" + json.dumps({"type": "no_such_type", "user": {"id": ALICE}}),
+    ):
         response = _post_signed(harness, body)
         assert 400 <= response.status_code < 500, (body, response.status_code)
     assert harness.runtime.db.get_run(run_id).is_paused
@@ -51,15 +57,18 @@ def test_malformed_payloads_get_4xx_and_change_nothing(harness: BotHarness) -> N
 def test_forged_button_value_changes_nothing(harness: BotHarness) -> None:
     run_id = _start(harness, "approve_me")
     message = harness.pause_message("ship")
-    payload = block_actions_payload(harness.state, user_id=ALICE, source=message,
-                                    action_id=blocks.ACTION_APPROVE)
+    payload = block_actions_payload(
+        harness.state, user_id=ALICE, source=message, action_id=blocks.ACTION_APPROVE
+    )
     for forged in ("0" * 32, {"run_id": run_id}, None, "x" * 5000):
         payload["actions"][0]["value"] = forged
         payload["actions"][0]["action_ts"] = str(time.time())
         response = send_signed(harness.url, interactive_body(payload), signing_secret=SECRET)
         assert response.status_code == 200  # acked; the person is told, nothing decided
-    told = harness.wait(lambda s: [m for m in s.messages(message.channel)
-                                   if m.ephemeral_for == ALICE], "told unknown")
+    told = harness.wait(
+        lambda s: [m for m in s.messages(message.channel) if m.ephemeral_for == ALICE],
+        "told unknown",
+    )
     assert "unknown" in told[0].text
     assert harness.runtime.db.get_run(run_id).is_paused
     assert harness.runtime.db.get_decisions(run_id) == []

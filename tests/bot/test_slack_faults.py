@@ -12,8 +12,9 @@ def test_429_then_success_posts_the_pause(harness: BotHarness) -> None:
     harness.fake.rate_limit_next("chat.postMessage", retry_after=30, times=1)
     run_id = _start(harness, "approve_me")
     harness.wait_run(run_id, "paused")
-    harness.wait(lambda s: any(c.status == 429 for c in s.calls("chat.postMessage")),
-                 "rate limited once")
+    harness.wait(
+        lambda s: any(c.status == 429 for c in s.calls("chat.postMessage")), "rate limited once"
+    )
     assert harness.state.messages(include_ephemeral=False) == []
     harness.clock.advance(timedelta(seconds=31))  # the Retry-After passes
     harness.runtime.signoff.outbox_wakeup.set()

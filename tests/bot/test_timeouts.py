@@ -27,10 +27,14 @@ def test_deadline_job_cancels_exactly_once_and_updates_message(harness: BotHarne
     assert harness.runtime.signoff.expire("cancel_me", run_id) is False
     decisions = harness.runtime.db.get_decisions(run_id)
     assert [d.outcome.value for d in decisions] == ["timed_out"]
-    harness.wait(lambda s: "Timed out — cancelled" in str(
-        s.message(message.channel, message.ts).blocks), "message shows timeout")
-    harness.wait(lambda s: any("timed out" in m.text for m in
-                               s.thread(message.channel, message.thread_ts)), "thread told")
+    harness.wait(
+        lambda s: "Timed out — cancelled" in str(s.message(message.channel, message.ts).blocks),
+        "message shows timeout",
+    )
+    harness.wait(
+        lambda s: any("timed out" in m.text for m in s.thread(message.channel, message.thread_ts)),
+        "thread told",
+    )
     assert "after" not in test_workflows.EXECUTIONS
 
 
@@ -41,7 +45,9 @@ def test_skip_on_timeout_runs_the_rest(harness: BotHarness) -> None:
     harness.runtime.scheduler.run_due()
     run = harness.wait_run(run_id, "completed")
     assert [(s.step_name, s.skipped) for s in run.step_results] == [
-        ("maybe", True), ("finally", False)]
+        ("maybe", True),
+        ("finally", False),
+    ]
 
 
 def test_restart_reconciles_jobs_and_expires_past_due(harness: BotHarness) -> None:
@@ -54,9 +60,15 @@ def test_restart_reconciles_jobs_and_expires_past_due(harness: BotHarness) -> No
     harness.runtime.stop()
     harness.clock.advance(timedelta(minutes=45))
 
-    restarted = Runtime(harness.runtime.settings, routes=make_routes(), db=harness.runtime.db,
-                        client=harness.runtime.client, clock=harness.clock,
-                        scheduler_paused=True, outbox_poll_interval=0.05)
+    restarted = Runtime(
+        harness.runtime.settings,
+        routes=make_routes(),
+        db=harness.runtime.db,
+        client=harness.runtime.client,
+        clock=harness.clock,
+        scheduler_paused=True,
+        outbox_poll_interval=0.05,
+    )
     restarted.start()
     try:
         harness.runtime = restarted
