@@ -112,6 +112,8 @@ class OutboxWorker:
     def _failed(self, item: OutboxItem, exc: SlackApiError, now: datetime) -> None:
         self.errors += 1
         response = exc.response
+        method = str(getattr(response, "api_url", "") or "").rsplit("/", 1)[-1] or item.kind
+        self.signoff.record_slack_error(method, exc)
         error = str(response.get("error") if response is not None else exc)
         if response is not None and response.status_code == 429:
             retry_after = int(response.headers.get("Retry-After", "1") or 1)

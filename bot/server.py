@@ -26,7 +26,9 @@ from starlette.routing import Route
 
 from bot.app import build_app
 from bot.config import Settings
+from bot.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from bot.outbox import OutboxWorker
+from bot.request_shapes import request_problem
 from bot.routing import SlackRoute, load_routes
 from bot.scheduler import DeadlineScheduler
 from bot.service import Signoff
@@ -115,7 +117,17 @@ def make_asgi(runtime: Runtime) -> Starlette:
             )
         if not isinstance(bolt_request.body, dict) or not bolt_request.body:
             return JSONResponse({"error": "malformed payload: empty"}, status_code=400)
+        problem = request_problem(bolt_request.body)
+        if problem is not None:
+            return JSONResponse({"error": f"malformed payload: {problem}"}, status_code=400)
+        started = time.perf_counter()
         response = await run_in_threadpool(runtime.bolt.dispatch, bolt_request)
+        kind = bolt_request.body.get("type") or (
+            "command" if "command" in bolt_request.body else "other"
+        )
+        runtime.signoff.metrics.ack_seconds.labels(kind=str(kind)[:32]).observe(
+            time.perf_counter() - started
+        )
         return Response(
             content=response.body,
             status_code=response.status,
@@ -129,10 +141,15 @@ def make_asgi(runtime: Runtime) -> Starlette:
             status_code=200 if ok else 503,
         )
 
+    async def metrics(_request: Request) -> Response:
+        body = await run_in_threadpool(runtime.signoff.metrics.render)
+        return Response(body, media_type=METRICS_CONTENT_TYPE)
+
     return Starlette(
         routes=[
             Route("/slack/events", slack_events, methods=["POST"]),
             Route("/healthz", healthz, methods=["GET"]),
+            Route("/metrics", metrics, methods=["GET"]),
         ]
     )
 

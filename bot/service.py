@@ -23,6 +23,7 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
 from bot import blocks
+from bot.metrics import Metrics
 from bot.routing import SlackRoute
 from bot.store import BotStore, PauseRef
 from engine import (
@@ -81,6 +82,8 @@ class Signoff:
         self._group_lock = threading.Lock()
         self.outbox_wakeup = threading.Event()
         self.on_pause_recorded: list[Callable[[str, StepRequirement], None]] = []
+        self.metrics = Metrics()
+        self.metrics.watch_state(self.pending_count, self.store.outbox_counts)
         for route in routes:
             wf = route.workflow
             if not wf.has_db:
@@ -134,6 +137,9 @@ class Signoff:
             self._post_pause(route, run, event.requirement, now=now)
         elif isinstance(event, StepContinuedEvent) and event.requirement is not None:
             req = event.requirement
+            self.metrics.decisions.labels(outcome=event.outcome).inc()
+            if req.timed_out:
+                self.metrics.timeouts.labels(on_reject=req.on_reject.value).inc()
             self._enqueue(
                 f"resolve:{req.requirement_id}",
                 run.run_id,
@@ -378,7 +384,15 @@ class Signoff:
         try:
             self.client.chat_postEphemeral(channel=channel, user=user_id, text=text)
         except SlackApiError as exc:
+            self.record_slack_error("chat.postEphemeral", exc)
             log.warning("could not tell %s: %s", user_id, exc.response.get("error"))
+
+    def record_slack_error(self, method: str, exc: SlackApiError) -> None:
+        error = exc.response.get("error") if exc.response is not None else None
+        self.metrics.slack_errors.labels(method=method, error=str(error or "unknown")).inc()
+
+    def pending_count(self) -> int:
+        return sum(len(r.workflow.list_paused_runs()) for r in self.routes.values())
 
     # -- slash command data ------------------------------------------------------------------------
     def pending_for(self, user_id: str) -> list[tuple[str, str, str, datetime | None, str | None]]:

@@ -60,11 +60,19 @@ def test_forged_button_value_changes_nothing(harness: BotHarness) -> None:
     payload = block_actions_payload(
         harness.state, user_id=ALICE, source=message, action_id=blocks.ACTION_APPROVE
     )
-    for forged in ("0" * 32, {"run_id": run_id}, None, "x" * 5000):
+    for forged, status in (
+        ("0" * 32, 200),
+        ("x" * 5000, 200),
+        (None, 200),
+        ({"run_id": run_id}, 400),
+        (["x"], 400),
+    ):
         payload["actions"][0]["value"] = forged
         payload["actions"][0]["action_ts"] = str(time.time())
         response = send_signed(harness.url, interactive_body(payload), signing_secret=SECRET)
-        assert response.status_code == 200  # acked; the person is told, nothing decided
+        # A well-shaped click with an unknown token is acked and the person told;
+        # a value of the wrong shape is refused outright. Neither decides anything.
+        assert response.status_code == status, forged
     told = harness.wait(
         lambda s: [m for m in s.messages(message.channel) if m.ephemeral_for == ALICE],
         "told unknown",
@@ -77,3 +85,17 @@ def test_forged_button_value_changes_nothing(harness: BotHarness) -> None:
 def test_healthz(harness: BotHarness) -> None:
     response = httpx.get(f"{harness.server.url}/healthz")
     assert response.status_code == 200 and response.json()["ok"] is True
+
+
+def test_metrics_in_prometheus_format(harness: BotHarness) -> None:
+    run_id = _start(harness, "approve_me")
+    message = harness.pause_message("ship")
+    text = httpx.get(f"{harness.server.url}/metrics").text
+    assert "signoff_pending_approvals 1.0" in text
+    harness.actor(ALICE).click(message, action_id=blocks.ACTION_APPROVE)
+    harness.wait_run(run_id, "completed")
+    text = httpx.get(f"{harness.server.url}/metrics").text
+    assert 'signoff_decisions_total{outcome="confirmed"} 1.0' in text
+    assert "signoff_pending_approvals 0.0" in text
+    assert 'signoff_ack_seconds_count{kind="block_actions"} 1.0' in text
+    assert 'signoff_outbox_items{state="sent"}' in text
