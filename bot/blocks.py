@@ -136,12 +136,18 @@ class PauseContext:
     approvers: Sequence[str] = ()
 
 
-def _previous_output(run: WorkflowRunOutput) -> str | None:
-    executed = [s for s in run.step_results if not s.skipped and s.content is not None]
+def _previous_output(run: WorkflowRunOutput, req: StepRequirement) -> str | None:
+    """The output of the last step run before the pause (not whatever ran after it)."""
+    before = run.step_results[: req.step_index]
+    executed = [s for s in before if not s.skipped and s.content is not None]
     if not executed:
         return None
-    content = format_value(executed[-1].content)
-    return clip(content, OUTPUT_PREVIEW_MAX)
+    return clip(format_value(executed[-1].content), OUTPUT_PREVIEW_MAX)
+
+
+def channel_mention(channel: str) -> str:
+    """``<#C…>`` for a channel id (Slack shows its name), the name itself otherwise."""
+    return f"<#{channel}>" if channel[:1] in ("C", "G") and channel.isalnum() else channel
 
 
 def _pause_header_blocks(ctx: PauseContext, title: str) -> list[Block]:
@@ -168,7 +174,7 @@ def _pause_header_blocks(ctx: PauseContext, title: str) -> list[Block]:
             ]
         )
     )
-    previous = _previous_output(run)
+    previous = _previous_output(run, req)
     if previous is not None:
         blocks.append(_section(f"*Previous step output*\n```{previous}```"))
     return blocks

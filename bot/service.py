@@ -27,6 +27,7 @@ from bot.metrics import Metrics
 from bot.routing import SlackRoute
 from bot.store import BotStore, PauseRef
 from engine import (
+    TIMEOUT_ACTOR,
     Clock,
     Decision,
     EngineError,
@@ -161,7 +162,12 @@ class Signoff:
             self._note(run, "completed", blocks.completion_note(run), now)
         elif isinstance(event, WorkflowCancelledEvent):
             self._enqueue_root_update(run, now)
-            self._note(run, "cancelled", f":no_entry_sign: {event.reason or 'Cancelled.'}", now)
+            if event.cancelled_by and event.cancelled_by != TIMEOUT_ACTOR:
+                text = (f":no_entry_sign: Cancelled: *{event.step_name}* was rejected by "
+                        f"{blocks.mention(event.cancelled_by)}.")
+            else:
+                text = f":no_entry_sign: {event.reason or 'Cancelled.'}"
+            self._note(run, "cancelled", text, now)
         elif isinstance(event, WorkflowErrorEvent):
             self._enqueue_root_update(run, now)
             self._note(run, "failed", f":x: Failed: {blocks.clip(event.error, 2500)}", now)

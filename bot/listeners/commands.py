@@ -62,7 +62,8 @@ def reply(signoff: Signoff, command: dict[str, Any]) -> dict[str, Any]:
         channel = route.channel_for(None, signoff.default_channel)
         return {
             "response_type": "ephemeral",
-            "text": f"Started *{name}* (run `{run_id}`); follow it in {channel}.",
+            "text": f"Started *{name}* (run `{run_id}`); "
+            f"follow it in {blocks.channel_mention(channel)}.",
         }
     if verb == "status":
         if not _RUN_ID.match(rest):

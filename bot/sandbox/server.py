@@ -9,6 +9,7 @@ from typing import Any
 
 import uvicorn
 from slack_sdk import WebClient
+from starlette.applications import Starlette
 
 from .slack_api import SlackWebApi, create_app
 from .state import WorkspaceState
@@ -135,6 +136,11 @@ class SlackFakeServer:
     @property
     def state(self) -> WorkspaceState:
         return self._api.state
+
+    @property
+    def app(self) -> Starlette:
+        """The Starlette app; the sandbox page adds its routes to it (``SandboxPage.install``)."""
+        return self._app
 
     def reset(self, state: WorkspaceState | None = None) -> WorkspaceState:
         """Swap in a fresh workspace without restarting (keeps one server per test session)."""

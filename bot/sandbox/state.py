@@ -594,6 +594,10 @@ class WorkspaceState:
         with self._lock:
             return self._usergroups.get(group_id)
 
+    def usergroups(self) -> list[UserGroup]:
+        with self._lock:
+            return list(self._usergroups.values())
+
     # ----------------------------------------------------------------------------- messages ----
 
     def post_message(
@@ -697,6 +701,35 @@ class WorkspaceState:
     def thread(self, channel: str, thread_ts: str) -> list[Message]:
         """Parent first, then replies in order."""
         return [m for m in self.messages(channel) if m.ts == thread_ts or m.thread_ts == thread_ts]
+
+    def export_messages(self) -> list[dict[str, Any]]:
+        """Every non-ephemeral message as plain data (the sandbox keeps them across restarts)."""
+        with self._lock:
+            return [
+                asdict(m)
+                for channel in self._messages.values()
+                for m in channel.values()
+                if m.ephemeral_for is None
+            ]
+
+    def import_messages(self, records: Iterable[Mapping[str, Any]]) -> int:
+        """Put exported messages back (into channels that exist); returns how many."""
+        fields = set(Message.__dataclass_fields__)
+        count = 0
+        with self._lock:
+            for record in records:
+                message = Message(**{k: v for k, v in record.items() if k in fields})
+                if message.channel not in self._channels or message.ephemeral_for is not None:
+                    continue
+                self._messages[message.channel][message.ts] = message
+                seconds, _, micros = message.ts.partition(".")
+                ts_us = int(seconds) * 1_000_000 + int(micros.ljust(6, "0")[:6] or 0)
+                self._last_ts_us = max(self._last_ts_us, ts_us)
+                count += 1
+            for channel in self._messages:
+                self._messages[channel] = dict(sorted(self._messages[channel].items()))
+            self._emit("messages.imported")
+        return count
 
     def message_json(self, message: Message) -> dict[str, Any]:
         """``message.to_api()`` plus thread summary fields that need the rest of the channel."""

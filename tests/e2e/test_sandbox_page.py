@@ -1,0 +1,206 @@
+"""The sandbox page in a real headless Chromium: the bot behind it is the real one, reached by
+real signed Slack payloads, with the example workflows on a throwaway SQLite file."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import time
+from pathlib import Path
+from typing import Any
+
+from playwright.sync_api import Locator, Page, expect
+
+from bot.sandbox.run import Sandbox
+
+# Set to a directory to keep the screenshots after the run (they always go to tmp_path).
+SHOTS = os.environ.get("SIGNOFF_E2E_SCREENSHOTS")
+
+
+def send(page: Page, text: str) -> None:
+    composer = page.get_by_test_id("composer")
+    composer.fill(text)
+    composer.press("Enter")
+    expect(composer).to_have_value("")
+
+
+def messages(page: Page) -> Locator:
+    return page.get_by_test_id("message")
+
+
+def started_run_id(page: Page, workflow: str) -> str:
+    """The run id from the bot's ephemeral "Started <workflow> (run `…`)" answer."""
+    ack = messages(page).filter(has_text=f"Started {workflow}")
+    expect(ack).to_contain_text("Only visible to you")
+    found = re.search(r"run ([0-9a-f]{8,64})", ack.inner_text())
+    assert found, ack.inner_text()
+    return found.group(1)
+
+
+def by_ts(page: Page, message: Locator) -> Locator:
+    """The message by its ts: stays the same element across chat.update."""
+    ts = message.get_attribute("data-ts")
+    assert ts
+    return page.locator(f'[data-testid=message][data-ts="{ts}"]')
+
+
+def wait_run(sandbox: Sandbox, run_id: str, status: str, timeout: float = 15.0) -> Any:
+    assert sandbox.runtime is not None
+    deadline = time.monotonic() + timeout
+    while True:
+        run = sandbox.runtime.db.get_run(run_id)
+        if run is not None and run.status.value == status:
+            return run
+        if time.monotonic() > deadline:
+            raise AssertionError(f"run {run_id} is {run.status if run else 'missing'}")
+        time.sleep(0.05)
+
+
+def screenshot(page: Page, tmp_path: Path, name: str) -> Path:
+    path = tmp_path / f"{name}.png"
+    page.screenshot(path=str(path))
+    if SHOTS:
+        Path(SHOTS).mkdir(parents=True, exist_ok=True)
+        shutil.copy(path, Path(SHOTS) / path.name)
+    return path
+
+
+def test_start_a_run_and_approve_it(page: Page, sandbox: Sandbox, tmp_path: Path) -> None:
+    expect(page.get_by_role("heading", name="#signoff", exact=True)).to_be_visible()
+    expect(page.get_by_test_id("user-picker")).to_have_value("U0ALICE")
+    expect(page.locator("#live-text")).to_have_text("live")
+
+    send(page, "/signoff run data_pipeline")
+    run_id = started_run_id(page, "data_pipeline")
+    pause = messages(page).filter(has_text="Needs approval: data_pipeline › process_data")
+    expect(pause.get_by_role("button", name="Approve")).to_be_visible()
+    expect(pause).to_contain_text("Process sensitive data?")
+    expect(pause.locator(".bk-fields")).to_contain_text("Started by")
+    expect(pause.locator("time.slack-date").first).to_contain_text("Today")
+    expect(pause.locator("pre")).to_contain_text('"orders": 60')
+    expect(pause.locator(".bk-primary")).to_have_text("Approve")
+    expect(pause.locator(".bk-danger")).to_have_text("Reject")
+    # The pause sits in the thread of the run's root message.
+    expect(page.locator(".thread").filter(has=pause)).to_have_count(1)
+    screenshot(page, tmp_path, "1-pause")
+
+    # Reject has a confirm dialog; backing out of it sends nothing.
+    pause.get_by_role("button", name="Reject", exact=True).click()
+    dialog = page.get_by_test_id("confirm-dialog")
+    expect(dialog).to_contain_text("Reject this step?")
+    dialog.get_by_role("button", name="Back").click()
+    expect(dialog).to_have_count(0)
+    assert wait_run(sandbox, run_id, "paused")
+
+    decided = by_ts(page, pause)
+    pause.get_by_role("button", name="Approve").click()
+    expect(decided).to_contain_text("Approved by @alice")
+    expect(decided.locator(".bk-button")).to_have_count(0)
+    expect(messages(page).filter(has_text="Completed (3 steps run)")).to_be_visible()
+    expect(messages(page).filter(has_text="Run: data_pipeline")).to_contain_text("Completed")
+    run = wait_run(sandbox, run_id, "completed")
+    assert [s.step_name for s in run.step_results] == ["fetch_data", "process_data", "save_results"]
+    screenshot(page, tmp_path, "2-approved")
+
+
+def test_input_modal_shows_the_bots_errors_inline(
+    page: Page, sandbox: Sandbox, tmp_path: Path
+) -> None:
+    send(page, "/signoff run configurable_pipeline")
+    run_id = started_run_id(page, "configurable_pipeline")
+    pause = messages(page).filter(has_text="Needs input: configurable_pipeline › process")
+    decided = by_ts(page, pause)
+    pause.get_by_role("button", name="Provide input…").click()
+
+    modal = page.get_by_test_id("modal")
+    expect(modal).to_contain_text("Configure processing:")
+    expect(modal.get_by_text("Processing threshold (0.0-1.0)")).to_be_visible()
+    expect(modal.locator(".bk-optional")).to_have_count(1)  # batch_size only
+    threshold = modal.get_by_label("threshold")
+    threshold_error = modal.locator('[data-input-block="field:threshold"] .bk-error')
+
+    # Required fields are checked before anything is sent, as Slack's client does.
+    modal.get_by_test_id("modal-submit").click()
+    expect(threshold_error).to_have_text("Please complete this required field.")
+
+    threshold.fill("lots")
+    modal.get_by_label("mode").select_option("accurate")
+    modal.get_by_test_id("modal-submit").click()
+    expect(threshold_error).not_to_have_text("Please complete this required field.")
+    expect(threshold_error).not_to_be_empty()  # the bot's response_action: errors
+    expect(modal.locator('[data-input-block="field:threshold"]')).to_have_class(
+        re.compile("has-error")
+    )
+    assert wait_run(sandbox, run_id, "paused")
+    screenshot(page, tmp_path, "3-modal-error")
+
+    threshold.fill("0.5")
+    modal.get_by_test_id("modal-submit").click()
+    expect(modal).to_have_count(0)
+    expect(decided).to_contain_text("Input given by @alice")
+    expect(decided).to_contain_text("threshold: 0.5")
+    expect(decided).to_contain_text("mode: accurate")
+    run = wait_run(sandbox, run_id, "completed")
+    assert "threshold=0.5, mode=accurate" in str(run.content)
+    screenshot(page, tmp_path, "4-input-given")
+
+
+def test_ephemeral_answers_belong_to_the_person_acting(page: Page, sandbox: Sandbox) -> None:
+    send(page, "/signoff list")
+    listing = messages(page).filter(has_text="configurable_pipeline")
+    expect(listing.locator(".bk-header")).to_have_text("Workflows")
+    expect(listing).to_contain_text("Only visible to you")
+
+    send(page, "/deploy now")
+    expect(messages(page).filter(has_text="is not a valid command")).to_contain_text("Slackbot")
+
+    page.get_by_test_id("user-picker").select_option("U0BOB")
+    expect(messages(page)).to_have_count(0)  # alice's ephemerals are hers
+    send(page, "hello from bob")
+    expect(messages(page).filter(has_text="hello from bob")).to_contain_text("Bob Builder")
+
+    page.get_by_test_id("user-picker").select_option("U0ALICE")
+    expect(messages(page).filter(has_text="Workflows")).to_have_count(1)
+    listing.get_by_role("button", name="Dismiss").click()
+    expect(messages(page).filter(has_text="Workflows")).to_have_count(0)
+
+
+MRKDWN_CASES: list[tuple[str, list[str], list[str]]] = [
+    # (mrkdwn, must appear in the HTML, must not appear)
+    ("*bold* _it_ ~gone~", ["<b>bold</b>", "<i>it</i>", "<s>gone</s>"], []),
+    ("data_pipeline › step_name", ["data_pipeline › step_name"], ["<i>"]),
+    ("`a *b* c`", ['<code class="code">a *b* c</code>'], ["<b>"]),
+    ("```x &lt; y\n*z*```", ['<pre class="pre">x &lt; y\n*z*</pre>'], ["<b>"]),
+    ("hi <@U0BOB>", ['data-user="U0BOB">@bob</span>'], []),
+    ("<!subteam^S0APPROVERS>", [">@approvers</span>"], []),
+    ("<#C0GENERAL>", [">#general</span>"], []),
+    (
+        "<!date^1764000000^{date_num}|fallback>",
+        ['datetime="2025-11-24T16:00:00.000Z"'],
+        ["fallback"],
+    ),
+    (
+        "<https://example.com/a?b=1&amp;c=2|the docs>",
+        ['<a href="https://example.com/a?b=1&amp;c=2" target="_blank" rel="noopener">the docs</a>'],
+        [],
+    ),
+    ("&lt;script&gt;alert(1)&lt;/script&gt;", ["&lt;script&gt;"], ["<script>"]),
+    ("<img src=x onerror=alert(1)>", ["&lt;img src=x onerror=alert(1)&gt;"], ["<img"]),
+    (":white_check_mark: done", ["✅</span> done"], ["> :white"]),
+    ("&gt; quoted\nplain", ['<span class="quote">quoted</span>plain'], []),
+]
+
+
+def test_mrkdwn_renders_like_slack_and_escapes_everything(page: Page) -> None:
+    render = """([text]) => Mrkdwn.render(text, {
+        userName: (id) => ({U0BOB: "bob"})[id] || id,
+        channelName: (id) => ({C0GENERAL: "general"})[id] || id,
+        groupHandle: (id) => ({S0APPROVERS: "approvers"})[id] || id,
+    })"""
+    for text, present, absent in MRKDWN_CASES:
+        html = page.evaluate(render, [text])
+        for part in present:
+            assert part in html, (text, html)
+        for part in absent:
+            assert part not in html, (text, html)
