@@ -23,6 +23,7 @@ from engine.workflow import (
 # isort: on
 from engine.clock import Clock, ManualClock, SystemClock
 from engine.errors import (
+    DuplicateRunError,
     EngineError,
     RequirementsUnresolvedError,
     RunNotFoundError,
@@ -75,6 +76,7 @@ __all__ = [
     "BaseDb",
     "Clock",
     "Decision",
+    "DuplicateRunError",
     "EngineError",
     "ManualClock",
     "OnReject",

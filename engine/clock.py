@@ -38,11 +38,21 @@ class ManualClock:
             return self._now
 
     def set(self, when: datetime) -> None:
+        require_aware(when, "ManualClock.set")
         with self._lock:
             self._now = when
 
 
 SYSTEM_CLOCK = SystemClock()
+
+
+def require_aware(value: datetime, what: str) -> datetime:
+    """Deadlines are compared and stored in UTC: a naive datetime is a caller's mistake."""
+    if not isinstance(value, datetime) or value.tzinfo is None:
+        raise ValueError(
+            f"{what} needs a timezone-aware datetime (e.g. datetime.now(UTC)), got {value!r}"
+        )
+    return value
 
 
 def utcnow() -> datetime:
@@ -57,4 +67,12 @@ def format_time(value: datetime | None) -> str | None:
     return value.isoformat() if value else None
 
 
-__all__ = ["SYSTEM_CLOCK", "Clock", "ManualClock", "SystemClock", "timedelta", "utcnow"]
+__all__ = [
+    "SYSTEM_CLOCK",
+    "Clock",
+    "ManualClock",
+    "SystemClock",
+    "require_aware",
+    "timedelta",
+    "utcnow",
+]

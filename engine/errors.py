@@ -38,6 +38,14 @@ class RunNotFoundError(EngineError, LookupError):
         super().__init__(f"no run with id {run_id!r} in the database")
 
 
+class DuplicateRunError(EngineError, ValueError):
+    """A run was started with a ``run_id`` that another run already has."""
+
+    def __init__(self, run_id: str) -> None:
+        self.run_id = run_id
+        super().__init__(f"run id {run_id!r} is already used by a run in the database")
+
+
 class RunNotPausedError(EngineError):
     """The run is no longer waiting at the pause this caller wanted to resolve.
 

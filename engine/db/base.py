@@ -5,14 +5,18 @@ from __future__ import annotations
 import json
 import logging
 import threading
+from collections.abc import Iterator
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection, Engine, insert, inspect, select, text, update
+from sqlalchemy.exc import IntegrityError
 
+from engine.clock import require_aware
 from engine.db import schema
 from engine.db.schema import decisions, runs, sessions
-from engine.errors import EngineError, RunNotFoundError, RunNotPausedError
+from engine.errors import DuplicateRunError, EngineError, RunNotFoundError, RunNotPausedError
 from engine.run.base import RunStatus
 from engine.run.requirement import Decision, Outcome, StepRequirement
 from engine.run.workflow import PausedRun, WorkflowRunOutput, WorkflowSession
@@ -32,10 +36,26 @@ class BaseDb:
     schema is upgraded with Alembic.
     """
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, *, single_connection: bool = False) -> None:
         self.engine = engine
         self._schema_ready = False
         self._schema_lock = threading.Lock()
+        # A database reached through one shared connection (in-memory SQLite) cannot hold
+        # two transactions at once: threads sharing it take turns.
+        self._turns: threading.RLock | None = threading.RLock() if single_connection else None
+
+    def _serialized(self) -> AbstractContextManager[Any]:
+        return self._turns if self._turns is not None else nullcontext()
+
+    @contextmanager
+    def _begin(self) -> Iterator[Connection]:
+        with self._serialized(), self.engine.begin() as conn:
+            yield conn
+
+    @contextmanager
+    def _connect(self) -> Iterator[Connection]:
+        with self._serialized(), self.engine.connect() as conn:
+            yield conn
 
     # -- schema ----------------------------------------------------------------
     def ensure_schema(self) -> None:
@@ -62,7 +82,7 @@ class BaseDb:
 
     def _schema_transaction(self) -> Any:
         """A transaction that serializes schema creation between processes."""
-        return self.engine.begin()
+        return self._begin()
 
     @staticmethod
     def _current_revision(conn: Connection) -> str | None:
@@ -79,12 +99,13 @@ class BaseDb:
         """Migrate the schema with Alembic (``signoff migrate`` calls this)."""
         from engine.db.migrations import upgrade
 
-        upgrade(self.engine, revision)
+        with self._serialized():
+            upgrade(self.engine, revision)
         self._schema_ready = True
 
     def ping(self) -> bool:
         try:
-            with self.engine.connect() as conn:
+            with self._connect() as conn:
                 conn.exec_driver_sql("SELECT 1")
             return True
         except Exception:
@@ -105,7 +126,16 @@ class BaseDb:
 
     def _insert_run(self, run: WorkflowRunOutput) -> None:
         values = self._run_values(run, version=1)
-        with self.engine.begin() as conn:
+        try:
+            self._insert_run_rows(run, values)
+        except IntegrityError as exc:
+            if self.get_run(run.run_id) is not None:  # two runs started with one run_id
+                raise DuplicateRunError(run.run_id) from exc
+            raise
+        run.version = 1
+
+    def _insert_run_rows(self, run: WorkflowRunOutput, values: dict[str, Any]) -> None:
+        with self._begin() as conn:
             conn.execute(
                 self._insert_ignore(sessions),
                 {
@@ -126,11 +156,10 @@ class BaseDb:
                     "created_at": run.created_at,
                 },
             )
-        run.version = 1
 
     def _update_run(self, run: WorkflowRunOutput) -> None:
         values = self._run_values(run, version=run.version + 1)
-        with self.engine.begin() as conn:
+        with self._begin() as conn:
             result = conn.execute(
                 update(runs)
                 .where(runs.c.run_id == run.run_id, runs.c.version == run.version)
@@ -154,7 +183,7 @@ class BaseDb:
         """
         self.ensure_schema()
         values = self._run_values(run, version=expected_version + 1)
-        with self.engine.begin() as conn:
+        with self._begin() as conn:
             result = conn.execute(
                 update(runs)
                 .where(
@@ -173,7 +202,7 @@ class BaseDb:
     def not_paused_error(self, run_id: str) -> EngineError:
         """An error saying how and by whom the run's pause was resolved."""
         self.ensure_schema()
-        with self.engine.connect() as conn:
+        with self._connect() as conn:
             row = conn.execute(
                 select(runs.c.status, runs.c.paused_step_name).where(runs.c.run_id == run_id)
             ).first()
@@ -224,7 +253,7 @@ class BaseDb:
     # -- reading -------------------------------------------------------------------
     def get_run(self, run_id: str) -> WorkflowRunOutput | None:
         self.ensure_schema()
-        with self.engine.connect() as conn:
+        with self._connect() as conn:
             row = conn.execute(
                 select(runs.c.data, runs.c.version).where(runs.c.run_id == run_id)
             ).first()
@@ -234,7 +263,7 @@ class BaseDb:
 
     def get_session(self, session_id: str) -> WorkflowSession | None:
         self.ensure_schema()
-        with self.engine.connect() as conn:
+        with self._connect() as conn:
             srow = conn.execute(select(sessions).where(sessions.c.session_id == session_id)).first()
             if srow is None:
                 return None
@@ -265,7 +294,7 @@ class BaseDb:
             query = query.where(runs.c.workflow_name == workflow_name)
         if statuses:
             query = query.where(runs.c.status.in_([s.value for s in statuses]))
-        with self.engine.connect() as conn:
+        with self._connect() as conn:
             rows = conn.execute(query).all()
         return [WorkflowRunOutput.from_dict(json.loads(r.data), version=r.version) for r in rows]
 
@@ -289,6 +318,7 @@ class BaseDb:
         if step_name is not None:
             query = query.where(runs.c.paused_step_name == step_name)
         if expires_before is not None:
+            require_aware(expires_before, "list_paused_runs(expires_before=...)")
             query = query.where(runs.c.expires_at <= expires_before)
         if has_deadline is True:
             query = query.where(runs.c.expires_at.is_not(None))
@@ -297,7 +327,7 @@ class BaseDb:
         query = query.order_by(runs.c.expires_at.is_(None), runs.c.expires_at, runs.c.id)
         if limit is not None:
             query = query.limit(limit)
-        with self.engine.connect() as conn:
+        with self._connect() as conn:
             rows = conn.execute(query).all()
         result = []
         for row in rows:
@@ -322,7 +352,7 @@ class BaseDb:
 
     def get_decisions(self, run_id: str) -> list[Decision]:
         self.ensure_schema()
-        with self.engine.connect() as conn:
+        with self._connect() as conn:
             rows = conn.execute(
                 select(decisions).where(decisions.c.run_id == run_id).order_by(decisions.c.id)
             ).all()

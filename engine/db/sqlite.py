@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import sqlite3
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -12,6 +14,21 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.pool import StaticPool
 
 from engine.db.base import BaseDb
+
+
+def _enable_wal(cursor: Any, timeout_s: float) -> None:
+    """Put the file in WAL mode. SQLite answers "database is locked" at once, without
+    waiting the busy timeout, when another process is switching the same new file at that
+    moment; so wait here instead of failing that process's first use."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            cursor.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+        time.sleep(0.005)
 
 
 class SqliteDb(BaseDb):
@@ -44,10 +61,10 @@ class SqliteDb(BaseDb):
             # Let SQLAlchemy, not the sqlite3 module, decide where transactions begin.
             dbapi_conn.isolation_level = None
             cursor = dbapi_conn.cursor()
-            if not in_memory:
-                cursor.execute("PRAGMA journal_mode=WAL")
-            cursor.execute("PRAGMA synchronous=FULL")
             cursor.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
+            if not in_memory:
+                _enable_wal(cursor, busy_timeout_ms / 1000)
+            cursor.execute("PRAGMA synchronous=FULL")
             cursor.close()
 
         @event.listens_for(engine, "begin")
@@ -57,11 +74,14 @@ class SqliteDb(BaseDb):
             mode = conn.get_execution_options().get("sqlite_begin", "")
             conn.exec_driver_sql(f"BEGIN {mode}".strip())
 
-        super().__init__(engine)
+        super().__init__(engine, single_connection=in_memory)
 
     @contextmanager
     def _schema_transaction(self) -> Iterator[Connection]:
-        with self.engine.execution_options(sqlite_begin="IMMEDIATE").begin() as conn:
+        with (
+            self._serialized(),
+            self.engine.execution_options(sqlite_begin="IMMEDIATE").begin() as conn,
+        ):
             yield conn
 
     def _insert_ignore(self, table: Any) -> Any:

@@ -146,6 +146,11 @@ class StepRequirement:
         self.decided_at = other.decided_at
         self.comment = other.comment
         self.reason = other.reason
+        # An answer given by setting ``field.value`` (the other engines' way) lives only on
+        # the schema copies; carry it over so the adoption in unresolved_reasons sees it.
+        given = {f.name: f.value for f in other.user_input_schema}
+        for spec in self.user_input_schema:
+            spec.value = given.get(spec.name)
 
     # -- storage -------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:

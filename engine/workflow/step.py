@@ -154,6 +154,8 @@ class Step:
                 result = await arun(input=message)
             else:
                 result = await asyncio.to_thread(self.agent.run, input=message)
+                if inspect.isawaitable(result):  # an agent whose run() is async
+                    result = await result
             result = getattr(result, "content", result)
         return self._as_output(result)
 

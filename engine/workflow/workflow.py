@@ -12,13 +12,14 @@ import asyncio
 import logging
 import threading
 import uuid
-from collections.abc import AsyncIterator, Callable, Generator, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Coroutine, Generator, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Literal, overload
 
-from engine.clock import SYSTEM_CLOCK, Clock
+from engine.clock import SYSTEM_CLOCK, Clock, require_aware
 from engine.errors import (
+    DuplicateRunError,
     RequirementsUnresolvedError,
     RunNotFoundError,
     RunNotPausedError,
@@ -78,6 +79,23 @@ class _Claim:
 
 
 _Instruction = _Invoke | _Save | _Claim | WorkflowRunEvent
+
+
+class AsyncEventStream:
+    """The events of an async run. ``async for event in stream`` iterates them; awaiting
+    the stream gives it back, so ``async for event in await wf.arun(...)`` works too."""
+
+    def __init__(self, events: AsyncIterator[WorkflowRunEvent]) -> None:
+        self._events = events
+
+    def __aiter__(self) -> AsyncIterator[WorkflowRunEvent]:
+        return self._events
+
+    def __await__(self) -> Generator[Any, None, AsyncEventStream]:
+        return self._itself().__await__()
+
+    async def _itself(self) -> AsyncEventStream:
+        return self
 
 
 class Workflow:
@@ -250,7 +268,34 @@ class Workflow:
         return run
 
     # -- public API: async -------------------------------------------------------
-    async def arun(
+    # Not ``async def``: like the engines our users come from, ``await wf.arun(...)`` gives
+    # the run and ``async for event in wf.arun(..., stream=True)`` iterates its events.
+    @overload
+    def arun(
+        self,
+        input: Any = None,
+        *,
+        stream: Literal[False] = False,
+        stream_events: bool = False,
+        session_id: str | None = None,
+        user_id: str | None = None,
+        additional_data: dict[str, Any] | None = None,
+        run_id: str | None = None,
+    ) -> Coroutine[Any, Any, WorkflowRunOutput]: ...
+    @overload
+    def arun(
+        self,
+        input: Any = None,
+        *,
+        stream: Literal[True],
+        stream_events: bool = False,
+        session_id: str | None = None,
+        user_id: str | None = None,
+        additional_data: dict[str, Any] | None = None,
+        run_id: str | None = None,
+    ) -> AsyncEventStream: ...
+
+    def arun(
         self,
         input: Any = None,
         *,
@@ -260,8 +305,8 @@ class Workflow:
         user_id: str | None = None,
         additional_data: dict[str, Any] | None = None,
         run_id: str | None = None,
-    ) -> Any:
-        """Async ``run``. With ``stream=True`` returns an async iterator of events."""
+    ) -> Coroutine[Any, Any, WorkflowRunOutput] | AsyncEventStream:
+        """Async ``run``: await it for the run, or with ``stream=True`` iterate its events."""
         run = self._new_run(
             input,
             session_id=session_id,
@@ -271,12 +316,40 @@ class Workflow:
         )
         machine = _Machine(self).start(run)
         if stream:
-            return self._astream(machine, stream_events)
+            return AsyncEventStream(self._astream(machine, stream_events))
+        return self._arun_to_end(machine, run)
+
+    async def _arun_to_end(
+        self, machine: Generator[_Instruction, Any, None], run: WorkflowRunOutput
+    ) -> WorkflowRunOutput:
         async for _ in self._adrive(machine):
             pass
         return run
 
-    async def acontinue_run(
+    @overload
+    def acontinue_run(
+        self,
+        run_output: WorkflowRunOutput | None = None,
+        *,
+        stream: Literal[False] = False,
+        stream_events: bool = False,
+        run_id: str | None = None,
+        session_id: str | None = None,
+        step_requirements: list[StepRequirement] | None = None,
+    ) -> Coroutine[Any, Any, WorkflowRunOutput]: ...
+    @overload
+    def acontinue_run(
+        self,
+        run_output: WorkflowRunOutput | None = None,
+        *,
+        stream: Literal[True],
+        stream_events: bool = False,
+        run_id: str | None = None,
+        session_id: str | None = None,
+        step_requirements: list[StepRequirement] | None = None,
+    ) -> AsyncEventStream: ...
+
+    def acontinue_run(
         self,
         run_output: WorkflowRunOutput | None = None,
         *,
@@ -285,23 +358,62 @@ class Workflow:
         run_id: str | None = None,
         session_id: str | None = None,
         step_requirements: list[StepRequirement] | None = None,
-    ) -> Any:
-        """Async ``continue_run``. With ``stream=True`` returns an async iterator of events."""
-        run, decision = await asyncio.to_thread(
+    ) -> Coroutine[Any, Any, WorkflowRunOutput] | AsyncEventStream:
+        """Async ``continue_run``: await it for the run, or with ``stream=True`` iterate its
+        events (a refused continue raises on the first iteration)."""
+        if stream:
+            return AsyncEventStream(
+                self._acontinue_events(
+                    run_output, run_id, session_id, step_requirements, stream_events
+                )
+            )
+        return self._acontinue_to_end(run_output, run_id, session_id, step_requirements)
+
+    async def _aprepare_continue(
+        self,
+        run_output: WorkflowRunOutput | None,
+        run_id: str | None,
+        session_id: str | None,
+        step_requirements: list[StepRequirement] | None,
+    ) -> tuple[WorkflowRunOutput, Decision]:
+        return await asyncio.to_thread(
             self._prepare_continue,
             run_output,
             run_id=run_id,
             session_id=session_id,
             step_requirements=step_requirements,
         )
-        machine = _Machine(self).resume(run, decision)
-        if stream:
-            return self._astream(machine, stream_events, mirror=run_output)
-        async for _ in self._adrive(machine):
+
+    async def _acontinue_to_end(
+        self,
+        run_output: WorkflowRunOutput | None,
+        run_id: str | None,
+        session_id: str | None,
+        step_requirements: list[StepRequirement] | None,
+    ) -> WorkflowRunOutput:
+        run, decision = await self._aprepare_continue(
+            run_output, run_id, session_id, step_requirements
+        )
+        async for _ in self._adrive(_Machine(self).resume(run, decision)):
             pass
         if run_output is not None and run_output is not run:
             _copy_into(run_output, run)
         return run
+
+    async def _acontinue_events(
+        self,
+        run_output: WorkflowRunOutput | None,
+        run_id: str | None,
+        session_id: str | None,
+        step_requirements: list[StepRequirement] | None,
+        stream_events: bool,
+    ) -> AsyncIterator[WorkflowRunEvent]:
+        run, decision = await self._aprepare_continue(
+            run_output, run_id, session_id, step_requirements
+        )
+        machine = _Machine(self).resume(run, decision)
+        async for event in self._astream(machine, stream_events, mirror=run_output):
+            yield event
 
     # -- public API: deadlines -------------------------------------------------
     def expire_run(self, run_id: str, *, now: datetime | None = None) -> WorkflowRunOutput:
@@ -311,8 +423,11 @@ class Workflow:
         the same claim. Raises RunNotPausedError if the run is not paused or its deadline
         has not passed yet.
         """
-        now = now or self.clock.now()
+        now = require_aware(now, "expire_run(now=...)") if now else self.clock.now()
         run = self._load_for_continue(run_id, None)
+        # Like continue_run: never apply a decision to a run this definition does not fit
+        # (skipping would carry on with the wrong steps).
+        self._step_at(run)
         req = run.step_requirements[0]
         if req.expires_at is None or req.expires_at > now:
             raise RunNotPausedError(
@@ -339,7 +454,7 @@ class Workflow:
     ) -> list[WorkflowRunOutput]:
         """Expire every paused run of this workflow whose deadline is at or before ``now``.
         Runs another process expired first are left to it."""
-        now = now or self.clock.now()
+        now = require_aware(now, "expire_due_runs(now=...)") if now else self.clock.now()
         expired = []
         for paused in self.db.list_paused_runs(
             workflow_name=self.name, expires_before=now, limit=limit
@@ -348,11 +463,30 @@ class Workflow:
                 expired.append(self.expire_run(paused.run_id, now=now))
             except RunNotPausedError:
                 continue
+            except WorkflowConfigError:
+                # One run the current definition does not fit must not block the others.
+                log.warning("cannot expire run %s", paused.run_id, exc_info=True)
         return expired
 
-    def list_paused_runs(self, **filters: Any) -> list[PausedRun]:
-        """Paused runs of this workflow, soonest deadline first."""
-        return self.db.list_paused_runs(workflow_name=self.name, **filters)
+    def list_paused_runs(
+        self,
+        *,
+        session_id: str | None = None,
+        step_name: str | None = None,
+        expires_before: datetime | None = None,
+        has_deadline: bool | None = None,
+        limit: int | None = None,
+    ) -> list[PausedRun]:
+        """Paused runs of this workflow, soonest deadline first (``db.list_paused_runs``
+        lists every workflow's)."""
+        return self.db.list_paused_runs(
+            workflow_name=self.name,
+            session_id=session_id,
+            step_name=step_name,
+            expires_before=expires_before,
+            has_deadline=has_deadline,
+            limit=limit,
+        )
 
     # -- public API: loading -----------------------------------------------------
     def get_run(self, run_id: str) -> WorkflowRunOutput | None:
@@ -381,6 +515,9 @@ class Workflow:
         additional_data: dict[str, Any] | None,
         run_id: str | None,
     ) -> WorkflowRunOutput:
+        if run_id is not None and self.db.get_run(run_id) is not None:
+            # Refuse before any step runs: the clash would surface only at the first save.
+            raise DuplicateRunError(run_id)
         session_id = session_id or self.session_id or uuid.uuid4().hex
         self._last_session_id = session_id
         now = self.clock.now()
@@ -416,6 +553,15 @@ class Workflow:
         session_id: str | None,
         step_requirements: list[StepRequirement] | None,
     ) -> tuple[WorkflowRunOutput, Decision]:
+        if run_output is not None and not isinstance(run_output, WorkflowRunOutput):
+            raise TypeError(
+                "continue_run takes the paused WorkflowRunOutput (or run_id=...), "
+                f"got {type(run_output).__name__}"
+            )
+        if run_output is not None and run_id is not None and run_id != run_output.run_id:
+            raise TypeError(
+                f"continue_run got run {run_output.run_id} and run_id={run_id!r}: give one"
+            )
         if run_output is not None:
             if run_output.workflow_name not in (None, self.name):
                 raise WorkflowConfigError(
@@ -425,14 +571,22 @@ class Workflow:
             if not run_output.is_paused:
                 raise self.db.not_paused_error(run_output.run_id)
             # Work on a private copy: the caller's object may be shared between threads,
-            # and a losing caller must not see it change.
-            run = WorkflowRunOutput.from_dict(run_output.to_dict(), version=run_output.version)
-            answers = run_output.step_requirements
+            # and a losing caller must not see it change. The version is read first because
+            # _copy_into writes it last: a copy torn by a concurrent winner then carries an
+            # old version, and its claim fails cleanly. The copy carries the answers too.
+            version = run_output.version
+            run = WorkflowRunOutput.from_dict(run_output.to_dict(), version=version)
+            answers = []
         elif run_id is not None:
             run = self._load_for_continue(run_id, session_id)
             answers = step_requirements or []
         else:
             raise TypeError("continue_run needs a run_output, or run_id= with step_requirements=")
+        # get_session() with no argument follows the run this workflow touched last, also
+        # when it only continued one (a fresh process that started nothing).
+        self._last_session_id = run.session_id
+        if not run.step_requirements:
+            raise self.db.not_paused_error(run.run_id)
         self._apply_answers(run, answers)
         problems = [p for r in run.step_requirements for p in r.unresolved_reasons()]
         if problems:
@@ -441,12 +595,7 @@ class Workflow:
         if req.user_input is not None and not req.is_rejected:
             # Re-validate: values may have been set by hand or loaded from elsewhere.
             req.set_user_input(req.user_input, by=req.decided_by)
-        step = self._step_at(run)
-        if step.name != req.step_name:
-            raise WorkflowConfigError(
-                f"run {run.run_id} paused at step '{req.step_name}', but this workflow has "
-                f"'{step.name}' there: was the workflow changed?"
-            )
+        self._step_at(run)
         return run, Decision.from_requirement(run.run_id, req, at=self.clock.now())
 
     @staticmethod
@@ -463,10 +612,18 @@ class Workflow:
                 target.apply_answer_from(answer)
 
     def _step_at(self, run: WorkflowRunOutput) -> Step:
+        """The step the paused run waits at, checked against this workflow's definition."""
         path = run.pause_path or []
         if len(path) != 1 or not 0 <= path[0] < len(self.steps):
             raise WorkflowConfigError(f"run {run.run_id} has an unknown pause position {path}")
-        return self.steps[path[0]]
+        step = self.steps[path[0]]
+        waiting = run.step_requirements[0].step_name
+        if step.name != waiting:
+            raise WorkflowConfigError(
+                f"run {run.run_id} paused at step '{waiting}', but this workflow has "
+                f"'{step.name}' there: was the workflow changed?"
+            )
+        return step
 
     def _notify(self, event: WorkflowRunEvent) -> None:
         for observer in self._observers:
@@ -738,4 +895,9 @@ class _Machine:
 
 
 def _copy_into(target: WorkflowRunOutput, source: WorkflowRunOutput) -> None:
-    target.__dict__.update(source.__dict__)
+    # The version last: a thread copying ``target`` meanwhile reads it first (see
+    # _prepare_continue), so it never pairs old requirements with a new version.
+    state = dict(source.__dict__)
+    version = state.pop("version")
+    target.__dict__.update(state)
+    target.version = version
