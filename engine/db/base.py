@@ -10,7 +10,7 @@ from contextlib import AbstractContextManager, contextmanager, nullcontext
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Engine, insert, inspect, select, text, update
+from sqlalchemy import Connection, Engine, bindparam, insert, inspect, select, text, update
 from sqlalchemy.exc import IntegrityError
 
 from engine.clock import require_aware
@@ -23,6 +23,43 @@ from engine.run.workflow import PausedRun, WorkflowRunOutput, WorkflowSession
 
 log = logging.getLogger("engine.db")
 _dumps = json.JSONEncoder(separators=(",", ":"), default=str).encode
+
+
+# Statements built once: building them per call cost more than the SQL itself
+# (bind parameters and cache keys are made anew for every new statement object).
+_SET_COLUMNS = (
+    "status",
+    "version",
+    "paused_step_name",
+    "paused_at",
+    "expires_at",
+    "updated_at",
+    "data",
+)
+_SET = {c: bindparam(f"v_{c}", type_=runs.c[c].type) for c in _SET_COLUMNS}
+_UPDATE_OWNED_RUN = (
+    update(runs)
+    .where(runs.c.run_id == bindparam("w_run_id"), runs.c.version == bindparam("w_version"))
+    .values(_SET)
+)
+_CLAIM_PAUSED_RUN = (
+    update(runs)
+    .where(
+        runs.c.run_id == bindparam("w_run_id"),
+        runs.c.status == RunStatus.paused.value,
+        runs.c.version == bindparam("w_version"),
+    )
+    .values(_SET)
+)
+_INSERT_RUN = insert(runs)
+_INSERT_DECISION = insert(decisions)
+
+
+def _set_params(values: dict[str, Any], *, run_id: str, version: int) -> dict[str, Any]:
+    params = {f"v_{k}": v for k, v in values.items()}
+    params["w_run_id"] = run_id
+    params["w_version"] = version
+    return params
 
 
 class ConcurrentUpdateError(RunNotPausedError):
@@ -38,6 +75,7 @@ class BaseDb:
 
     def __init__(self, engine: Engine, *, single_connection: bool = False) -> None:
         self.engine = engine
+        self._insert_session = self._insert_ignore(sessions)
         self._schema_ready = False
         self._schema_lock = threading.Lock()
         # A database reached through one shared connection (in-memory SQLite) cannot hold
@@ -137,7 +175,7 @@ class BaseDb:
     def _insert_run_rows(self, run: WorkflowRunOutput, values: dict[str, Any]) -> None:
         with self._begin() as conn:
             conn.execute(
-                self._insert_ignore(sessions),
+                self._insert_session,
                 {
                     "session_id": run.session_id,
                     "workflow_name": run.workflow_name,
@@ -146,7 +184,7 @@ class BaseDb:
                 },
             )
             conn.execute(
-                insert(runs),
+                _INSERT_RUN,
                 {
                     **values,
                     "run_id": run.run_id,
@@ -161,9 +199,7 @@ class BaseDb:
         values = self._run_values(run, version=run.version + 1)
         with self._begin() as conn:
             result = conn.execute(
-                update(runs)
-                .where(runs.c.run_id == run.run_id, runs.c.version == run.version)
-                .values(values)
+                _UPDATE_OWNED_RUN, _set_params(values, run_id=run.run_id, version=run.version)
             )
             if result.rowcount != 1:
                 raise ConcurrentUpdateError(
@@ -185,16 +221,11 @@ class BaseDb:
         values = self._run_values(run, version=expected_version + 1)
         with self._begin() as conn:
             result = conn.execute(
-                update(runs)
-                .where(
-                    runs.c.run_id == run.run_id,
-                    runs.c.status == RunStatus.paused.value,
-                    runs.c.version == expected_version,
-                )
-                .values(values)
+                _CLAIM_PAUSED_RUN,
+                _set_params(values, run_id=run.run_id, version=expected_version),
             )
             if result.rowcount == 1:
-                conn.execute(insert(decisions), self._decision_values(decision))
+                conn.execute(_INSERT_DECISION, self._decision_values(decision))
                 run.version = expected_version + 1
                 return
         raise self.not_paused_error(run.run_id)
