@@ -87,8 +87,7 @@ class Signoff:
         self.metrics.watch_state(self.pending_count, self.store.outbox_counts)
         for route in routes:
             wf = route.workflow
-            if not wf.has_db:
-                wf.db = db  # workflows given without a db get the bot's
+            wf.use_default_db(db)  # workflows given without a db get the bot's
             if clock is not None:
                 wf.clock = clock
 

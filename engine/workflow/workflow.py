@@ -128,6 +128,7 @@ class Workflow:
         if len(names) != len(set(names)):
             raise WorkflowConfigError(f"Workflow {self.name!r}: step names must be unique")
         self._db = db
+        self._db_given = db is not None
         self.clock: Clock = clock or SYSTEM_CLOCK
         self._observers: tuple[Observer, ...] = ()
         self._lock = threading.Lock()
@@ -147,6 +148,21 @@ class Workflow:
     @db.setter
     def db(self, value: BaseDb) -> None:
         self._db = value
+        self._db_given = True
+
+    def use_default_db(self, db: BaseDb) -> None:
+        """Store runs in ``db`` unless this workflow was given a database of its own.
+
+        A front-end (the Slack bot) calls this for the workflows it serves; calling it again
+        with another database (another bot in the same process) moves them along.
+        """
+        if not self._db_given:
+            self._db = db
+
+    @property
+    def has_own_db(self) -> bool:
+        """Whether a database was given to this workflow (not a front-end's default)."""
+        return self._db_given
 
     @property
     def has_db(self) -> bool:

@@ -544,3 +544,16 @@ def test_bare_functions_become_steps(tmp_path: Path) -> None:
     wf = Workflow(name="w", db=SqliteDb(db_file=tmp_path / "w.db"), steps=[first, second])
     assert [s.name for s in wf.steps] == ["first", "second"]
     assert wf.run().content == "one-two"
+
+
+def test_use_default_db_only_replaces_a_default(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from engine import SqliteDb
+
+    first, second = SqliteDb(db_file=tmp_path / "a.db"), SqliteDb(db_file=tmp_path / "b.db")
+    served = Workflow(name="served", steps=[Step(name="s", executor=lambda si: "ok")])
+    served.use_default_db(first)
+    served.use_default_db(second)  # a second front-end in the same process moves it along
+    assert served.db is second and not served.has_own_db
+    own = Workflow(name="own", db=first, steps=[Step(name="s", executor=lambda si: "ok")])
+    own.use_default_db(second)
+    assert own.db is first and own.has_own_db
