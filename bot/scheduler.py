@@ -42,6 +42,7 @@ def _remind_job(workflow_name: str, run_id: str, requirement_id: str) -> None:
 def _sync_job() -> None:
     if _ACTIVE is not None:
         _ACTIVE.sync_paused_runs()
+        _ACTIVE.recover_interrupted_runs()
 
 
 class DeadlineScheduler:
@@ -114,9 +115,11 @@ class DeadlineScheduler:
         return pause.run_id if pause else None
 
     def reconcile(self) -> int:
-        """Post pauses made while the bot was down, schedule every deadline, expire the
-        past-due ones at once. Returns how many runs it expired."""
+        """Post pauses made while the bot was down, recover runs whose process died,
+        schedule every deadline, expire the past-due ones at once. Returns how many runs
+        it expired."""
         self.signoff.sync_paused_runs()
+        self.signoff.recover_interrupted_runs()
         now = self.signoff.clock.now()
         expired = 0
         for name, route in self.signoff.routes.items():

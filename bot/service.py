@@ -162,8 +162,10 @@ class Signoff:
         elif isinstance(event, WorkflowCancelledEvent):
             self._enqueue_root_update(run, now)
             if event.cancelled_by and event.cancelled_by != TIMEOUT_ACTOR:
-                text = (f":no_entry_sign: Cancelled: *{event.step_name}* was rejected by "
-                        f"{blocks.mention(event.cancelled_by)}.")
+                text = (
+                    f":no_entry_sign: Cancelled: *{event.step_name}* was rejected by "
+                    f"{blocks.mention(event.cancelled_by)}."
+                )
             else:
                 text = f":no_entry_sign: {event.reason or 'Cancelled.'}"
             self._note(run, "cancelled", text, now)
@@ -235,6 +237,17 @@ class Signoff:
                 self._post_pause(route, run, run.step_requirements[0], now=now)
                 posted += 1
         return posted
+
+    def recover_interrupted_runs(self) -> int:
+        """Runs left running by a process that died (another replica, or this one before a
+        restart): each workflow's ``on_interrupted`` policy applies, exactly once."""
+        recovered = 0
+        for route in self.routes.values():
+            try:
+                recovered += len(route.workflow.recover_interrupted_runs(now=self.clock.now()))
+            except Exception:
+                log.exception("recovering interrupted runs of %s failed", route.name)
+        return recovered
 
     # -- permissions ---------------------------------------------------------------------------
     def may_decide(

@@ -7,6 +7,7 @@ import logging
 import threading
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -35,6 +36,8 @@ _SET_COLUMNS = (
     "expires_at",
     "updated_at",
     "data",
+    "lease_owner",
+    "lease_expires_at",
 )
 _SET = {c: bindparam(f"v_{c}", type_=runs.c[c].type) for c in _SET_COLUMNS}
 _UPDATE_OWNED_RUN = (
@@ -60,6 +63,15 @@ def _set_params(values: dict[str, Any], *, run_id: str, version: int) -> dict[st
     params["w_run_id"] = run_id
     params["w_version"] = version
     return params
+
+
+@dataclass(frozen=True)
+class InterruptedRun:
+    """A run left running by a process that stopped renewing its lease."""
+
+    run: WorkflowRunOutput
+    lease_owner: str | None
+    lease_expired_at: datetime
 
 
 class ConcurrentUpdateError(RunNotPausedError):
@@ -210,7 +222,13 @@ class BaseDb:
         run.version += 1
 
     def claim_paused_run(
-        self, run: WorkflowRunOutput, *, expected_version: int, decision: Decision
+        self,
+        run: WorkflowRunOutput,
+        *,
+        expected_version: int,
+        decision: Decision,
+        lease_owner: str | None = None,
+        lease_expires_at: datetime | None = None,
     ) -> None:
         """Atomically move a paused run to running and record the decision.
 
@@ -218,7 +236,12 @@ class BaseDb:
         RunNotPausedError describing how the pause was resolved.
         """
         self.ensure_schema()
-        values = self._run_values(run, version=expected_version + 1)
+        values = self._run_values(
+            run,
+            version=expected_version + 1,
+            lease_owner=lease_owner,
+            lease_expires_at=lease_expires_at,
+        )
         with self._begin() as conn:
             result = conn.execute(
                 _CLAIM_PAUSED_RUN,
@@ -229,6 +252,73 @@ class BaseDb:
                 run.version = expected_version + 1
                 return
         raise self.not_paused_error(run.run_id)
+
+    # -- leases of running runs ---------------------------------------------------------
+    def renew_leases(self, owner: str, run_ids: list[str], *, until: datetime) -> int:
+        """Extend the leases ``owner`` holds on these running runs; returns how many."""
+        if not run_ids:
+            return 0
+        with self._begin() as conn:
+            result = conn.execute(
+                update(runs)
+                .where(
+                    runs.c.run_id.in_(run_ids),
+                    runs.c.lease_owner == owner,
+                    runs.c.status == RunStatus.running.value,
+                )
+                .values(lease_expires_at=until)
+            )
+        return int(result.rowcount)
+
+    def list_interrupted_runs(
+        self, *, workflow_name: str | None = None, before: datetime, limit: int = 100
+    ) -> list[InterruptedRun]:
+        """Running runs whose lease expired before ``before``: their process is gone."""
+        self.ensure_schema()
+        query = (
+            select(runs.c.data, runs.c.version, runs.c.lease_owner, runs.c.lease_expires_at)
+            .where(
+                runs.c.status == RunStatus.running.value,
+                runs.c.lease_expires_at < before,
+            )
+            .order_by(runs.c.lease_expires_at)
+            .limit(limit)
+        )
+        if workflow_name is not None:
+            query = query.where(runs.c.workflow_name == workflow_name)
+        with self._connect() as conn:
+            rows = conn.execute(query).all()
+        return [
+            InterruptedRun(
+                run=WorkflowRunOutput.from_dict(json.loads(row.data), version=row.version),
+                lease_owner=row.lease_owner,
+                lease_expired_at=row.lease_expires_at,
+            )
+            for row in rows
+        ]
+
+    def take_over_run(
+        self, run: WorkflowRunOutput, *, owner: str, now: datetime, until: datetime
+    ) -> bool:
+        """Take a running run whose lease expired; True for exactly one taker."""
+        values = self._run_values(
+            run, version=run.version + 1, lease_owner=owner, lease_expires_at=until
+        )
+        with self._begin() as conn:
+            result = conn.execute(
+                update(runs)
+                .where(
+                    runs.c.run_id == run.run_id,
+                    runs.c.status == RunStatus.running.value,
+                    runs.c.version == run.version,
+                    runs.c.lease_expires_at < now,
+                )
+                .values(values)
+            )
+        if result.rowcount != 1:
+            return False
+        run.version += 1
+        return True
 
     def not_paused_error(self, run_id: str) -> EngineError:
         """An error saying how and by whom the run's pause was resolved."""
@@ -262,7 +352,14 @@ class BaseDb:
             decided_at=decision.decided_at if decision else None,
         )
 
-    def _run_values(self, run: WorkflowRunOutput, *, version: int) -> dict[str, Any]:
+    def _run_values(
+        self,
+        run: WorkflowRunOutput,
+        *,
+        version: int,
+        lease_owner: str | None = None,
+        lease_expires_at: datetime | None = None,
+    ) -> dict[str, Any]:
         req: StepRequirement | None = (
             run.step_requirements[0]
             if run.status is RunStatus.paused and run.step_requirements
@@ -276,6 +373,8 @@ class BaseDb:
             "expires_at": run.expires_at if req else None,
             "updated_at": run.updated_at,
             "data": _dumps(run.to_dict()),
+            "lease_owner": lease_owner,
+            "lease_expires_at": lease_expires_at,
         }
 
     def _insert_ignore(self, table: Any) -> Any:

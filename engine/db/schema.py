@@ -19,7 +19,7 @@ from sqlalchemy import (
 from sqlalchemy.engine import Dialect
 
 # Bump together with a new migration; a fresh database is stamped with it.
-SCHEMA_REVISION = "0001_initial"
+SCHEMA_REVISION = "0002_run_leases"
 
 metadata = MetaData()
 
@@ -72,7 +72,12 @@ runs = Table(
     Column("created_at", UtcDateTime(), nullable=False),
     Column("updated_at", UtcDateTime(), nullable=False),
     Column("data", Text, nullable=False),
+    # A running run is leased by the process running it; an expired lease means that
+    # process died (see Workflow.recover_interrupted_runs).
+    Column("lease_owner", String(100)),
+    Column("lease_expires_at", UtcDateTime()),
     Index("ix_wf_runs_status_expires_at", "status", "expires_at"),
+    Index("ix_wf_runs_status_lease_expires_at", "status", "lease_expires_at"),
 )
 
 # The audit trail: every resolved pause, who, when, what, values, comment.

@@ -14,7 +14,7 @@ import threading
 import uuid
 from collections.abc import AsyncIterator, Callable, Coroutine, Generator, Iterator, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Literal, overload
 
 from engine.clock import SYSTEM_CLOCK, Clock, require_aware
@@ -41,8 +41,9 @@ from engine.run.events import (
 )
 from engine.run.requirement import TIMEOUT_ACTOR, Decision, StepRequirement
 from engine.run.workflow import PausedRun, WorkflowRunOutput, WorkflowSession
+from engine.workflow._leases import LeaseKeeper, process_owner_id
 from engine.workflow.step import Step
-from engine.workflow.types import OnReject, StepInput, StepOutput
+from engine.workflow.types import OnReject, StepInput, StepOutput, to_timedelta
 
 if TYPE_CHECKING:
     from engine.db.base import BaseDb
@@ -115,6 +116,8 @@ class Workflow:
         description: str | None = None,
         session_id: str | None = None,
         clock: Clock | None = None,
+        lease: timedelta | float = timedelta(seconds=60),
+        on_interrupted: str = "fail",
         id: str | None = None,
     ) -> None:
         self.name = name or "workflow"
@@ -129,6 +132,15 @@ class Workflow:
             raise WorkflowConfigError(f"Workflow {self.name!r}: step names must be unique")
         self._db = db
         self._db_given = db is not None
+        if on_interrupted not in ("fail", "resume"):
+            raise WorkflowConfigError(
+                f"Workflow {self.name!r}: on_interrupted must be 'fail' or 'resume', "
+                f"got {on_interrupted!r}"
+            )
+        self.on_interrupted = on_interrupted
+        lease_td = to_timedelta(lease, what=f"Workflow {self.name!r} lease")
+        assert lease_td is not None
+        self._leases = LeaseKeeper(db=lambda: self.db, now=lambda: self.clock.now(), lease=lease_td)
         self.clock: Clock = clock or SYSTEM_CLOCK
         self._observers: tuple[Observer, ...] = ()
         self._lock = threading.Lock()
@@ -484,6 +496,41 @@ class Workflow:
                 log.warning("cannot expire run %s", paused.run_id, exc_info=True)
         return expired
 
+    def recover_interrupted_runs(
+        self, *, now: datetime | None = None, limit: int = 100
+    ) -> list[WorkflowRunOutput]:
+        """Find runs of this workflow left running by a process that died (its lease
+        expired) and apply ``on_interrupted``: ``"fail"`` ends them as ``error`` with a
+        message saying so; ``"resume"`` runs them on from their last decided pause, so the
+        steps after it may run a second time. Each run is taken over exactly once."""
+        now = require_aware(now, "now") if now is not None else self.clock.now()
+        recovered = []
+        for item in self.db.list_interrupted_runs(workflow_name=self.name, before=now, limit=limit):
+            run = item.run
+            until = now + self._leases.lease
+            if not self.db.take_over_run(run, owner=process_owner_id(), now=now, until=until):
+                continue  # another process took it, or its owner came back
+            self._leases.hold(run.run_id)
+            log.warning(
+                "run %s was interrupted (lease of %s expired at %s); policy %s",
+                run.run_id,
+                item.lease_owner,
+                item.lease_expired_at,
+                self.on_interrupted,
+            )
+            machine = _Machine(self).recover(
+                run,
+                owner=item.lease_owner,
+                expired_at=item.lease_expired_at,
+                policy=self.on_interrupted,
+            )
+            try:
+                self._drain(machine)
+            finally:
+                self._leases.release(run.run_id)
+            recovered.append(run)
+        return recovered
+
     def list_paused_runs(
         self,
         *,
@@ -653,10 +700,17 @@ class Workflow:
             return item.step.execute(item.step_input)
         if isinstance(item, _Save):
             self.db.save_run(item.run)
+            if item.run.status is not RunStatus.running:
+                self._leases.release(item.run.run_id)
             return None
         self.db.claim_paused_run(
-            item.run, expected_version=item.expected_version, decision=item.decision
+            item.run,
+            expected_version=item.expected_version,
+            decision=item.decision,
+            lease_owner=process_owner_id(),
+            lease_expires_at=self._leases.until(),
         )
+        self._leases.hold(item.run.run_id)
         return None
 
     def _drive(self, machine: Generator[_Instruction, Any, None]) -> Iterator[WorkflowRunEvent]:
@@ -783,6 +837,35 @@ class _Machine:
             decided_by=req.decided_by,
             requirement=req,
         )
+        yield from self._proceed(run, req)
+
+    def recover(
+        self, run: WorkflowRunOutput, *, owner: str | None, expired_at: datetime, policy: str
+    ) -> Generator[_Instruction, Any, None]:
+        """A run whose process died after claiming its pause: resume it from that pause
+        (its steps since then run again: at least once) or fail it with a clear message."""
+        req = run.step_requirements[0] if run.step_requirements else None
+        if policy == "resume" and req is not None:
+            yield from self._proceed(run, req)
+            return
+        where = f" after step '{req.step_name}' was decided" if req else ""
+        message = (
+            f"interrupted: the process running this run ({owner or 'unknown'}) stopped"
+            f"{where}; its lease expired at {expired_at.isoformat()}. Its remaining steps "
+            "were not run again (on_interrupted='fail'); start a new run if they are needed."
+        )
+        run.status = RunStatus.error
+        run.error = message
+        run.content = message
+        yield from self._finish(
+            run, WorkflowErrorEvent, error=message, step_name=req.step_name if req else None
+        )
+
+    def _proceed(
+        self, run: WorkflowRunOutput, req: StepRequirement
+    ) -> Generator[_Instruction, Any, None]:
+        """Carry out a decided pause: cancel, skip, or run the step and go on."""
+        index = req.step_index
         run.step_requirements = []
         run.pause_path = None
         if req.is_rejected:
