@@ -24,20 +24,45 @@ def main(argv: Sequence[str] | None = None) -> int:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    sub.add_parser("serve", help="serve the Slack app (the local sandbox without credentials)")
-    sandbox = sub.add_parser("sandbox", help="serve the bot against a local Slack sandbox")
+    sub.add_parser(
+        "serve",
+        help="serve the Slack app (the local sandbox without credentials)",
+        description="Serve POST /slack/events and GET /healthz on SIGNOFF_PORT (Socket Mode if "
+        "SLACK_APP_TOKEN is set). Without SLACK_BOT_TOKEN and SLACK_SIGNING_SECRET this starts "
+        "the local sandbox instead.",
+    )
+    sandbox = sub.add_parser(
+        "sandbox",
+        help="serve the bot against a local Slack sandbox",
+        description="A page on localhost plays Slack: type /signoff commands, click buttons, "
+        "fill modals. Every interaction reaches the bot as a real, signed Slack request.",
+    )
     sandbox.add_argument(
         "--sandbox-port",
         type=int,
         default=3001,
         help="port of the sandbox page and fake Slack API (default 3001)",
     )
-    manifest = sub.add_parser("manifest", help="print the Slack app manifest")
+    manifest = sub.add_parser(
+        "manifest",
+        help="print the Slack app manifest",
+        description="Print manifests/slack-app.yaml, with the request URLs filled in from --url.",
+    )
     manifest.add_argument(
         "--url", help="public base URL of the bot, e.g. https://signoff.example.com"
     )
-    sub.add_parser("migrate", help="create or upgrade the database schema (Alembic)")
-    runs = sub.add_parser("runs", help="list paused and recent runs, or show one")
+    sub.add_parser(
+        "migrate",
+        help="create or upgrade the database schema (Alembic)",
+        description="Create or upgrade the schema of SIGNOFF_DATABASE_URL to the latest Alembic "
+        "revision. Safe to run again; the Kubernetes migration Job runs it.",
+    )
+    runs = sub.add_parser(
+        "runs",
+        help="list paused and recent runs, or show one",
+        description="List paused runs (soonest deadline first, with time left) and recent runs; "
+        "with a run id, show that run: its steps, decisions (who, when, values) and result.",
+    )
     runs.add_argument("run_id", nargs="?", help="show this run in full")
     runs.add_argument("--limit", type=int, default=20, help="recent runs to list (default 20)")
     args = parser.parse_args(argv)
