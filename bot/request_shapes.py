@@ -31,6 +31,7 @@ class _ViewState(_Loose):
 
 
 class _View(_Loose):
+    type: str  # "modal" or "home"; Bolt reads it unconditionally
     id: str | None = None
     callback_id: str
     private_metadata: str | None = None

@@ -8,10 +8,7 @@ outbox worker, the deadline scheduler, the Bolt app and the ASGI app.
 from __future__ import annotations
 
 import logging
-import socket
-import threading
 import time
-from typing import Any
 from urllib.parse import parse_qs
 
 import uvicorn
@@ -26,6 +23,7 @@ from starlette.routing import Route
 
 from bot.app import build_app
 from bot.config import Settings
+from bot.http_thread import BackgroundServer
 from bot.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from bot.outbox import OutboxWorker
 from bot.request_shapes import request_problem
@@ -154,37 +152,8 @@ def make_asgi(runtime: Runtime) -> Starlette:
     )
 
 
-class ServerThread:
-    """uvicorn in a background thread; ``port=0`` picks a free port."""
-
-    def __init__(self, app: Any, *, host: str = "127.0.0.1", port: int = 0) -> None:
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.sock.bind((host, port))
-        self.host, self.port = self.sock.getsockname()[:2]
-        config = uvicorn.Config(app, log_level="warning", lifespan="off", access_log=False)
-        self.server = uvicorn.Server(config)
-        self.thread = threading.Thread(
-            target=self.server.run, kwargs={"sockets": [self.sock]}, daemon=True
-        )
-
-    @property
-    def url(self) -> str:
-        return f"http://{self.host}:{self.port}"
-
-    def start(self) -> ServerThread:
-        self.thread.start()
-        deadline = time.monotonic() + 10
-        while not self.server.started:
-            if time.monotonic() > deadline or not self.thread.is_alive():
-                raise RuntimeError("HTTP server did not start")
-            time.sleep(0.01)
-        return self
-
-    def stop(self) -> None:
-        self.server.should_exit = True
-        self.thread.join(timeout=10)
-        self.sock.close()
+# Kept under this name for callers that serve the bot in a thread (tests, benchmarks).
+ServerThread = BackgroundServer
 
 
 def serve(runtime: Runtime) -> None:

@@ -193,9 +193,10 @@ def serve_sandbox(
     sandbox = Sandbox(settings, sandbox_port=sandbox_port, bot_port=settings.port)
     try:
         sandbox.start()
-    except OSError as exc:  # the bot's port is taken
+    except OSError as exc:  # the bot's or the page's port is taken
         reason = exc.strerror or exc
-        print(f"signoff: cannot listen on port {settings.port}: {reason}", file=sys.stderr)
+        port = getattr(exc, "port", settings.port)
+        print(f"signoff: cannot listen on port {port}: {reason}", file=sys.stderr)
         return 2
     except RuntimeError as exc:  # the fake's port is taken (uvicorn exits in its thread)
         print(f"signoff: cannot start the sandbox on port {sandbox_port}: {exc}", file=sys.stderr)

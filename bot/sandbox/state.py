@@ -19,6 +19,8 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Literal, TypeVar
 
+from .blockkit_limits import ACTIONS_ELEMENT_TYPES, INPUT_ELEMENT_TYPES
+
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
@@ -38,34 +40,8 @@ RESPONSE_URL_TTL_SECONDS = 30 * 60  # Slack: up to 5 uses within 30 minutes.
 RESPONSE_URL_MAX_USES = 5
 VIEW_STACK_MAX = 3  # Slack: at most 3 modals stacked.
 
-_INTERACTIVE_ELEMENTS = frozenset(
-    {
-        "button",
-        "checkboxes",
-        "datepicker",
-        "datetimepicker",
-        "overflow",
-        "radio_buttons",
-        "timepicker",
-        "workflow_button",
-        "plain_text_input",
-        "number_input",
-        "email_text_input",
-        "url_text_input",
-        "rich_text_input",
-        "file_input",
-        "static_select",
-        "external_select",
-        "users_select",
-        "conversations_select",
-        "channels_select",
-        "multi_static_select",
-        "multi_external_select",
-        "multi_users_select",
-        "multi_conversations_select",
-        "multi_channels_select",
-    }
-)
+# Every element that can carry an action_id (state.values and block_actions come from these).
+_INTERACTIVE_ELEMENTS = ACTIONS_ELEMENT_TYPES | INPUT_ELEMENT_TYPES
 
 
 # --------------------------------------------------------------------------------------------

@@ -75,8 +75,8 @@ def test_ack_comes_before_a_slow_step_finishes(harness: BotHarness) -> None:
     message = harness.pause_message("gate")
     response = harness.actor(ALICE).click(message, action_id=blocks.ACTION_APPROVE)
     assert response.status_code == 200
-    # The step is still blocked on the gate: the click was acknowledged before it ran.
-    assert harness.runtime.db.get_run(run_id).status is RunStatus.running
+    # The click was acknowledged while the step it allowed is still blocked on the gate.
+    assert harness.wait_run(run_id, "running").status is RunStatus.running
     harness.wait(
         lambda s: "Approved" in str(s.message(message.channel, message.ts).blocks),
         "message updated while the step runs",
