@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 
 from slack_bolt import App
 from slack_bolt.authorization import AuthorizeResult
@@ -56,6 +57,9 @@ def build_app(signoff: Signoff, *, signing_secret: str, client: WebClient) -> Ap
         signing_secret=signing_secret,
         authorize=cached_authorization(client),
         process_before_response=False,
+        # Listeners ack at once and then claim the pause; a bigger pool keeps a burst of
+        # clicks from waiting for a thread before they can ack.
+        listener_executor=ThreadPoolExecutor(max_workers=32, thread_name_prefix="bolt"),
         logger=logging.getLogger("signoff.bolt"),
     )
     app.use(dedupe_middleware(signoff))

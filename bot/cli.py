@@ -114,7 +114,7 @@ def _migrate(settings: Settings) -> int:
 
     db = db_from_url(settings.database_url)
     db.upgrade()
-    BotStore(db.engine).ensure_schema()
+    BotStore(db).ensure_schema()
     print(f"signoff: database schema is up to date ({db!r})")
     return 0
 

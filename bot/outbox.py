@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -42,6 +43,11 @@ PERMANENT_ERRORS = frozenset(
     }
 )
 PERMANENT_ATTEMPTS = 5
+DELIVERY_THREADS = 4
+
+
+# (item id, state, error, next attempt): what a delivery pass records for each item.
+Outcome = tuple[int, str, str | None, datetime]
 
 
 class NotReady(Exception):
@@ -57,6 +63,10 @@ class OutboxWorker:
         self._thread: threading.Thread | None = None
         self.delivered = 0
         self.errors = 0
+        # Runs are delivered in parallel; Slack's per-channel limits are met by its 429s.
+        self._pool = ThreadPoolExecutor(
+            max_workers=DELIVERY_THREADS, thread_name_prefix="signoff-outbox"
+        )
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._loop, name="signoff-outbox", daemon=True)
@@ -67,6 +77,7 @@ class OutboxWorker:
         self.signoff.outbox_wakeup.set()
         if self._thread:
             self._thread.join(timeout=10)
+        self._pool.shutdown(wait=True)
 
     def _loop(self) -> None:
         while not self._stop.is_set():
@@ -78,38 +89,60 @@ class OutboxWorker:
                 log.exception("outbox pass failed")
 
     def deliver_due(self) -> int:
-        """One pass over what is due now; returns how many items were delivered."""
+        """One pass: claim what is due (one commit), deliver it — runs in parallel, each
+        run's items in order — and record the outcomes (one commit). Returns how many
+        items were delivered."""
         now = self.signoff.clock.now()
-        blocked_runs: set[str] = set()
-        done = 0
-        for item in self.store.due_items(now=now):
-            if item.run_id in blocked_runs:
-                continue  # keep each run's messages in order
-            if not self.store.claim_item(item.id, now=now, lease=LEASE):
+        items = self.store.claim_due(now=now, lease=LEASE)
+        if not items:
+            return 0
+        by_run: dict[str, list[OutboxItem]] = {}
+        for item in items:
+            by_run.setdefault(item.run_id, []).append(item)
+        outcomes: list[Outcome] = []
+        for result in self._pool.map(
+            lambda run_items: self._deliver_run(run_items, now), by_run.values()
+        ):
+            outcomes.extend(result)
+        self.store.finish_many(outcomes)
+        delivered = sum(1 for _, state, _, _ in outcomes if state == "sent")
+        self.delivered += delivered
+        return delivered
+
+    def _deliver_run(self, items: list[OutboxItem], now: datetime) -> list[Outcome]:
+        outcomes: list[Outcome] = []
+        # Only the newest update of a run's root message matters: it renders the run as it
+        # is now, so older ones in the same batch are dropped without a Slack call.
+        last_root_update = max((i.id for i in items if i.kind == "root_update"), default=None)
+        for position, item in enumerate(items):
+            if item.kind == "root_update" and item.id != last_root_update:
+                outcomes.append((item.id, "sent", "superseded", now))
                 continue
             try:
                 self._deliver(item)
             except NotReady:
-                blocked_runs.add(item.run_id)
-                self.store.finish_item(
-                    item.id, state="pending", retry_at=now + timedelta(milliseconds=200)
-                )
+                outcomes.append((item.id, "pending", None, now + timedelta(milliseconds=200)))
             except SlackApiError as exc:
-                blocked_runs.add(item.run_id)
-                self._failed(item, exc, now)
+                outcomes.append(self._failed(item, exc, now))
             except Exception as exc:  # network errors and the like: Slack unreachable
-                blocked_runs.add(item.run_id)
-                self._retry(item, f"{type(exc).__name__}: {exc}", now, self._backoff(item))
+                outcomes.append(
+                    self._retry(item, f"{type(exc).__name__}: {exc}", now, self._backoff(item))
+                )
             else:
-                self.store.finish_item(item.id, state="sent")
-                self.delivered += 1
-                done += 1
-        return done
+                outcomes.append((item.id, "sent", None, now))
+                continue
+            # Keep the run's messages in order: what follows waits for this one.
+            retry_at = outcomes[-1][3]
+            outcomes.extend(
+                (later.id, "pending", None, retry_at) for later in items[position + 1 :]
+            )
+            break
+        return outcomes
 
     def _backoff(self, item: OutboxItem) -> timedelta:
         return min(timedelta(seconds=2 ** min(item.attempts, 10)), MAX_BACKOFF)
 
-    def _failed(self, item: OutboxItem, exc: SlackApiError, now: datetime) -> None:
+    def _failed(self, item: OutboxItem, exc: SlackApiError, now: datetime) -> Outcome:
         self.errors += 1
         response = exc.response
         method = str(getattr(response, "api_url", "") or "").rsplit("/", 1)[-1] or item.kind
@@ -117,16 +150,15 @@ class OutboxWorker:
         error = str(response.get("error") if response is not None else exc)
         if response is not None and response.status_code == 429:
             retry_after = int(response.headers.get("Retry-After", "1") or 1)
-            self._retry(item, "ratelimited", now, timedelta(seconds=retry_after))
-        elif error in PERMANENT_ERRORS and item.attempts + 1 >= PERMANENT_ATTEMPTS:
+            return self._retry(item, "ratelimited", now, timedelta(seconds=retry_after))
+        if error in PERMANENT_ERRORS and item.attempts >= PERMANENT_ATTEMPTS:
             log.error("giving up on %s for run %s: %s", item.kind, item.run_id, error)
-            self.store.finish_item(item.id, state="failed", error=error)
-        else:
-            self._retry(item, error, now, self._backoff(item))
+            return (item.id, "failed", error, now)
+        return self._retry(item, error, now, self._backoff(item))
 
-    def _retry(self, item: OutboxItem, error: str, now: datetime, after: timedelta) -> None:
+    def _retry(self, item: OutboxItem, error: str, now: datetime, after: timedelta) -> Outcome:
         log.warning("will retry %s for run %s in %s: %s", item.kind, item.run_id, after, error)
-        self.store.finish_item(item.id, state="pending", error=error, retry_at=now + after)
+        return (item.id, "pending", error, now + after)
 
     # -- delivery of each kind ----------------------------------------------------------------
     def _deliver(self, item: OutboxItem) -> None:

@@ -13,8 +13,9 @@ from __future__ import annotations
 
 import logging
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
+from apscheduler.jobstores.base import ConflictingIdError, JobLookupError
 from apscheduler.jobstores.memory import MemoryJobStore
 from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
 from apscheduler.schedulers.background import BackgroundScheduler
@@ -27,6 +28,35 @@ if TYPE_CHECKING:
 log = logging.getLogger("signoff.scheduler")
 JOBS_TABLE = "signoff_scheduler_jobs"
 _ACTIVE: Signoff | None = None
+
+
+class SharedSQLAlchemyJobStore(SQLAlchemyJobStore):
+    """The job store that several replicas share.
+
+    APScheduler 3 assumes one scheduler per store: when two replicas both run a due job,
+    the second one's remove or update finds it gone, and the JobLookupError would stop its
+    scheduler thread. Here a job already gone is what was wanted; the engine's claim makes
+    running the job twice harmless.
+    """
+
+    def update_job(self, job: Any) -> None:
+        try:
+            super().update_job(job)
+        except JobLookupError:
+            log.debug("job %s was already handled by another replica", job.id)
+
+    def remove_job(self, job_id: str) -> None:
+        try:
+            super().remove_job(job_id)
+        except JobLookupError:
+            log.debug("job %s was already removed by another replica", job_id)
+
+    def add_job(self, job: Any) -> None:
+        try:
+            super().add_job(job)
+        except ConflictingIdError:
+            # Another replica scheduled the same deadline first: the same job, keep it.
+            log.debug("job %s was already scheduled by another replica", job.id)
 
 
 def _expire_job(workflow_name: str, run_id: str) -> None:
@@ -51,7 +81,7 @@ class DeadlineScheduler:
         self.poll_seconds = poll_seconds
         self.scheduler = BackgroundScheduler(
             jobstores={
-                "default": SQLAlchemyJobStore(engine=signoff.db.engine, tablename=JOBS_TABLE),
+                "default": SharedSQLAlchemyJobStore(engine=signoff.db.engine, tablename=JOBS_TABLE),
                 "memory": MemoryJobStore(),
             },
             job_defaults={"coalesce": True, "misfire_grace_time": None, "max_instances": 1},
@@ -62,6 +92,11 @@ class DeadlineScheduler:
     def start(self, *, paused: bool = False) -> None:
         global _ACTIVE
         _ACTIVE = self.signoff
+        # APScheduler creates its table at start without a lock; create it under ours, so
+        # replicas starting together on an empty database don't race on it.
+        jobs_table = self.scheduler._lookup_jobstore("default").jobs_t
+        with self.signoff.db.schema_transaction() as conn:
+            jobs_table.create(conn, checkfirst=True)
         self.scheduler.start(paused=paused)
         self.scheduler.add_job(
             _sync_job,

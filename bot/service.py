@@ -15,6 +15,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -76,13 +77,14 @@ class Signoff:
         self.client = client
         self.default_channel = default_channel
         self.clock: Clock = clock or SYSTEM_CLOCK
-        self.store = BotStore(db.engine)
+        self.store = BotStore(db)
         self.executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="signoff-run")
         self._unsubscribe: list[Callable[[], None]] = []
         self._group_cache: dict[str, tuple[float, frozenset[str]]] = {}
         self._group_lock = threading.Lock()
         self.outbox_wakeup = threading.Event()
         self.on_pause_recorded: list[Callable[[str, StepRequirement], None]] = []
+        self._batch = threading.local()
         self.metrics = Metrics()
         self.metrics.watch_state(self.pending_count, self.store.outbox_counts)
         for route in routes:
@@ -131,6 +133,23 @@ class Signoff:
         if run is None or route is None:
             return
         now = self.clock.now()
+        with self._one_transaction(now):
+            self._handle_event(event, route, run, now)
+
+    @contextmanager
+    def _one_transaction(self, now: datetime) -> Iterator[None]:
+        """Enqueue everything one event causes in one commit (fewer durable writes)."""
+        self._batch.items = []
+        try:
+            yield
+        finally:
+            items, self._batch.items = self._batch.items, None
+            if items and self.store.enqueue_many(items, now=now):
+                self.outbox_wakeup.set()
+
+    def _handle_event(
+        self, event: WorkflowRunEvent, route: SlackRoute, run: WorkflowRunOutput, now: datetime
+    ) -> None:
         if isinstance(event, WorkflowStartedEvent):
             self._ensure_root(route, run, now=now)
         elif isinstance(event, StepPausedEvent):
@@ -218,6 +237,10 @@ class Signoff:
     def _enqueue(
         self, key: str, run_id: str, kind: str, data: dict[str, Any], now: datetime
     ) -> None:
+        batch = getattr(self._batch, "items", None)
+        if batch is not None:
+            batch.append((key, run_id, kind, data))
+            return
         if self.store.enqueue(key=key, run_id=run_id, kind=kind, data=data, now=now):
             self.outbox_wakeup.set()
 
@@ -238,16 +261,18 @@ class Signoff:
                 posted += 1
         return posted
 
-    def recover_interrupted_runs(self) -> int:
+    def recover_interrupted_runs(self) -> None:
         """Runs left running by a process that died (another replica, or this one before a
-        restart): each workflow's ``on_interrupted`` policy applies, exactly once."""
-        recovered = 0
+        restart): each workflow's ``on_interrupted`` policy applies, exactly once. In the
+        background: under "resume" recovering a run runs its steps."""
         for route in self.routes.values():
-            try:
-                recovered += len(route.workflow.recover_interrupted_runs(now=self.clock.now()))
-            except Exception:
-                log.exception("recovering interrupted runs of %s failed", route.name)
-        return recovered
+            self.executor.submit(self._recover, route)
+
+    def _recover(self, route: SlackRoute) -> None:
+        try:
+            route.workflow.recover_interrupted_runs(now=self.clock.now())
+        except Exception:
+            log.exception("recovering interrupted runs of %s failed", route.name)
 
     # -- permissions ---------------------------------------------------------------------------
     def may_decide(

@@ -24,6 +24,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    bindparam,
     delete,
     insert,
     or_,
@@ -33,6 +34,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
+from engine.db.base import BaseDb
 from engine.db.schema import UtcDateTime
 
 metadata = MetaData()
@@ -116,8 +118,9 @@ class OutboxItem:
 
 
 class BotStore:
-    def __init__(self, engine: Engine) -> None:
-        self.engine = engine
+    def __init__(self, db: BaseDb) -> None:
+        self.db = db
+        self.engine: Engine = db.engine
         self._ready = False
         self._lock = threading.Lock()
 
@@ -126,13 +129,20 @@ class BotStore:
             return
         with self._lock:
             if not self._ready:
-                metadata.create_all(self.engine)
+                # Under the schema lock: replicas starting together create the tables once.
+                with self.db.schema_transaction() as conn:
+                    metadata.create_all(conn)
                 self._ready = True
 
     def _insert_ignore(self, table: Table) -> Any:
+        """INSERT that skips an existing key and returns the new row's key, if it made one.
+
+        ``rowcount`` cannot tell: PostgreSQL's driver reports -1 for ON CONFLICT DO NOTHING.
+        """
+        key = next(iter(table.primary_key.columns))
         if self.engine.dialect.name == "postgresql":
-            return pg_insert(table).on_conflict_do_nothing()
-        return sqlite_insert(table).on_conflict_do_nothing()
+            return pg_insert(table).on_conflict_do_nothing().returning(key)
+        return sqlite_insert(table).on_conflict_do_nothing().returning(key)
 
     # -- runs and pauses ---------------------------------------------------------------
     def record_run(self, *, run_id: str, workflow_name: str, channel: str, now: datetime) -> None:
@@ -145,7 +155,7 @@ class BotStore:
                     "channel": channel,
                     "created_at": now,
                 },
-            )
+            ).close()  # its RETURNING row is not needed, but must be read before commit
 
     def get_run_ref(self, run_id: str) -> RunRef | None:
         with self.engine.connect() as conn:
@@ -174,18 +184,21 @@ class BotStore:
     ) -> bool:
         """Returns True for the one caller that recorded it first."""
         with self.engine.begin() as conn:
-            result = conn.execute(
-                self._insert_ignore(slack_pauses),
-                {
-                    "requirement_id": requirement_id,
-                    "run_id": run_id,
-                    "workflow_name": workflow_name,
-                    "step_name": step_name,
-                    "channel": channel,
-                    "created_at": now,
-                },
+            inserted = (
+                conn.execute(
+                    self._insert_ignore(slack_pauses),
+                    {
+                        "requirement_id": requirement_id,
+                        "run_id": run_id,
+                        "workflow_name": workflow_name,
+                        "step_name": step_name,
+                        "channel": channel,
+                        "created_at": now,
+                    },
+                ).first()
+                is not None
             )
-        return bool(result.rowcount)
+        return inserted
 
     def get_pause(self, requirement_id: str) -> PauseRef | None:
         if not isinstance(requirement_id, str) or not 0 < len(requirement_id) <= 64:
@@ -230,20 +243,103 @@ class BotStore:
         self, *, key: str, run_id: str, kind: str, data: dict[str, Any], now: datetime
     ) -> bool:
         with self.engine.begin() as conn:
-            result = conn.execute(
-                self._insert_ignore(slack_outbox),
-                {
-                    "dedupe_key": key,
-                    "run_id": run_id,
-                    "kind": kind,
-                    "data": json.dumps(data, default=str),
-                    "state": "pending",
-                    "attempts": 0,
-                    "next_attempt_at": now,
-                    "created_at": now,
-                },
+            inserted = (
+                conn.execute(
+                    self._insert_ignore(slack_outbox),
+                    {
+                        "dedupe_key": key,
+                        "run_id": run_id,
+                        "kind": kind,
+                        "data": json.dumps(data, default=str),
+                        "state": "pending",
+                        "attempts": 0,
+                        "next_attempt_at": now,
+                        "created_at": now,
+                    },
+                ).first()
+                is not None
             )
-        return bool(result.rowcount)
+        return inserted
+
+    def enqueue_many(
+        self, items: list[tuple[str, str, str, dict[str, Any]]], *, now: datetime
+    ) -> int:
+        """Enqueue (key, run_id, kind, data) items in one transaction; returns how many
+        were new (a key already enqueued, by this or another replica, is skipped)."""
+        if not items:
+            return 0
+        added = 0
+        with self.engine.begin() as conn:
+            for key, run_id, kind, data in items:
+                result = conn.execute(
+                    self._insert_ignore(slack_outbox),
+                    {
+                        "dedupe_key": key,
+                        "run_id": run_id,
+                        "kind": kind,
+                        "data": json.dumps(data, default=str),
+                        "state": "pending",
+                        "attempts": 0,
+                        "next_attempt_at": now,
+                        "created_at": now,
+                    },
+                )
+                added += int(result.first() is not None)
+        return added
+
+    def claim_due(self, *, now: datetime, lease: timedelta, limit: int = 200) -> list[OutboxItem]:
+        """Take every due item (up to ``limit``) for delivery in one transaction.
+
+        Another worker or replica gets none of them until the lease passes.
+        """
+        due = or_(
+            slack_outbox.c.state == "pending",
+            (slack_outbox.c.state == "sending") & (slack_outbox.c.lease_until < now),
+        )
+        query = (
+            select(slack_outbox)
+            .where(due, slack_outbox.c.next_attempt_at <= now)
+            .order_by(slack_outbox.c.id)
+            .limit(limit)
+        )
+        if self.engine.dialect.name == "postgresql":
+            query = query.with_for_update(skip_locked=True)
+        # SQLite: take the write lock before reading, so the read and the claim are one step.
+        with self.engine.execution_options(sqlite_begin="IMMEDIATE").begin() as conn:
+            rows = conn.execute(query).all()
+            if not rows:
+                return []
+            conn.execute(
+                update(slack_outbox)
+                .where(slack_outbox.c.id.in_([r.id for r in rows]))
+                .values(
+                    state="sending", lease_until=now + lease, attempts=slack_outbox.c.attempts + 1
+                )
+            )
+        return [
+            OutboxItem(r.id, r.dedupe_key, r.run_id, r.kind, json.loads(r.data), r.attempts + 1)
+            for r in rows
+        ]
+
+    def finish_many(self, outcomes: list[tuple[int, str, str | None, datetime]]) -> None:
+        """Record (item id, state, error, next attempt) for a delivery pass, in one commit."""
+        if not outcomes:
+            return
+        with self.engine.begin() as conn:
+            conn.execute(
+                update(slack_outbox)
+                .where(slack_outbox.c.id == bindparam("b_id"))
+                .values(
+                    state=bindparam("b_state"),
+                    last_error=bindparam("b_error"),
+                    next_attempt_at=bindparam("b_next"),
+                    lease_until=None,
+                ),
+                [
+                    {"b_id": i, "b_state": st, "b_error": err, "b_next": nxt}
+                    for i, st, err, nxt in outcomes
+                ],
+            )
 
     def due_items(self, *, now: datetime, limit: int = 100) -> list[OutboxItem]:
         query = (
@@ -308,10 +404,14 @@ class BotStore:
     # -- request de-duplication ---------------------------------------------------------------
     def first_time_seen(self, key: str, *, now: datetime) -> bool:
         with self.engine.begin() as conn:
-            result = conn.execute(
-                self._insert_ignore(slack_seen_requests), {"request_key": key[:200], "seen_at": now}
+            inserted = (
+                conn.execute(
+                    self._insert_ignore(slack_seen_requests),
+                    {"request_key": key[:200], "seen_at": now},
+                ).first()
+                is not None
             )
-        return bool(result.rowcount)
+        return inserted
 
     def forget_seen_before(self, when: datetime) -> None:
         with self.engine.begin() as conn:

@@ -11,6 +11,7 @@ from slack_sdk.errors import SlackApiError
 
 from bot import blocks
 from bot.listeners.payload import dig
+from bot.middleware.dedupe import first_delivery
 from bot.service import DecisionResult, Signoff
 
 log = logging.getLogger("signoff.actions")
@@ -20,23 +21,27 @@ def register(app: App, signoff: Signoff) -> None:
     @app.action(blocks.ACTION_APPROVE)
     def on_approve(ack: Ack, body: dict[str, Any]) -> None:
         ack()
-        _decide(signoff, body, "confirm")
+        if first_delivery(signoff, body):
+            _decide(signoff, body, "confirm")
 
     @app.action(blocks.ACTION_REJECT)
     def on_reject(ack: Ack, body: dict[str, Any]) -> None:
         ack()
-        _decide(signoff, body, "reject")
+        if first_delivery(signoff, body):
+            _decide(signoff, body, "reject")
 
     @app.action(blocks.ACTION_PROVIDE_INPUT)
     def on_provide_input(ack: Ack, body: dict[str, Any], client: WebClient) -> None:
         # The modal opens on the ack path: a trigger_id dies after 3 seconds.
         ack()
-        _open_modal(signoff, body, client, blocks.input_modal)
+        if first_delivery(signoff, body):
+            _open_modal(signoff, body, client, blocks.input_modal)
 
     @app.action(blocks.ACTION_REJECT_WITH_REASON)
     def on_reject_with_reason(ack: Ack, body: dict[str, Any], client: WebClient) -> None:
         ack()
-        _open_modal(signoff, body, client, blocks.reject_modal)
+        if first_delivery(signoff, body):
+            _open_modal(signoff, body, client, blocks.reject_modal)
 
 
 def _who(body: dict[str, Any]) -> tuple[str | None, str | None, Any]:

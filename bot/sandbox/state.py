@@ -676,7 +676,15 @@ class WorkspaceState:
 
     def thread(self, channel: str, thread_ts: str) -> list[Message]:
         """Parent first, then replies in order."""
-        return [m for m in self.messages(channel) if m.ts == thread_ts or m.thread_ts == thread_ts]
+        # Filter before copying: copying the whole channel made every update O(channel).
+        with self._lock:
+            found = [
+                m
+                for m in self._messages.get(channel, {}).values()
+                if m.ts == thread_ts or m.thread_ts == thread_ts
+            ]
+            found.sort(key=lambda m: m.ts)
+            return copy.deepcopy(found)
 
     def export_messages(self) -> list[dict[str, Any]]:
         """Every non-ephemeral message as plain data (the sandbox keeps them across restarts)."""
@@ -716,7 +724,15 @@ class WorkspaceState:
             if parent is not None:
                 data["parent_user_id"] = parent.user
         else:
-            replies = [m for m in self.thread(message.channel, message.ts) if m.is_reply]
+            with self._lock:  # only the summary is needed: no copies
+                replies = sorted(
+                    (
+                        m
+                        for m in self._messages.get(message.channel, {}).values()
+                        if m.thread_ts == message.ts and m.is_reply
+                    ),
+                    key=lambda m: m.ts,
+                )
             if replies:
                 data["thread_ts"] = message.ts
                 data["reply_count"] = len(replies)

@@ -126,13 +126,24 @@ class BaseDb:
                         text("INSERT INTO alembic_version (version_num) VALUES (:v)"),
                         {"v": schema.SCHEMA_REVISION},
                     )
-            if current is not None and current != schema.SCHEMA_REVISION:
-                self.upgrade()
+                elif current != schema.SCHEMA_REVISION:
+                    # Upgrade under the same lock, on the same connection: processes that
+                    # start together on an old schema upgrade it once, the others wait.
+                    from engine.db.migrations import upgrade
+
+                    upgrade(self.engine, connection=conn)
             self._schema_ready = True
 
     def _schema_transaction(self) -> Any:
         """A transaction that serializes schema creation between processes."""
         return self._begin()
+
+    def schema_transaction(self) -> AbstractContextManager[Connection]:
+        """A transaction holding the schema lock: processes creating or upgrading tables in
+        this database at the same time take turns. For front-ends that keep tables of
+        their own next to the engine's."""
+        self.ensure_schema()
+        return self._schema_transaction()
 
     @staticmethod
     def _current_revision(conn: Connection) -> str | None:

@@ -716,44 +716,66 @@ class Workflow:
     def _drive(self, machine: Generator[_Instruction, Any, None]) -> Iterator[WorkflowRunEvent]:
         to_send: Any = None
         to_throw: BaseException | None = None
-        while True:
-            try:
-                item = machine.throw(to_throw) if to_throw else machine.send(to_send)
-            except StopIteration:
-                return
-            to_send, to_throw = None, None
-            if isinstance(item, WorkflowRunEvent):
-                self._notify(item)
-                yield item
-            elif isinstance(item, _Invoke):
+        claimed: list[str] = []
+        try:
+            while True:
                 try:
-                    to_send = self._execute_instruction(item)
-                except Exception as exc:
-                    to_throw = exc
-            else:
-                self._execute_instruction(item)
+                    item = machine.throw(to_throw) if to_throw else machine.send(to_send)
+                except StopIteration:
+                    return
+                to_send, to_throw = None, None
+                if isinstance(item, WorkflowRunEvent):
+                    self._notify(item)
+                    yield item
+                elif isinstance(item, _Invoke):
+                    try:
+                        to_send = self._execute_instruction(item)
+                    except Exception as exc:
+                        to_throw = exc
+                else:
+                    self._execute_instruction(item)
+                    if isinstance(item, _Claim):
+                        claimed.append(item.run.run_id)
+        except BaseException:
+            self._abandon(claimed)
+            raise
 
     async def _adrive(
         self, machine: Generator[_Instruction, Any, None]
     ) -> AsyncIterator[WorkflowRunEvent]:
         to_send: Any = None
         to_throw: BaseException | None = None
-        while True:
-            try:
-                item = machine.throw(to_throw) if to_throw else machine.send(to_send)
-            except StopIteration:
-                return
-            to_send, to_throw = None, None
-            if isinstance(item, WorkflowRunEvent):
-                self._notify(item)
-                yield item
-            elif isinstance(item, _Invoke):
+        claimed: list[str] = []
+        try:
+            while True:
                 try:
-                    to_send = await item.step.aexecute(item.step_input)
-                except Exception as exc:
-                    to_throw = exc
-            else:
-                await asyncio.to_thread(self._execute_instruction, item)
+                    item = machine.throw(to_throw) if to_throw else machine.send(to_send)
+                except StopIteration:
+                    return
+                to_send, to_throw = None, None
+                if isinstance(item, WorkflowRunEvent):
+                    self._notify(item)
+                    yield item
+                elif isinstance(item, _Invoke):
+                    try:
+                        to_send = await item.step.aexecute(item.step_input)
+                    except Exception as exc:
+                        to_throw = exc
+                else:
+                    await asyncio.to_thread(self._execute_instruction, item)
+                    if isinstance(item, _Claim):
+                        claimed.append(item.run.run_id)
+        except BaseException:
+            self._abandon(claimed)
+            raise
+
+    def _abandon(self, run_ids: list[str]) -> None:
+        """A drive that ends early (an abandoned stream, a cancelled task, a BaseException
+        from a step) leaves its run ``running``: stop renewing its lease so that it lapses
+        and ``recover_interrupted_runs`` applies ``on_interrupted``, instead of this process
+        keeping a run nobody drives alive for as long as it lives."""
+        for run_id in run_ids:
+            self._leases.release(run_id)
 
     def _drain(self, machine: Generator[_Instruction, Any, None]) -> None:
         for _ in self._drive(machine):

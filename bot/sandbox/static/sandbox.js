@@ -58,9 +58,14 @@
       try {
         do {
           S.again = false;
-          const query = S.me ? `?user=${encodeURIComponent(S.me)}` : "";
+          const asked = S.me;
+          const query = asked ? `?user=${encodeURIComponent(asked)}` : "";
           const response = await fetch(`/page/api/state${query}`, { cache: "no-store" });
           const data = await response.json();
+          if (S.me !== asked) {
+            S.again = true; // the person was switched while this was in flight: ask again
+            continue;
+          }
           if (!data.ok && S.me) {
             S.me = null; // e.g. a stale ?as=; fall back to the first person
             S.again = true;

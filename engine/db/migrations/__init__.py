@@ -4,21 +4,26 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine
 
 HERE = Path(__file__).parent
 
 
-def alembic_config(engine: Engine) -> object:
+def alembic_config(engine: Engine, connection: Connection | None = None) -> object:
     from alembic.config import Config
 
     config = Config()
     config.set_main_option("script_location", str(HERE))
     config.attributes["engine"] = engine
+    if connection is not None:
+        config.attributes["connection"] = connection
     return config
 
 
-def upgrade(engine: Engine, revision: str = "head") -> None:
+def upgrade(
+    engine: Engine, revision: str = "head", *, connection: Connection | None = None
+) -> None:
+    """Upgrade to ``revision``; on ``connection`` (inside its transaction) if given."""
     from alembic import command
 
-    command.upgrade(alembic_config(engine), revision)  # type: ignore[arg-type]
+    command.upgrade(alembic_config(engine, connection), revision)  # type: ignore[arg-type]

@@ -1,11 +1,12 @@
 from __future__ import annotations
 
 from alembic import context
+from sqlalchemy import Connection
 
 from engine.db.schema import metadata
 
-engine = context.config.attributes["engine"]
-with engine.begin() as connection:
+
+def _run(connection: Connection) -> None:
     context.configure(
         connection=connection,
         target_metadata=metadata,
@@ -13,3 +14,12 @@ with engine.begin() as connection:
     )
     with context.begin_transaction():
         context.run_migrations()
+
+
+# A caller holding the schema lock passes its connection, so the upgrade runs under it.
+given = context.config.attributes.get("connection")
+if given is not None:
+    _run(given)
+else:
+    with context.config.attributes["engine"].begin() as connection:
+        _run(connection)
