@@ -57,6 +57,7 @@ class NotReady(Exception):
 class OutboxWorker:
     def __init__(self, signoff: Signoff, *, poll_interval: float = 0.5) -> None:
         self.signoff = signoff
+        signoff.deliver_now = self.deliver_key
         self.store = signoff.store
         self.poll_interval = poll_interval
         self._stop = threading.Event()
@@ -108,6 +109,21 @@ class OutboxWorker:
         delivered = sum(1 for _, state, _, _ in outcomes if state == "sent")
         self.delivered += delivered
         return delivered
+
+    def deliver_key(self, key: str) -> bool:
+        """Deliver one item now, from the caller's thread (the click's own update, right
+        after its claim), instead of at the worker's next pass. Returns whether it went."""
+        now = self.signoff.clock.now()
+        item = self.store.claim_key(key, now=now, lease=LEASE)
+        if item is None:
+            return False  # already delivered, or being delivered by someone else
+        outcomes = self._deliver_run([item], now)
+        self.store.finish_many(outcomes)
+        if outcomes[0][1] != "sent":
+            self.signoff.outbox_wakeup.set()
+            return False
+        self.delivered += 1
+        return True
 
     def _deliver_run(self, items: list[OutboxItem], now: datetime) -> list[Outcome]:
         outcomes: list[Outcome] = []

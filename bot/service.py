@@ -85,6 +85,8 @@ class Signoff:
         self.outbox_wakeup = threading.Event()
         self.on_pause_recorded: list[Callable[[str, StepRequirement], None]] = []
         self._batch = threading.local()
+        # Set by the outbox worker: delivers one outbox item at once (see _continue).
+        self.deliver_now: Callable[[str], bool] | None = None
         self.metrics = Metrics()
         self.metrics.watch_state(self.pending_count, self.store.outbox_counts)
         for route in routes:
@@ -384,6 +386,12 @@ class Signoff:
         except EngineError as exc:
             return DecisionResult(False, f"Cannot continue: {exc}")
         self.executor.submit(_drain, events, run.run_id)
+        if self.deliver_now is not None:
+            # The person who clicked sees the message change now, not at the next pass.
+            try:
+                self.deliver_now(f"resolve:{req.requirement_id}")
+            except Exception:  # the outbox worker will deliver it
+                log.warning("immediate update of run %s failed", run.run_id, exc_info=True)
         verb = "Rejected" if req.is_rejected else "Approved"
         return DecisionResult(True, f"{verb} *{req.step_name}*.")
 

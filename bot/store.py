@@ -321,6 +321,30 @@ class BotStore:
             for r in rows
         ]
 
+    def claim_key(self, key: str, *, now: datetime, lease: timedelta) -> OutboxItem | None:
+        """Take one item by its key for immediate delivery, if no one else has it."""
+        with self.engine.begin() as conn:
+            result = conn.execute(
+                update(slack_outbox)
+                .where(
+                    slack_outbox.c.dedupe_key == key,
+                    or_(
+                        slack_outbox.c.state == "pending",
+                        (slack_outbox.c.state == "sending") & (slack_outbox.c.lease_until < now),
+                    ),
+                )
+                .values(
+                    state="sending", lease_until=now + lease, attempts=slack_outbox.c.attempts + 1
+                )
+                .returning(slack_outbox)
+            )
+            row = result.first()
+        if row is None:
+            return None
+        return OutboxItem(
+            row.id, row.dedupe_key, row.run_id, row.kind, json.loads(row.data), row.attempts
+        )
+
     def finish_many(self, outcomes: list[tuple[int, str, str | None, datetime]]) -> None:
         """Record (item id, state, error, next attempt) for a delivery pass, in one commit."""
         if not outcomes:
