@@ -1,0 +1,898 @@
+"""Load benchmark: many concurrent workflows through the served bot(s) and the Slack fake.
+
+    .venv/bin/python -m benchmarks.load                  # 1000 runs per set-up
+    .venv/bin/python -m benchmarks.load --quick          # 100 runs per set-up, a smoke run
+    .venv/bin/python -m benchmarks.load --skip-postgres  # only one replica on SQLite
+
+Two set-ups, each a fresh database and a fresh Slack fake (served over real HTTP on
+127.0.0.1 in this process), the bots being real ``python -m bot serve`` processes:
+
+  1. one replica on SQLite (a file in a temp dir);
+  2. two replicas on PostgreSQL (a throwaway database on the local server, dropped
+     afterwards), migrated first (``signoff migrate``, as the Kubernetes Job does).
+
+Traffic, from asyncio + httpx in this process, ``--concurrency`` runs in flight at a time:
+every run is started with a signed ``/signoff run load_gate`` to one replica, its pause
+message awaited in the fake, then Approve is clicked (signed ``block_actions`` built from
+the stored message) on the *other* replica. One run in ten gets a conflicting Reject from
+another user at the same moment (a double click), one in fifty has its Approve delivered
+twice, once to each replica (a Slack retry). Meanwhile a script pauses ``--runs``/20 runs
+of ``load_deadline`` whose deadline has already passed (an engine ``ManualClock`` an hour
+back), which the bots must find and expire. Nothing waits for wall-clock deadlines.
+
+Measured, per set-up: end-to-end throughput (runs started until their Completed/Cancelled
+note is in the fake), ack latency of clicks and commands, click-to-update (click sent until
+the fake records the pause message's update showing the outcome), deadline to "timed out"
+shown, errors, and from the database and the fake: lost or duplicated decisions, pause
+messages and notes. Figures are printed, never asserted. Bounded: every wait has a time
+limit, the load phase a cap (``--max-seconds``); what did not happen in time is reported.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import collections
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode
+
+from benchmarks._stats import (
+    Summary,
+    peak_rss_mb,
+    print_header,
+    print_kv,
+    print_latency_table,
+    print_summary,
+)
+from engine import OnReject, Step, StepInput, StepOutput, Workflow
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+SECRET = "load-signing-secret"
+CHANNEL = "C0SIGNOFF"
+REQUESTER, APPROVER, OTHER = "U0CAROL", "U0ALICE", "U0BOB"
+WORKFLOW = "load_gate"
+DEADLINE_WORKFLOW = "load_deadline"
+DEADLINE = timedelta(hours=1)
+POLL_SECONDS = "1.0"
+WAIT_S = 60.0  # for one run's next message
+SETTLE_S = 60.0  # after the load phase: outbox, updates, notes
+DOUBLE_CLICK_EVERY = 10
+RETRY_EVERY = 50
+TERMINAL_NOTES = (":white_check_mark: Completed", ":no_entry_sign:", ":x: Failed")
+_RUN_ID = re.compile(r"`([0-9a-f]{32})`")
+
+
+# -- the workflows the bots serve (SIGNOFF_WORKFLOWS=benchmarks.load:workflows) --------------
+def _step(name: str) -> Callable[[StepInput], StepOutput]:
+    def run(step_input: StepInput) -> StepOutput:
+        return StepOutput(content=f"{name} done for {step_input.input!r}")
+
+    run.__name__ = name
+    return run
+
+
+def build_workflows(
+    db: Any = None, clock: Any = None, lease: timedelta | None = None
+) -> list[Workflow]:
+    extra: dict[str, Any] = {"db": db, "clock": clock}
+    if lease is not None:
+        extra["lease"] = lease
+    return [
+        Workflow(
+            name=WORKFLOW,
+            description="load: prepare, a confirmation (reject cancels), finish",
+            steps=[
+                Step(name="prepare", executor=_step("prepare")),
+                Step(
+                    name="gate",
+                    executor=_step("gate"),
+                    requires_confirmation=True,
+                    confirmation_message="Ship it?",
+                    on_reject=OnReject.cancel,
+                ),
+                Step(name="finish", executor=_step("finish")),
+            ],
+            **extra,
+        ),
+        Workflow(
+            name=DEADLINE_WORKFLOW,
+            description="load: a confirmation with a deadline (a timeout skips it)",
+            steps=[
+                Step(name="prepare", executor=_step("prepare")),
+                Step(
+                    name="wait",
+                    executor=_step("wait"),
+                    requires_confirmation=True,
+                    confirmation_message="Go ahead?",
+                    pause_timeout=DEADLINE,
+                    on_reject=OnReject.skip,
+                ),
+                Step(name="after", executor=_step("after")),
+            ],
+            **extra,
+        ),
+    ]
+
+
+workflows = build_workflows()
+
+
+# -- replica processes -------------------------------------------------------------------------
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class Replica:
+    def __init__(self, name: str, env: dict[str, str], log_path: Path) -> None:
+        self.name = name
+        self.port = _free_port()
+        self.log_path = log_path
+        with log_path.open("wb") as log:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "bot", "serve"],
+                cwd=REPO_ROOT,
+                env={**env, "SIGNOFF_PORT": str(self.port)},
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+
+    @property
+    def events_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/slack/events"
+
+    def wait_healthy(self, timeout: float = 60.0) -> None:
+        import httpx
+
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"{self.name} exited:\n{self.log()[-3000:]}")
+            try:
+                if httpx.get(f"http://127.0.0.1:{self.port}/healthz", timeout=1).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.05)
+        raise RuntimeError(f"{self.name} not healthy within {timeout}s:\n{self.log()[-3000:]}")
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+        try:
+            self.proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(timeout=5)
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+
+# -- watching the fake ---------------------------------------------------------------------------
+class Watch:
+    """A change listener on the fake: per run, when its messages appeared and changed.
+
+    It runs on the fake's request threads under the state lock, so it only records; waiters
+    on the benchmark's event loop are woken with ``call_soon_threadsafe``."""
+
+    def __init__(self, state: Any, loop: asyncio.AbstractEventLoop) -> None:
+        self.state = state
+        self.loop = loop
+        self.lock = threading.Lock()
+        self.run_of_root: dict[str, str] = {}
+        self.run_of_pause: dict[str, str] = {}
+        self.roots: collections.Counter[str] = collections.Counter()
+        self.pause_posts: collections.Counter[str] = collections.Counter()
+        self.outcome_updates: collections.Counter[str] = collections.Counter()
+        self.terminal_notes: collections.Counter[str] = collections.Counter()
+        self.ephemerals: collections.Counter[str] = collections.Counter()
+        self.pause_message: dict[str, Any] = {}
+        self.decided_at: dict[str, float] = {}  # the outcome first shown in the pause message
+        self.done_at: dict[str, float] = {}  # the Completed/Cancelled note
+        self.waiters: dict[tuple[str, str], asyncio.Future[None]] = {}
+
+    def __call__(self, event: Any) -> None:
+        if event.kind not in ("message.posted", "message.updated") or event.channel != CHANNEL:
+            return
+        at = time.perf_counter()
+        message = self.state.message(event.channel, event.ts)
+        if message is None:
+            return
+        if message.ephemeral_for:
+            with self.lock:
+                self.ephemerals[message.ephemeral_for] += 1
+            return
+        woke: list[tuple[str, str]] = []
+        with self.lock:
+            if event.kind == "message.posted":
+                woke = self._posted(message, at)
+            elif message.ts in self.run_of_pause and _shows_outcome(message):
+                run_id = self.run_of_pause[message.ts]
+                self.outcome_updates[run_id] += 1
+                if run_id not in self.decided_at:
+                    self.decided_at[run_id] = at
+                    woke = [(run_id, "decided")]
+        for key in woke:
+            self.loop.call_soon_threadsafe(self._wake, key)
+
+    def _posted(self, message: Any, at: float) -> list[tuple[str, str]]:
+        if message.thread_ts in (None, message.ts):
+            run_id = _run_id_in(message.blocks)
+            if run_id:
+                self.run_of_root[message.ts] = run_id
+                self.roots[run_id] += 1
+            return []
+        if message.blocks:  # a pause message: buttons, or the outcome if decided before
+            run_id = _run_id_in(message.blocks)
+            if not run_id:
+                return []
+            self.run_of_pause[message.ts] = run_id
+            self.pause_posts[run_id] += 1
+            self.pause_message.setdefault(run_id, message)
+            woke = [(run_id, "pause")]
+            if _shows_outcome(message) and run_id not in self.decided_at:
+                self.decided_at[run_id] = at
+                woke.append((run_id, "decided"))
+            return woke
+        run_id = self.run_of_root.get(message.thread_ts or "")
+        if run_id and message.text.startswith(TERMINAL_NOTES):
+            self.terminal_notes[run_id] += 1
+            if run_id not in self.done_at:
+                self.done_at[run_id] = at
+                return [(run_id, "done")]
+        return []
+
+    def _wake(self, key: tuple[str, str]) -> None:
+        future = self.waiters.pop(key, None)
+        if future is not None and not future.done():
+            future.set_result(None)
+
+    def _happened(self, run_id: str, what: str) -> bool:
+        with self.lock:
+            if what == "pause":
+                return run_id in self.pause_message
+            if what == "decided":
+                return run_id in self.decided_at
+            return run_id in self.done_at
+
+    async def wait(self, run_id: str, what: str, timeout: float = WAIT_S) -> bool:
+        future = self.loop.create_future()
+        self.waiters[(run_id, what)] = future
+        if self._happened(run_id, what):
+            self.waiters.pop((run_id, what), None)
+            return True
+        try:
+            await asyncio.wait_for(future, timeout)
+            return True
+        except TimeoutError:
+            self.waiters.pop((run_id, what), None)
+            return False
+
+
+def _run_id_in(blocks: list[dict[str, Any]]) -> str | None:
+    found = _RUN_ID.search(str(blocks))
+    return found.group(1) if found else None
+
+
+def _shows_outcome(message: Any) -> bool:
+    if any(b.get("type") == "actions" for b in message.blocks):
+        return False
+    text = str(message.blocks)
+    return any(word in text for word in ("Approved", "Rejected", "Timed out"))
+
+
+# -- the load ------------------------------------------------------------------------------------
+@dataclass
+class RunRecord:
+    index: int
+    run_id: str | None = None
+    started: float = 0.0
+    command_ack: float | None = None
+    clicked: float | None = None
+    click_acks: list[float] = field(default_factory=list)
+    failure: str | None = None
+
+
+@dataclass
+class Load:
+    records: list[RunRecord]
+    deadline_runs: dict[str, float]  # run id -> when the script paused it
+    http_errors: collections.Counter[str]
+    phase_s: float
+    capped: bool
+
+
+async def _post(
+    client: Any, url: str, body: str, errors: collections.Counter[str], retry: bool = False
+) -> tuple[Any, float]:
+    import httpx
+
+    from bot.sandbox.payloads import signed_headers
+
+    headers = signed_headers(body, SECRET, retry_num=1 if retry else None)
+    sent = time.perf_counter()
+    try:
+        response = await client.post(url, content=body.encode(), headers=headers)
+    except httpx.HTTPError as exc:
+        errors[type(exc).__name__] += 1
+        return None, time.perf_counter() - sent
+    elapsed = time.perf_counter() - sent
+    if response.status_code != 200:
+        errors[f"HTTP {response.status_code}"] += 1
+    return response, elapsed
+
+
+async def _drive_run(
+    record: RunRecord,
+    *,
+    urls: list[str],
+    state: Any,
+    watch: Watch,
+    client: Any,
+    errors: collections.Counter[str],
+) -> None:
+    from bot import blocks
+    from bot.sandbox import block_actions_payload, interactive_body, slash_command_form
+
+    i = record.index
+    home, other = urls[i % len(urls)], urls[(i + 1) % len(urls)]
+    form = slash_command_form(
+        state,
+        command="/signoff",
+        text=f"run {WORKFLOW} item-{i}",
+        user_id=REQUESTER,
+        channel_id=CHANNEL,
+    )
+    record.started = time.perf_counter()
+    response, record.command_ack = await _post(client, home, urlencode(form), errors)
+    found = _RUN_ID.search(response.text) if response is not None else None
+    if found is None:
+        record.failure = "run not started"
+        return
+    record.run_id = run_id = found.group(1)
+    if not await watch.wait(run_id, "pause"):
+        record.failure = "pause message never posted"
+        return
+    with watch.lock:
+        message = watch.pause_message[run_id]
+    clicks = [(other, APPROVER, blocks.ACTION_APPROVE, False)]
+    if i % DOUBLE_CLICK_EVERY == DOUBLE_CLICK_EVERY // 2:
+        clicks.append((home, OTHER, blocks.ACTION_REJECT, False))  # a conflicting click
+    bodies = [
+        interactive_body(block_actions_payload(state, user_id=u, source=message, action_id=a))
+        for _url, u, a, _retry in clicks
+    ]
+    sends = [(url, body, retry) for (url, _u, _a, retry), body in zip(clicks, bodies, strict=True)]
+    if i % RETRY_EVERY == RETRY_EVERY // 3:
+        sends.append((home, bodies[0], True))  # Slack retrying the Approve, to the other replica
+    record.clicked = time.perf_counter()
+    answers = await asyncio.gather(*(_post(client, u, b, errors, r) for u, b, r in sends))
+    record.click_acks = [elapsed for _response, elapsed in answers]
+    if not await watch.wait(run_id, "decided"):
+        record.failure = "pause message never showed the decision"
+        return
+    if not await watch.wait(run_id, "done"):
+        record.failure = "no Completed/Cancelled note"
+
+
+def _pause_deadline_runs(wf: Workflow, n: int, spread_s: float, out: dict[str, float]) -> None:
+    """The script: ``n`` runs paused with their deadline already passed, spread over time."""
+    for k in range(n):
+        t = time.perf_counter()
+        out[wf.run(f"late {k}", user_id=REQUESTER).run_id] = t
+        time.sleep(spread_s / max(n, 1))
+
+
+async def _load(
+    *,
+    urls: list[str],
+    state: Any,
+    watch: Watch,
+    runs: int,
+    concurrency: int,
+    past_workflow: Workflow,
+    timeouts: int,
+    max_seconds: float,
+) -> Load:
+    import httpx
+
+    records = [RunRecord(i) for i in range(runs)]
+    errors: collections.Counter[str] = collections.Counter()
+    deadline_runs: dict[str, float] = {}
+    script = threading.Thread(
+        target=_pause_deadline_runs,
+        args=(past_workflow, timeouts, min(10.0, runs / 50), deadline_runs),
+        daemon=True,
+    )
+    limits = httpx.Limits(max_connections=concurrency * 4, max_keepalive_connections=concurrency)
+    semaphore = asyncio.Semaphore(concurrency)
+    async with httpx.AsyncClient(limits=limits, timeout=30.0) as client:
+
+        async def one(record: RunRecord) -> None:
+            async with semaphore:
+                await _drive_run(
+                    record, urls=urls, state=state, watch=watch, client=client, errors=errors
+                )
+
+        started = time.perf_counter()
+        script.start()
+        tasks = [asyncio.create_task(one(r)) for r in records]
+        _done, pending = await asyncio.wait(tasks, timeout=max_seconds)
+        for task in pending:
+            task.cancel()
+        phase_s = time.perf_counter() - started
+        for record in records:
+            if record.failure is None and (record.run_id is None or record.clicked is None):
+                record.failure = record.failure or "cut off by --max-seconds"
+    script.join(timeout=30)
+    return Load(records, dict(deadline_runs), errors, phase_s, bool(pending))
+
+
+# -- verification from the database and the fake ---------------------------------------------
+@dataclass
+class Verdict:
+    lost_decisions: int = 0
+    duplicated_decisions: int = 0
+    unfinished_runs: int = 0
+    pause_posts_off: int = 0  # pause messages posted other than once
+    root_posts_off: int = 0
+    notes_off: int = 0  # Completed/Cancelled notes other than once per run
+    outcome_updates_off: int = 0  # pause messages updated with the outcome other than once
+    outbox_not_sent: dict[str, int] = field(default_factory=dict)
+    decisions_by_outcome: collections.Counter[str] = field(default_factory=collections.Counter)
+    timed_out: int = 0
+
+
+def _settle(db: Any, watch: Watch, run_ids: list[str], timeout: float) -> None:
+    """Wait (bounded) until every run ended and the bots' outboxes are empty."""
+    from sqlalchemy import func, select
+
+    from bot.store import slack_outbox
+    from engine.db.schema import runs as runs_t
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with db.engine.connect() as conn:
+            open_runs = 0
+            for chunk in _chunks(run_ids):
+                open_runs += conn.execute(
+                    select(func.count())
+                    .select_from(runs_t)
+                    .where(runs_t.c.run_id.in_(chunk), runs_t.c.status.in_(["running", "paused"]))
+                ).scalar_one()
+            unsent = conn.execute(
+                select(func.count()).select_from(slack_outbox).where(slack_outbox.c.state != "sent")
+            ).scalar_one()
+        with watch.lock:
+            notes = sum(1 for r in run_ids if r in watch.done_at)
+        if open_runs == 0 and unsent == 0 and notes == len(run_ids):
+            return
+        time.sleep(0.25)
+
+
+def _chunks(items: list[str], size: int = 500) -> list[list[str]]:
+    return [items[i : i + size] for i in range(0, len(items), size)] or [[]]
+
+
+def _verify(db: Any, watch: Watch, clicked: list[str], deadline_runs: list[str]) -> Verdict:
+    from sqlalchemy import select
+
+    from bot.store import slack_outbox
+    from engine.db.schema import decisions
+    from engine.db.schema import runs as runs_t
+
+    verdict = Verdict()
+    all_runs = clicked + deadline_runs
+    found: dict[str, list[str]] = collections.defaultdict(list)
+    status: dict[str, str] = {}
+    with db.engine.connect() as conn:
+        for chunk in _chunks(all_runs):
+            for row in conn.execute(
+                select(decisions.c.run_id, decisions.c.outcome).where(decisions.c.run_id.in_(chunk))
+            ):
+                found[row.run_id].append(row.outcome)
+            for row in conn.execute(
+                select(runs_t.c.run_id, runs_t.c.status).where(runs_t.c.run_id.in_(chunk))
+            ):
+                status[row.run_id] = row.status
+        for row in conn.execute(select(slack_outbox.c.state)):
+            if row.state != "sent":
+                verdict.outbox_not_sent[row.state] = verdict.outbox_not_sent.get(row.state, 0) + 1
+    with watch.lock:
+        for run_id in all_runs:
+            outcomes = found.get(run_id, [])
+            verdict.decisions_by_outcome.update(outcomes)
+            expected = ["timed_out"] if run_id in deadline_runs else None
+            shown = run_id in watch.decided_at
+            if not outcomes or not shown or (expected and outcomes != expected):
+                verdict.lost_decisions += 1
+            if len(outcomes) > 1 or watch.outcome_updates[run_id] > 1:
+                verdict.duplicated_decisions += 1
+            verdict.unfinished_runs += status.get(run_id) not in ("completed", "cancelled")
+            verdict.pause_posts_off += watch.pause_posts[run_id] != 1
+            verdict.root_posts_off += watch.roots[run_id] != 1
+            verdict.notes_off += watch.terminal_notes[run_id] != 1
+            verdict.outcome_updates_off += watch.outcome_updates[run_id] != 1
+    verdict.timed_out = verdict.decisions_by_outcome["timed_out"]
+    return verdict
+
+
+# -- one set-up ----------------------------------------------------------------------------------
+@dataclass
+class Result:
+    name: str
+    runs: int
+    completed: int
+    throughput: float  # clicked runs per second, end to end
+    command_ack: Summary
+    click_ack: Summary
+    click_to_update: Summary
+    end_to_end: Summary
+    deadline_to_shown: Summary
+    http_errors: int
+    run_failures: collections.Counter[str]
+    verdict: Verdict
+    expected_ephemerals: int
+    retries: int
+    ephemerals: int
+    log_problems: dict[str, int]
+    phase_s: float
+    capped: bool
+
+    @property
+    def errors(self) -> int:
+        return self.http_errors + sum(self.run_failures.values())
+
+
+def run_setup(
+    name: str,
+    *,
+    database_url: str,
+    db: Any,
+    replicas: int,
+    runs: int,
+    concurrency: int,
+    max_seconds: float,
+    log_dir: Path,
+) -> Result:
+    from bot.sandbox import SlackFakeServer
+    from engine import ManualClock
+
+    fake = SlackFakeServer().start()
+    for user in (APPROVER, OTHER, REQUESTER):
+        fake.state.join_channel(CHANNEL, user)
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(REPO_ROOT),
+        "SLACK_BOT_TOKEN": fake.state.bot_token,
+        "SLACK_SIGNING_SECRET": SECRET,
+        "SLACK_API_URL": fake.api_url,
+        "SIGNOFF_DATABASE_URL": database_url,
+        "SIGNOFF_WORKFLOWS": "benchmarks.load:workflows",
+        "SIGNOFF_HOST": "127.0.0.1",
+        "SIGNOFF_CHANNEL": CHANNEL,
+        "SIGNOFF_POLL_SECONDS": POLL_SECONDS,
+        "SIGNOFF_LOG_LEVEL": "WARNING",
+    }
+    env.pop("SLACK_APP_TOKEN", None)
+    # The script's deadline runs: paused an hour and a bit ago, so already past due; a long
+    # lease, so no bot mistakes one this process is running for one whose process died.
+    past = ManualClock(datetime.now(UTC) - DEADLINE - timedelta(minutes=5))
+    past_workflow = next(
+        wf
+        for wf in build_workflows(db=db, clock=past, lease=timedelta(days=1))
+        if wf.name == DEADLINE_WORKFLOW
+    )
+    started: list[Replica] = []
+    try:
+        for k in range(replicas):
+            started.append(Replica(f"replica-{k + 1}", env, log_dir / f"{name}-{k + 1}.log"))
+        for replica in started:
+            replica.wait_healthy()
+        loop = asyncio.new_event_loop()
+        watch = Watch(fake.state, loop)
+        unsubscribe = fake.state.add_listener(watch)
+        try:
+            load = loop.run_until_complete(
+                _load(
+                    urls=[r.events_url for r in started],
+                    state=fake.state,
+                    watch=watch,
+                    runs=runs,
+                    concurrency=concurrency,
+                    past_workflow=past_workflow,
+                    timeouts=max(1, runs // 20),
+                    max_seconds=max_seconds,
+                )
+            )
+            clicked = [r.run_id for r in load.records if r.run_id and r.clicked is not None]
+            deadline_ids = list(load.deadline_runs)
+            _settle(db, watch, clicked + deadline_ids, SETTLE_S)
+            verdict = _verify(db, watch, clicked, deadline_ids)
+        finally:
+            unsubscribe()
+            loop.close()
+    finally:
+        for replica in started:
+            replica.stop()
+        fake.stop()
+    logs = "\n".join(r.log() for r in started)
+    return _result(name, load, watch, verdict, logs)
+
+
+def _result(name: str, load: Load, watch: Watch, verdict: Verdict, logs: str) -> Result:
+    records = load.records
+    ok = [r for r in records if r.run_id and r.run_id in watch.done_at]
+    first = min((r.started for r in records if r.started), default=0.0)
+    last = max((watch.done_at[r.run_id] for r in ok if r.run_id), default=first)
+    click_to_update = [
+        watch.decided_at[r.run_id] - r.clicked
+        for r in records
+        if r.run_id and r.clicked and r.run_id in watch.decided_at
+    ]
+    end_to_end = [watch.done_at[r.run_id] - r.started for r in ok if r.run_id]
+    deadline_to_shown = [
+        watch.decided_at[run_id] - at
+        for run_id, at in load.deadline_runs.items()
+        if run_id in watch.decided_at
+    ]
+    failures = collections.Counter(r.failure for r in records if r.failure)
+    double = sum(
+        1
+        for r in records
+        if r.clicked is not None and r.index % DOUBLE_CLICK_EVERY == DOUBLE_CLICK_EVERY // 2
+    )
+    return Result(
+        name=name,
+        runs=len(records),
+        completed=len(ok),
+        throughput=len(ok) / (last - first) if last > first else float("nan"),
+        command_ack=Summary.of([r.command_ack for r in records if r.command_ack is not None]),
+        click_ack=Summary.of([a for r in records for a in r.click_acks]),
+        click_to_update=Summary.of(click_to_update),
+        end_to_end=Summary.of(end_to_end),
+        deadline_to_shown=Summary.of(deadline_to_shown),
+        http_errors=sum(load.http_errors.values()),
+        run_failures=failures,
+        verdict=verdict,
+        expected_ephemerals=double,
+        retries=sum(
+            1
+            for r in records
+            if r.clicked is not None and r.index % RETRY_EVERY == RETRY_EVERY // 3
+        ),
+        ephemerals=sum(watch.ephemerals.values()),
+        log_problems={
+            "tracebacks": logs.count("Traceback (most recent call last)"),
+            "scheduler threads died": logs.count("Exception in thread APScheduler"),
+            "ERROR lines": logs.count(" ERROR "),
+        },
+        phase_s=load.phase_s,
+        capped=load.capped,
+    )
+
+
+def print_result(result: Result) -> None:
+    print_latency_table(
+        [
+            ("ack: click", result.click_ack),
+            ("ack: /signoff run", result.command_ack),
+            ("click -> message updated", result.click_to_update),
+            ("start -> done note (e2e)", result.end_to_end),
+            ("deadline run -> timed out", result.deadline_to_shown),
+        ]
+    )
+    v = result.verdict
+    outcomes = ", ".join(f"{k} {n}" for k, n in sorted(v.decisions_by_outcome.items()))
+    print_kv(
+        [
+            ("runs clicked, completed e2e", f"{result.runs}, {result.completed}"),
+            ("throughput (runs/s, end to end)", f"{result.throughput:.1f}"),
+            ("load phase", f"{result.phase_s:.1f} s{' (cut off)' if result.capped else ''}"),
+            ("decisions in the database", outcomes or "none"),
+            ("errors: HTTP", str(result.http_errors)),
+            (
+                "errors: runs not through",
+                f"{sum(result.run_failures.values())}  {dict(result.run_failures) or ''}".rstrip(),
+            ),
+            ("LOST decisions", str(v.lost_decisions)),
+            ("DUPLICATED decisions", str(v.duplicated_decisions)),
+            ("runs not ended", str(v.unfinished_runs)),
+            (
+                "messages not once: root/pause/note/update",
+                f"{v.root_posts_off}/{v.pause_posts_off}/{v.notes_off}/{v.outcome_updates_off}",
+            ),
+            ("outbox items not sent", str(v.outbox_not_sent or 0)),
+            (
+                "'Already decided' notes",
+                f"{result.ephemerals} = {result.expected_ephemerals} double clicks + "
+                f"{result.ephemerals - result.expected_ephemerals} of {result.retries} "
+                "retried deliveries not dropped",
+            ),
+            ("bot logs", ", ".join(f"{k} {n}" for k, n in result.log_problems.items())),
+        ],
+        width=42,
+    )
+
+
+# -- databases -----------------------------------------------------------------------------------
+def _libpq(url: str) -> str:
+    from engine.db.postgres import normalize_postgres_url
+
+    return normalize_postgres_url(url).replace("postgresql+psycopg://", "postgresql://", 1)
+
+
+def _with_database(url: str, dbname: str) -> str:
+    return url.rsplit("/", 1)[0] + "/" + dbname
+
+
+def _admin_execute(url: str, sql: str) -> None:
+    import psycopg
+
+    with psycopg.connect(_libpq(url), autocommit=True, connect_timeout=5) as conn:
+        conn.execute(sql)
+
+
+def _migrate(database_url: str) -> None:
+    """``signoff migrate``, as the deployment's migration Job does before the replicas start."""
+    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT), "SIGNOFF_DATABASE_URL": database_url}
+    subprocess.run(
+        [sys.executable, "-m", "bot", "migrate"],
+        cwd=REPO_ROOT,
+        env=env,
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
+
+
+def bench_sqlite(tmp: Path, args: argparse.Namespace) -> Result:
+    from engine.db.sqlite import SqliteDb
+
+    db_file = tmp / "load.db"
+    url = f"sqlite:///{db_file}"
+    _migrate(url)
+    db = SqliteDb(db_file=db_file)
+    try:
+        return run_setup(
+            "sqlite-1",
+            database_url=url,
+            db=db,
+            replicas=1,
+            runs=args.runs,
+            concurrency=args.concurrency,
+            max_seconds=args.max_seconds,
+            log_dir=tmp,
+        )
+    finally:
+        db.dispose()
+
+
+def bench_postgres(tmp: Path, args: argparse.Namespace) -> tuple[Result, str]:
+    from engine.db.postgres import PostgresDb
+
+    dbname = f"signoff_load_{os.getpid()}_{uuid.uuid4().hex[:8]}"
+    _admin_execute(args.postgres_url, f'CREATE DATABASE "{dbname}"')
+    url = _with_database(args.postgres_url, dbname)
+    try:
+        _migrate(url)
+        db = PostgresDb(url, pool_size=4)
+        try:
+            result = run_setup(
+                "postgres-2",
+                database_url=url,
+                db=db,
+                replicas=2,
+                runs=args.runs,
+                concurrency=args.concurrency,
+                max_seconds=args.max_seconds,
+                log_dir=tmp,
+            )
+        finally:
+            db.dispose()
+    finally:
+        _admin_execute(args.postgres_url, f'DROP DATABASE IF EXISTS "{dbname}" WITH (FORCE)')
+    return result, dbname
+
+
+# -- main ----------------------------------------------------------------------------------------
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks.load",
+        description="Many concurrent workflows through served bot(s) and the Slack fake.",
+    )
+    parser.add_argument("--runs", type=int, default=1000, help="clicked runs per set-up (1000)")
+    parser.add_argument("--quick", action="store_true", help="smoke run: 100 runs per set-up")
+    parser.add_argument("--skip-postgres", action="store_true", help="only one replica on SQLite")
+    parser.add_argument("--concurrency", type=int, default=32, help="runs in flight (32)")
+    parser.add_argument(
+        "--max-seconds", type=float, default=600.0, help="cap on each load phase (600)"
+    )
+    parser.add_argument(
+        "--postgres-url",
+        default="postgresql://postgres@127.0.0.1:5432/test",
+        help="a database on the server to create the throwaway one from",
+    )
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.runs = min(args.runs, 100)
+        args.concurrency = min(args.concurrency, 16)
+    args.runs = max(1, min(args.runs, 20_000))
+
+    print(
+        f"benchmarks.load: {args.runs} runs per set-up, {args.concurrency} in flight, "
+        f"{max(1, args.runs // 20)} deadline runs, a double click every {DOUBLE_CLICK_EVERY}, "
+        f"a retried delivery every {RETRY_EVERY}; {os.cpu_count()} CPUs"
+    )
+    tmp = Path(tempfile.mkdtemp(prefix="signoff-load-"))
+    results: list[Result] = []
+    try:
+        print_header(f"1. one replica on SQLite ({args.runs} runs)")
+        result = bench_sqlite(tmp, args)
+        print_result(result)
+        results.append(result)
+        if args.skip_postgres:
+            print_header("2. two replicas on PostgreSQL: skipped (--skip-postgres)")
+        else:
+            print_header(f"2. two replicas on PostgreSQL ({args.runs} runs)")
+            try:
+                result, dbname = bench_postgres(tmp, args)
+            except Exception as exc:  # no server here: say so, keep the SQLite figures
+                print(f"  PostgreSQL set-up failed: {type(exc).__name__}: {exc}")
+            else:
+                print(f"  (throwaway database {dbname}, dropped)")
+                print_result(result)
+                results.append(result)
+        print_kv([("peak RSS of this process", f"{peak_rss_mb():.0f} MiB")], width=42)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+    rows: list[tuple[str, str, str, bool | None]] = []
+    for r in results:
+        v = r.verdict
+        rows += [
+            (f"{r.name}: throughput", "", f"{r.throughput:.1f} runs/s", None),
+            (
+                f"{r.name}: ack p50 / p99",
+                "",
+                f"{r.click_ack.p50_ms:.0f}/{r.click_ack.p99_ms:.0f} ms",
+                None,
+            ),
+            (f"{r.name}: click->update p99", "", f"{r.click_to_update.p99_ms:.0f} ms", None),
+            (f"{r.name}: errors", "", str(r.errors), None),
+            (
+                f"{r.name}: bot tracebacks",
+                "0",
+                str(r.log_problems["tracebacks"]),
+                r.log_problems["tracebacks"] == 0,
+            ),
+            (f"{r.name}: lost decisions", "0", str(v.lost_decisions), v.lost_decisions == 0),
+            (
+                f"{r.name}: duplicated decisions",
+                "0",
+                str(v.duplicated_decisions),
+                v.duplicated_decisions == 0,
+            ),
+        ]
+    print_summary(rows)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
