@@ -6,7 +6,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -81,7 +81,11 @@ def make_routes() -> list[SlackRoute]:
         SlackRoute(
             workflow=wfs["approve_me"], approvers=(ALICE, "S0APPROVERS"), allow_requester=False
         ),
-        SlackRoute(workflow=wfs["cancel_me"], steps={"danger": StepRoute(approvers=(BOB,))}),
+        SlackRoute(
+            workflow=wfs["cancel_me"],
+            steps={"danger": StepRoute(approvers=(BOB,))},
+            reminder_before=timedelta(minutes=10),
+        ),
         SlackRoute(workflow=wfs["configure_me"]),
         SlackRoute(workflow=wfs["slow_one"]),
         SlackRoute(workflow=wfs["skip_on_timeout"]),

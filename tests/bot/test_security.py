@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+import logging
 import time
 
 import httpx
+import pytest
 
 from bot import blocks
 from bot.sandbox import block_actions_payload, interactive_body, send_signed, signed_headers
@@ -99,3 +101,20 @@ def test_metrics_in_prometheus_format(harness: BotHarness) -> None:
     assert "signoff_pending_approvals 0.0" in text
     assert 'signoff_ack_seconds_count{kind="block_actions"} 1.0' in text
     assert 'signoff_outbox_items{state="sent"}' in text
+
+
+def test_tokens_and_secrets_never_reach_the_logs(
+    harness: BotHarness, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    run_id = _start(harness, "approve_me")
+    message = harness.pause_message("ship")
+    harness.actor(ALICE).click(message, action_id=blocks.ACTION_APPROVE)
+    harness.wait_run(run_id, "completed")
+    harness.fake.rate_limit_next("chat.postMessage", retry_after=1)
+    _start(harness, "approve_me")  # a logged Slack error too
+    harness.wait(lambda s: any(c.status == 429 for c in s.calls("chat.postMessage")), "429")
+    assert caplog.records  # there was logging to look at
+    text = caplog.text
+    assert harness.state.bot_token not in text
+    assert SECRET not in text

@@ -20,7 +20,7 @@ def test_deadline_job_cancels_exactly_once_and_updates_message(harness: BotHarne
 
     assert harness.runtime.scheduler.run_due() == 0  # not due yet
     harness.clock.advance(timedelta(hours=1, seconds=1))
-    assert harness.runtime.scheduler.run_due() == 1
+    assert harness.runtime.scheduler.run_due() == 2  # the route's reminder, then the deadline
     run = harness.wait_run(run_id, "cancelled")
     assert "timed out" in run.content
     # A second replica's job firing late changes nothing.
@@ -86,3 +86,21 @@ def test_restart_reconciles_jobs_and_expires_past_due(harness: BotHarness) -> No
 
 def test_clock_is_injected_not_slept(harness: BotHarness) -> None:
     assert isinstance(harness.runtime.signoff.clock, ManualClock)
+
+
+def test_reminder_mentions_the_approvers_before_the_deadline(harness: BotHarness) -> None:
+    run_id = _start(harness, "cancel_me")
+    message = harness.pause_message("danger")
+    req = harness.runtime.db.get_run(run_id).step_requirements[0]
+    jobs = dict(harness.runtime.scheduler.pending_jobs())
+    assert jobs[f"remind:{req.requirement_id}"] == req.expires_at - timedelta(minutes=10)
+    harness.clock.advance(timedelta(minutes=51))
+    assert harness.runtime.scheduler.run_due() == 1  # the reminder, not yet the deadline
+    note = harness.wait(
+        lambda s: [
+            m for m in s.thread(message.channel, message.thread_ts) if "still waits" in m.text
+        ],
+        "reminder in the thread",
+    )
+    assert "<@U0BOB>" in note[0].text  # the step's approver is mentioned
+    assert harness.runtime.db.get_run(run_id).is_paused
