@@ -73,6 +73,7 @@ def _sync_job() -> None:
     if _ACTIVE is not None:
         _ACTIVE.sync_paused_runs()
         _ACTIVE.recover_interrupted_runs()
+        _ACTIVE.forget_old_requests()
 
 
 class DeadlineScheduler:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 import time
-from urllib.parse import parse_qs
 
 import uvicorn
 from slack_bolt import App, BoltRequest
@@ -179,7 +178,3 @@ def serve(runtime: Runtime) -> None:
         if handler is not None:
             handler.close()
         runtime.stop()
-
-
-def form_fields(body: bytes) -> dict[str, str]:
-    return {k: v[0] for k, v in parse_qs(body.decode()).items()}

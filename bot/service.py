@@ -50,6 +50,8 @@ from engine.db.base import BaseDb
 
 log = logging.getLogger("signoff.bot")
 GROUP_CACHE_SECONDS = 300.0
+# Longer than Slack's 5-minute signature window, so every acceptable repeat is still caught.
+SEEN_REQUESTS_KEPT = timedelta(hours=1)
 
 
 @dataclass(frozen=True)
@@ -269,6 +271,11 @@ class Signoff:
         background: under "resume" recovering a run runs its steps."""
         for route in self.routes.values():
             self.executor.submit(self._recover, route)
+
+    def forget_old_requests(self) -> None:
+        """Drop de-duplication keys older than any request that could still be accepted:
+        a signature older than 5 minutes is refused before it reaches the bot."""
+        self.store.forget_seen_before(self.clock.now() - SEEN_REQUESTS_KEPT)
 
     def _recover(self, route: SlackRoute) -> None:
         try:
@@ -511,4 +518,4 @@ def _new_run_id() -> str:
     return uuid.uuid4().hex
 
 
-__all__ = ["DecisionResult", "Signoff", "timedelta"]
+__all__ = ["DecisionResult", "Signoff"]

@@ -26,7 +26,6 @@ from sqlalchemy import (
     Text,
     bindparam,
     delete,
-    insert,
     or_,
     select,
     update,
@@ -365,58 +364,6 @@ class BotStore:
                 ],
             )
 
-    def due_items(self, *, now: datetime, limit: int = 100) -> list[OutboxItem]:
-        query = (
-            select(slack_outbox)
-            .where(
-                or_(
-                    slack_outbox.c.state == "pending",
-                    (slack_outbox.c.state == "sending") & (slack_outbox.c.lease_until < now),
-                ),
-                slack_outbox.c.next_attempt_at <= now,
-            )
-            .order_by(slack_outbox.c.id)
-            .limit(limit)
-        )
-        with self.engine.connect() as conn:
-            rows = conn.execute(query).all()
-        return [
-            OutboxItem(r.id, r.dedupe_key, r.run_id, r.kind, json.loads(r.data), r.attempts)
-            for r in rows
-        ]
-
-    def claim_item(self, item_id: int, *, now: datetime, lease: timedelta) -> bool:
-        """Take an item for delivery; False if another worker (or replica) has it."""
-        with self.engine.begin() as conn:
-            result = conn.execute(
-                update(slack_outbox)
-                .where(
-                    slack_outbox.c.id == item_id,
-                    or_(
-                        slack_outbox.c.state == "pending",
-                        (slack_outbox.c.state == "sending") & (slack_outbox.c.lease_until < now),
-                    ),
-                )
-                .values(
-                    state="sending", lease_until=now + lease, attempts=slack_outbox.c.attempts + 1
-                )
-            )
-        return result.rowcount == 1
-
-    def finish_item(
-        self,
-        item_id: int,
-        *,
-        state: str,
-        error: str | None = None,
-        retry_at: datetime | None = None,
-    ) -> None:
-        values: dict[str, Any] = {"state": state, "last_error": error, "lease_until": None}
-        if retry_at is not None:
-            values["next_attempt_at"] = retry_at
-        with self.engine.begin() as conn:
-            conn.execute(update(slack_outbox).where(slack_outbox.c.id == item_id).values(values))
-
     def outbox_counts(self) -> dict[str, int]:
         with self.engine.connect() as conn:
             rows = conn.execute(select(slack_outbox.c.state)).all()
@@ -442,4 +389,4 @@ class BotStore:
             conn.execute(delete(slack_seen_requests).where(slack_seen_requests.c.seen_at < when))
 
 
-__all__ = ["BotStore", "OutboxItem", "PauseRef", "RunRef", "insert", "metadata"]
+__all__ = ["BotStore", "OutboxItem", "PauseRef", "RunRef", "metadata"]

@@ -499,12 +499,6 @@ class BaseDb:
             ).all()
         return [self._decision_from_row(r._mapping) for r in rows]
 
-    def require_run(self, run_id: str) -> WorkflowRunOutput:
-        run = self.get_run(run_id)
-        if run is None:
-            raise RunNotFoundError(run_id)
-        return run
-
     @staticmethod
     def _decision_values(decision: Decision) -> dict[str, Any]:
         return {

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+from datetime import timedelta
 
 import httpx
 import pytest
@@ -118,3 +119,13 @@ def test_tokens_and_secrets_never_reach_the_logs(
     text = caplog.text
     assert harness.state.bot_token not in text
     assert SECRET not in text
+
+
+def test_old_dedupe_keys_are_forgotten_but_recent_ones_kept(harness: BotHarness) -> None:
+    store, clock = harness.runtime.signoff.store, harness.clock
+    assert store.first_time_seen("action:old", now=clock.now())
+    clock.advance(timedelta(hours=2))
+    assert store.first_time_seen("action:recent", now=clock.now())
+    harness.runtime.signoff.forget_old_requests()
+    assert store.first_time_seen("action:old", now=clock.now())  # pruned: new again
+    assert not store.first_time_seen("action:recent", now=clock.now())  # still remembered
