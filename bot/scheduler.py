@@ -1,23 +1,31 @@
-"""Deadlines of pauses, on APScheduler 3 with its jobs in the bot's database.
+"""Deadlines of pauses, on APScheduler 3 as it is designed: one scheduler per replica, its
+jobs in memory.
+
+APScheduler's rule is that a job store is never shared between schedulers, so nothing
+about jobs is kept in the database: the database already says everything a job is made
+from (paused runs and their deadlines). Each replica's scheduler rebuilds its jobs from it
+at start-up and on each poll, and schedules a pause's jobs as soon as it records one.
 
 Each pause with a deadline gets a job ``expire:<requirement id>`` (and, if the route asks,
-``remind:<requirement id>``). When a job fires the engine applies ``on_reject`` exactly
-once: if two replicas' schedulers both fire, the engine's claim lets one win. At start-up
-``reconcile`` gives every paused run with a deadline its job and expires past-due ones.
+``remind:<requirement id>``). Several replicas hold the same jobs and may all fire them:
 
-Jobs reference module-level functions by name (the job store pickles them), which reach
-the running bot through ``_ACTIVE``.
+- an expiry is the engine's claim on the paused run, so one replica applies ``on_reject``
+  and the others find the run no longer paused;
+- a reminder is an outbox item with a unique key, so it is posted once.
+
+A deadline that passed while no replica was running is expired by the first start-up or
+poll that sees it.
 """
 
 from __future__ import annotations
 
 import logging
+import threading
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from apscheduler.jobstores.base import ConflictingIdError, JobLookupError
 from apscheduler.jobstores.memory import MemoryJobStore
-from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
 from apscheduler.schedulers.background import BackgroundScheduler
 
 from engine import StepRequirement
@@ -26,158 +34,161 @@ if TYPE_CHECKING:
     from bot.service import Signoff
 
 log = logging.getLogger("signoff.scheduler")
-JOBS_TABLE = "signoff_scheduler_jobs"
-_ACTIVE: Signoff | None = None
 
-
-class SharedSQLAlchemyJobStore(SQLAlchemyJobStore):
-    """The job store that several replicas share.
-
-    APScheduler 3 assumes one scheduler per store: when two replicas both run a due job,
-    the second one's remove or update finds it gone, and the JobLookupError would stop its
-    scheduler thread. Here a job already gone is what was wanted; the engine's claim makes
-    running the job twice harmless.
-    """
-
-    def update_job(self, job: Any) -> None:
-        try:
-            super().update_job(job)
-        except JobLookupError:
-            log.debug("job %s was already handled by another replica", job.id)
-
-    def remove_job(self, job_id: str) -> None:
-        try:
-            super().remove_job(job_id)
-        except JobLookupError:
-            log.debug("job %s was already removed by another replica", job_id)
-
-    def add_job(self, job: Any) -> None:
-        try:
-            super().add_job(job)
-        except ConflictingIdError:
-            # Another replica scheduled the same deadline first: the same job, keep it.
-            log.debug("job %s was already scheduled by another replica", job.id)
-
-
-def _expire_job(workflow_name: str, run_id: str) -> None:
-    if _ACTIVE is not None:
-        _ACTIVE.expire(workflow_name, run_id)
-
-
-def _remind_job(workflow_name: str, run_id: str, requirement_id: str) -> None:
-    if _ACTIVE is not None:
-        _ACTIVE.remind(workflow_name, run_id, requirement_id)
-
-
-def _sync_job() -> None:
-    if _ACTIVE is not None:
-        _ACTIVE.sync_paused_runs()
-        _ACTIVE.recover_interrupted_runs()
-        _ACTIVE.forget_old_requests()
+#: The job store of the pauses' jobs (``expire:…``, ``remind:…``); the poll has its own.
+DEADLINE_JOBSTORE = "deadlines"
+POLL_JOB_ID = "poll"
+EXPIRE_PREFIX = "expire:"
+REMIND_PREFIX = "remind:"
 
 
 class DeadlineScheduler:
-    def __init__(self, signoff: Signoff, *, poll_seconds: float = 5.0) -> None:
+    """The deadline jobs of one replica, and its poll of the database."""
+
+    def __init__(
+        self, signoff: Signoff, *, poll_interval: timedelta = timedelta(seconds=5)
+    ) -> None:
+        if poll_interval <= timedelta(0):
+            raise ValueError("poll_interval must be positive")
         self.signoff = signoff
-        self.poll_seconds = poll_seconds
+        self.poll_interval = poll_interval
         self.scheduler = BackgroundScheduler(
-            jobstores={
-                "default": SharedSQLAlchemyJobStore(engine=signoff.db.engine, tablename=JOBS_TABLE),
-                "memory": MemoryJobStore(),
-            },
+            jobstores={"default": MemoryJobStore(), DEADLINE_JOBSTORE: MemoryJobStore()},
+            # A job whose time passed while its thread was busy still runs (once).
             job_defaults={"coalesce": True, "misfire_grace_time": None, "max_instances": 1},
             timezone=UTC,
         )
+        # Jobs this replica has run, so a poll does not schedule them again; only ids of
+        # pauses still waiting are kept (see reconcile), so this stays as small as they are.
+        self._fired: set[str] = set()
+        self._lock = threading.Lock()
         signoff.on_pause_recorded.append(self.schedule)
 
     def start(self, *, paused: bool = False) -> None:
-        global _ACTIVE
-        _ACTIVE = self.signoff
-        # APScheduler creates its table at start without a lock; create it under ours, so
-        # replicas starting together on an empty database don't race on it.
-        jobs_table = self.scheduler._lookup_jobstore("default").jobs_t
-        with self.signoff.db.schema_transaction() as conn:
-            jobs_table.create(conn, checkfirst=True)
+        """Start the scheduler thread and rebuild the jobs from the database.
+
+        ``paused`` keeps the thread from running jobs by the wall clock; tests run them by
+        the injected clock with ``bot.testing.run_due_jobs``.
+        """
         self.scheduler.start(paused=paused)
         self.scheduler.add_job(
-            _sync_job,
+            self.poll,
             "interval",
-            seconds=self.poll_seconds,
-            id="sync",
-            jobstore="memory",
+            seconds=self.poll_interval.total_seconds(),
+            id=POLL_JOB_ID,
             replace_existing=True,
         )
         self.reconcile()
 
     def stop(self) -> None:
-        global _ACTIVE
         if self.scheduler.running:
             self.scheduler.shutdown(wait=True)
-        if _ACTIVE is self.signoff:
-            _ACTIVE = None
+
+    def poll(self) -> None:
+        """What every replica does periodically: post pauses other processes made, recover
+        runs whose process died, drop old request keys, and rebuild the deadline jobs."""
+        try:
+            self.reconcile()
+            self.signoff.forget_old_requests()
+        except Exception:  # the next poll tries again; the scheduler thread must live on
+            log.exception("poll of the database failed")
 
     def schedule(self, workflow_name: str, req: StepRequirement) -> None:
+        """Give a pause its expiry job (and its reminder job, if its route asks)."""
         if req.expires_at is None:
             return
         run_id = self._run_id_of(req)
         if run_id is None:
             return
-        self.scheduler.add_job(
-            _expire_job,
-            "date",
-            run_date=req.expires_at,
-            args=[workflow_name, run_id],
-            id=f"expire:{req.requirement_id}",
-            replace_existing=True,
-        )
-        route = self.signoff.routes.get(workflow_name)
-        if (
-            route
-            and route.reminder_before
-            and req.expires_at - route.reminder_before
-            > (req.paused_at or req.expires_at - route.reminder_before - timedelta(seconds=1))
-        ):
-            self.scheduler.add_job(
-                _remind_job,
-                "date",
-                run_date=req.expires_at - route.reminder_before,
-                args=[workflow_name, run_id, req.requirement_id],
-                id=f"remind:{req.requirement_id}",
-                replace_existing=True,
-            )
-
-    def _run_id_of(self, req: StepRequirement) -> str | None:
-        pause = self.signoff.store.get_pause(req.requirement_id)
-        return pause.run_id if pause else None
+        self._add_jobs(workflow_name, run_id, req)
 
     def reconcile(self) -> int:
-        """Post pauses made while the bot was down, recover runs whose process died,
-        schedule every deadline, expire the past-due ones at once. Returns how many runs
-        it expired."""
+        """Post pauses made while the bot was down or elsewhere, recover runs whose process
+        died, give every paused run with a deadline its jobs, expire the past-due ones at
+        once, and drop the jobs of pauses no longer waiting. Returns how many runs this
+        call expired."""
         self.signoff.sync_paused_runs()
         self.signoff.recover_interrupted_runs()
+        # Jobs that existed before the listing: a pause recorded while it runs is not in it,
+        # and its jobs must not be taken for stale ones.
+        before = {job.id for job in self.scheduler.get_jobs(jobstore=DEADLINE_JOBSTORE)}
+        waiting: set[str] = set()
         now = self.signoff.clock.now()
         expired = 0
         for name, route in self.signoff.routes.items():
             for paused in route.workflow.list_paused_runs(has_deadline=True):
                 req = paused.requirement
-                if req.expires_at is not None and req.expires_at <= now:
-                    expired += int(self.signoff.expire(name, paused.run_id))
-                elif self.scheduler.get_job(f"expire:{req.requirement_id}") is None:
-                    self.schedule(name, req)
+                if req.expires_at is None:
+                    continue
+                waiting.add(f"{EXPIRE_PREFIX}{req.requirement_id}")
+                waiting.add(f"{REMIND_PREFIX}{req.requirement_id}")
+                if req.expires_at <= now:
+                    expired += int(self._expire(name, paused.run_id, job_id=None))
+                    continue
+                self._add_jobs(name, paused.run_id, req)
+        for job_id in before - waiting:
+            self._drop(job_id)
+        with self._lock:
+            self._fired &= waiting
         return expired
 
-    def run_due(self, now: datetime | None = None) -> int:
-        """Run every job due by the injected clock at once (time-skipping, for tests and for
-        a clock that is not the wall clock). Returns how many ran."""
-        now = now or self.signoff.clock.now()
-        ran = 0
-        for job in self.scheduler.get_jobs(jobstore="default"):
-            if job.next_run_time is not None and job.next_run_time <= now:
-                job.remove()
-                job.func(*job.args, **job.kwargs)
-                ran += 1
-        return ran
+    # -- jobs ------------------------------------------------------------------------------
+    def _add_jobs(self, workflow_name: str, run_id: str, req: StepRequirement) -> None:
+        if req.expires_at is None:
+            return
+        expire_id = f"{EXPIRE_PREFIX}{req.requirement_id}"
+        self._add(expire_id, req.expires_at, self._expire, workflow_name, run_id)
+        remind_at = self._remind_at(workflow_name, req)
+        if remind_at is not None:
+            remind_id = f"{REMIND_PREFIX}{req.requirement_id}"
+            self._add(remind_id, remind_at, self._remind, workflow_name, run_id, req.requirement_id)
 
-    def pending_jobs(self) -> list[tuple[str, datetime | None]]:
-        return [(j.id, j.next_run_time) for j in self.scheduler.get_jobs(jobstore="default")]
+    def _add(self, job_id: str, run_date: datetime, func: Callable[..., bool], *args: str) -> None:
+        with self._lock:
+            if job_id in self._fired:
+                return
+        if self.scheduler.get_job(job_id, DEADLINE_JOBSTORE) is not None:
+            return
+        self.scheduler.add_job(
+            func,
+            "date",
+            run_date=run_date,
+            args=args,
+            kwargs={"job_id": job_id},
+            id=job_id,
+            jobstore=DEADLINE_JOBSTORE,
+            replace_existing=True,
+        )
+
+    def _drop(self, job_id: str) -> None:
+        job = self.scheduler.get_job(job_id, DEADLINE_JOBSTORE)
+        if job is not None:
+            job.remove()
+
+    def _expire(self, workflow_name: str, run_id: str, *, job_id: str | None) -> bool:
+        if job_id is not None:
+            with self._lock:
+                self._fired.add(job_id)
+        return self.signoff.expire(workflow_name, run_id)
+
+    def _remind(
+        self, workflow_name: str, run_id: str, requirement_id: str, *, job_id: str | None
+    ) -> bool:
+        if job_id is not None:
+            with self._lock:
+                self._fired.add(job_id)
+        return self.signoff.remind(workflow_name, run_id, requirement_id)
+
+    def _remind_at(self, workflow_name: str, req: StepRequirement) -> datetime | None:
+        route = self.signoff.routes.get(workflow_name)
+        if route is None or not route.reminder_before or req.expires_at is None:
+            return None
+        remind_at = req.expires_at - route.reminder_before
+        # A reminder due before the pause began (a deadline shorter than the lead) is none.
+        if req.paused_at is not None and remind_at <= req.paused_at:
+            return None
+        return remind_at
+
+    def _run_id_of(self, req: StepRequirement) -> str | None:
+        pause = self.signoff.store.get_pause(req.requirement_id)
+        return pause.run_id if pause else None

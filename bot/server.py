@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
+from datetime import timedelta
 
 import uvicorn
 from slack_bolt import App, BoltRequest
@@ -68,7 +69,9 @@ class Runtime:
             workers=settings.workers,
         )
         self.outbox = OutboxWorker(self.signoff, poll_interval=outbox_poll_interval)
-        self.scheduler = DeadlineScheduler(self.signoff, poll_seconds=settings.poll_seconds)
+        self.scheduler = DeadlineScheduler(
+            self.signoff, poll_interval=timedelta(seconds=settings.poll_seconds)
+        )
         self._scheduler_paused = scheduler_paused
         secret = settings.slack_signing_secret
         self.signing_secret = secret.get_secret_value() if secret else ""

@@ -1,10 +1,12 @@
-"""Deadlines: APScheduler jobs in the database, driven by the injected clock."""
+"""Deadlines: APScheduler jobs in each replica's memory, rebuilt from the database, driven by
+the injected clock (``bot.testing``)."""
 
 from __future__ import annotations
 
 from datetime import timedelta
 
 from bot.server import Runtime
+from bot.testing import pending_jobs, run_due_jobs
 from engine import ManualClock
 from tests.bot import workflows as test_workflows
 from tests.bot.conftest import BotHarness, make_routes
@@ -15,12 +17,12 @@ def test_deadline_job_cancels_exactly_once_and_updates_message(harness: BotHarne
     run_id = _start(harness, "cancel_me")
     message = harness.pause_message("danger")
     req = harness.runtime.db.get_run(run_id).step_requirements[0]
-    jobs = dict(harness.runtime.scheduler.pending_jobs())
+    jobs = pending_jobs(harness.runtime.scheduler)
     assert jobs[f"expire:{req.requirement_id}"] == req.expires_at
 
-    assert harness.runtime.scheduler.run_due() == 0  # not due yet
+    assert run_due_jobs(harness.runtime.scheduler) == 0  # not due yet
     harness.clock.advance(timedelta(hours=1, seconds=1))
-    assert harness.runtime.scheduler.run_due() == 2  # the route's reminder, then the deadline
+    assert run_due_jobs(harness.runtime.scheduler) == 2  # the route's reminder, then the deadline
     run = harness.wait_run(run_id, "cancelled")
     assert "timed out" in run.content
     # A second replica's job firing late changes nothing.
@@ -42,7 +44,7 @@ def test_skip_on_timeout_runs_the_rest(harness: BotHarness) -> None:
     run_id = _start(harness, "skip_on_timeout")
     harness.pause_message("maybe")
     harness.clock.advance(timedelta(minutes=31))
-    harness.runtime.scheduler.run_due()
+    run_due_jobs(harness.runtime.scheduler)
     run = harness.wait_run(run_id, "completed")
     assert [(s.step_name, s.skipped) for s in run.step_results] == [
         ("maybe", True),
@@ -55,8 +57,7 @@ def test_restart_reconciles_jobs_and_expires_past_due(harness: BotHarness) -> No
     later_id = _start(harness, "cancel_me")
     harness.pause_message("maybe")
     harness.pause_message("danger")
-    # The bot goes down; its jobs are lost (as if the job table were wiped) and time passes.
-    harness.runtime.scheduler.scheduler.remove_all_jobs()
+    # The bot goes down (its jobs were in its memory: gone) and time passes.
     harness.runtime.stop()
     harness.clock.advance(timedelta(minutes=45))
 
@@ -75,9 +76,9 @@ def test_restart_reconciles_jobs_and_expires_past_due(harness: BotHarness) -> No
         harness.wait_run(due_id, "completed")  # 30-minute deadline passed while down
         assert harness.runtime.db.get_run(later_id).is_paused  # 1 hour: not yet
         later_req = harness.runtime.db.get_run(later_id).step_requirements[0]
-        assert f"expire:{later_req.requirement_id}" in dict(restarted.scheduler.pending_jobs())
+        assert f"expire:{later_req.requirement_id}" in pending_jobs(restarted.scheduler)
         harness.clock.advance(timedelta(minutes=20))
-        restarted.scheduler.run_due()
+        run_due_jobs(restarted.scheduler)
         harness.wait_run(later_id, "cancelled")
     finally:
         restarted.stop()
@@ -92,10 +93,10 @@ def test_reminder_mentions_the_approvers_before_the_deadline(harness: BotHarness
     run_id = _start(harness, "cancel_me")
     message = harness.pause_message("danger")
     req = harness.runtime.db.get_run(run_id).step_requirements[0]
-    jobs = dict(harness.runtime.scheduler.pending_jobs())
+    jobs = pending_jobs(harness.runtime.scheduler)
     assert jobs[f"remind:{req.requirement_id}"] == req.expires_at - timedelta(minutes=10)
     harness.clock.advance(timedelta(minutes=51))
-    assert harness.runtime.scheduler.run_due() == 1  # the reminder, not yet the deadline
+    assert run_due_jobs(harness.runtime.scheduler) == 1  # the reminder, not yet the deadline
     note = harness.wait(
         lambda s: [
             m for m in s.thread(message.channel, message.thread_ts) if "still waits" in m.text

@@ -1,0 +1,195 @@
+"""Two replicas (two ``Runtime``s on one database, each with its own in-memory scheduler) hold
+the same deadline jobs and fire them together: one expiry and one reminder per pause.
+
+Time is the shared injected clock; both schedulers are paused and their due jobs run with
+``bot.testing.run_due_jobs``, from two threads at once.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from bot.config import Settings
+from bot.sandbox import DEFAULT_CHANNEL_ID, Message, SlackFakeServer
+from bot.server import Runtime
+from bot.testing import ManualClock, pending_jobs, run_due_jobs
+from engine import SqliteDb
+from engine.db.base import BaseDb
+from engine.db.postgres import PostgresDb
+from tests.bot import workflows as test_workflows
+from tests.bot.conftest import CAROL, SECRET, make_routes
+
+REMINDER = "still waits for a decision"
+TIMEOUT_NOTE = "timed out — run cancelled"
+
+
+def make_replica(fake: SlackFakeServer, db: BaseDb, clock: ManualClock) -> Runtime:
+    settings = Settings(
+        SLACK_BOT_TOKEN=fake.state.bot_token,
+        SLACK_SIGNING_SECRET=SECRET,
+        SLACK_API_URL=fake.api_url,
+        SIGNOFF_CHANNEL=DEFAULT_CHANNEL_ID,
+        SIGNOFF_POLL_SECONDS=3600,  # polls are called by the test
+    )
+    return Runtime(
+        settings,
+        routes=make_routes(),
+        db=db,
+        clock=clock,
+        scheduler_paused=True,
+        outbox_poll_interval=0.05,
+    )
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_pair(
+    request: pytest.FixtureRequest, tmp_path: Path
+) -> Iterator[tuple[BaseDb, BaseDb]]:
+    """One database, reached through two separate connection pools (one per replica)."""
+    if request.param == "sqlite":
+        pair: tuple[BaseDb, BaseDb] = (
+            SqliteDb(db_file=tmp_path / "signoff.db"),
+            SqliteDb(db_file=tmp_path / "signoff.db"),
+        )
+    else:
+        factory: Callable[[], str] = request.getfixturevalue("pg_database_factory")
+        url = factory()
+        pair = (PostgresDb(url, pool_size=4), PostgresDb(url, pool_size=4))
+    yield pair
+    for db in pair:
+        db.dispose()
+
+
+@pytest.fixture
+def replicas(
+    database_pair: tuple[BaseDb, BaseDb],
+) -> Iterator[tuple[SlackFakeServer, ManualClock, Runtime, Runtime]]:
+    test_workflows.EXECUTIONS.clear()
+    fake = SlackFakeServer().start()
+    clock = ManualClock(datetime.now(UTC).replace(microsecond=0))
+    first = make_replica(fake, database_pair[0], clock)
+    second = make_replica(fake, database_pair[1], clock)
+    started: list[Runtime] = []
+    try:
+        for replica in (first, second):
+            replica.start()
+            started.append(replica)
+        yield fake, clock, first, second
+    finally:
+        for replica in started:
+            replica.stop()
+        fake.stop()
+
+
+def in_parallel(*calls: Callable[[], object]) -> None:
+    """Run the calls in threads released together; re-raise the first failure."""
+    barrier = threading.Barrier(len(calls))
+    errors: list[BaseException] = []
+
+    def run(call: Callable[[], object]) -> None:
+        barrier.wait()
+        try:
+            call()
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run, args=(c,)) for c in calls]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    if errors:
+        raise errors[0]
+
+
+def wait_delivered(replica: Runtime, timeout: float = 10.0) -> None:
+    """Until every outbox item made so far has been sent (by either replica): the outbox is
+    in the database, so this reads the database until it says so."""
+    deadline = time.monotonic() + timeout
+    while True:
+        counts = replica.signoff.store.outbox_counts()
+        if counts.get("pending", 0) == counts.get("sending", 0) == 0:
+            return
+        assert time.monotonic() < deadline, f"outbox not delivered within {timeout}s: {counts}"
+        time.sleep(0.01)
+
+
+def thread_texts(fake: SlackFakeServer, message: Message) -> list[str]:
+    assert message.thread_ts is not None
+    return [m.text for m in fake.state.thread(message.channel, message.thread_ts)]
+
+
+def pause_message(fake: SlackFakeServer, step_name: str) -> Message:
+    def find(state: object) -> Message | None:
+        for m in fake.state.messages(DEFAULT_CHANNEL_ID, include_ephemeral=False):
+            if any(b.get("type") == "actions" for b in m.blocks) and step_name in m.text:
+                return m
+        return None
+
+    return fake.state.wait_for(find, timeout=10, what=f"pause message for {step_name}")
+
+
+def test_two_replicas_remind_once_and_expire_once(
+    replicas: tuple[SlackFakeServer, ManualClock, Runtime, Runtime],
+) -> None:
+    fake, clock, first, second = replicas
+    run_id = first.signoff.start_run("cancel_me", "", user_id=CAROL)
+    message = pause_message(fake, "danger")
+    run = first.db.get_run(run_id)
+    assert run is not None and run.is_paused
+    req = run.step_requirements[0]
+    expected = {
+        f"expire:{req.requirement_id}": req.expires_at,
+        f"remind:{req.requirement_id}": req.expires_at - timedelta(minutes=10),
+    }
+    # The replica that recorded the pause scheduled it; the other learns of it by its poll.
+    assert pending_jobs(first.scheduler) == expected
+    assert pending_jobs(second.scheduler) == {}
+    second.scheduler.poll()
+    assert pending_jobs(second.scheduler) == expected
+
+    clock.advance(timedelta(minutes=51))
+    in_parallel(lambda: run_due_jobs(first.scheduler), lambda: run_due_jobs(second.scheduler))
+    # Polls after the reminder went out do not send it again.
+    in_parallel(first.scheduler.poll, second.scheduler.poll)
+    wait_delivered(first)
+    assert sum(REMINDER in t for t in thread_texts(fake, message)) == 1
+
+    clock.advance(timedelta(minutes=10))
+    in_parallel(
+        lambda: run_due_jobs(first.scheduler),
+        lambda: run_due_jobs(second.scheduler),
+        second.scheduler.poll,  # a poll that finds it past due races the jobs too
+    )
+    decisions = first.db.get_decisions(run_id)
+    assert [d.outcome.value for d in decisions] == ["timed_out"]
+    final = first.db.get_run(run_id)
+    assert final is not None and final.status.value == "cancelled"
+    wait_delivered(first)
+    texts = thread_texts(fake, message)
+    assert sum(TIMEOUT_NOTE in t for t in texts) == 1, texts
+    assert sum(REMINDER in t for t in texts) == 1, texts
+    assert "after" not in test_workflows.EXECUTIONS
+    # Nothing is left to fire on either replica once the pause is resolved.
+    for replica in (first, second):
+        replica.scheduler.poll()
+        assert pending_jobs(replica.scheduler) == {}
+
+
+def test_a_replica_started_after_the_deadline_expires_it_once(
+    replicas: tuple[SlackFakeServer, ManualClock, Runtime, Runtime],
+) -> None:
+    fake, clock, first, second = replicas
+    run_id = first.signoff.start_run("cancel_me", "", user_id=CAROL)
+    pause_message(fake, "danger")
+    first.stop()  # the replica that scheduled it goes down; its jobs go with it
+    clock.advance(timedelta(hours=2))
+    in_parallel(second.scheduler.poll, second.scheduler.poll)
+    decisions = second.db.get_decisions(run_id)
+    assert [d.outcome.value for d in decisions] == ["timed_out"]
