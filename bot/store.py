@@ -123,15 +123,22 @@ class BotStore:
         self._ready = False
         self._lock = threading.Lock()
 
-    def ensure_schema(self) -> None:
+    def ensure_schema(self) -> list[str]:
+        """Create or upgrade the bot's tables with their Alembic migrations (``bot/migrations``);
+        returns the revisions this call applied."""
         if self._ready:
-            return
+            return []
+        from bot.migrations import upgrade
+
         with self._lock:
-            if not self._ready:
-                # Under the schema lock: replicas starting together create the tables once.
-                with self.db.schema_transaction() as conn:
-                    metadata.create_all(conn)
-                self._ready = True
+            if self._ready:
+                return []
+            # Under the schema lock: replicas starting together migrate once, the others wait
+            # and then find nothing to do.
+            with self.db.schema_transaction() as conn:
+                applied = upgrade(conn)
+            self._ready = True
+            return applied
 
     def _insert_ignore(self, table: Table) -> Any:
         """INSERT that skips an existing key and returns the new row's key, if it made one.
