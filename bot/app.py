@@ -8,6 +8,10 @@ from concurrent.futures import ThreadPoolExecutor
 
 from slack_bolt import App
 from slack_bolt.authorization import AuthorizeResult
+from slack_bolt.logger.messages import (
+    warning_client_prioritized_and_token_skipped,
+    warning_token_skipped,
+)
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
@@ -16,6 +20,21 @@ from bot.middleware.dedupe import dedupe_middleware
 from bot.service import Signoff
 
 log = logging.getLogger("signoff.app")
+
+
+class _DropDeliberateTokenWarnings(logging.Filter):
+    """Bolt warns that the token is ignored whenever ``authorize`` is given and a token is
+    around (on the client, or in SLACK_BOT_TOKEN, which Bolt reads itself). Here that is the
+    design: ``cached_authorization`` hands the token to every request."""
+
+    _MESSAGES = frozenset({warning_token_skipped(), warning_client_prioritized_and_token_skipped()})
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.getMessage() not in self._MESSAGES
+
+
+_BOLT_LOG = logging.getLogger("signoff.bolt")
+_BOLT_LOG.addFilter(_DropDeliberateTokenWarnings())
 
 
 def cached_authorization(client: WebClient) -> Callable[..., AuthorizeResult]:
@@ -60,7 +79,7 @@ def build_app(signoff: Signoff, *, signing_secret: str, client: WebClient) -> Ap
         # Listeners ack at once and then claim the pause; a bigger pool keeps a burst of
         # clicks from waiting for a thread before they can ack.
         listener_executor=ThreadPoolExecutor(max_workers=32, thread_name_prefix="bolt"),
-        logger=logging.getLogger("signoff.bolt"),
+        logger=_BOLT_LOG,
     )
     app.use(dedupe_middleware(signoff))
     listeners.register(app, signoff)

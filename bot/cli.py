@@ -7,14 +7,15 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from bot.config import Settings, SettingsError, load_settings
+from bot.config import Settings, SettingsError, database_problem, load_settings
 
 DESCRIPTION = """\
 Signoff: human sign-off for workflow steps, done in Slack.
 
 Configuration comes from the environment (see README: SLACK_BOT_TOKEN, SLACK_SIGNING_SECRET,
 SLACK_APP_TOKEN, SLACK_API_URL, SIGNOFF_DATABASE_URL, SIGNOFF_WORKFLOWS, SIGNOFF_PORT,
-SIGNOFF_CHANNEL, ...). Without Slack credentials `serve` starts the local sandbox."""
+SIGNOFF_SANDBOX_PORT, SIGNOFF_CHANNEL, ...). Without Slack credentials `serve` starts the
+local sandbox."""
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -40,8 +41,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     sandbox.add_argument(
         "--sandbox-port",
         type=int,
-        default=3001,
-        help="port of the sandbox page and fake Slack API (default 3001)",
+        default=None,
+        help="port of the sandbox page and fake Slack API (default SIGNOFF_SANDBOX_PORT, 3001)",
     )
     manifest = sub.add_parser(
         "manifest",
@@ -75,9 +76,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(
         level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    # Alembic's INFO lines (one per migration context and step) say nothing to an operator;
+    # `migrate` prints what it applied itself.
+    alembic_level = max(logging.WARNING, logging.getLevelNamesMapping()[settings.log_level])
+    logging.getLogger("alembic").setLevel(alembic_level)
     try:
         if args.command == "serve":
-            return _serve(settings, sandbox_port=3001, force_sandbox=False)
+            problem = settings.slack_credentials_problem()
+            if problem is not None:
+                print(f"signoff: {problem}", file=sys.stderr)
+                return 2
+            return _serve(settings, sandbox_port=None, force_sandbox=False)
         if args.command == "sandbox":
             return _serve(settings, sandbox_port=args.sandbox_port, force_sandbox=True)
         if args.command == "manifest":
@@ -94,14 +103,41 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (SettingsError, ValueError) as exc:
         print(f"signoff: {exc}", file=sys.stderr)
         return 2
+    except Exception as exc:
+        problem = _start_up_problem(exc, settings)
+        if problem is None:
+            raise
+        print(f"signoff: {problem}", file=sys.stderr)
+        return 2
     return 1
 
 
-def _serve(settings: Settings, *, sandbox_port: int, force_sandbox: bool) -> int:
+def _start_up_problem(exc: Exception, settings: Settings) -> str | None:
+    """One line for what an operator can fix (a port, the database), None for a bug."""
+    from bot.http_thread import PortUnavailableError
+
+    if isinstance(exc, PortUnavailableError):
+        return (
+            f"cannot listen on {settings.host}:{exc.port}: {exc.strerror or exc}; "
+            "set SIGNOFF_PORT to a free port"
+        )
+    return database_problem(exc, settings.database_url)
+
+
+def _serve(settings: Settings, *, sandbox_port: int | None, force_sandbox: bool) -> int:
     if force_sandbox or not settings.has_slack_credentials:
         from bot.sandbox.run import serve_sandbox
 
-        return serve_sandbox(settings, sandbox_port=sandbox_port)
+        if sandbox_port is None:
+            sandbox_port, port_source = settings.sandbox_port, "SIGNOFF_SANDBOX_PORT"
+        else:
+            port_source = "--sandbox-port"
+        if sandbox_port == settings.port:
+            raise SettingsError(
+                f"{port_source} and SIGNOFF_PORT are both {sandbox_port}: the sandbox page "
+                "and the bot need a port each"
+            )
+        return serve_sandbox(settings, sandbox_port=sandbox_port, sandbox_port_source=port_source)
     from bot.server import Runtime, serve
 
     serve(Runtime(settings))
@@ -109,13 +145,21 @@ def _serve(settings: Settings, *, sandbox_port: int, force_sandbox: bool) -> int
 
 
 def _migrate(settings: Settings) -> int:
+    from bot.config import open_database
     from bot.store import BotStore
-    from engine import db_from_url
+    from engine.db import mask_url
+    from engine.db.migrations import pending_revisions
 
-    db = db_from_url(settings.database_url)
-    db.upgrade()
-    BotStore(db).ensure_schema()
-    print(f"signoff: database schema is up to date ({db!r})")
+    db = open_database(settings)
+    try:
+        engine_applied = pending_revisions(db.engine)
+        db.upgrade()
+        bot_applied = BotStore(db).ensure_schema()
+    finally:
+        db.dispose()
+    applied = [f"engine {r}" for r in engine_applied] + [f"bot {r}" for r in bot_applied]
+    done = "applied " + ", ".join(applied) if applied else "nothing to apply"
+    print(f"signoff: database schema is up to date ({mask_url(settings.database_url)}): {done}")
     return 0
 
 

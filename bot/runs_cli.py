@@ -16,9 +16,9 @@ from typing import Any, TextIO
 
 from sqlalchemy.engine import make_url
 
-from bot.config import Settings
+from bot.config import Settings, open_database
 from engine import Decision, Outcome, PausedRun, RunStatus, StepRequirement, WorkflowRunOutput
-from engine.db import db_from_url
+from engine.db import mask_url
 
 CELL_MAX = 48
 TEXT_MAX = 4000
@@ -50,13 +50,14 @@ def show_runs(
             file=sys.stderr,
         )
         return 1
-    db = db_from_url(settings.database_url)
+    db = open_database(settings)
     try:
         now = now or datetime.now(UTC)
         if run_id is not None:
             run = db.get_run(run_id.strip())
             if run is None:
-                print(f"signoff: no run {run_id!r} in {db!r}", file=sys.stderr)
+                where = mask_url(settings.database_url)
+                print(f"signoff: no run {run_id!r} in {where}", file=sys.stderr)
                 return 1
             out.write(render_run(run, db.get_decisions(run.run_id), now=now))
             return 0

@@ -8,6 +8,7 @@ outbox worker, the deadline scheduler, the Bolt app and the ASGI app.
 from __future__ import annotations
 
 import logging
+import socket
 import time
 from datetime import timedelta
 
@@ -22,15 +23,15 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from bot.app import build_app
-from bot.config import Settings
-from bot.http_thread import BackgroundServer
+from bot.config import Settings, open_database
+from bot.http_thread import BackgroundServer, PortUnavailableError
 from bot.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from bot.outbox import OutboxWorker
 from bot.request_shapes import request_problem
 from bot.routing import SlackRoute, load_routes
 from bot.scheduler import DeadlineScheduler
 from bot.service import Signoff
-from engine import Clock, db_from_url
+from engine import Clock
 from engine.db.base import BaseDb
 
 log = logging.getLogger("signoff.server")
@@ -58,7 +59,7 @@ class Runtime:
         outbox_poll_interval: float = 0.5,
     ) -> None:
         self.settings = settings
-        self.db = db or db_from_url(settings.database_url)
+        self.db = db or open_database(settings)
         self.client = client or make_client(settings)
         self.signoff = Signoff(
             routes=routes if routes is not None else load_routes(settings.workflow_specs),
@@ -158,26 +159,41 @@ def make_asgi(runtime: Runtime) -> Starlette:
 ServerThread = BackgroundServer
 
 
+def listen(host: str, port: int) -> socket.socket:
+    """A socket bound to ``host:port``, before anything else starts: a port in use is then
+    one ``PortUnavailableError`` (uvicorn would log it and exit the process)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise PortUnavailableError(port, exc) from exc
+    return sock
+
+
 def serve(runtime: Runtime) -> None:
     """Serve until interrupted (``signoff serve``)."""
     settings = runtime.settings
-    runtime.start()
+    sock = listen(settings.host, settings.port)
     handler = None
     try:
+        runtime.start()
         if settings.slack_app_token is not None:
             from slack_bolt.adapter.socket_mode import SocketModeHandler
 
             handler = SocketModeHandler(runtime.bolt, settings.slack_app_token.get_secret_value())
             handler.connect()
             log.info("connected to Slack in Socket Mode; /healthz on port %s", settings.port)
-        uvicorn.run(
+        config = uvicorn.Config(
             runtime.asgi,
-            host=settings.host,
-            port=settings.port,
             log_level=settings.log_level.lower(),
             access_log=False,
         )
+        uvicorn.Server(config).run(sockets=[sock])
     finally:
         if handler is not None:
             handler.close()
         runtime.stop()
+        sock.close()

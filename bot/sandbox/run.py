@@ -181,10 +181,12 @@ def serve_sandbox(
     settings: Settings,
     *,
     sandbox_port: int,
+    sandbox_port_source: str = "SIGNOFF_SANDBOX_PORT",
     out: TextIO | None = None,
     stop_event: threading.Event | None = None,
 ) -> int:
-    """Run the sandbox until Ctrl-C (or SIGTERM, or ``stop_event``); the exit code."""
+    """Run the sandbox until Ctrl-C (or SIGTERM, or ``stop_event``); the exit code.
+    ``sandbox_port_source`` is what set ``sandbox_port``, named when it is taken."""
     out = out or sys.stdout
     stop = stop_event or threading.Event()
     scheduler_log = logging.getLogger("apscheduler")
@@ -196,10 +198,18 @@ def serve_sandbox(
     except OSError as exc:  # the bot's or the page's port is taken
         reason = exc.strerror or exc
         port = getattr(exc, "port", settings.port)
-        print(f"signoff: cannot listen on port {port}: {reason}", file=sys.stderr)
+        source = sandbox_port_source if port == sandbox_port else "SIGNOFF_PORT"
+        print(
+            f"signoff: cannot listen on port {port}: {reason}; set {source} to a free port",
+            file=sys.stderr,
+        )
         return 2
     except RuntimeError as exc:  # the fake's port is taken (uvicorn exits in its thread)
-        print(f"signoff: cannot start the sandbox on port {sandbox_port}: {exc}", file=sys.stderr)
+        print(
+            f"signoff: cannot start the sandbox on port {sandbox_port}: {exc}; "
+            f"set {sandbox_port_source} to a free port",
+            file=sys.stderr,
+        )
         return 2
     restore = _stop_on_sigterm(stop)
     try:

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import os
 import re
+import select
+import socket
 import sqlite3
 import subprocess
 import sys
@@ -230,10 +232,19 @@ def test_manifest_with_a_plain_http_url_stops_with_one_line(tmp_path: Path) -> N
 # -- migrate ---------------------------------------------------------------------------------
 def test_migrate_creates_the_schema_and_is_idempotent(tmp_path: Path) -> None:
     db_file = tmp_path / "fresh.db"
+    outputs = []
     for _ in range(2):
         result = signoff("migrate", cwd=tmp_path, SIGNOFF_DATABASE_URL=f"sqlite:///{db_file}")
         assert result.code == 0, result.err
         assert result.out.startswith("signoff: database schema is up to date")
+        assert result.err == "", "no alembic INFO lines"
+        outputs.append(result.out)
+    # It says what it applied: every engine and bot migration the first time, none after.
+    assert outputs[0] == (
+        f"signoff: database schema is up to date (sqlite:///{db_file}): applied engine "
+        "0001_initial, engine 0002_run_leases, bot 0001_bot_tables\n"
+    )
+    assert outputs[1].endswith("): nothing to apply\n")
     with sqlite3.connect(db_file) as conn:
         tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
         (revision,) = conn.execute("SELECT version_num FROM alembic_version").fetchone()
@@ -278,3 +289,163 @@ def test_a_bad_setting_stops_with_one_clear_line(tmp_path: Path) -> None:
 def test_an_unknown_command_is_a_usage_error(tmp_path: Path) -> None:
     result = signoff("deploy", cwd=tmp_path)
     assert result.code == 2 and "invalid choice: 'deploy'" in result.err
+
+
+# -- start-up errors: one line each ------------------------------------------------------------
+def one_line(result: Result) -> str:
+    assert result.out == "" and result.err.count("\n") == 1, result.err
+    assert "Traceback" not in result.err
+    return result.err.strip()
+
+
+@pytest.mark.parametrize("url", ["nonsense://x", "mysql://u:hunter2@db.example/x", "runs.db"])
+@pytest.mark.parametrize("command", ["migrate", "runs", "serve"])
+def test_an_unsupported_database_url_is_refused_naming_the_variable(
+    url: str, command: str, tmp_path: Path
+) -> None:
+    result = signoff(command, cwd=tmp_path, SIGNOFF_DATABASE_URL=url)
+    assert result.code == 2
+    line = one_line(result)
+    assert line.startswith("signoff: bad setting SIGNOFF_DATABASE_URL: ")
+    assert "sqlite:///" in line and "postgresql://" in line and "postgresql+psycopg://" in line
+    assert "hunter2" not in line
+    assert list(tmp_path.iterdir()) == [], "nothing is created for a URL that is refused"
+
+
+UNREACHABLE = [
+    ("postgresql://signoff:hunter2@127.0.0.1:1/x", "postgresql://signoff:***@127.0.0.1:1/x"),
+    ("postgresql+psycopg://signoff:hunter2@127.0.0.1:1/x", "postgresql+psycopg://signoff:***@"),
+    ("sqlite:///nodir/x.db", "sqlite:///nodir/x.db"),
+]
+
+
+@pytest.mark.parametrize(("url", "shown"), UNREACHABLE)
+@pytest.mark.parametrize("command", ["migrate", "serve"])
+def test_an_unreachable_database_is_one_line_naming_the_masked_url(
+    url: str, shown: str, command: str, tmp_path: Path
+) -> None:
+    credentials = {"SLACK_BOT_TOKEN": "xoxb-test", "SLACK_SIGNING_SECRET": "s"}
+    port = str(free_port())
+    result = signoff(
+        command,
+        cwd=tmp_path,
+        SIGNOFF_DATABASE_URL=url,
+        SIGNOFF_PORT=port,
+        SLACK_API_URL="http://127.0.0.1:9/api/",
+        **(credentials if command == "serve" else {}),
+    )
+    assert result.code == 2
+    line = one_line(result)
+    assert line.startswith(f"signoff: cannot reach the database {shown}"), line
+    assert "(SIGNOFF_DATABASE_URL)" in line and "hunter2" not in line
+    assert not (tmp_path / "nodir").exists()
+
+
+def test_runs_on_an_unreachable_database_names_the_masked_url(tmp_path: Path) -> None:
+    url, shown = UNREACHABLE[0]
+    result = signoff("runs", cwd=tmp_path, SIGNOFF_DATABASE_URL=url)
+    assert result.code == 2
+    assert one_line(result).startswith(f"signoff: cannot reach the database {shown}")
+
+
+def test_runs_errors_name_the_database_url(runs: Runs, tmp_path: Path) -> None:
+    result = signoff("runs", "f" * 32, cwd=tmp_path, SIGNOFF_DATABASE_URL=runs.db_url)
+    assert result.code == 1
+    assert one_line(result) == f"signoff: no run {'f' * 32!r} in {runs.db_url}"
+
+
+@pytest.mark.parametrize(
+    ("given", "named"),
+    [
+        ({"SLACK_BOT_TOKEN": "xoxb-test"}, "SLACK_SIGNING_SECRET"),
+        ({"SLACK_SIGNING_SECRET": "s"}, "SLACK_BOT_TOKEN"),
+        ({"SLACK_APP_TOKEN": "xapp-test"}, "SLACK_BOT_TOKEN"),
+    ],
+)
+def test_incomplete_slack_credentials_are_refused_not_the_sandbox(
+    given: dict[str, str], named: str, tmp_path: Path
+) -> None:
+    result = signoff("serve", cwd=tmp_path, **given)
+    assert result.code == 2
+    line = one_line(result)
+    assert line.startswith("signoff: ") and named in line and "is not" in line
+    assert "xoxb-test" not in line and "xapp-test" not in line
+    assert not (tmp_path / "signoff.db").exists()
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def read_line(proc: subprocess.Popen[str], timeout: float) -> str:
+    """The next line the process prints, waiting at most ``timeout`` for it."""
+    assert proc.stdout is not None
+    if not select.select([proc.stdout], [], [], timeout)[0]:
+        raise AssertionError(f"no output within {timeout}s")
+    return proc.stdout.readline()
+
+
+def test_the_sandbox_listens_on_signoff_sandbox_port(tmp_path: Path) -> None:
+    page, bot = free_port(), free_port()
+    base = {k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "SIGNOFF_"))}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "bot", "serve"],
+        cwd=tmp_path,
+        env={
+            **base,
+            "PYTHONPATH": str(ROOT),
+            "SIGNOFF_SANDBOX_PORT": str(page),
+            "SIGNOFF_PORT": str(bot),
+            "SIGNOFF_LOG_LEVEL": "WARNING",
+            "SIGNOFF_EXAMPLES_OUTPUT": str(tmp_path / "out"),
+        },
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        first = read_line(proc, timeout=60)
+        assert first.startswith(f"Signoff sandbox: open http://127.0.0.1:{page}/"), first
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
+@pytest.mark.parametrize("which", ["SIGNOFF_SANDBOX_PORT", "SIGNOFF_PORT"])
+def test_a_sandbox_port_in_use_names_the_variable_to_change(which: str, tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        busy = taken.getsockname()[1]
+        ports = {"SIGNOFF_SANDBOX_PORT": str(free_port()), "SIGNOFF_PORT": str(free_port())}
+        ports[which] = str(busy)
+        result = signoff("serve", cwd=tmp_path, SIGNOFF_LOG_LEVEL="WARNING", **ports)
+    assert result.code == 2
+    assert result.out == ""
+    (line,) = [ln for ln in result.err.splitlines() if ln.startswith("signoff:")]
+    assert f"port {busy}" in line and f"set {which} to a free port" in line, result.err
+    assert "Traceback" not in result.err
+
+
+def test_the_bot_port_in_use_names_signoff_port(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        busy = taken.getsockname()[1]
+        result = signoff(
+            "serve",
+            cwd=tmp_path,
+            SLACK_BOT_TOKEN="xoxb-test",
+            SLACK_SIGNING_SECRET="s",
+            SLACK_API_URL="http://127.0.0.1:9/api/",
+            SIGNOFF_HOST="127.0.0.1",
+            SIGNOFF_PORT=str(busy),
+            SIGNOFF_DATABASE_URL=f"sqlite:///{tmp_path / 'signoff.db'}",
+        )
+    assert result.code == 2
+    line = one_line(result)
+    assert line.startswith(f"signoff: cannot listen on 127.0.0.1:{busy}: ")
+    assert line.endswith("set SIGNOFF_PORT to a free port")

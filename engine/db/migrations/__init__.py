@@ -27,3 +27,18 @@ def upgrade(
     from alembic import command
 
     command.upgrade(alembic_config(engine, connection), revision)  # type: ignore[arg-type]
+
+
+def pending_revisions(engine: Engine, revision: str = "head") -> list[str]:
+    """The revisions an upgrade to ``revision`` would apply now, oldest first."""
+    from alembic.runtime.migration import MigrationContext
+    from alembic.script import ScriptDirectory
+
+    with engine.connect() as conn:
+        current = MigrationContext.configure(conn).get_current_revision()
+    script = ScriptDirectory(str(HERE))
+    target = script.get_revision(revision)
+    if target is None or target.revision == current:
+        return []
+    newer = [r.revision for r in script.iterate_revisions(target.revision, current or "base")]
+    return list(reversed(newer))
