@@ -5,14 +5,14 @@ from __future__ import annotations
 import json
 import logging
 import threading
-from collections.abc import Iterator
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Engine, bindparam, insert, inspect, select, text, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import Connection, Engine, inspect, select, text, update
 
 from engine.clock import require_aware
 from engine.db import schema
@@ -26,9 +26,8 @@ log = logging.getLogger("engine.db")
 _dumps = json.JSONEncoder(separators=(",", ":"), default=str).encode
 
 
-# Statements built once: building them per call cost more than the SQL itself
-# (bind parameters and cache keys are made anew for every new statement object).
-_SET_COLUMNS = (
+# The columns a run's writes set, in the order of a RunState.
+SET_COLUMNS = (
     "status",
     "version",
     "paused_step_name",
@@ -39,30 +38,84 @@ _SET_COLUMNS = (
     "lease_owner",
     "lease_expires_at",
 )
-_SET = {c: bindparam(f"v_{c}", type_=runs.c[c].type) for c in _SET_COLUMNS}
-_UPDATE_OWNED_RUN = (
-    update(runs)
-    .where(runs.c.run_id == bindparam("w_run_id"), runs.c.version == bindparam("w_version"))
-    .values(_SET)
+# Of a new run, written once with its first state.
+INSERT_COLUMNS = ("run_id", "session_id", "workflow_name", "user_id", "created_at", *SET_COLUMNS)
+SESSION_COLUMNS = ("session_id", "workflow_name", "user_id", "created_at")
+DECISION_COLUMNS = (
+    "run_id",
+    "requirement_id",
+    "step_name",
+    "outcome",
+    "decided_by",
+    "decided_at",
+    "comment",
+    "values",
 )
-_CLAIM_PAUSED_RUN = (
-    update(runs)
-    .where(
-        runs.c.run_id == bindparam("w_run_id"),
-        runs.c.status == RunStatus.paused.value,
-        runs.c.version == bindparam("w_version"),
-    )
-    .values(_SET)
-)
-_INSERT_RUN = insert(runs)
-_INSERT_DECISION = insert(decisions)
 
 
-def _set_params(values: dict[str, Any], *, run_id: str, version: int) -> dict[str, Any]:
-    params = {f"v_{k}": v for k, v in values.items()}
-    params["w_run_id"] = run_id
-    params["w_version"] = version
-    return params
+def column_list(names: tuple[str, ...]) -> str:
+    """``"a", "b"``: quoted, since a column is called ``values``."""
+    return ", ".join(f'"{name}"' for name in names)
+
+
+def assignments(names: tuple[str, ...], placeholder: str) -> str:
+    """``"a" = ?, "b" = ?`` with the driver's placeholder."""
+    return ", ".join(f'"{name}" = {placeholder}' for name in names)
+
+
+# A run's state as SET_COLUMNS, a decision as DECISION_COLUMNS; datetimes aware (UTC).
+RunState = tuple[Any, ...]
+DecisionRow = tuple[Any, ...]
+StatementListener = Callable[[str, int], None]
+
+
+class RunWrites(ABC):
+    """The writes every run makes — insert, update, claim, lease renewal — as prepared
+    driver-level statements on connections held for them, outside SQLAlchemy.
+
+    SQLAlchemy's per-statement work (pool checkout, reset-on-return, compilation, result
+    handling) cost more than the SQL and the commit's fsync together; everything else keeps
+    going through SQLAlchemy. Each method is one durable transaction, safe to call from any
+    thread.
+    """
+
+    #: What the driver raises for a unique-key violation (two runs with one run_id).
+    integrity_error: type[Exception]
+
+    def __init__(self) -> None:
+        self._listeners: tuple[StatementListener, ...] = ()
+
+    @abstractmethod
+    def insert_run(self, session: tuple[Any, ...], run: tuple[Any, ...]) -> None:
+        """The session row unless it exists (SESSION_COLUMNS), then the run row
+        (INSERT_COLUMNS)."""
+
+    @abstractmethod
+    def update_run(self, run_id: str, version: int, state: RunState) -> bool:
+        """Compare-and-set on version; True if the row was at this version."""
+
+    @abstractmethod
+    def claim_run(self, run_id: str, version: int, state: RunState, decision: DecisionRow) -> bool:
+        """Compare-and-set on status paused and version, with the decision row in the same
+        transaction; True for exactly one caller per pause."""
+
+    @abstractmethod
+    def renew_leases(self, owner: str, run_ids: list[str], until: datetime) -> int:
+        """Extend ``owner``'s leases on these running runs; returns how many."""
+
+    @abstractmethod
+    def close(self) -> None:
+        """Close the held connections (the next write opens new ones)."""
+
+    def add_listener(self, listener: StatementListener) -> None:
+        self._listeners = (*self._listeners, listener)
+
+    def remove_listener(self, listener: StatementListener) -> None:
+        self._listeners = tuple(x for x in self._listeners if x is not listener)
+
+    def _executed(self, sql: str, rowcount: int) -> None:
+        for listener in self._listeners:
+            listener(sql, rowcount)
 
 
 @dataclass(frozen=True)
@@ -85,14 +138,17 @@ class BaseDb:
     schema is upgraded with Alembic.
     """
 
-    def __init__(self, engine: Engine, *, single_connection: bool = False) -> None:
+    def __init__(
+        self, engine: Engine, *, run_writes: RunWrites, turns: threading.RLock | None = None
+    ) -> None:
+        """``turns``: for a database reached through one shared connection (in-memory
+        SQLite), which cannot hold two transactions at once, the lock its users take turns
+        on (the run writes too)."""
         self.engine = engine
-        self._insert_session = self._insert_ignore(sessions)
+        self._writes = run_writes
         self._schema_ready = False
         self._schema_lock = threading.Lock()
-        # A database reached through one shared connection (in-memory SQLite) cannot hold
-        # two transactions at once: threads sharing it take turns.
-        self._turns: threading.RLock | None = threading.RLock() if single_connection else None
+        self._turns = turns
 
     def _serialized(self) -> AbstractContextManager[Any]:
         return self._turns if self._turns is not None else nullcontext()
@@ -174,7 +230,16 @@ class BaseDb:
             return False
 
     def dispose(self) -> None:
+        self._writes.close()
         self.engine.dispose()
+
+    def add_statement_listener(self, listener: StatementListener) -> None:
+        """Call ``listener(sql, rowcount)`` after each statement of the run writes (they
+        bypass SQLAlchemy, so its engine events do not see them)."""
+        self._writes.add_listener(listener)
+
+    def remove_statement_listener(self, listener: StatementListener) -> None:
+        self._writes.remove_listener(listener)
 
     # -- writing runs --------------------------------------------------------------
     def save_run(self, run: WorkflowRunOutput) -> None:
@@ -186,50 +251,25 @@ class BaseDb:
             self._update_run(run)
 
     def _insert_run(self, run: WorkflowRunOutput) -> None:
-        values = self._run_values(run, version=1)
+        state = self._run_state(run, version=1)
+        session = (run.session_id, run.workflow_name, run.user_id, run.created_at)
+        row = (run.run_id, run.session_id, run.workflow_name, run.user_id, run.created_at, *state)
         try:
-            self._insert_run_rows(run, values)
-        except IntegrityError as exc:
+            self._writes.insert_run(session, row)
+        except self._writes.integrity_error as exc:
             if self.get_run(run.run_id) is not None:  # two runs started with one run_id
                 raise DuplicateRunError(run.run_id) from exc
             raise
         run.version = 1
 
-    def _insert_run_rows(self, run: WorkflowRunOutput, values: dict[str, Any]) -> None:
-        with self._begin() as conn:
-            conn.execute(
-                self._insert_session,
-                {
-                    "session_id": run.session_id,
-                    "workflow_name": run.workflow_name,
-                    "user_id": run.user_id,
-                    "created_at": run.created_at,
-                },
-            )
-            conn.execute(
-                _INSERT_RUN,
-                {
-                    **values,
-                    "run_id": run.run_id,
-                    "session_id": run.session_id,
-                    "workflow_name": run.workflow_name,
-                    "user_id": run.user_id,
-                    "created_at": run.created_at,
-                },
-            )
-
     def _update_run(self, run: WorkflowRunOutput) -> None:
-        values = self._run_values(run, version=run.version + 1)
-        with self._begin() as conn:
-            result = conn.execute(
-                _UPDATE_OWNED_RUN, _set_params(values, run_id=run.run_id, version=run.version)
+        state = self._run_state(run, version=run.version + 1)
+        if not self._writes.update_run(run.run_id, run.version, state):
+            raise ConcurrentUpdateError(
+                run.run_id,
+                status="unknown",
+                resolution="the run was changed by another process while this one ran it",
             )
-            if result.rowcount != 1:
-                raise ConcurrentUpdateError(
-                    run.run_id,
-                    status="unknown",
-                    resolution="the run was changed by another process while this one ran it",
-                )
         run.version += 1
 
     def claim_paused_run(
@@ -247,21 +287,17 @@ class BaseDb:
         RunNotPausedError describing how the pause was resolved.
         """
         self.ensure_schema()
-        values = self._run_values(
+        state = self._run_state(
             run,
             version=expected_version + 1,
             lease_owner=lease_owner,
             lease_expires_at=lease_expires_at,
         )
-        with self._begin() as conn:
-            result = conn.execute(
-                _CLAIM_PAUSED_RUN,
-                _set_params(values, run_id=run.run_id, version=expected_version),
-            )
-            if result.rowcount == 1:
-                conn.execute(_INSERT_DECISION, self._decision_values(decision))
-                run.version = expected_version + 1
-                return
+        if self._writes.claim_run(
+            run.run_id, expected_version, state, self._decision_row(decision)
+        ):
+            run.version = expected_version + 1
+            return
         raise self.not_paused_error(run.run_id)
 
     # -- leases of running runs ---------------------------------------------------------
@@ -269,17 +305,8 @@ class BaseDb:
         """Extend the leases ``owner`` holds on these running runs; returns how many."""
         if not run_ids:
             return 0
-        with self._begin() as conn:
-            result = conn.execute(
-                update(runs)
-                .where(
-                    runs.c.run_id.in_(run_ids),
-                    runs.c.lease_owner == owner,
-                    runs.c.status == RunStatus.running.value,
-                )
-                .values(lease_expires_at=until)
-            )
-        return int(result.rowcount)
+        self.ensure_schema()
+        return self._writes.renew_leases(owner, run_ids, until)
 
     def list_interrupted_runs(
         self, *, workflow_name: str | None = None, before: datetime, limit: int = 100
@@ -371,25 +398,36 @@ class BaseDb:
         lease_owner: str | None = None,
         lease_expires_at: datetime | None = None,
     ) -> dict[str, Any]:
+        """The run's state as column values, for SQLAlchemy statements."""
+        state = self._run_state(
+            run, version=version, lease_owner=lease_owner, lease_expires_at=lease_expires_at
+        )
+        return dict(zip(SET_COLUMNS, state, strict=True))
+
+    @staticmethod
+    def _run_state(
+        run: WorkflowRunOutput,
+        *,
+        version: int,
+        lease_owner: str | None = None,
+        lease_expires_at: datetime | None = None,
+    ) -> RunState:
         req: StepRequirement | None = (
             run.step_requirements[0]
             if run.status is RunStatus.paused and run.step_requirements
             else None
         )
-        return {
-            "status": run.status.value,
-            "version": version,
-            "paused_step_name": req.step_name if req else None,
-            "paused_at": req.paused_at if req else None,
-            "expires_at": run.expires_at if req else None,
-            "updated_at": run.updated_at,
-            "data": _dumps(run.to_dict()),
-            "lease_owner": lease_owner,
-            "lease_expires_at": lease_expires_at,
-        }
-
-    def _insert_ignore(self, table: Any) -> Any:
-        raise NotImplementedError
+        return (
+            run.status.value,
+            version,
+            req.step_name if req else None,
+            req.paused_at if req else None,
+            run.expires_at if req else None,
+            run.updated_at,
+            _dumps(run.to_dict()),
+            lease_owner,
+            lease_expires_at,
+        )
 
     # -- reading -------------------------------------------------------------------
     def get_run(self, run_id: str) -> WorkflowRunOutput | None:
@@ -500,17 +538,17 @@ class BaseDb:
         return [self._decision_from_row(r._mapping) for r in rows]
 
     @staticmethod
-    def _decision_values(decision: Decision) -> dict[str, Any]:
-        return {
-            "run_id": decision.run_id,
-            "requirement_id": decision.requirement_id,
-            "step_name": decision.step_name,
-            "outcome": decision.outcome.value,
-            "decided_by": decision.decided_by,
-            "decided_at": decision.decided_at,
-            "comment": decision.comment,
-            "values": _dumps(decision.values) if decision.values is not None else None,
-        }
+    def _decision_row(decision: Decision) -> DecisionRow:
+        return (
+            decision.run_id,
+            decision.requirement_id,
+            decision.step_name,
+            decision.outcome.value,
+            decision.decided_by,
+            decision.decided_at,
+            decision.comment,
+            _dumps(decision.values) if decision.values is not None else None,
+        )
 
     @staticmethod
     def _decision_from_row(row: Any) -> Decision:

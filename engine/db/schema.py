@@ -24,6 +24,13 @@ SCHEMA_REVISION = "0002_run_leases"
 metadata = MetaData()
 
 
+def as_utc(value: datetime) -> datetime:
+    """``value`` in UTC; a naive datetime is refused (one rule for every write path)."""
+    if value.tzinfo is None:
+        raise ValueError("naive datetime given; the engine stores UTC only")
+    return value.astimezone(UTC)
+
+
 class UtcDateTime(TypeDecorator[datetime]):
     """Stores UTC; gives back timezone-aware UTC datetimes on every backend."""
 
@@ -33,9 +40,7 @@ class UtcDateTime(TypeDecorator[datetime]):
     def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
         if value is None:
             return None
-        if value.tzinfo is None:
-            raise ValueError("naive datetime given; the engine stores UTC only")
-        value = value.astimezone(UTC)
+        value = as_utc(value)
         return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
 
     def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:

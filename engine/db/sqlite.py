@@ -2,18 +2,35 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import sqlite3
+import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, create_engine, event
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.pool import StaticPool
 
-from engine.db.base import BaseDb
+from engine.db.base import (
+    DECISION_COLUMNS,
+    INSERT_COLUMNS,
+    SESSION_COLUMNS,
+    SET_COLUMNS,
+    BaseDb,
+    DecisionRow,
+    RunState,
+    RunWrites,
+    assignments,
+    column_list,
+)
+from engine.db.schema import as_utc, decisions, runs, sessions
+from engine.run.base import RunStatus
+
+log = logging.getLogger("engine.db")
 
 
 def _enable_wal(cursor: Any, timeout_s: float) -> None:
@@ -29,6 +46,148 @@ def _enable_wal(cursor: Any, timeout_s: float) -> None:
             if "locked" not in str(exc) or time.monotonic() > deadline:
                 raise
         time.sleep(0.005)
+
+
+def _text(value: datetime | None) -> str | None:
+    """A datetime as SQLAlchemy's DateTime stores it on SQLite (UtcDateTime: naive UTC,
+    ``YYYY-MM-DD HH:MM:SS.ffffff``), so that both paths read, write and compare alike."""
+    if value is None:
+        return None
+    return as_utc(value).replace(tzinfo=None).isoformat(" ", "microseconds")
+
+
+def _state_params(state: RunState) -> tuple[Any, ...]:
+    status, version, step, paused_at, expires_at, updated_at, data, owner, lease_until = state
+    return (
+        status,
+        version,
+        step,
+        _text(paused_at),
+        _text(expires_at),
+        _text(updated_at),
+        data,
+        owner,
+        _text(lease_until),
+    )
+
+
+_INSERT_SESSION = (
+    f"INSERT INTO {sessions.name} ({column_list(SESSION_COLUMNS)}) "
+    f"VALUES ({', '.join('?' * len(SESSION_COLUMNS))}) ON CONFLICT DO NOTHING"
+)
+_INSERT_RUN = (
+    f"INSERT INTO {runs.name} ({column_list(INSERT_COLUMNS)}) "
+    f"VALUES ({', '.join('?' * len(INSERT_COLUMNS))})"
+)
+_UPDATE_RUN = (
+    f'UPDATE {runs.name} SET {assignments(SET_COLUMNS, "?")} WHERE "run_id" = ? AND "version" = ?'
+)
+_CLAIM_RUN = (
+    f"UPDATE {runs.name} SET {assignments(SET_COLUMNS, '?')} "
+    f'WHERE "run_id" = ? AND "status" = \'{RunStatus.paused.value}\' AND "version" = ?'
+)
+_INSERT_DECISION = (
+    f"INSERT INTO {decisions.name} ({column_list(DECISION_COLUMNS)}) "
+    f"VALUES ({', '.join('?' * len(DECISION_COLUMNS))})"
+)
+
+
+def _renew_leases_sql(count: int) -> str:
+    # One text per list length: the sqlite3 module keeps each prepared in its cache.
+    return (
+        f'UPDATE {runs.name} SET "lease_expires_at" = ? '
+        f'WHERE "run_id" IN ({", ".join("?" * count)}) AND "lease_owner" = ? '
+        f"AND \"status\" = '{RunStatus.running.value}'"
+    )
+
+
+class _SqliteRunWrites(RunWrites):
+    """The run writes on one held sqlite3 connection, taken in turns by this process's
+    threads (SQLite lets one writer at a time anyway; a Python lock hands it over at once,
+    where SQLite's busy handler would sleep). Other processes wait their turn through the
+    busy timeout. The sqlite3 module prepares each statement once per connection."""
+
+    integrity_error = sqlite3.IntegrityError
+
+    def __init__(
+        self,
+        open_connection: Callable[[], sqlite3.Connection],
+        *,
+        turns: AbstractContextManager[Any],
+        owns_connection: bool,
+    ) -> None:
+        super().__init__()
+        self._open_connection = open_connection
+        self._turns = turns
+        self._owns_connection = owns_connection
+        self._conn: sqlite3.Connection | None = None
+        self._pid = os.getpid()
+
+    @contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        with self._turns:
+            conn = self._conn
+            if conn is None or self._pid != os.getpid():
+                # A connection inherited through fork() belongs to the parent: open our own.
+                conn = self._conn = self._open_connection()
+                self._pid = os.getpid()
+            # IMMEDIATE: the write lock up front, waiting (busy timeout) for other processes.
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield conn
+                conn.execute("COMMIT")
+            except BaseException:
+                if conn.in_transaction:
+                    try:
+                        conn.execute("ROLLBACK")
+                    except sqlite3.Error:
+                        log.warning("rollback failed; reopening the connection", exc_info=True)
+                        self._discard()
+                raise
+
+    def _execute(self, conn: sqlite3.Connection, sql: str, params: tuple[Any, ...]) -> int:
+        rowcount = conn.execute(sql, params).rowcount
+        if self._listeners:
+            self._executed(sql, rowcount)
+        return rowcount
+
+    def insert_run(self, session: tuple[Any, ...], run: tuple[Any, ...]) -> None:
+        session_id, workflow_name, user_id, created_at = session
+        session_params = (session_id, workflow_name, user_id, _text(created_at))
+        run_params = (*run[:4], _text(run[4]), *_state_params(run[5:]))
+        with self._transaction() as conn:
+            self._execute(conn, _INSERT_SESSION, session_params)
+            self._execute(conn, _INSERT_RUN, run_params)
+
+    def update_run(self, run_id: str, version: int, state: RunState) -> bool:
+        params = (*_state_params(state), run_id, version)
+        with self._transaction() as conn:
+            return self._execute(conn, _UPDATE_RUN, params) == 1
+
+    def claim_run(self, run_id: str, version: int, state: RunState, decision: DecisionRow) -> bool:
+        params = (*_state_params(state), run_id, version)
+        decision_params = (*decision[:5], _text(decision[5]), *decision[6:])
+        with self._transaction() as conn:
+            if self._execute(conn, _CLAIM_RUN, params) != 1:
+                return False
+            self._execute(conn, _INSERT_DECISION, decision_params)
+            return True
+
+    def renew_leases(self, owner: str, run_ids: list[str], until: datetime) -> int:
+        params = (_text(until), *run_ids, owner)
+        with self._transaction() as conn:
+            return self._execute(conn, _renew_leases_sql(len(run_ids)), params)
+
+    def _discard(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None and self._owns_connection:
+            conn.close()
+
+    def close(self) -> None:
+        with self._turns:
+            if self._pid == os.getpid():
+                self._discard()
+            self._conn = None
 
 
 class SqliteDb(BaseDb):
@@ -75,7 +234,15 @@ class SqliteDb(BaseDb):
             # Straight to the driver: exec_driver_sql's bookkeeping costs more than BEGIN.
             conn.connection.driver_connection.execute(f"BEGIN {mode}".strip())  # type: ignore[union-attr]
 
-        super().__init__(engine, single_connection=in_memory)
+        # In memory, the one shared connection: the run writes take turns with every other
+        # user of it. On a file, they take turns with each other only.
+        shared_turns = threading.RLock() if in_memory else None
+        writes = _SqliteRunWrites(
+            lambda: _held_connection(engine, detach=not in_memory),
+            turns=shared_turns or threading.Lock(),
+            owns_connection=not in_memory,
+        )
+        super().__init__(engine, run_writes=writes, turns=shared_turns)
 
     @contextmanager
     def _schema_transaction(self) -> Iterator[Connection]:
@@ -85,8 +252,19 @@ class SqliteDb(BaseDb):
         ):
             yield conn
 
-    def _insert_ignore(self, table: Any) -> Any:
-        return sqlite_insert(table).on_conflict_do_nothing()
-
     def __repr__(self) -> str:
         return f"SqliteDb(db_file={self.db_file!r})"
+
+
+def _held_connection(engine: Engine, *, detach: bool) -> sqlite3.Connection:
+    """A sqlite3 connection made by ``engine`` (so configured by its connect event: busy
+    timeout, WAL, synchronous=FULL), taken out of its pool to be held."""
+    proxy = engine.raw_connection()
+    conn = proxy.driver_connection
+    if detach:
+        proxy.detach()
+    else:
+        proxy.close()  # the StaticPool's one connection: it stays open, shared
+    if not isinstance(conn, sqlite3.Connection):
+        raise TypeError(f"expected a sqlite3 connection, got {type(conn).__name__}")
+    return conn

@@ -63,7 +63,12 @@ def test_user_group_member_may_approve_but_requester_and_outsider_may_not(
     for outsider in (MALLORY, CAROL):  # not an approver; started the run (not allowed)
         harness.actor(outsider).click(message, action_id=blocks.ACTION_APPROVE)
         note = harness.wait(
-            lambda s, u=outsider: [m for m in s.messages(message.channel) if m.ephemeral_for == u],
+            # Carol already has an ephemeral note (the run's start): wait for this one.
+            lambda s, u=outsider: [
+                m
+                for m in s.messages(message.channel)
+                if m.ephemeral_for == u and "not allowed" in m.text
+            ],
             "not allowed",
         )
         assert "not allowed" in note[-1].text

@@ -193,8 +193,9 @@ def test_a_full_cycle_round_trips_on_each_backend(any_db: BaseDb) -> None:
 
 
 @contextmanager
-def statements(engine: Engine) -> Iterator[list[tuple[str, int]]]:
-    """Every SQL statement run on ``engine`` with the rows it touched."""
+def statements(db: BaseDb) -> Iterator[list[tuple[str, int]]]:
+    """Every SQL statement run on ``db`` with the rows it touched: through SQLAlchemy and
+    through the run writes, which bypass it."""
     seen: list[tuple[str, int]] = []
 
     def after(
@@ -202,11 +203,16 @@ def statements(engine: Engine) -> Iterator[list[tuple[str, int]]]:
     ) -> None:
         seen.append((" ".join(statement.split()), cursor.rowcount))
 
-    event.listen(engine, "after_cursor_execute", after)
+    def written(statement: str, rowcount: int) -> None:
+        seen.append((" ".join(statement.split()), rowcount))
+
+    event.listen(db.engine, "after_cursor_execute", after)
+    db.add_statement_listener(written)
     try:
         yield seen
     finally:
-        event.remove(engine, "after_cursor_execute", after)
+        event.remove(db.engine, "after_cursor_execute", after)
+        db.remove_statement_listener(written)
 
 
 def writes(seen: list[tuple[str, int]]) -> list[tuple[str, int]]:
@@ -218,14 +224,14 @@ def test_saving_a_run_writes_one_row(sqlite_db: SqliteDb) -> None:
         run_id="r1", session_id="s1", workflow_name="w", status=RunStatus.running
     )
     sqlite_db.ensure_schema()
-    with statements(sqlite_db.engine) as seen:
+    with statements(sqlite_db) as seen:
         sqlite_db.save_run(run)
     assert [(sql.split()[2], rows) for sql, rows in writes(seen)] == [
         ("wf_sessions", 1),
         ("wf_runs", 1),
     ]
     run.status = RunStatus.completed
-    with statements(sqlite_db.engine) as seen:
+    with statements(sqlite_db) as seen:
         sqlite_db.save_run(run)
     [(sql, rows)] = writes(seen)
     assert sql.startswith("UPDATE wf_runs") and rows == 1
@@ -234,7 +240,7 @@ def test_saving_a_run_writes_one_row(sqlite_db: SqliteDb) -> None:
 def cycle_writes(wf: Workflow, session_id: str) -> list[tuple[str, int]]:
     run = wf.run("x", session_id=session_id)
     run.step_requirements[0].confirm(by="ann")
-    with statements(wf.db.engine) as seen:
+    with statements(wf.db) as seen:
         wf.continue_run(run)
     return seen
 
