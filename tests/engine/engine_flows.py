@@ -21,8 +21,8 @@ from engine import (
     RunNotPausedError,
     Step,
     StepOutput,
-    Steps,
     StepRequirement,
+    Steps,
     Workflow,
     db_from_url,
 )
