@@ -224,6 +224,7 @@ class Workflow:
         self,
         run_output: WorkflowRunOutput | None = None,
         *,
+        run_response: WorkflowRunOutput | None = None,
         stream: Literal[False] = False,
         stream_events: bool = False,
         run_id: str | None = None,
@@ -235,6 +236,7 @@ class Workflow:
         self,
         run_output: WorkflowRunOutput | None = None,
         *,
+        run_response: WorkflowRunOutput | None = None,
         stream: Literal[True],
         stream_events: bool = False,
         run_id: str | None = None,
@@ -246,6 +248,7 @@ class Workflow:
         self,
         run_output: WorkflowRunOutput | None = None,
         *,
+        run_response: WorkflowRunOutput | None = None,
         stream: bool = False,
         stream_events: bool = False,
         run_id: str | None = None,
@@ -258,7 +261,9 @@ class Workflow:
         answered ``step_requirements`` — e.g. from another process. Continuing claims the
         pause atomically in the database: of two concurrent calls, one runs the remaining
         steps and the other gets ``RunNotPausedError`` saying how the pause was resolved.
+        ``run_response=`` is agno's name for ``run_output``.
         """
+        run_output = _one_run(run_output, run_response)
         run, decision = self._prepare_continue(
             run_output, run_id=run_id, session_id=session_id, step_requirements=step_requirements
         )
@@ -332,6 +337,7 @@ class Workflow:
         self,
         run_output: WorkflowRunOutput | None = None,
         *,
+        run_response: WorkflowRunOutput | None = None,
         stream: Literal[False] = False,
         stream_events: bool = False,
         run_id: str | None = None,
@@ -343,6 +349,7 @@ class Workflow:
         self,
         run_output: WorkflowRunOutput | None = None,
         *,
+        run_response: WorkflowRunOutput | None = None,
         stream: Literal[True],
         stream_events: bool = False,
         run_id: str | None = None,
@@ -354,6 +361,7 @@ class Workflow:
         self,
         run_output: WorkflowRunOutput | None = None,
         *,
+        run_response: WorkflowRunOutput | None = None,
         stream: bool = False,
         stream_events: bool = False,
         run_id: str | None = None,
@@ -362,6 +370,7 @@ class Workflow:
     ) -> Coroutine[Any, Any, WorkflowRunOutput] | AsyncEventStream:
         """Async ``continue_run``: await it for the run, or with ``stream=True`` iterate its
         events (a refused continue raises on the first iteration)."""
+        run_output = _one_run(run_output, run_response)
         if stream:
             return AsyncEventStream(
                 self._acontinue_events(
@@ -730,6 +739,14 @@ class Workflow:
 
     def __repr__(self) -> str:
         return f"Workflow(name={self.name!r}, steps={[s.name for s in self.steps]})"
+
+
+def _one_run(
+    run_output: WorkflowRunOutput | None, run_response: WorkflowRunOutput | None
+) -> WorkflowRunOutput | None:
+    if run_output is not None and run_response is not None and run_output is not run_response:
+        raise TypeError("continue_run got run_output and run_response: give one")
+    return run_output if run_output is not None else run_response
 
 
 def _copy_into(target: WorkflowRunOutput, source: WorkflowRunOutput) -> None:
