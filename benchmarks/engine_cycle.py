@@ -634,5 +634,103 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+# -- 7. nested: a Router inside a Loop with a paused step, beside the flat cycle -------------
+TARGET_NESTED_RATIO = 1.5  # nested cycle p50 within 1.5x of the flat one
+
+
+def build_nested_workflow(db: Any) -> Any:
+    """The flat workflow's three steps, the paused one chosen by a Router inside a Loop:
+    the same durable writes per cycle, plus the walk of the tree and its stored frames."""
+    from engine import Loop, Router, Step, Workflow
+
+    return Workflow(
+        "bench-nested",
+        db=db,
+        steps=[
+            Step("draft", executor=_draft),
+            Loop(
+                name="rounds",
+                max_iterations=1,
+                steps=[
+                    Router(
+                        name="route",
+                        selector=lambda step_input: "publish",
+                        choices=[
+                            Step("publish", executor=_publish, requires_confirmation=True),
+                            Step("hold", executor=_notify),
+                        ],
+                    )
+                ],
+            ),
+            Step("notify", executor=_notify),
+        ],
+    )
+
+
+def bench_nested_beside_flat(
+    tmp: str, cycles: int, *, block: int = 50
+) -> tuple[CycleTimes, CycleTimes]:
+    """Flat and nested cycles on one SQLite file, interleaved in blocks so that both see
+    the same machine load; returns (flat, nested)."""
+    from engine.db.sqlite import SqliteDb
+
+    db = SqliteDb(db_file=os.path.join(tmp, "nested.db"))
+    try:
+        flat_wf, nested_wf = build_workflow(db), build_nested_workflow(db)
+        warm_up(flat_wf)
+        warm_up(nested_wf)
+        flat, nested = CycleTimes(), CycleTimes()
+        done = 0
+        while done < cycles:
+            n = min(block, cycles - done)
+            for wf, into in ((flat_wf, flat), (nested_wf, nested)):
+                part = run_cycles(wf, n)
+                into.run += part.run
+                into.confirm += part.confirm
+                into.cont += part.cont
+                into.full += part.full
+                into.wall += part.wall
+            done += n
+        return flat, nested
+    finally:
+        db.dispose()
+
+
+def main_with_nested(argv: list[str] | None = None) -> int:
+    """The flat figures (``main``), then the nested cycle measured beside a flat one."""
+    code = main(argv)
+    quick = "--quick" in (argv if argv is not None else sys.argv[1:])
+    cycles = 200 if quick else 1000
+    tmp = tempfile.mkdtemp(prefix="signoff-bench-nested-")
+    try:
+        print_header(
+            f"7. Nested: a Router inside a Loop with a paused step, beside flat "
+            f"({cycles} cycles each, interleaved)"
+        )
+        flat, nested = bench_nested_beside_flat(tmp, cycles)
+        print_latency_table(
+            [
+                ("flat full cycle", Summary.of(flat.full)),
+                ("nested full cycle", Summary.of(nested.full)),
+            ]
+        )
+        ratio = Summary.of(nested.full).p50_ms / Summary.of(flat.full).p50_ms
+        print_summary(
+            [
+                ("flat full cycle p50", "", f"{Summary.of(flat.full).p50_ms:.3f} ms", None),
+                ("nested full cycle p50", "", f"{Summary.of(nested.full).p50_ms:.3f} ms", None),
+                (
+                    "nested / flat (p50)",
+                    f"<= {TARGET_NESTED_RATIO}x flat",
+                    f"{ratio:.2f}x",
+                    ratio <= TARGET_NESTED_RATIO,
+                ),
+            ]
+        )
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return code
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main_with_nested())

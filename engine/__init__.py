@@ -11,10 +11,21 @@ from typing import TYPE_CHECKING, Any
 # isort: off
 # engine.workflow first: the run models import its value types.
 from engine.workflow import (
+    Condition,
+    HumanReview,
+    Loop,
+    OnError,
     OnReject,
+    OnTimeout,
+    Parallel,
+    PauseKind,
+    RequirementKind,
+    Router,
     Step,
     StepInput,
     StepOutput,
+    Steps,
+    StepType,
     UserInputField,
     Workflow,
     pause,
@@ -23,19 +34,26 @@ from engine.workflow import (
 # isort: on
 from engine.clock import Clock, ManualClock, SystemClock
 from engine.errors import (
+    DecisionTooLateError,
     DuplicateRunError,
     EngineError,
     RequirementsUnresolvedError,
     RunNotFoundError,
     RunNotPausedError,
+    UnknownChoiceError,
     UserInputValidationError,
     WorkflowConfigError,
 )
 from engine.run.base import RunStatus
 from engine.run.events import (
+    EVENT_TYPES,
     LIFECYCLE_EVENTS,
+    RouterPausedEvent,
     StepCompletedEvent,
     StepContinuedEvent,
+    StepErrorPausedEvent,
+    StepExecutorPausedEvent,
+    StepOutputReviewPausedEvent,
     StepPausedEvent,
     StepSkippedEvent,
     StepStartedEvent,
@@ -46,7 +64,13 @@ from engine.run.events import (
     WorkflowRunEvent,
     WorkflowStartedEvent,
 )
-from engine.run.requirement import TIMEOUT_ACTOR, Decision, Outcome, StepRequirement
+from engine.run.requirement import (
+    TIMEOUT_ACTOR,
+    Decision,
+    ExecutorRequirement,
+    Outcome,
+    StepRequirement,
+)
 from engine.run.workflow import PausedRun, WorkflowRunOutput, WorkflowSession
 
 if TYPE_CHECKING:
@@ -71,19 +95,32 @@ def __getattr__(name: str) -> Any:
 
 
 __all__ = [
+    "EVENT_TYPES",
     "LIFECYCLE_EVENTS",
     "TIMEOUT_ACTOR",
     "BaseDb",
     "Clock",
+    "Condition",
     "Decision",
+    "DecisionTooLateError",
     "DuplicateRunError",
     "EngineError",
+    "ExecutorRequirement",
+    "HumanReview",
+    "Loop",
     "ManualClock",
+    "OnError",
     "OnReject",
+    "OnTimeout",
     "Outcome",
+    "Parallel",
+    "PauseKind",
     "PausedRun",
     "PostgresDb",
+    "RequirementKind",
     "RequirementsUnresolvedError",
+    "Router",
+    "RouterPausedEvent",
     "RunNotFoundError",
     "RunNotPausedError",
     "RunStatus",
@@ -91,14 +128,20 @@ __all__ = [
     "Step",
     "StepCompletedEvent",
     "StepContinuedEvent",
+    "StepErrorPausedEvent",
+    "StepExecutorPausedEvent",
     "StepInput",
     "StepOutput",
+    "StepOutputReviewPausedEvent",
     "StepPausedEvent",
     "StepRequirement",
     "StepSkippedEvent",
     "StepStartedEvent",
     "StepTimedOutEvent",
+    "StepType",
+    "Steps",
     "SystemClock",
+    "UnknownChoiceError",
     "UserInputField",
     "UserInputValidationError",
     "Workflow",

@@ -77,3 +77,35 @@ class RunNotPausedError(EngineError):
 
 class WorkflowConfigError(EngineError, ValueError):
     """A Workflow or Step was declared in a way that cannot run."""
+
+
+class UnknownChoiceError(EngineError, ValueError):
+    """A Router was given a choice it does not have; nothing was stored."""
+
+    def __init__(self, router_name: str, unknown: list[str], available: list[str]) -> None:
+        self.router_name = router_name
+        self.unknown = list(unknown)
+        self.available = list(available)
+        given = ", ".join(repr(c) for c in unknown) if unknown else "no choice"
+        super().__init__(
+            f"router '{router_name}' has no choice {given}; "
+            f"choose from: {', '.join(repr(c) for c in available)}"
+        )
+
+
+class DecisionTooLateError(RunNotPausedError):
+    """A decision arrived after its pause's deadline: refused, even if no timer has applied
+    the timeout yet (``expire_run`` will). ``expires_at`` is the deadline that passed."""
+
+    def __init__(self, run_id: str, *, step_name: str, expires_at: object) -> None:
+        self.step_name = step_name
+        self.expires_at = expires_at
+        when = expires_at.isoformat() if hasattr(expires_at, "isoformat") else str(expires_at)
+        super().__init__(
+            run_id,
+            status="paused",
+            resolution=(
+                f"the decision on step '{step_name}' came after its deadline ({when}) "
+                "and was refused; the timeout applies instead"
+            ),
+        )

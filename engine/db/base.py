@@ -300,6 +300,40 @@ class BaseDb:
             return
         raise self.not_paused_error(run.run_id)
 
+    def claim_paused_run_with_decisions(
+        self,
+        run: WorkflowRunOutput,
+        *,
+        expected_version: int,
+        decisions_made: list[Decision],
+        lease_owner: str | None = None,
+        lease_expires_at: datetime | None = None,
+    ) -> None:
+        """``claim_paused_run`` for a pause with several requirements (a Parallel's): one
+        compare-and-set, and every decision recorded in its transaction."""
+        self.ensure_schema()
+        values = self._run_values(
+            run,
+            version=expected_version + 1,
+            lease_owner=lease_owner,
+            lease_expires_at=lease_expires_at,
+        )
+        claim = (
+            update(runs)
+            .where(
+                runs.c.run_id == run.run_id,
+                runs.c.status == RunStatus.paused.value,
+                runs.c.version == expected_version,
+            )
+            .values(values)
+        )
+        with self._begin() as conn:
+            if conn.execute(claim).rowcount == 1:
+                conn.execute(insert(decisions), [self._decision_values(d) for d in decisions_made])
+                run.version = expected_version + 1
+                return
+        raise self.not_paused_error(run.run_id)
+
     # -- leases of running runs ---------------------------------------------------------
     def renew_leases(self, owner: str, run_ids: list[str], *, until: datetime) -> int:
         """Extend the leases ``owner`` holds on these running runs; returns how many."""

@@ -60,6 +60,7 @@ class StepStartedEvent(WorkflowRunEvent):
     event: ClassVar[str] = "StepStarted"
     step_name: str
     step_index: int
+    step_path: list[int] | None = None
 
 
 @dataclass(kw_only=True)
@@ -67,6 +68,7 @@ class StepCompletedEvent(WorkflowRunEvent):
     event: ClassVar[str] = "StepCompleted"
     step_name: str
     step_index: int
+    step_path: list[int] | None = None
     content: Any = None
     step_output: StepOutput | None = None
 
@@ -76,6 +78,7 @@ class StepSkippedEvent(WorkflowRunEvent):
     event: ClassVar[str] = "StepSkipped"
     step_name: str
     step_index: int
+    step_path: list[int] | None = None
     reason: str | None = None
     skipped_by: str | None = None
     timed_out: bool = False
@@ -104,6 +107,7 @@ class StepContinuedEvent(WorkflowRunEvent):
     event: ClassVar[str] = "StepContinued"
     step_name: str
     step_index: int
+    step_path: list[int] | None = None
     outcome: str
     decided_by: str | None = None
     requirement: StepRequirement | None = None
@@ -114,9 +118,47 @@ class StepTimedOutEvent(WorkflowRunEvent):
     event: ClassVar[str] = "StepTimedOut"
     step_name: str
     step_index: int
+    step_path: list[int] | None = None
     on_reject: OnReject
     expires_at: datetime | None = None
     requirement: StepRequirement | None = None
+
+
+@dataclass(kw_only=True)
+class RouterPausedEvent(StepPausedEvent):
+    """A Router waits for a person to choose its route(s)."""
+
+    event: ClassVar[str] = "RouterPaused"
+    available_choices: list[str] = field(default_factory=list)
+    allow_multiple_selections: bool = False
+    user_input_message: str | None = None
+
+
+@dataclass(kw_only=True)
+class StepOutputReviewPausedEvent(StepPausedEvent):
+    """A step (or a Router's choice, or a Loop's iteration) ran; its output waits for review."""
+
+    event: ClassVar[str] = "StepOutputReviewPaused"
+    output_review_message: str | None = None
+    step_output: StepOutput | None = None
+
+
+@dataclass(kw_only=True)
+class StepErrorPausedEvent(StepPausedEvent):
+    """A step raised with ``on_error="pause"``: a person decides to retry or skip it."""
+
+    event: ClassVar[str] = "StepErrorPaused"
+    error_message: str | None = None
+    error_type: str | None = None
+    retry_count: int = 0
+
+
+@dataclass(kw_only=True)
+class StepExecutorPausedEvent(StepPausedEvent):
+    """A step's agent paused its own run: its tool calls need confirmation or input."""
+
+    event: ClassVar[str] = "StepExecutorPaused"
+    executor_name: str | None = None
 
 
 # Events that mark a run's lifecycle (what a front-end usually reacts to).
@@ -129,3 +171,18 @@ LIFECYCLE_EVENTS: tuple[type[WorkflowRunEvent], ...] = (
     WorkflowCancelledEvent,
     WorkflowErrorEvent,
 )
+
+
+def _event_classes() -> dict[str, type[WorkflowRunEvent]]:
+    found: dict[str, type[WorkflowRunEvent]] = {}
+    todo: list[type[WorkflowRunEvent]] = [WorkflowRunEvent]
+    while todo:
+        cls = todo.pop()
+        found[cls.event] = cls
+        found[cls.__name__] = cls
+        todo.extend(cls.__subclasses__())
+    return found
+
+
+# Every event class by its type name (``event.event``) and class name, as agno registers them.
+EVENT_TYPES: dict[str, type[WorkflowRunEvent]] = _event_classes()

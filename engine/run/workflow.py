@@ -24,7 +24,7 @@ from engine.run.events import (
     WorkflowStartedEvent,
 )
 from engine.run.requirement import Decision, Outcome, StepRequirement
-from engine.workflow.types import StepOutput, _jsonable
+from engine.workflow.types import PauseKind, RequirementKind, StepOutput, _jsonable
 
 
 @dataclass
@@ -41,8 +41,12 @@ class WorkflowRunOutput:
     step_results: list[StepOutput] = field(default_factory=list)
     # The requirements of the current pause (empty unless paused).
     step_requirements: list[StepRequirement] = field(default_factory=list)
-    # Where the run waits: a path of indexes (one level today; nested groups add levels).
+    # Where the run waits: the path of indexes of its first requirement's component.
     pause_path: list[int] | None = None
+    # Where each component of the tree stands while paused (the machine's frames, as JSON).
+    cursor: dict[str, Any] | None = None
+    # Requirements of earlier pauses of this run, answered (oldest first).
+    requirement_history: list[StepRequirement] = field(default_factory=list)
     additional_data: dict[str, Any] = field(default_factory=dict)
     error: str | None = None
     created_at: datetime = field(default_factory=utcnow)
@@ -73,6 +77,56 @@ class WorkflowRunOutput:
         return [r for r in self.step_requirements if r.needs_user_input]
 
     @property
+    def steps_requiring_route(self) -> list[StepRequirement]:
+        """Routers of the current pause waiting for a person's choice."""
+        return [r for r in self.step_requirements if r.needs_route_selection]
+
+    @property
+    def steps_requiring_output_review(self) -> list[StepRequirement]:
+        """Outputs (of steps, or of loop iterations) waiting for review."""
+        return [r for r in self.step_requirements if r.needs_output_review]
+
+    @property
+    def steps_requiring_executor_input(self) -> list[StepRequirement]:
+        """Steps whose agent waits for answers to its own requirements."""
+        return [r for r in self.step_requirements if r.needs_executor_resolution]
+
+    @property
+    def error_requirements(self) -> list[StepRequirement]:
+        """Steps of the current pause that raised (``on_error="pause"``)."""
+        return [r for r in self.step_requirements if r.kind is RequirementKind.error]
+
+    @property
+    def steps_with_errors(self) -> list[StepRequirement]:
+        return [r for r in self.error_requirements if r.needs_decision]
+
+    @property
+    def active_step_requirements(self) -> list[StepRequirement]:
+        """The requirements of the current pause (``step_requirements``)."""
+        return list(self.step_requirements)
+
+    @property
+    def all_step_requirements(self) -> list[StepRequirement]:
+        """Every requirement of this run, answered ones of earlier pauses first."""
+        return [*self.requirement_history, *self.step_requirements]
+
+    @property
+    def paused_step_index(self) -> int | None:
+        return self.step_requirements[0].step_index if self.step_requirements else None
+
+    @property
+    def pause_kind(self) -> PauseKind | None:
+        if not self.is_paused or not self.step_requirements:
+            return None
+        if any(r.kind is RequirementKind.executor for r in self.step_requirements):
+            return PauseKind.EXECUTOR
+        return PauseKind.STEP
+
+    @property
+    def is_error(self) -> bool:
+        return self.status is RunStatus.error
+
+    @property
     def paused_step_name(self) -> str | None:
         return self.step_requirements[0].step_name if self.step_requirements else None
 
@@ -93,6 +147,12 @@ class WorkflowRunOutput:
             "step_results": [s.to_dict() for s in self.step_results],
             "step_requirements": [r.to_dict() for r in self.step_requirements],
             "pause_path": self.pause_path,
+            **({"cursor": self.cursor} if self.cursor is not None else {}),
+            **(
+                {"requirement_history": [r.to_dict() for r in self.requirement_history]}
+                if self.requirement_history
+                else {}
+            ),
             "additional_data": _jsonable(self.additional_data),
             "error": self.error,
             "created_at": format_time(self.created_at),
@@ -114,6 +174,10 @@ class WorkflowRunOutput:
                 StepRequirement.from_dict(r) for r in data.get("step_requirements") or []
             ],
             pause_path=data.get("pause_path"),
+            cursor=data.get("cursor"),
+            requirement_history=[
+                StepRequirement.from_dict(r) for r in data.get("requirement_history") or []
+            ],
             additional_data=dict(data.get("additional_data") or {}),
             error=data.get("error"),
             created_at=parse_time(data.get("created_at")) or utcnow(),

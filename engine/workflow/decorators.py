@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, TypeVar
 
-from engine.workflow.types import OnReject, UserInputField
+from engine.workflow.types import OnError, OnReject, UserInputField
 
 F = TypeVar("F", bound=Callable[..., Any])
 PAUSE_CONFIG_ATTR = "__signoff_pause__"
@@ -15,6 +15,7 @@ PAUSE_CONFIG_ATTR = "__signoff_pause__"
 
 @dataclass(frozen=True)
 class PauseConfig:
+    name: str | None = None
     requires_confirmation: bool = False
     confirmation_message: str | None = None
     requires_user_input: bool = False
@@ -22,27 +23,39 @@ class PauseConfig:
     user_input_schema: tuple[UserInputField, ...] = ()
     on_reject: OnReject | str | None = None
     pause_timeout: timedelta | float | None = None
+    requires_output_review: bool = False
+    output_review_message: str | None = None
+    on_error: OnError | str | None = None
 
 
 def pause(
     *,
+    name: str | None = None,
     requires_confirmation: bool = False,
     confirmation_message: str | None = None,
     requires_user_input: bool = False,
     user_input_message: str | None = None,
-    user_input_schema: list[UserInputField] | None = None,
+    user_input_schema: list[UserInputField] | list[dict[str, Any]] | None = None,
     on_reject: OnReject | str | None = None,
     pause_timeout: timedelta | float | None = None,
+    requires_output_review: bool = False,
+    output_review_message: str | None = None,
+    on_error: OnError | str | None = None,
 ) -> Callable[[F], F]:
-    """Mark a step function as pausing; a ``Step(executor=fn)`` picks the settings up."""
+    """Mark a step function as pausing; a ``Step(executor=fn)`` picks the settings up
+    (``name`` names the step when the Step gives none)."""
     config = PauseConfig(
+        name=name,
         requires_confirmation=requires_confirmation,
         confirmation_message=confirmation_message,
         requires_user_input=requires_user_input,
         user_input_message=user_input_message,
-        user_input_schema=tuple(user_input_schema or ()),
+        user_input_schema=tuple(UserInputField.coerce(f) for f in user_input_schema or ()),
         on_reject=on_reject,
         pause_timeout=pause_timeout,
+        requires_output_review=requires_output_review,
+        output_review_message=output_review_message,
+        on_error=on_error,
     )
 
     def decorate(fn: F) -> F:

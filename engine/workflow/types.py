@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -12,25 +13,98 @@ from typing import Any
 
 from engine.errors import UserInputValidationError
 
-FIELD_TYPES = ("str", "int", "float", "bool")
+FIELD_TYPES = ("str", "int", "float", "bool", "list", "dict")
 _TRUE_STRINGS = frozenset({"true", "yes", "y", "1", "on"})
 _FALSE_STRINGS = frozenset({"false", "no", "n", "0", "off"})
 
 
-class OnReject(StrEnum):
-    """What happens to a run when a paused step is rejected (or its deadline passes)."""
-
-    skip = "skip"
-    cancel = "cancel"
-
+class _ParsedEnum(StrEnum):
     @classmethod
-    def parse(cls, value: OnReject | str) -> OnReject:
+    def parse(cls, value: Any) -> Any:
         try:
             return cls(value)
         except ValueError:
+            what = re.sub(r"(?<!^)([A-Z])", r"_\1", cls.__name__).lower()
             raise ValueError(
-                f"on_reject must be one of {[m.value for m in cls]}, got {value!r}"
+                f"{what} must be one of {[m.value for m in cls]}, got {value!r}"
             ) from None
+
+
+class OnReject(_ParsedEnum):
+    """What happens when a pause is rejected (or its deadline passes without ``on_timeout``).
+
+    ``else_branch`` is for a Condition (run its ``else_steps``); ``retry`` is for an output
+    review (run the step again with the reviewer's feedback).
+    """
+
+    skip = "skip"
+    cancel = "cancel"
+    else_branch = "else"
+    retry = "retry"
+
+    @classmethod
+    def parse(cls, value: OnReject | str) -> OnReject:
+        result: OnReject = super().parse(value)
+        return result
+
+
+class OnTimeout(_ParsedEnum):
+    """What a pause's deadline does (``hitl_timeout``): cancel the run, skip the paused
+    component, or approve it as if a person had confirmed."""
+
+    cancel = "cancel"
+    skip = "skip"
+    approve = "approve"
+
+    @classmethod
+    def parse(cls, value: OnTimeout | str) -> OnTimeout:
+        result: OnTimeout = super().parse(value)
+        return result
+
+
+class OnError(_ParsedEnum):
+    """What a raising step does: end the run as ``error`` (``fail``), record the step as
+    failed and go on (``skip``), or pause for a person to ``retry()`` or ``skip()`` it."""
+
+    fail = "fail"
+    skip = "skip"
+    pause = "pause"
+
+    @classmethod
+    def parse(cls, value: OnError | str) -> OnError:
+        result: OnError = super().parse(value)
+        return result
+
+
+class StepType(StrEnum):
+    """The kind of component a requirement or an output comes from (agno's names)."""
+
+    FUNCTION = "Function"
+    STEP = "Step"
+    STEPS = "Steps"
+    LOOP = "Loop"
+    PARALLEL = "Parallel"
+    CONDITION = "Condition"
+    ROUTER = "Router"
+
+
+class PauseKind(StrEnum):
+    """Who a paused run waits for: a person deciding on a component (``step``) or the
+    answers to an agent's own tool requirements (``executor``)."""
+
+    STEP = "step"
+    EXECUTOR = "executor"
+
+
+class RequirementKind(StrEnum):
+    """What one requirement asks a person."""
+
+    confirmation = "confirmation"  # before a component runs: confirm/reject and/or input
+    route_selection = "route_selection"  # which of a Router's choices to run
+    output_review = "output_review"  # after a step ran: approve, reject (feedback), edit
+    iteration_review = "iteration_review"  # after a Loop iteration: go on or stop
+    error = "error"  # a step raised: retry() or skip()
+    executor = "executor"  # an agent's tool calls need confirmation or input
 
 
 @dataclass
@@ -68,10 +142,18 @@ class UserInputField:
         unambiguous; a bool is never an int, an int is a fine float.
         """
         kind = self.field_type
-        if kind == "str":
+        if kind == "list":
+            if not isinstance(raw, (list, tuple)):
+                raise ValueError(f"expected a list, got {type(raw).__name__}")
+            value: Any = list(raw)
+        elif kind == "dict":
+            if not isinstance(raw, Mapping):
+                raise ValueError(f"expected a mapping, got {type(raw).__name__}")
+            value = dict(raw)
+        elif kind == "str":
             if not isinstance(raw, str):
                 raise ValueError(f"expected text, got {type(raw).__name__}")
-            value: Any = raw
+            value = raw
         elif kind == "bool":
             if isinstance(raw, bool):
                 value = raw
@@ -123,6 +205,22 @@ class UserInputField:
         }
 
     @classmethod
+    def coerce(cls, spec: UserInputField | Mapping[str, Any]) -> UserInputField:
+        """A schema entry given as a ``UserInputField`` or as a dict (agno allows both)."""
+        if isinstance(spec, UserInputField):
+            return spec.copy()
+        if isinstance(spec, Mapping):
+            if "name" not in spec:
+                raise ValueError(f"a user input field given as a dict needs a 'name': {spec!r}")
+            unknown = set(spec) - {f.name for f in dataclasses.fields(cls)}
+            if unknown:
+                raise ValueError(
+                    f"user input field {spec['name']!r}: unknown keys {sorted(unknown)}"
+                )
+            return cls.from_dict(spec)
+        raise TypeError(f"user_input_schema entries must be UserInputField or dict, got {spec!r}")
+
+    @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> UserInputField:
         return cls(
             name=data["name"],
@@ -172,7 +270,12 @@ def validate_user_input(
 
 @dataclass
 class StepOutput:
-    """What a step produced. ``skipped`` marks a step rejected with ``OnReject.skip``."""
+    """What a step produced. ``skipped`` marks a step rejected with ``OnReject.skip``.
+
+    A group (Steps, Parallel, Loop, Condition, Router) produces one output whose ``steps``
+    are its children's outputs. ``is_paused`` is how an agent's output says it waits for
+    answers to its own requirements (``requirements``), as agno's agents do.
+    """
 
     content: Any = None
     step_name: str | None = None
@@ -181,9 +284,13 @@ class StepOutput:
     skipped: bool = False
     # A step may end the workflow early (successfully) by returning stop=True.
     stop: bool = False
+    step_type: str | None = None
+    steps: list[StepOutput] | None = None
+    is_paused: bool = False
+    step_id: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        data: dict[str, Any] = {
             "step_name": self.step_name,
             "content": _jsonable(self.content),
             "success": self.success,
@@ -191,9 +298,20 @@ class StepOutput:
             "skipped": self.skipped,
             "stop": self.stop,
         }
+        # Only when set: runs stored by the previous release have none of these.
+        if self.step_type is not None:
+            data["step_type"] = self.step_type
+        if self.steps is not None:
+            data["steps"] = [s.to_dict() for s in self.steps]
+        if self.is_paused:
+            data["is_paused"] = True
+        if self.step_id is not None:
+            data["step_id"] = self.step_id
+        return data
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> StepOutput:
+        children = data.get("steps")
         return cls(
             content=data.get("content"),
             step_name=data.get("step_name"),
@@ -201,7 +319,21 @@ class StepOutput:
             error=data.get("error"),
             skipped=bool(data.get("skipped", False)),
             stop=bool(data.get("stop", False)),
+            step_type=data.get("step_type"),
+            steps=[cls.from_dict(c) for c in children] if children is not None else None,
+            is_paused=bool(data.get("is_paused", False)),
+            step_id=data.get("step_id"),
         )
+
+    def find(self, step_name: str) -> StepOutput | None:
+        """This output or the nearest descendant named ``step_name``."""
+        if self.step_name == step_name:
+            return self
+        for child in self.steps or ():
+            found = child.find(step_name)
+            if found is not None:
+                return found
+        return None
 
 
 @dataclass
@@ -224,9 +356,41 @@ class StepInput:
     def user_input(self) -> dict[str, Any]:
         return dict(self.additional_data.get("user_input") or {})
 
-    def get_step_content(self, step_name: str) -> Any:
+    @property
+    def rejection_feedback(self) -> str | None:
+        """The reviewer's feedback when this step runs again after ``reject(feedback=...)``."""
+        feedback = self.additional_data.get("rejection_feedback")
+        return feedback if isinstance(feedback, str) else None
+
+    def get_step_output(self, step_name: str) -> StepOutput | None:
+        """The output of an earlier step (at any depth: inside groups too)."""
         output = self.previous_step_outputs.get(step_name)
-        return output.content if output else None
+        if output is not None:
+            return output
+        for candidate in self.previous_step_outputs.values():
+            found = candidate.find(step_name)
+            if found is not None:
+                return found
+        return None
+
+    def get_step_content(self, step_name: str) -> Any:
+        """The content of an earlier step; for a Parallel, its branches' contents by name."""
+        output = self.get_step_output(step_name)
+        if output is None:
+            return None
+        if output.step_type == "Parallel" and output.steps:
+            return {c.step_name or "": c.content for c in output.steps}
+        return output.content
+
+    def get_all_previous_content(self) -> str:
+        return "\n\n".join(
+            f"=== {name} ===\n{out.content}"
+            for name, out in self.previous_step_outputs.items()
+            if out.content is not None
+        )
+
+    def get_last_step_content(self) -> Any:
+        return self.previous_step_content
 
     def get_input_as_string(self) -> str:
         return "" if self.input is None else str(self.input)
@@ -257,3 +421,47 @@ def _jsonable(value: Any) -> Any:
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         return _jsonable(dataclasses.asdict(value))
     return str(value)
+
+
+@dataclass
+class HumanReview:
+    """Every human pause of a component in one object, as agno groups them:
+    ``Step(human_review=HumanReview(requires_confirmation=True, timeout=3600))``.
+
+    Which fields a component takes: confirmation on every component; user input and output
+    review on Step and Router; iteration review on Loop. A field a component cannot use is
+    a configuration error, not silently ignored.
+    """
+
+    requires_confirmation: bool = False
+    confirmation_message: str | None = None
+    requires_user_input: bool = False
+    user_input_message: str | None = None
+    user_input_schema: list[Any] | None = None
+    requires_output_review: Any = False  # bool, or a callable deciding from the StepOutput
+    output_review_message: str | None = None
+    requires_iteration_review: bool = False
+    iteration_review_message: str | None = None
+    on_reject: OnReject | str | None = None
+    on_error: OnError | str | None = None
+    max_retries: int = 3
+    timeout: float | None = None  # seconds, like hitl_timeout
+    on_timeout: OnTimeout | str = OnTimeout.cancel
+
+    def __post_init__(self) -> None:
+        if self.requires_output_review and self.requires_iteration_review:
+            raise ValueError(
+                "HumanReview: requires_output_review (Step, Router) and "
+                "requires_iteration_review (Loop) cannot both be set"
+            )
+
+    def check_for(self, component: str, *, supports: frozenset[str]) -> None:
+        """Refuse the fields ``component`` cannot honour."""
+        used = {
+            "requires_user_input": bool(self.requires_user_input),
+            "requires_output_review": bool(self.requires_output_review),
+            "requires_iteration_review": bool(self.requires_iteration_review),
+        }
+        unsupported = sorted(k for k, v in used.items() if v and k not in supports)
+        if unsupported:
+            raise ValueError(f"HumanReview on {component}: {', '.join(unsupported)} not supported")

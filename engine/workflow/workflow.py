@@ -1,9 +1,9 @@
-"""``Workflow``: an ordered list of steps whose runs can pause for people and resume later,
-in any process, exactly once.
+"""``Workflow``: a tree of steps and groups whose runs can pause for people and resume
+later, in any process, exactly once.
 
-The run logic is written once, as a generator (``_Machine``) that yields instructions —
-"run this step", "save the run", "claim the pause", "emit this event" — and is driven
-either synchronously (``run``/``continue_run``) or asynchronously (``arun``/``acontinue_run``).
+A thin facade: the run logic is one I/O-free state machine (``engine.workflow._machine``)
+walking the tree of components, carried out by a sync or an async driver
+(``engine.workflow._drivers``).
 """
 
 from __future__ import annotations
@@ -13,12 +13,12 @@ import logging
 import threading
 import uuid
 from collections.abc import AsyncIterator, Callable, Coroutine, Generator, Iterator, Sequence
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Literal, overload
 
 from engine.clock import SYSTEM_CLOCK, Clock, require_aware
 from engine.errors import (
+    DecisionTooLateError,
     DuplicateRunError,
     RequirementsUnresolvedError,
     RunNotFoundError,
@@ -27,23 +27,20 @@ from engine.errors import (
 )
 from engine.run.base import RunStatus
 from engine.run.events import (
-    StepCompletedEvent,
-    StepContinuedEvent,
     StepPausedEvent,
-    StepSkippedEvent,
-    StepStartedEvent,
-    StepTimedOutEvent,
     WorkflowCancelledEvent,
     WorkflowCompletedEvent,
     WorkflowErrorEvent,
     WorkflowRunEvent,
     WorkflowStartedEvent,
 )
-from engine.run.requirement import TIMEOUT_ACTOR, Decision, StepRequirement
+from engine.run.requirement import TIMEOUT_ACTOR, Decision, RejectAction, StepRequirement
 from engine.run.workflow import PausedRun, WorkflowRunOutput, WorkflowSession
+from engine.workflow._drivers import Drivers
 from engine.workflow._leases import LeaseKeeper, process_owner_id
-from engine.workflow.step import Step
-from engine.workflow.types import OnReject, StepInput, StepOutput, to_timedelta
+from engine.workflow._machine import Machine, RunMachine, check_fits
+from engine.workflow._tree import Component, as_components
+from engine.workflow.types import RequirementKind, to_timedelta
 
 if TYPE_CHECKING:
     from engine.db.base import BaseDb
@@ -58,28 +55,6 @@ _WORKFLOW_EVENTS = (
     WorkflowErrorEvent,
     StepPausedEvent,
 )
-
-
-# -- instructions the machine yields -----------------------------------------------
-@dataclass
-class _Invoke:
-    step: Step
-    step_input: StepInput
-
-
-@dataclass
-class _Save:
-    run: WorkflowRunOutput
-
-
-@dataclass
-class _Claim:
-    run: WorkflowRunOutput
-    expected_version: int
-    decision: Decision
-
-
-_Instruction = _Invoke | _Save | _Claim | WorkflowRunEvent
 
 
 class AsyncEventStream:
@@ -111,7 +86,7 @@ class Workflow:
         self,
         name: str | None = None,
         *,
-        steps: Sequence[Step | Callable[..., Any]],
+        steps: Sequence[Any],
         db: BaseDb | None = None,
         description: str | None = None,
         session_id: str | None = None,
@@ -124,12 +99,10 @@ class Workflow:
         self.id = id or self.name
         self.description = description
         self.session_id = session_id
-        self.steps: list[Step] = [s if isinstance(s, Step) else Step(executor=s) for s in steps]
+        # Steps and groups (Steps, Parallel, Loop, Condition, Router), functions, nested lists.
+        self.steps: list[Component] = as_components(steps, owner=f"Workflow {self.name!r}")
         if not self.steps:
             raise WorkflowConfigError(f"Workflow {self.name!r} has no steps")
-        names = [s.name for s in self.steps]
-        if len(names) != len(set(names)):
-            raise WorkflowConfigError(f"Workflow {self.name!r}: step names must be unique")
         self._db = db
         self._db_given = db is not None
         if on_interrupted not in ("fail", "resume"):
@@ -145,6 +118,8 @@ class Workflow:
         self._observers: tuple[Observer, ...] = ()
         self._lock = threading.Lock()
         self._last_session_id: str | None = None
+        self._machine = RunMachine(self)
+        self._drivers = Drivers(self)
 
     # -- configuration -------------------------------------------------------
     @property
@@ -238,7 +213,7 @@ class Workflow:
             additional_data=additional_data,
             run_id=run_id,
         )
-        machine = _Machine(self).start(run)
+        machine = self._machine.start(run)
         if stream:
             return self._stream(machine, stream_events)
         self._drain(machine)
@@ -249,6 +224,7 @@ class Workflow:
         self,
         run_output: WorkflowRunOutput | None = None,
         *,
+        run_response: WorkflowRunOutput | None = None,
         stream: Literal[False] = False,
         stream_events: bool = False,
         run_id: str | None = None,
@@ -260,6 +236,7 @@ class Workflow:
         self,
         run_output: WorkflowRunOutput | None = None,
         *,
+        run_response: WorkflowRunOutput | None = None,
         stream: Literal[True],
         stream_events: bool = False,
         run_id: str | None = None,
@@ -271,6 +248,7 @@ class Workflow:
         self,
         run_output: WorkflowRunOutput | None = None,
         *,
+        run_response: WorkflowRunOutput | None = None,
         stream: bool = False,
         stream_events: bool = False,
         run_id: str | None = None,
@@ -283,11 +261,13 @@ class Workflow:
         answered ``step_requirements`` — e.g. from another process. Continuing claims the
         pause atomically in the database: of two concurrent calls, one runs the remaining
         steps and the other gets ``RunNotPausedError`` saying how the pause was resolved.
+        ``run_response=`` is agno's name for ``run_output``.
         """
+        run_output = _one_run(run_output, run_response)
         run, decision = self._prepare_continue(
             run_output, run_id=run_id, session_id=session_id, step_requirements=step_requirements
         )
-        machine = _Machine(self).resume(run, decision)
+        machine = self._machine.resume(run, decision)
         if stream:
             return self._stream(machine, stream_events, mirror=run_output)
         self._drain(machine)
@@ -342,14 +322,12 @@ class Workflow:
             additional_data=additional_data,
             run_id=run_id,
         )
-        machine = _Machine(self).start(run)
+        machine = self._machine.start(run)
         if stream:
             return AsyncEventStream(self._astream(machine, stream_events))
         return self._arun_to_end(machine, run)
 
-    async def _arun_to_end(
-        self, machine: Generator[_Instruction, Any, None], run: WorkflowRunOutput
-    ) -> WorkflowRunOutput:
+    async def _arun_to_end(self, machine: Machine, run: WorkflowRunOutput) -> WorkflowRunOutput:
         async for _ in self._adrive(machine):
             pass
         return run
@@ -359,6 +337,7 @@ class Workflow:
         self,
         run_output: WorkflowRunOutput | None = None,
         *,
+        run_response: WorkflowRunOutput | None = None,
         stream: Literal[False] = False,
         stream_events: bool = False,
         run_id: str | None = None,
@@ -370,6 +349,7 @@ class Workflow:
         self,
         run_output: WorkflowRunOutput | None = None,
         *,
+        run_response: WorkflowRunOutput | None = None,
         stream: Literal[True],
         stream_events: bool = False,
         run_id: str | None = None,
@@ -381,6 +361,7 @@ class Workflow:
         self,
         run_output: WorkflowRunOutput | None = None,
         *,
+        run_response: WorkflowRunOutput | None = None,
         stream: bool = False,
         stream_events: bool = False,
         run_id: str | None = None,
@@ -389,6 +370,7 @@ class Workflow:
     ) -> Coroutine[Any, Any, WorkflowRunOutput] | AsyncEventStream:
         """Async ``continue_run``: await it for the run, or with ``stream=True`` iterate its
         events (a refused continue raises on the first iteration)."""
+        run_output = _one_run(run_output, run_response)
         if stream:
             return AsyncEventStream(
                 self._acontinue_events(
@@ -403,7 +385,7 @@ class Workflow:
         run_id: str | None,
         session_id: str | None,
         step_requirements: list[StepRequirement] | None,
-    ) -> tuple[WorkflowRunOutput, Decision]:
+    ) -> tuple[WorkflowRunOutput, list[Decision]]:
         return await asyncio.to_thread(
             self._prepare_continue,
             run_output,
@@ -422,7 +404,7 @@ class Workflow:
         run, decision = await self._aprepare_continue(
             run_output, run_id, session_id, step_requirements
         )
-        async for _ in self._adrive(_Machine(self).resume(run, decision)):
+        async for _ in self._adrive(self._machine.resume(run, decision)):
             pass
         if run_output is not None and run_output is not run:
             _copy_into(run_output, run)
@@ -439,7 +421,7 @@ class Workflow:
         run, decision = await self._aprepare_continue(
             run_output, run_id, session_id, step_requirements
         )
-        machine = _Machine(self).resume(run, decision)
+        machine = self._machine.resume(run, decision)
         async for event in self._astream(machine, stream_events, mirror=run_output):
             yield event
 
@@ -455,27 +437,41 @@ class Workflow:
         run = self._load_for_continue(run_id, None)
         # Like continue_run: never apply a decision to a run this definition does not fit
         # (skipping would carry on with the wrong steps).
-        self._step_at(run)
-        req = run.step_requirements[0]
-        if req.expires_at is None or req.expires_at > now:
+        check_fits(self, run)
+        due = run.expires_at
+        if due is None or due > now:
+            name = run.paused_step_name
             raise RunNotPausedError(
                 run_id,
                 status=run.status.value,
                 resolution=(
-                    f"step '{req.step_name}' has no deadline"
-                    if req.expires_at is None
-                    else f"step '{req.step_name}' is due at {req.expires_at.isoformat()}"
+                    f"step '{name}' has no deadline"
+                    if due is None
+                    else f"step '{name}' is due at {due.isoformat()}"
                 ),
             )
-        req.confirmed = False
+        # The pause's deadline is its earliest requirement's: when it passes, the timeout
+        # decides every requirement of the pause (each by its own on_timeout / on_reject).
+        for req in run.step_requirements:
+            self._time_out(req, now=now, due=req.expires_at or due)
+        decisions = [
+            Decision.from_requirement(run.run_id, r, at=now) for r in run.step_requirements
+        ]
+        self._drain(self._machine.resume(run, decisions))
+        return run
+
+    @staticmethod
+    def _time_out(req: StepRequirement, *, now: datetime, due: datetime) -> None:
+        approve = req.reject_action_on_timeout() is RejectAction.approve
         req.timed_out = True
-        req.user_input = None
+        req.confirmed = approve
         req.decided_by = TIMEOUT_ACTOR
         req.decided_at = now
-        req.reason = f"no decision before the deadline ({req.expires_at.isoformat()})"
-        decision = Decision.from_requirement(run.run_id, req, at=now)
-        self._drain(_Machine(self).resume(run, decision))
-        return run
+        req.reason = f"no decision before the deadline ({due.isoformat()})"
+        if not approve or req.kind is not RequirementKind.confirmation:
+            req.user_input = None
+        req.selected_choices = None
+        req.edited_output = None
 
     def expire_due_runs(
         self, *, now: datetime | None = None, limit: int = 100
@@ -518,7 +514,7 @@ class Workflow:
                 item.lease_expired_at,
                 self.on_interrupted,
             )
-            machine = _Machine(self).recover(
+            machine = self._machine.recover(
                 run,
                 owner=item.lease_owner,
                 expired_at=item.lease_expired_at,
@@ -565,8 +561,18 @@ class Workflow:
     def get_decisions(self, run_id: str) -> list[Decision]:
         return self.db.get_decisions(run_id)
 
-    def step_named(self, name: str) -> Step | None:
-        return next((s for s in self.steps if s.name == name), None)
+    def step_named(self, name: str) -> Component | None:
+        """The component named ``name``: a top-level one first, else the first at any depth."""
+        top = next((s for s in self.steps if s.name == name), None)
+        if top is not None:
+            return top
+        todo = list(self.steps)
+        while todo:
+            node = todo.pop(0)
+            if node.name == name:
+                return node
+            todo.extend(node.children())
+        return None
 
     # -- internals -----------------------------------------------------------------
     def _new_run(
@@ -615,7 +621,7 @@ class Workflow:
         run_id: str | None,
         session_id: str | None,
         step_requirements: list[StepRequirement] | None,
-    ) -> tuple[WorkflowRunOutput, Decision]:
+    ) -> tuple[WorkflowRunOutput, list[Decision]]:
         if run_output is not None and not isinstance(run_output, WorkflowRunOutput):
             raise TypeError(
                 "continue_run takes the paused WorkflowRunOutput (or run_id=...), "
@@ -654,12 +660,27 @@ class Workflow:
         problems = [p for r in run.step_requirements for p in r.unresolved_reasons()]
         if problems:
             raise RequirementsUnresolvedError(run.run_id, problems)
-        req = run.step_requirements[0]
-        if req.user_input is not None and not req.is_rejected:
-            # Re-validate: values may have been set by hand or loaded from elsewhere.
-            req.set_user_input(req.user_input, by=req.decided_by)
-        self._step_at(run)
-        return run, Decision.from_requirement(run.run_id, req, at=self.clock.now())
+        now = self.clock.now()
+        for req in run.step_requirements:
+            if req.user_input is not None and not req.is_rejected:
+                # Re-validate: values may have been set by hand or loaded from elsewhere.
+                req.set_user_input(req.user_input, by=req.decided_by)
+            if req.selected_choices is not None and req.kind is RequirementKind.route_selection:
+                req.select(*req.selected_choices, by=req.decided_by)
+        check_fits(self, run)
+        for req in run.step_requirements:
+            if req.expires_at is not None and req.expires_at <= now:
+                # Its deadline passed: the timeout decides, even if no timer fired yet. A
+                # stale copy whose pause is already resolved is told how, as any loser is.
+                current = self.db.get_run(run.run_id)
+                if current is None or not current.is_paused or current.version != run.version:
+                    raise self.db.not_paused_error(run.run_id)
+                raise DecisionTooLateError(
+                    run.run_id, step_name=req.step_name, expires_at=req.expires_at
+                )
+        return run, [
+            Decision.from_requirement(run.run_id, r, at=now) for r in run.step_requirements
+        ]
 
     @staticmethod
     def _apply_answers(run: WorkflowRunOutput, answers: list[StepRequirement]) -> None:
@@ -674,116 +695,25 @@ class Workflow:
             if target is not answer:
                 target.apply_answer_from(answer)
 
-    def _step_at(self, run: WorkflowRunOutput) -> Step:
-        """The step the paused run waits at, checked against this workflow's definition."""
-        path = run.pause_path or []
-        if len(path) != 1 or not 0 <= path[0] < len(self.steps):
-            raise WorkflowConfigError(f"run {run.run_id} has an unknown pause position {path}")
-        step = self.steps[path[0]]
-        waiting = run.step_requirements[0].step_name
-        if step.name != waiting:
-            raise WorkflowConfigError(
-                f"run {run.run_id} paused at step '{waiting}', but this workflow has "
-                f"'{step.name}' there: was the workflow changed?"
-            )
-        return step
-
-    def _notify(self, event: WorkflowRunEvent) -> None:
-        for observer in self._observers:
-            try:
-                observer(event)
-            except Exception:  # an observer's bug must not break the run
-                log.exception("workflow observer %r failed on %s", observer, event.event)
-
-    def _execute_instruction(self, item: _Invoke | _Save | _Claim) -> Any:
-        if isinstance(item, _Invoke):
-            return item.step.execute(item.step_input)
-        if isinstance(item, _Save):
-            self.db.save_run(item.run)
-            if item.run.status is not RunStatus.running:
-                self._leases.release(item.run.run_id)
+    def locate(self, path: Sequence[int]) -> Component | None:
+        """The component at ``path`` (indexes through the tree), or None."""
+        if not path or not 0 <= path[0] < len(self.steps):
             return None
-        self.db.claim_paused_run(
-            item.run,
-            expected_version=item.expected_version,
-            decision=item.decision,
-            lease_owner=process_owner_id(),
-            lease_expires_at=self._leases.until(),
-        )
-        self._leases.hold(item.run.run_id)
-        return None
+        return self.steps[path[0]].locate(path[1:])
 
-    def _drive(self, machine: Generator[_Instruction, Any, None]) -> Iterator[WorkflowRunEvent]:
-        to_send: Any = None
-        to_throw: BaseException | None = None
-        claimed: list[str] = []
-        try:
-            while True:
-                try:
-                    item = machine.throw(to_throw) if to_throw else machine.send(to_send)
-                except StopIteration:
-                    return
-                to_send, to_throw = None, None
-                if isinstance(item, WorkflowRunEvent):
-                    self._notify(item)
-                    yield item
-                elif isinstance(item, _Invoke):
-                    try:
-                        to_send = self._execute_instruction(item)
-                    except Exception as exc:
-                        to_throw = exc
-                else:
-                    self._execute_instruction(item)
-                    if isinstance(item, _Claim):
-                        claimed.append(item.run.run_id)
-        except BaseException:
-            self._abandon(claimed)
-            raise
+    def _drive(self, machine: Machine) -> Iterator[WorkflowRunEvent]:
+        return self._drivers.drive(machine)
 
-    async def _adrive(
-        self, machine: Generator[_Instruction, Any, None]
-    ) -> AsyncIterator[WorkflowRunEvent]:
-        to_send: Any = None
-        to_throw: BaseException | None = None
-        claimed: list[str] = []
-        try:
-            while True:
-                try:
-                    item = machine.throw(to_throw) if to_throw else machine.send(to_send)
-                except StopIteration:
-                    return
-                to_send, to_throw = None, None
-                if isinstance(item, WorkflowRunEvent):
-                    self._notify(item)
-                    yield item
-                elif isinstance(item, _Invoke):
-                    try:
-                        to_send = await item.step.aexecute(item.step_input)
-                    except Exception as exc:
-                        to_throw = exc
-                else:
-                    await asyncio.to_thread(self._execute_instruction, item)
-                    if isinstance(item, _Claim):
-                        claimed.append(item.run.run_id)
-        except BaseException:
-            self._abandon(claimed)
-            raise
+    def _adrive(self, machine: Machine) -> AsyncIterator[WorkflowRunEvent]:
+        return self._drivers.adrive(machine)
 
-    def _abandon(self, run_ids: list[str]) -> None:
-        """A drive that ends early (an abandoned stream, a cancelled task, a BaseException
-        from a step) leaves its run ``running``: stop renewing its lease so that it lapses
-        and ``recover_interrupted_runs`` applies ``on_interrupted``, instead of this process
-        keeping a run nobody drives alive for as long as it lives."""
-        for run_id in run_ids:
-            self._leases.release(run_id)
-
-    def _drain(self, machine: Generator[_Instruction, Any, None]) -> None:
+    def _drain(self, machine: Machine) -> None:
         for _ in self._drive(machine):
             pass
 
     def _stream(
         self,
-        machine: Generator[_Instruction, Any, None],
+        machine: Machine,
         stream_events: bool,
         mirror: WorkflowRunOutput | None = None,
     ) -> Iterator[WorkflowRunEvent]:
@@ -795,7 +725,7 @@ class Workflow:
 
     async def _astream(
         self,
-        machine: Generator[_Instruction, Any, None],
+        machine: Machine,
         stream_events: bool,
         mirror: WorkflowRunOutput | None = None,
     ) -> AsyncIterator[WorkflowRunEvent]:
@@ -811,208 +741,12 @@ class Workflow:
         return f"Workflow(name={self.name!r}, steps={[s.name for s in self.steps]})"
 
 
-class _Machine:
-    """The run logic, free of I/O: yields instructions, receives step outputs."""
-
-    def __init__(self, workflow: Workflow) -> None:
-        self.wf = workflow
-
-    def _event(self, cls: type[Any], run: WorkflowRunOutput, **fields: Any) -> Any:
-        return cls(
-            run_id=run.run_id,
-            session_id=run.session_id,
-            workflow_name=run.workflow_name,
-            created_at=self.wf.clock.now(),
-            run_output=run,
-            **fields,
-        )
-
-    def start(self, run: WorkflowRunOutput) -> Generator[_Instruction, Any, None]:
-        yield self._event(WorkflowStartedEvent, run, input=run.input, user_id=run.user_id)
-        yield from self._advance(run, 0)
-
-    def resume(
-        self, run: WorkflowRunOutput, decision: Decision
-    ) -> Generator[_Instruction, Any, None]:
-        req = run.step_requirements[0]
-        index = req.step_index
-        expected_version = run.version
-        run.status = RunStatus.running
-        run.updated_at = self.wf.clock.now()
-        yield _Claim(run, expected_version, decision)
-        if req.timed_out:
-            yield self._event(
-                StepTimedOutEvent,
-                run,
-                step_name=req.step_name,
-                step_index=index,
-                on_reject=req.on_reject,
-                expires_at=req.expires_at,
-                requirement=req,
-            )
-        yield self._event(
-            StepContinuedEvent,
-            run,
-            step_name=req.step_name,
-            step_index=index,
-            outcome=decision.outcome.value,
-            decided_by=req.decided_by,
-            requirement=req,
-        )
-        yield from self._proceed(run, req)
-
-    def recover(
-        self, run: WorkflowRunOutput, *, owner: str | None, expired_at: datetime, policy: str
-    ) -> Generator[_Instruction, Any, None]:
-        """A run whose process died after claiming its pause: resume it from that pause
-        (its steps since then run again: at least once) or fail it with a clear message."""
-        req = run.step_requirements[0] if run.step_requirements else None
-        if policy == "resume" and req is not None:
-            yield from self._proceed(run, req)
-            return
-        where = f" after step '{req.step_name}' was decided" if req else ""
-        message = (
-            f"interrupted: the process running this run ({owner or 'unknown'}) stopped"
-            f"{where}; its lease expired at {expired_at.isoformat()}. Its remaining steps "
-            "were not run again (on_interrupted='fail'); start a new run if they are needed."
-        )
-        run.status = RunStatus.error
-        run.error = message
-        run.content = message
-        yield from self._finish(
-            run, WorkflowErrorEvent, error=message, step_name=req.step_name if req else None
-        )
-
-    def _proceed(
-        self, run: WorkflowRunOutput, req: StepRequirement
-    ) -> Generator[_Instruction, Any, None]:
-        """Carry out a decided pause: cancel, skip, or run the step and go on."""
-        index = req.step_index
-        run.step_requirements = []
-        run.pause_path = None
-        if req.is_rejected:
-            who = "the deadline" if req.timed_out else (req.decided_by or "a reviewer")
-            if req.on_reject is OnReject.cancel:
-                why = f": {req.reason}" if req.reason and not req.timed_out else ""
-                verb = "timed out" if req.timed_out else f"was rejected by {who}"
-                run.status = RunStatus.cancelled
-                run.content = f"Run cancelled: step '{req.step_name}' {verb}{why}"
-                yield from self._finish(
-                    run,
-                    WorkflowCancelledEvent,
-                    reason=run.content,
-                    step_name=req.step_name,
-                    cancelled_by=req.decided_by,
-                )
-                return
-            run.step_results.append(StepOutput(step_name=req.step_name, skipped=True, content=None))
-            yield self._event(
-                StepSkippedEvent,
-                run,
-                step_name=req.step_name,
-                step_index=index,
-                reason=req.reason,
-                skipped_by=req.decided_by,
-                timed_out=req.timed_out,
-            )
-            yield from self._advance(run, index + 1)
-            return
-        step = self.wf.steps[index]
-        outcome = yield from self._run_step(run, index, step, req.user_input)
-        if outcome == "continue":
-            yield from self._advance(run, index + 1)
-
-    def _advance(self, run: WorkflowRunOutput, start: int) -> Generator[_Instruction, Any, None]:
-        for index in range(start, len(self.wf.steps)):
-            step = self.wf.steps[index]
-            if step.pauses:
-                now = self.wf.clock.now()
-                req = step.new_requirement(index=index, path=[index], now=now)
-                run.status = RunStatus.paused
-                run.step_requirements = [req]
-                run.pause_path = [index]
-                run.updated_at = now
-                yield _Save(run)
-                yield self._event(
-                    StepPausedEvent,
-                    run,
-                    step_name=step.name,
-                    step_index=index,
-                    step_path=[index],
-                    requirement=req,
-                    requires_confirmation=req.requires_confirmation,
-                    confirmation_message=req.confirmation_message,
-                    requires_user_input=req.requires_user_input,
-                    user_input_message=req.user_input_message,
-                    user_input_schema=req.user_input_schema,
-                    on_reject=req.on_reject,
-                    expires_at=req.expires_at,
-                )
-                return
-            outcome = yield from self._run_step(run, index, step, None)
-            if outcome != "continue":
-                return
-        yield from self._complete(run)
-
-    def _run_step(
-        self, run: WorkflowRunOutput, index: int, step: Step, user_input: dict[str, Any] | None
-    ) -> Generator[_Instruction, Any, str]:
-        yield self._event(StepStartedEvent, run, step_name=step.name, step_index=index)
-        executed = [s for s in run.step_results if not s.skipped]
-        additional = dict(run.additional_data)
-        if user_input is not None:
-            additional["user_input"] = dict(user_input)
-        step_input = StepInput(
-            input=run.input,
-            previous_step_content=executed[-1].content if executed else None,
-            previous_step_outputs={s.step_name or "": s for s in executed},
-            additional_data=additional,
-            workflow_name=run.workflow_name,
-            run_id=run.run_id,
-            session_id=run.session_id,
-            step_name=step.name,
-        )
-        try:
-            output: StepOutput = yield _Invoke(step, step_input)
-        except Exception as exc:
-            message = f"step '{step.name}' failed: {type(exc).__name__}: {exc}"
-            log.warning("run %s: %s", run.run_id, message)
-            run.step_results.append(StepOutput(step_name=step.name, success=False, error=message))
-            run.status = RunStatus.error
-            run.error = message
-            run.content = message
-            yield from self._finish(run, WorkflowErrorEvent, error=message, step_name=step.name)
-            return "failed"
-        run.step_results.append(output)
-        yield self._event(
-            StepCompletedEvent,
-            run,
-            step_name=step.name,
-            step_index=index,
-            content=output.content,
-            step_output=output,
-        )
-        if output.stop:
-            yield from self._complete(run)
-            return "stopped"
-        return "continue"
-
-    def _complete(self, run: WorkflowRunOutput) -> Generator[_Instruction, Any, None]:
-        executed = [s for s in run.step_results if not s.skipped]
-        run.status = RunStatus.completed
-        run.content = executed[-1].content if executed else None
-        yield from self._finish(
-            run, WorkflowCompletedEvent, content=run.content, step_results=list(run.step_results)
-        )
-
-    def _finish(
-        self, run: WorkflowRunOutput, event_cls: type[Any], **fields: Any
-    ) -> Generator[_Instruction, Any, None]:
-        run.step_requirements = []
-        run.pause_path = None
-        run.updated_at = self.wf.clock.now()
-        yield _Save(run)
-        yield self._event(event_cls, run, **fields)
+def _one_run(
+    run_output: WorkflowRunOutput | None, run_response: WorkflowRunOutput | None
+) -> WorkflowRunOutput | None:
+    if run_output is not None and run_response is not None and run_output is not run_response:
+        raise TypeError("continue_run got run_output and run_response: give one")
+    return run_output if run_output is not None else run_response
 
 
 def _copy_into(target: WorkflowRunOutput, source: WorkflowRunOutput) -> None:

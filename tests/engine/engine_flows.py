@@ -16,10 +16,13 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from engine import (
+    Loop,
+    Router,
     RunNotPausedError,
     Step,
     StepOutput,
     StepRequirement,
+    Steps,
     Workflow,
     db_from_url,
 )
@@ -159,6 +162,59 @@ def approval_workflow(
     )
 
 
+def nested_workflow(
+    db_url: str, effects: SideEffects | Recorder, *, name: str = "nested_flow"
+) -> Workflow:
+    """A paused step four levels down, paused once per loop round:
+    Steps(outer) > Loop(rounds, 2) > Router(pick) > Steps(gate_path) > Step(gate), then after.
+    The gate's path is [0, 0, 0, 0, 0]."""
+
+    def record(label: str) -> Callable[[Any], StepOutput]:
+        def run(step_input: Any) -> StepOutput:
+            effects.record(label)
+            return StepOutput(content=f"{label}<{step_input.previous_step_content}>")
+
+        run.__name__ = label
+        return run
+
+    return Workflow(
+        name=name,
+        db=db_from_url(db_url),
+        steps=[
+            Steps(
+                name="outer",
+                steps=[
+                    Loop(
+                        name="rounds",
+                        max_iterations=2,
+                        steps=[
+                            Router(
+                                name="pick",
+                                selector=lambda si: "gate_path",
+                                choices=[
+                                    Steps(
+                                        name="gate_path",
+                                        steps=[
+                                            Step(
+                                                name="gate",
+                                                executor=record("gate"),
+                                                requires_confirmation=True,
+                                            ),
+                                            Step(name="work", executor=record("work")),
+                                        ],
+                                    ),
+                                    Step(name="other", executor=record("other")),
+                                ],
+                            )
+                        ],
+                    )
+                ],
+            ),
+            Step(name="after", executor=record("after")),
+        ],
+    )
+
+
 def child_env() -> dict[str, str]:
     """Environment for a child Python that imports ``engine`` and this module."""
     env = dict(os.environ)
@@ -237,9 +293,34 @@ def _start(db_url: str, log: str, ready: str, go: str) -> dict:
     return {"result": run.status.value, "run_id": run.run_id}
 
 
+def _race_nested(db_url: str, log: str, run_id: str, who: str, ready: str, go: str) -> dict:
+    """``_race`` on the nested workflow's pause, answered in a fresh process."""
+    workflow = nested_workflow(db_url, SideEffects(log))
+    run = workflow.get_run(run_id)
+    assert run is not None and run.is_paused, run
+    run.step_requirements[0].confirm(by=who)
+    Path(ready).touch()
+    deadline = time.monotonic() + 30
+    while not os.path.exists(go):
+        if time.monotonic() > deadline:
+            return {"result": "timeout"}
+        time.sleep(0.001)
+    try:
+        out = workflow.continue_run(run)
+    except RunNotPausedError as exc:
+        return {"result": "lost", "error": type(exc).__name__, "decided_by": exc.decided_by}
+    return {"result": "won", "status": out.status.value, "who": who}
+
+
 def main(argv: list[str]) -> None:
     command, *args = argv
-    commands = {"resume": _resume, "race": _race, "crash": _crash, "start": _start}
+    commands = {
+        "resume": _resume,
+        "race": _race,
+        "crash": _crash,
+        "start": _start,
+        "race_nested": _race_nested,
+    }
     print(json.dumps(commands[command](*args)))
 
 

@@ -43,7 +43,8 @@ def noop(step_input: Any) -> str:
         (
             lambda: Step(name="x", executor=noop, on_reject="explode"),
             ValueError,
-            r"on_reject must be one of \['skip', 'cancel'\], got 'explode'",
+            # OnReject grew else (Condition) and retry (output review) with issue 9.
+            r"on_reject must be one of \['skip', 'cancel', 'else', 'retry'\], got 'explode'",
         ),
         (
             lambda: Step(name="x", executor=noop, pause_timeout=timedelta(0)),
@@ -72,7 +73,8 @@ def noop(step_input: Any) -> str:
             "duplicate user input field names",
         ),
         (
-            lambda: UserInputField(name="a", field_type="list"),
+            # list and dict became field types with issue 9.
+            lambda: UserInputField(name="a", field_type="set"),
             ValueError,
             "field_type must be one of",
         ),

@@ -1,0 +1,169 @@
+"""Drivers: carry out the machine's instructions, synchronously or asynchronously.
+
+Both drivers share one definition of what happens between instructions (``_Stepper``: what
+to send back into the machine, what to throw into it, which runs it claimed); they differ
+only in how an instruction is carried out (called, or awaited).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+from collections.abc import AsyncIterator, Callable, Iterator
+from typing import TYPE_CHECKING, Any
+
+from engine.run.base import RunStatus
+from engine.run.events import WorkflowRunEvent
+from engine.workflow._leases import process_owner_id
+from engine.workflow._machine import Machine
+from engine.workflow._tree import Call, Claim, ContinueExecutor, Instruction, Invoke, Save
+from engine.workflow.step import call_blocking
+
+if TYPE_CHECKING:
+    from engine.workflow.workflow import Workflow
+
+log = logging.getLogger("engine.workflow")
+
+
+class _Stepper:
+    """The machine's side of a drive: ``next()`` gives the next instruction (None at the
+    end); ``done(value)`` / ``failed(exc)`` report how the last one went."""
+
+    def __init__(self, machine: Machine) -> None:
+        self._machine = machine
+        self._send: Any = None
+        self._throw: BaseException | None = None
+        self.claimed: list[str] = []
+
+    def next(self) -> Instruction | None:
+        send, throw = self._send, self._throw
+        self._send, self._throw = None, None
+        try:
+            return self._machine.throw(throw) if throw is not None else self._machine.send(send)
+        except StopIteration:
+            return None
+
+    def done(self, item: Instruction, value: Any) -> None:
+        self._send = value
+        if isinstance(item, Claim):
+            self.claimed.append(item.run.run_id)
+
+    def failed(self, exc: Exception) -> None:
+        self._throw = exc
+
+
+# Instructions whose exceptions go back into the machine (a step that raised is the run's
+# business); a failing save or claim ends the drive and reaches the caller.
+_USER_CODE = (Invoke, ContinueExecutor, Call)
+
+
+class Drivers:
+    def __init__(self, workflow: Workflow) -> None:
+        self.wf = workflow
+
+    # -- carrying out one instruction ----------------------------------------------------
+    def perform(self, item: Instruction) -> Any:
+        if isinstance(item, Invoke):
+            return item.step.execute(item.step_input)
+        if isinstance(item, ContinueExecutor):
+            return item.step.continue_executor(item.step_input, item.requirement)
+        if isinstance(item, Call):
+            return call_blocking(item.fn, item.args)
+        return self.store(item)
+
+    async def aperform(self, item: Instruction) -> Any:
+        if isinstance(item, Invoke):
+            return await item.step.aexecute(item.step_input)
+        if isinstance(item, ContinueExecutor):
+            return await item.step.acontinue_executor(item.step_input, item.requirement)
+        if isinstance(item, Call):
+            result = item.fn(*item.args)
+            return await result if inspect.isawaitable(result) else result
+        return await asyncio.to_thread(self.store, item)
+
+    def store(self, item: Instruction) -> None:
+        wf = self.wf
+        if isinstance(item, Save):
+            wf.db.save_run(item.run)
+            if item.run.status is not RunStatus.running:
+                wf._leases.release(item.run.run_id)
+            return
+        assert isinstance(item, Claim)
+        owner, until = process_owner_id(), wf._leases.until()
+        if len(item.decisions) == 1:
+            wf.db.claim_paused_run(
+                item.run,
+                expected_version=item.expected_version,
+                decision=item.decisions[0],
+                lease_owner=owner,
+                lease_expires_at=until,
+            )
+        else:  # a Parallel's pause: one claim, every decision in its transaction
+            wf.db.claim_paused_run_with_decisions(
+                item.run,
+                expected_version=item.expected_version,
+                decisions_made=item.decisions,
+                lease_owner=owner,
+                lease_expires_at=until,
+            )
+        wf._leases.hold(item.run.run_id)
+
+    # -- the two drives --------------------------------------------------------------------
+    def drive(self, machine: Machine) -> Iterator[WorkflowRunEvent]:
+        stepper = _Stepper(machine)
+        try:
+            while (item := stepper.next()) is not None:
+                if isinstance(item, WorkflowRunEvent):
+                    self._notify(item)
+                    yield item
+                    continue
+                try:
+                    value = self.perform(item)
+                except Exception as exc:
+                    if not isinstance(item, _USER_CODE):
+                        raise
+                    stepper.failed(exc)
+                    continue
+                stepper.done(item, value)
+        except BaseException:
+            self._abandon(stepper.claimed)
+            raise
+
+    async def adrive(self, machine: Machine) -> AsyncIterator[WorkflowRunEvent]:
+        stepper = _Stepper(machine)
+        try:
+            while (item := stepper.next()) is not None:
+                if isinstance(item, WorkflowRunEvent):
+                    self._notify(item)
+                    yield item
+                    continue
+                try:
+                    value = await self.aperform(item)
+                except Exception as exc:
+                    if not isinstance(item, _USER_CODE):
+                        raise
+                    stepper.failed(exc)
+                    continue
+                stepper.done(item, value)
+        except BaseException:
+            self._abandon(stepper.claimed)
+            raise
+
+    def _notify(self, event: WorkflowRunEvent) -> None:
+        for observer in self.wf._observers:
+            try:
+                observer(event)
+            except Exception:  # an observer's bug must not break the run
+                log.exception("workflow observer %r failed on %s", observer, event.event)
+
+    def _abandon(self, run_ids: list[str]) -> None:
+        """A drive that ends early (an abandoned stream, a cancelled task, a BaseException
+        from a step) leaves its run ``running``: stop renewing its lease so that it lapses
+        and ``recover_interrupted_runs`` applies ``on_interrupted``, instead of this process
+        keeping a run nobody drives alive for as long as it lives."""
+        for run_id in run_ids:
+            self.wf._leases.release(run_id)
+
+
+ObserverFn = Callable[[WorkflowRunEvent], None]
