@@ -156,9 +156,7 @@ def _dispatch(
     # Bolt parses JSON (RecursionError past ~1,000 levels) and reads fields of the parsed
     # payload without checking their types; any of that means the payload is malformed.
     except (ValueError, TypeError, AttributeError, LookupError, RecursionError) as exc:
-        return BoltResponse(
-            status=400, body={"error": f"malformed payload: {type(exc).__name__}"}
-        )
+        return BoltResponse(status=400, body={"error": f"malformed payload: {type(exc).__name__}"})
     return bolt.dispatch(request)
 
 
