@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from datetime import timedelta
 
 import uvicorn
 from slack_bolt import App, BoltRequest, BoltResponse
@@ -28,7 +29,9 @@ from bot.routing import SlackRoute, load_routes
 from bot.scheduler import DeadlineScheduler
 from bot.service import Signoff
 from bot.slack_http import (
+    BODY_TIMEOUT,
     MAX_BODY_BYTES,
+    BodyTimeoutError,
     BodyTooLargeError,
     MalformedRequestError,
     SlackSignature,
@@ -93,12 +96,16 @@ class Runtime:
         self.outbox.stop()
 
 
-def make_asgi(runtime: Runtime) -> Starlette:
+def make_asgi(runtime: Runtime, *, body_timeout: timedelta = BODY_TIMEOUT) -> Starlette:
     signature = SlackSignature(runtime.signing_secret)
 
     async def slack_events(request: Request) -> Response:
         try:
-            raw = await read_bounded_body(request.headers, request.stream())
+            raw = await read_bounded_body(
+                request.headers, request.stream(), limit=MAX_BODY_BYTES, timeout=body_timeout
+            )
+        except BodyTimeoutError:
+            return _refusal(408, "request body not received in time", close=True)
         except BodyTooLargeError:
             # Not reading the rest: the connection closes after this answer.
             return _refusal(413, "request too large", close=True)

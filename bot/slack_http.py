@@ -12,12 +12,16 @@ Socket Mode needs none of this: its payloads arrive over a connection the app to
 
 from __future__ import annotations
 
+import asyncio
 import re
 from collections.abc import AsyncIterator, Mapping
+from datetime import timedelta
 
 from slack_sdk.signature import SignatureVerifier
 
 MAX_BODY_BYTES = 1_000_000
+# Slack sends a request's body with its headers; a body that trickles in holds a connection.
+BODY_TIMEOUT = timedelta(seconds=10)
 # Slack's timestamps are Unix seconds; twelve digits reach the year 33658.
 _TIMESTAMP = re.compile(r"[0-9]{1,12}")
 _SIGNATURE = re.compile(r"v0=[0-9a-f]{64}")
@@ -28,14 +32,31 @@ class BodyTooLargeError(Exception):
     """The body is (or says it will be) larger than the bound: 413."""
 
 
+class BodyTimeoutError(Exception):
+    """The body did not arrive within the timeout: 408."""
+
+
 class MalformedRequestError(Exception):
     """The request is not HTTP we can read (a ``Content-Length`` that is not a number): 400."""
 
 
 async def read_bounded_body(
-    headers: Mapping[str, str], stream: AsyncIterator[bytes], *, limit: int = MAX_BODY_BYTES
+    headers: Mapping[str, str],
+    stream: AsyncIterator[bytes],
+    *,
+    limit: int = MAX_BODY_BYTES,
+    timeout: timedelta = BODY_TIMEOUT,
 ) -> bytes:
-    """The whole body if it is at most ``limit`` bytes; raises as soon as it cannot be."""
+    """The whole body if it is at most ``limit`` bytes and arrives within ``timeout``; raises
+    as soon as it cannot be."""
+    try:
+        async with asyncio.timeout(timeout.total_seconds()):
+            return await _read(headers, stream, limit=limit)
+    except TimeoutError:
+        raise BodyTimeoutError(f"body not received within {timeout}") from None
+
+
+async def _read(headers: Mapping[str, str], stream: AsyncIterator[bytes], *, limit: int) -> bytes:
     declared = headers.get("content-length")
     if declared is not None:
         if not _LENGTH.fullmatch(declared):

@@ -13,6 +13,7 @@ import json
 import socket
 import time
 from collections.abc import Iterator
+from datetime import timedelta
 from urllib.parse import urlencode, urlsplit
 
 import httpx
@@ -21,7 +22,7 @@ from slack_sdk.signature import SignatureVerifier
 
 from bot import blocks
 from bot.sandbox import block_actions_payload, interactive_body, signed_headers
-from bot.server import MAX_BODY_BYTES
+from bot.server import MAX_BODY_BYTES, ServerThread, make_asgi
 from tests.bot.conftest import ALICE, SECRET, BotHarness
 from tests.bot.test_approval_flow import _start
 
@@ -244,3 +245,32 @@ def test_chunked_signed_request_within_the_limit_is_handled(harness: BotHarness)
     headers = signed_headers(body, SECRET)
     response = httpx.post(harness.url, content=_chunks(body, 7), headers=headers, timeout=10)
     assert response.status_code == 200, response.text
+
+
+@pytest.mark.parametrize(
+    "head",
+    [
+        "X-Slack-Signature: " + "a" * 2_000_000 + "\r\n",
+        "X-A: a\r\n" * 100_000,
+    ],
+    ids=["one 2 MB header", "100,000 headers"],
+)
+def test_oversized_request_head_is_400(harness: BotHarness, head: str) -> None:
+    """uvicorn's HTTP parser (h11) bounds the request line and headers (16 KiB)."""
+    sock = _raw_http(harness, _head(harness, head + "Content-Length: 0\r\n"))
+    with sock:
+        assert _read_status(sock) == 400
+
+
+def test_body_that_trickles_in_is_408(harness: BotHarness) -> None:
+    """A body that does not arrive holds no connection for long: the bot answers 408 once
+    its body timeout passes (here 0.2 s) instead of waiting for the rest."""
+    asgi = make_asgi(harness.runtime, body_timeout=timedelta(seconds=0.2))
+    with ServerThread(asgi) as server:
+        head = (
+            f"POST /slack/events HTTP/1.1\r\nHost: bot\r\nContent-Type: {FORM}\r\n"
+            "Content-Length: 100\r\n\r\ncommand="
+        )
+        with socket.create_connection(("127.0.0.1", server.port), timeout=5) as sock:
+            sock.sendall(head.encode())
+            assert _read_status(sock) == 408
