@@ -13,11 +13,15 @@ Socket Mode needs none of this: its payloads arrive over a connection the app to
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 from collections.abc import AsyncIterator, Mapping
 from datetime import timedelta
+from typing import Any
 
 from slack_sdk.signature import SignatureVerifier
+
+from bot.request_shapes import MAX_NESTING, nesting_exceeds
 
 MAX_BODY_BYTES = 1_000_000
 # Slack sends a request's body with its headers; a body that trickles in holds a connection.
@@ -100,3 +104,16 @@ class SlackSignature:
         if not self._verifier.is_valid(body=text, timestamp=timestamp, signature=signature):
             return None
         return text
+
+
+def parse_json(data: str | bytes, *, max_nesting: int = MAX_NESTING) -> Any:
+    """``json.loads`` for bytes we did not write: too deep a nesting is a ``ValueError`` like
+    any other malformed JSON (``json`` itself raises ``RecursionError`` past ~1,000 levels,
+    and anything that walks the value recursively fails near there too)."""
+    try:
+        value = json.loads(data)
+    except RecursionError:
+        raise ValueError("JSON nested too deep") from None
+    if nesting_exceeds(value, max_nesting):
+        raise ValueError(f"JSON nested more than {max_nesting} deep")
+    return value
