@@ -16,7 +16,10 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
 from bot import listeners
+from bot.middleware import InOrder
+from bot.middleware.ack_latency import AckLatency
 from bot.middleware.dedupe import dedupe_middleware
+from bot.middleware.shapes import RequestShapes
 from bot.service import Signoff
 
 log = logging.getLogger("signoff.app")
@@ -75,6 +78,11 @@ def build_app(signoff: Signoff, *, signing_secret: str, client: WebClient) -> Ap
         client=client,
         signing_secret=signing_secret,
         authorize=cached_authorization(client),
+        # Verified once, at the HTTP edge before any byte is parsed (bot/slack_http.py);
+        # Bolt's own check would parse the unverified body first, and skips Socket Mode anyway.
+        request_verification_enabled=False,
+        # Before authorization, the first of Bolt's middleware to read the payload.
+        before_authorize=InOrder(AckLatency(signoff.metrics.ack_seconds), RequestShapes()),
         process_before_response=False,
         # Listeners ack at once and then claim the pause; a bigger pool keeps a burst of
         # clicks from waiting for a thread before they can ack.

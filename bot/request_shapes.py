@@ -1,7 +1,10 @@
-"""The shapes of Slack requests the bot accepts, checked before Bolt sees them.
+"""The shapes of Slack requests the bot accepts, checked before Bolt's middleware and the
+listeners see them (``bot.middleware.shapes``).
 
 Bolt assumes well-formed payloads (a ``"view": null`` makes it raise); anything that is
-not shaped like a request Slack sends is refused with a 400 here, and changes nothing.
+not shaped like a request Slack sends is refused with a 400, and changes nothing. Nesting
+is bounded too: Slack's payloads are a dozen levels deep, and anything that walks a payload
+recursively (``json.dumps``, validation) fails at Python's recursion limit.
 Only structure is checked: what the values mean is looked up and checked by the listeners.
 """
 
@@ -83,8 +86,29 @@ class _SlashCommand(_Loose):
     trigger_id: str | None = None
 
 
-def request_problem(body: dict[str, Any]) -> str | None:
+MAX_NESTING = 64
+
+
+def nesting_exceeds(value: Any, limit: int = MAX_NESTING) -> bool:
+    """Whether ``value`` has dicts or lists nested more than ``limit`` deep (without recursing)."""
+    if not isinstance(value, dict | list):
+        return False
+    pending: list[tuple[Any, int]] = [(value, 1)]
+    while pending:
+        item, depth = pending.pop()
+        children = item.values() if isinstance(item, dict) else item
+        if depth > limit:
+            return True
+        pending.extend((c, depth + 1) for c in children if isinstance(c, dict | list))
+    return False
+
+
+def request_problem(body: Any) -> str | None:
     """None if ``body`` (as Bolt parsed it) is shaped like a request we handle, else why not."""
+    if not isinstance(body, dict) or not body:
+        return "empty"
+    if nesting_exceeds(body):
+        return f"nested more than {MAX_NESTING} deep"
     try:
         if "command" in body:
             _SlashCommand.model_validate(body)

@@ -9,16 +9,15 @@ from __future__ import annotations
 
 import logging
 import socket
-import time
+from collections.abc import Sequence
 from datetime import timedelta
 
 import uvicorn
-from slack_bolt import App, BoltRequest
+from slack_bolt import App, BoltRequest, BoltResponse
 from slack_sdk import WebClient
-from slack_sdk.signature import SignatureVerifier
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
@@ -27,15 +26,23 @@ from bot.config import Settings, open_database
 from bot.http_thread import BackgroundServer, PortUnavailableError
 from bot.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from bot.outbox import OutboxWorker
-from bot.request_shapes import request_problem
 from bot.routing import SlackRoute, load_routes
 from bot.scheduler import DeadlineScheduler
 from bot.service import Signoff
+from bot.slack_http import (
+    BODY_TIMEOUT,
+    MAX_BODY_BYTES,
+    BodyTimeoutError,
+    BodyTooLargeError,
+    MalformedRequestError,
+    SlackSignature,
+    read_bounded_body,
+)
 from engine import Clock
 from engine.db.base import BaseDb
 
 log = logging.getLogger("signoff.server")
-MAX_BODY_BYTES = 1_000_000
+__all__ = ["MAX_BODY_BYTES", "Runtime", "ServerThread", "make_asgi", "serve"]
 
 
 def make_client(settings: Settings) -> WebClient:
@@ -92,42 +99,30 @@ class Runtime:
         self.outbox.stop()
 
 
-def make_asgi(runtime: Runtime) -> Starlette:
-    verifier = SignatureVerifier(runtime.signing_secret)
+def make_asgi(runtime: Runtime, *, body_timeout: timedelta = BODY_TIMEOUT) -> Starlette:
+    signature = SlackSignature(runtime.signing_secret)
 
     async def slack_events(request: Request) -> Response:
-        body = await request.body()
-        if len(body) > MAX_BODY_BYTES:
-            return JSONResponse({"error": "request too large"}, status_code=413)
-        timestamp = request.headers.get("x-slack-request-timestamp", "")
-        signature = request.headers.get("x-slack-signature", "")
-        if not (
-            timestamp.isdigit()
-            and signature
-            and verifier.is_valid(body=body, timestamp=timestamp, signature=signature)
-        ):
-            return JSONResponse({"error": "invalid or expired signature"}, status_code=401)
         try:
-            text = body.decode("utf-8")
-            bolt_request = BoltRequest(
-                body=text, query=request.url.query, headers=dict(request.headers)
+            raw = await read_bounded_body(
+                request.headers, request.stream(), limit=MAX_BODY_BYTES, timeout=body_timeout
             )
-        except (ValueError, AttributeError, TypeError, UnicodeDecodeError) as exc:
-            return JSONResponse(
-                {"error": f"malformed payload: {type(exc).__name__}"}, status_code=400
-            )
-        if not isinstance(bolt_request.body, dict) or not bolt_request.body:
-            return JSONResponse({"error": "malformed payload: empty"}, status_code=400)
-        problem = request_problem(bolt_request.body)
-        if problem is not None:
-            return JSONResponse({"error": f"malformed payload: {problem}"}, status_code=400)
-        started = time.perf_counter()
-        response = await run_in_threadpool(runtime.bolt.dispatch, bolt_request)
-        kind = bolt_request.body.get("type") or (
-            "command" if "command" in bolt_request.body else "other"
+        except BodyTimeoutError:
+            return _refusal(408, "request body not received in time", close=True)
+        except BodyTooLargeError:
+            # Not reading the rest: the connection closes after this answer.
+            return _refusal(413, "request too large", close=True)
+        except (MalformedRequestError, ClientDisconnect):
+            return _refusal(400, "malformed request", close=True)
+        text = signature.verified_text(
+            raw,
+            timestamp=request.headers.get("x-slack-request-timestamp"),
+            signature=request.headers.get("x-slack-signature"),
         )
-        runtime.signoff.metrics.ack_seconds.labels(kind=str(kind)[:32]).observe(
-            time.perf_counter() - started
+        if text is None:
+            return _refusal(401, "invalid or expired signature")
+        response = await run_in_threadpool(
+            _dispatch, runtime.bolt, text, request.url.query, {**request.headers}
         )
         return Response(
             content=response.body,
@@ -153,6 +148,26 @@ def make_asgi(runtime: Runtime) -> Starlette:
             Route("/metrics", metrics, methods=["GET"]),
         ]
     )
+
+
+def _refusal(status: int, error: str, *, close: bool = False) -> Response:
+    return JSONResponse(
+        {"error": error}, status_code=status, headers={"Connection": "close"} if close else None
+    )
+
+
+def _dispatch(
+    bolt: App, text: str, query: str, headers: dict[str, str | Sequence[str]]
+) -> BoltResponse:
+    """Parse a verified body into Bolt's request and dispatch it (in a worker thread: parsing
+    a large payload stays off the event loop). Shapes are checked by Bolt middleware."""
+    try:
+        request = BoltRequest(body=text, query=query, headers=headers)
+    # Bolt parses JSON (RecursionError past ~1,000 levels) and reads fields of the parsed
+    # payload without checking their types; any of that means the payload is malformed.
+    except (ValueError, TypeError, AttributeError, LookupError, RecursionError) as exc:
+        return BoltResponse(status=400, body={"error": f"malformed payload: {type(exc).__name__}"})
+    return bolt.dispatch(request)
 
 
 # Kept under this name for callers that serve the bot in a thread (tests, benchmarks).

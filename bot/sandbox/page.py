@@ -38,8 +38,11 @@ from starlette.responses import (
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
+from bot.slack_http import parse_json
+
 from .payloads import SlackActor
 from .server import SlackFakeServer
+from .slack_api import read_body
 from .state import DEFAULT_CHANNEL_ID, ChangeEvent, Message, WorkspaceState
 
 log = logging.getLogger(__name__)
@@ -280,7 +283,7 @@ class SandboxPage:
 
     async def _post(self, request: Request, handler: Callable[[dict[str, Any]], Any]) -> Response:
         try:
-            body = await request.json()
+            body = parse_json(await read_body(request))
         except ValueError:
             return JSONResponse({"ok": False, "error": "body must be JSON"}, status_code=400)
         if not isinstance(body, dict):

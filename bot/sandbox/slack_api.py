@@ -8,16 +8,24 @@ Every call is recorded in the state, successful or not, so tests can assert on w
 from __future__ import annotations
 
 import contextlib
-import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl
 
 from starlette.applications import Starlette
-from starlette.requests import Request
+from starlette.exceptions import HTTPException
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
+
+from bot.slack_http import (
+    BodyTimeoutError,
+    BodyTooLargeError,
+    MalformedRequestError,
+    parse_json,
+    read_bounded_body,
+)
 
 from .blockkit_limits import (
     Violation,
@@ -440,15 +448,31 @@ class SlackWebApi:
         return {"channel": {"id": channel.id}}
 
 
+async def read_body(request: Request) -> bytes:
+    """The body within the bot's own bounds (``bot.slack_http``): an oversized one is refused
+    from its ``Content-Length``, or as soon as its stream passes the bound."""
+    try:
+        return await read_bounded_body(request.headers, request.stream())
+    except BodyTooLargeError:
+        raise HTTPException(413, "request too large", headers=_CLOSE) from None
+    except BodyTimeoutError:
+        raise HTTPException(408, "request body not received in time", headers=_CLOSE) from None
+    except (MalformedRequestError, ClientDisconnect):
+        raise HTTPException(400, "malformed request", headers=_CLOSE) from None
+
+
+_CLOSE = {"Connection": "close"}
+
+
 async def _read_params(request: Request) -> tuple[dict[str, Any], str | None]:
     """Query params plus a JSON or form body; JSON-string params (blocks, view) decoded."""
     params: dict[str, Any] = dict(request.query_params)
-    raw = await request.body()
+    raw = await read_body(request)
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if raw:
         if content_type == "application/json":
             try:
-                body = json.loads(raw)
+                body = parse_json(raw)
             except ValueError:
                 return params, "invalid_json"
             if not isinstance(body, dict):
@@ -466,7 +490,7 @@ async def _read_params(request: Request) -> tuple[dict[str, Any], str | None]:
         if isinstance(value, str) and value:
             # Undecodable values stay strings; the handler answers e.g. invalid_blocks_format.
             with contextlib.suppress(ValueError):
-                params[key] = json.loads(value)
+                params[key] = parse_json(value)
     return params, None
 
 

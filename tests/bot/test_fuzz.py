@@ -1,9 +1,13 @@
-"""Fuzzing: whatever a signed request carries, never a 5xx and never a state change; whatever
-values a form sends, a clear error or correctly typed values, and nothing stored on error."""
+"""Fuzzing: whatever a request carries (signed or not, any header, any bytes), never a 5xx and
+never a state change; whatever values a form sends, a clear error or correctly typed values,
+and nothing stored on error."""
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
+import time
 from typing import Any
 from urllib.parse import urlencode
 
@@ -68,6 +72,98 @@ slack_like = st.fixed_dictionaries(
         "container": json_values,
     },
 )
+
+
+# What an HTTP client can put in a header value: no control characters, no edge whitespace.
+header_values = st.text(
+    alphabet=st.characters(min_codepoint=0x21, max_codepoint=0xFF, exclude_characters="\x7f"),
+    max_size=80,
+).map(lambda text: text.encode("latin-1")) | st.sampled_from(
+    [b"0", b"-1", b"9" * 400, b"1e9", b"\xb2", b"v0=", b"v0=" + b"0" * 64, b"NaN", b"inf"]
+)
+content_types = st.sampled_from(
+    [
+        "application/x-www-form-urlencoded",
+        "application/json",
+        "text/plain",
+        "multipart/form-data; boundary=x",
+        "application/json; charset=utf-16",
+    ]
+) | st.text(alphabet=st.characters(min_codepoint=0x21, max_codepoint=0x7E), max_size=30)
+raw_bodies = st.binary(max_size=300) | st.sampled_from(
+    [b"\xff\xfe", b"{", b"[" * 2000, b"payload=" + b"%5B" * 2000, b"payload=%FF", b"\x00"]
+)
+slack_headers = st.fixed_dictionaries(
+    {},
+    optional={
+        "X-Slack-Request-Timestamp": header_values,
+        "X-Slack-Signature": header_values,
+        "X-Slack-Retry-Num": header_values,
+        "X-Slack-Retry-Reason": header_values,
+        "X-Slack-Bolt-Lazy-Only": header_values,
+        "X-Slack-Bolt-Lazy-Function-Name": header_values,
+        "Content-Type": content_types.map(str.encode),
+        "Content-Encoding": st.sampled_from([b"gzip", b"br", b"identity"]),
+    },
+)
+_fuzz_settings = settings(
+    max_examples=100,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+
+
+def _sign_bytes(body: bytes, timestamp: str) -> str:
+    base = b"v0:" + timestamp.encode() + b":" + body
+    return "v0=" + hmac.new(SECRET.encode(), base, hashlib.sha256).hexdigest()
+
+
+def _paused_run(harness: BotHarness) -> str:
+    if not harness.runtime.db.list_runs():
+        _start(harness, "approve_me")
+        harness.pause_message("ship")
+    return harness.runtime.db.list_runs()[0].run_id
+
+
+def _unchanged(harness: BotHarness, run_id: str) -> None:
+    assert harness.runtime.db.get_run(run_id).is_paused
+    assert harness.runtime.db.get_decisions(run_id) == []
+
+
+@_fuzz_settings
+@given(headers=slack_headers, body=raw_bodies, query=st.text(max_size=40))
+def test_unsigned_requests_any_headers_and_bytes_are_refused(
+    harness: BotHarness, headers: dict[str, bytes], body: bytes, query: str
+) -> None:
+    run_id = _paused_run(harness)
+    response = httpx.post(harness.url, params={"q": query}, content=body, headers=headers)
+    # Nothing here is signed with the secret: refused, whatever it carries.
+    assert response.status_code == 401, (response.status_code, response.text)
+    _unchanged(harness, run_id)
+
+
+@_fuzz_settings
+@given(
+    body=raw_bodies | json_values.map(lambda v: json.dumps(v).encode()),
+    content_type=content_types,
+    extra=st.fixed_dictionaries(
+        {}, optional={"X-Slack-Retry-Num": header_values, "X-Slack-Retry-Reason": header_values}
+    ),
+)
+def test_signed_requests_any_bytes_and_headers_never_5xx(
+    harness: BotHarness, body: bytes, content_type: str, extra: dict[str, bytes]
+) -> None:
+    run_id = _paused_run(harness)
+    timestamp = str(int(time.time()))
+    headers: dict[str, str | bytes] = {
+        **extra,
+        "Content-Type": content_type,
+        "X-Slack-Request-Timestamp": timestamp,
+        "X-Slack-Signature": _sign_bytes(body, timestamp),
+    }
+    response = httpx.post(harness.url, content=body, headers=headers, timeout=10)
+    assert response.status_code < 500, (response.status_code, response.text)
+    _unchanged(harness, run_id)
 
 
 def _signed_post(harness: BotHarness, body: str) -> httpx.Response:
