@@ -26,7 +26,7 @@ from bot.http_thread import BackgroundServer
 from bot.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from bot.outbox import OutboxWorker
 from bot.request_shapes import request_problem
-from bot.routing import SlackRoute, load_routes
+from bot.routing import SlackRoute, load_routes, resolve_channels
 from bot.scheduler import DeadlineScheduler
 from bot.service import Signoff
 from engine import Clock, db_from_url
@@ -59,11 +59,17 @@ class Runtime:
         self.settings = settings
         self.db = db or db_from_url(settings.database_url)
         self.client = client or make_client(settings)
+        # Channel names become IDs once, here: a missing channel stops start-up clearly.
+        resolved_routes, default_channel = resolve_channels(
+            routes if routes is not None else load_routes(settings.workflow_specs),
+            settings.channel,
+            self.client,
+        )
         self.signoff = Signoff(
-            routes=routes if routes is not None else load_routes(settings.workflow_specs),
+            routes=resolved_routes,
             db=self.db,
             client=self.client,
-            default_channel=settings.channel,
+            default_channel=default_channel,
             clock=clock,
             workers=settings.workers,
         )

@@ -14,6 +14,7 @@ from typing import Any
 
 # A backtick in content would close our code span or fence; U+02CB looks the same and is inert.
 _INERT_BACKTICK = "\u02cb"
+_INERT_FENCE = _INERT_BACKTICK * 3
 
 
 def as_text(value: Any) -> str:
@@ -30,8 +31,10 @@ def clip(text: str, limit: int) -> str:
 
 def escape(value: Any) -> str:
     """Content for mrkdwn (and a message's notification ``text``): ``&``, ``<`` and ``>``
-    escaped as Slack requires, so nothing in it is parsed as a mention, link or date."""
-    return as_text(value).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    escaped as Slack requires, so nothing in it is parsed as a mention, link or date; and a
+    code fence in it made inert, so it cannot open or close a code block of ours."""
+    text = as_text(value).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    return text.replace("```", _INERT_FENCE)
 
 
 def escape_clipped(value: Any, limit: int) -> str:
