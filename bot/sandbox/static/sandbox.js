@@ -67,7 +67,10 @@
             continue;
           }
           if (!data.ok && S.me) {
-            S.me = null; // e.g. a stale ?as=; fall back to the first person
+            // An unknown ?as= (or a stale saved choice): say so, then act as the first person.
+            toast(`${data.error || "Unknown user"}; acting as the first person instead.`, "error");
+            localStorage.removeItem("signoff-sandbox-user");
+            S.me = null;
             S.again = true;
             continue;
           }
@@ -494,7 +497,10 @@
     const msg = el.closest(".msg");
     if (!msg) return null;
     const found = (S.data.messages[msg.dataset.channel] || []).find((m) => m.ts === msg.dataset.ts);
-    return { body: { channel: msg.dataset.channel, ts: msg.dataset.ts }, blocks: found ? found.blocks : [] };
+    const blocks = found ? found.blocks : [];
+    // The click carries the blocks as shown now: a confirm dialog may stay open while the
+    // message changes, and Slack's client still sends what the person saw.
+    return { body: { channel: msg.dataset.channel, ts: msg.dataset.ts, shown_blocks: blocks }, blocks };
   }
 
   async function act(el, value) {
