@@ -67,9 +67,7 @@ def test_user_group_member_may_approve_but_requester_and_outsider_may_not(
         harness.actor(outsider).click(message, action_id=blocks.ACTION_APPROVE)
         note = harness.wait(
             lambda s, u=outsider, seen=before: [
-                m
-                for m in s.messages(message.channel)
-                if m.ephemeral_for == u and m.ts not in seen
+                m for m in s.messages(message.channel) if m.ephemeral_for == u and m.ts not in seen
             ],
             "the reply to this click",
         )

@@ -78,11 +78,13 @@ def test_channel_names_become_ids_and_pending_links_work(
         response = harness.actor(CAROL, "C0GENERAL").slash("/signoff", "run approve_me")
         run_id = response.json()["text"].split("run `")[1].split("`")[0]
         harness.wait(
-            lambda s: runtime.signoff.store.get_pause(
-                runtime.db.get_run(run_id).step_requirements[0].requirement_id
-            ).message_ts
-            if runtime.db.get_run(run_id) and runtime.db.get_run(run_id).is_paused
-            else None,
+            lambda s: (
+                runtime.signoff.store.get_pause(
+                    runtime.db.get_run(run_id).step_requirements[0].requirement_id
+                ).message_ts
+                if runtime.db.get_run(run_id) and runtime.db.get_run(run_id).is_paused
+                else None
+            ),
             "pause posted in #general",
         )
         pending = harness.actor(ALICE, "C0GENERAL").slash("/signoff", "pending").json()
