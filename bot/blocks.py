@@ -180,7 +180,8 @@ def _md(text: str, limit: int = SECTION_TEXT_MAX) -> MarkdownTextObject:
 
 
 def _plain(text: str, limit: int) -> PlainTextObject:
-    return PlainTextObject(text=clip(one_line(text), limit), emoji=True)
+    # Slack refuses an empty plain_text; a name made only of spaces still needs a label.
+    return PlainTextObject(text=clip(one_line(text) or "…", limit), emoji=True)
 
 
 def _section(text: str) -> SectionBlock:
