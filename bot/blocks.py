@@ -1,15 +1,17 @@
 """Every Slack message and modal Signoff sends, built from slack_sdk's Block Kit objects.
 
 Nothing else in the bot writes Block Kit by hand. Text is clipped to the limits the
-slack_sdk classes declare, so whatever a step produces, a message stays valid.
+slack_sdk classes declare, so whatever a step produces, a message stays valid; and every
+piece of content we did not write goes through ``bot.text`` (escaped, fences made inert).
 """
 
 from __future__ import annotations
 
-import json
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from html import unescape
 from typing import Any
 
 from slack_sdk.models.blocks import (
@@ -32,7 +34,17 @@ from slack_sdk.models.blocks import (
 )
 from slack_sdk.models.views import View
 
-from engine import Decision, Outcome, RunStatus, StepRequirement, UserInputField, WorkflowRunOutput
+from bot.text import as_text, clip, code, code_block, escape, escape_clipped, one_line
+from engine import (
+    TIMEOUT_ACTOR,
+    Decision,
+    OnReject,
+    Outcome,
+    RunStatus,
+    StepRequirement,
+    UserInputField,
+    WorkflowRunOutput,
+)
 
 # Action and view ids: the bot's listeners match on these.
 ACTION_APPROVE = "signoff_approve"
@@ -44,18 +56,31 @@ VIEW_REJECT = "signoff_reject"
 REASON_BLOCK = "reason"
 VALUE_ACTION = "value"
 
+# Limits slack_sdk declares as class attributes; the ones it does not declare are Slack's
+# documented message limits (chat.postMessage: 50 blocks, 40,000 characters of text).
 MESSAGE_MAX_BLOCKS = 50
-MODAL_MAX_BLOCKS = 100
 MESSAGE_TEXT_MAX = 40_000
-SECTION_TEXT_MAX = SectionBlock.text_max_length  # 3000
-FIELD_TEXT_MAX = 2000
-HEADER_TEXT_MAX = HeaderBlock.text_max_length  # 150
-BUTTON_TEXT_MAX = 75
-MODAL_TITLE_MAX = 24
+MODAL_MAX_BLOCKS = View.blocks_max_length
+SECTION_TEXT_MAX = SectionBlock.text_max_length
+HEADER_TEXT_MAX = HeaderBlock.text_max_length
+BUTTON_TEXT_MAX = ButtonElement.text_max_length
+MODAL_TITLE_MAX = View.title_max_length
+MODAL_BUTTON_MAX = View.submit_max_length
+LABEL_MAX = InputBlock.label_max_length
+HINT_MAX = InputBlock.hint_max_length
+PLACEHOLDER_MAX = PlainTextInputElement.placeholder_max_length
+CONTEXT_MAX_ELEMENTS = ContextBlock.elements_max_length
+SELECT_OPTIONS_MAX = StaticSelectElement.options_max_length
+OPTION_TEXT_MAX = Option.label_max_length
+OPTION_VALUE_MAX = Option.value_max_length
+CONFIRM_TITLE_MAX = ConfirmObject.title_max_length
+CONFIRM_TEXT_MAX = ConfirmObject.text_max_length
+CONFIRM_BUTTON_MAX = ConfirmObject.confirm_max_length
+# Our own choices, well inside the limits above: a message is read in two seconds.
 OUTPUT_PREVIEW_MAX = 1200
-SELECT_OPTIONS_MAX = 100
-OPTION_TEXT_MAX = 75
-OPTION_VALUE_MAX = 150
+INPUT_PREVIEW_MAX = 80
+NOTE_CONTENT_MAX = 2500
+SHORT_RUN_ID = 8
 
 _STATUS_LABEL = {
     RunStatus.pending: ":hourglass: Pending",
@@ -65,39 +90,89 @@ _STATUS_LABEL = {
     RunStatus.cancelled: ":no_entry_sign: Cancelled",
     RunStatus.error: ":x: Failed",
 }
-
-
-def clip(text: str, limit: int) -> str:
-    """Shorten ``text`` to ``limit`` characters, marking the cut."""
-    return text if len(text) <= limit else text[: limit - 1] + "…"
+_VERB = {
+    Outcome.confirmed: "approved",
+    Outcome.rejected: "rejected",
+    Outcome.submitted: "answered",
+    Outcome.timed_out: "timed out",
+}
 
 
 def mrkdwn_escape(text: str) -> str:
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    """Kept for callers of the old name: the one escaping function is ``bot.text.escape``."""
+    return escape(text)
+
+
+def format_value(value: Any) -> str:
+    return as_text(value)
 
 
 def slack_date(when: datetime | None) -> str:
     """A date Slack renders in each reader's time zone, with a UTC fallback."""
     if when is None:
         return "—"
-    fallback = when.strftime("%Y-%m-%d %H:%M UTC")
-    return f"<!date^{int(when.timestamp())}^{{date_short_pretty}} {{time}}|{fallback}>"
+    return f"<!date^{int(when.timestamp())}^{{date_short_pretty}} {{time}}|{plain_date(when)}>"
+
+
+def plain_date(when: datetime | None) -> str:
+    """A date where Slack renders no markup (modal errors, plain_text): UTC, to the minute."""
+    return "—" if when is None else when.strftime("%Y-%m-%d %H:%M UTC")
+
+
+def short_run_id(run_id: str) -> str:
+    return run_id[:SHORT_RUN_ID]
 
 
 def mention(who: str | None) -> str:
+    """A mention of a Slack ID we were configured with or given by Slack; anything else is
+    content, escaped."""
     if not who:
         return "someone"
-    if who.startswith("S"):
+    if who == TIMEOUT_ACTOR:
+        return "the deadline"
+    if re.fullmatch(r"S[A-Z0-9]+", who):
         return f"<!subteam^{who}>"
-    if who[:1] in ("U", "W"):
+    if re.fullmatch(r"[UW][A-Z0-9]+", who):
         return f"<@{who}>"
-    return mrkdwn_escape(who)
+    return escape(who)
 
 
-def format_value(value: Any) -> str:
-    if isinstance(value, str):
-        return value
-    return json.dumps(value, default=str, ensure_ascii=False)
+_MARKUP = re.compile(
+    r"<(!date\^[^|>]*\|([^>]*)|@([UW][A-Z0-9]+)|!subteam\^(S[A-Z0-9]+)"
+    r"|#([CG][A-Z0-9]+)(?:\|([^>]*))?)>"
+)
+
+
+def mrkdwn_to_plain(text: str) -> str:
+    """Our own mrkdwn as plain text, for places Slack renders none (modal errors): dates as
+    their UTC fallback, mentions as ``@ID``, bold and code marks dropped, entities decoded."""
+
+    def plain(match: re.Match[str]) -> str:
+        date, user, group, channel, channel_name = match.group(2, 3, 4, 5, 6)
+        if date is not None:
+            return date
+        if user or group:
+            return f"@{user or group}"
+        return f"#{channel_name or channel}"
+
+    return unescape(_MARKUP.sub(plain, text).replace("*", "").replace("`", ""))
+
+
+def channel_mention(channel: str) -> str:
+    """``<#C…>`` for a channel id (Slack shows its name), the name itself otherwise."""
+    if re.fullmatch(r"[CG][A-Z0-9]+", channel):
+        return f"<#{channel}>"
+    return escape(channel)
+
+
+def describe_decision(decision: Decision, *, plain: bool = False) -> str:
+    """ "approved by @alice at <date>" — mrkdwn, or plain text for modal errors."""
+    when = plain_date(decision.decided_at) if plain else slack_date(decision.decided_at)
+    if decision.outcome is Outcome.timed_out:
+        return f"the deadline passed ({when})"
+    who = decision.decided_by or "someone"
+    who_text = f"@{who}" if plain else mention(who)
+    return f"{_VERB[decision.outcome]} by {who_text} at {when}"
 
 
 def _md(text: str, limit: int = SECTION_TEXT_MAX) -> MarkdownTextObject:
@@ -105,16 +180,17 @@ def _md(text: str, limit: int = SECTION_TEXT_MAX) -> MarkdownTextObject:
 
 
 def _plain(text: str, limit: int) -> PlainTextObject:
-    return PlainTextObject(text=clip(text, limit), emoji=True)
+    # Slack refuses an empty plain_text; a name made only of spaces still needs a label.
+    return PlainTextObject(text=clip(one_line(text) or "…", limit), emoji=True)
 
 
 def _section(text: str) -> SectionBlock:
     return SectionBlock(text=_md(text))
 
 
-def _fields(pairs: Iterable[tuple[str, str]]) -> SectionBlock:
-    fields = [_md(f"*{label}*\n{value}", FIELD_TEXT_MAX) for label, value in pairs]
-    return SectionBlock(fields=fields[: SectionBlock.fields_max_length])
+def _context(parts: Iterable[str]) -> ContextBlock:
+    """One context line, its parts joined by a middle dot."""
+    return ContextBlock(elements=[_md("  ·  ".join(p for p in parts if p))])
 
 
 def _finish(blocks: list[Block], limit: int = MESSAGE_MAX_BLOCKS) -> list[dict[str, Any]]:
@@ -122,6 +198,12 @@ def _finish(blocks: list[Block], limit: int = MESSAGE_MAX_BLOCKS) -> list[dict[s
     if len(blocks) > limit:
         blocks = [*blocks[: limit - 1], ContextBlock(elements=[_md("_(more omitted)_")])]
     return [b.to_dict() for b in blocks]
+
+
+def _fallback(text: str) -> str:
+    """A message's notification ``text`` (Slack parses it as mrkdwn): built from escaped
+    parts, clipped to the message limit."""
+    return clip(text, MESSAGE_TEXT_MAX)
 
 
 # -- pause messages ------------------------------------------------------------------------
@@ -134,77 +216,81 @@ class PauseContext:
     run: WorkflowRunOutput
     requirement: StepRequirement
     approvers: Sequence[str] = ()
+    root_link: str | None = None  # permalink of the run's root message, when known
 
 
-def _previous_output(run: WorkflowRunOutput, req: StepRequirement) -> str | None:
+def _previous_output(run: WorkflowRunOutput, req: StepRequirement) -> Any | None:
     """The output of the last step run before the pause (not whatever ran after it)."""
     before = run.step_results[: req.step_index]
     executed = [s for s in before if not s.skipped and s.content is not None]
-    if not executed:
-        return None
-    return clip(format_value(executed[-1].content), OUTPUT_PREVIEW_MAX)
+    return executed[-1].content if executed else None
 
 
-def channel_mention(channel: str) -> str:
-    """``<#C…>`` for a channel id (Slack shows its name), the name itself otherwise."""
-    return f"<#{channel}>" if channel[:1] in ("C", "G") and channel.isalnum() else channel
+def _title(ctx: PauseContext) -> str:
+    """Workflow and step, plain text (headers and modal titles render no markup)."""
+    return f"{ctx.workflow_name} › {ctx.requirement.step_name}"
 
 
-def _pause_header_blocks(ctx: PauseContext, title: str) -> list[Block]:
+def _run_link(run_id: str, link: str | None) -> str:
+    short = short_run_id(run_id)
+    return f"<{link}|run {short}>" if link else f"run `{short}`"
+
+
+def _context_line(ctx: PauseContext) -> ContextBlock:
+    """Who started the run and when, its input, the deadline if any, who may decide, and a
+    link to the run's root message: one line."""
+    run, req = ctx.run, ctx.requirement
+    parts = [
+        f"Started by {mention(run.user_id) if run.user_id else 'a script'} "
+        f"{slack_date(run.created_at)}",
+    ]
+    if run.input not in (None, ""):
+        parts.append(f"input {code(one_line(as_text(run.input)), INPUT_PREVIEW_MAX)}")
+    if req.expires_at is not None:
+        then = "cancel" if req.on_reject is OnReject.cancel else "skip"
+        parts.append(f"due {slack_date(req.expires_at)} (then {then})")
+    if ctx.approvers:
+        parts.append("decided by " + ", ".join(mention(a) for a in ctx.approvers))
+    parts.append(_run_link(run.run_id, ctx.root_link))
+    return _context(parts)
+
+
+def _pause_body(ctx: PauseContext) -> list[Block]:
     req, run = ctx.requirement, ctx.run
-    blocks: list[Block] = [HeaderBlock(text=_plain(title, HEADER_TEXT_MAX))]
+    blocks: list[Block] = [HeaderBlock(text=_plain(_title(ctx), HEADER_TEXT_MAX))]
     messages = [m for m in (req.confirmation_message, req.user_input_message) if m]
     if messages:
-        blocks.append(_section("\n".join(mrkdwn_escape(m) for m in messages)))
-    blocks.append(
-        _fields(
-            [
-                ("Workflow", mrkdwn_escape(ctx.workflow_name)),
-                ("Step", mrkdwn_escape(req.step_name)),
-                ("Started by", mention(run.user_id) if run.user_id else "a script"),
-                ("Started", slack_date(run.created_at)),
-                (
-                    "Deadline",
-                    slack_date(req.expires_at)
-                    + (f" (then {req.on_reject.value})" if req.expires_at else "")
-                    if req.expires_at
-                    else "none",
-                ),
-                ("Run", f"`{run.run_id}`"),
-            ]
-        )
-    )
+        blocks.append(_section("\n".join(escape(m) for m in messages)))
+    blocks.append(_context_line(ctx))
     previous = _previous_output(run, req)
     if previous is not None:
-        blocks.append(_section(f"*Previous step output*\n```{previous}```"))
+        blocks.append(
+            _section("*Previous step output*\n" + code_block(previous, OUTPUT_PREVIEW_MAX))
+        )
     return blocks
+
+
+def _then(req: StepRequirement) -> str:
+    return "the run will be cancelled" if req.on_reject is OnReject.cancel else "it will be skipped"
 
 
 def pause_message(ctx: PauseContext) -> tuple[str, list[dict[str, Any]]]:
     """The interactive message of a paused step: Approve/Reject, or Provide input…"""
     req = ctx.requirement
     verb = "input" if req.requires_user_input else "approval"
-    title = f"Needs {verb}: {ctx.workflow_name} › {req.step_name}"
-    blocks = _pause_header_blocks(ctx, title)
-    if ctx.approvers:
-        who = ", ".join(mention(a) for a in ctx.approvers)
-        blocks.append(ContextBlock(elements=[_md(f"Who may decide: {who}")]))
+    blocks = _pause_body(ctx)
     reject = ButtonElement(
         text=_plain("Reject", BUTTON_TEXT_MAX),
         action_id=ACTION_REJECT,
         value=ctx.token,
         style="danger",
         confirm=ConfirmObject(
-            title=_plain("Reject this step?", 100),
+            title=_plain("Reject this step?", CONFIRM_TITLE_MAX),
             text=_md(
-                clip(
-                    f"Step *{mrkdwn_escape(req.step_name)}* will be rejected; the run "
-                    f"will {'be cancelled' if req.on_reject.value == 'cancel' else 'skip it'}.",
-                    300,
-                )
+                f"*{escape(req.step_name)}* will be rejected; {_then(req)}.", CONFIRM_TEXT_MAX
             ),
-            confirm=_plain("Reject", 30),
-            deny=_plain("Back", 30),
+            confirm=_plain("Reject", CONFIRM_BUTTON_MAX),
+            deny=_plain("Back", CONFIRM_BUTTON_MAX),
             style="danger",
         ),
     )
@@ -228,43 +314,42 @@ def pause_message(ctx: PauseContext) -> tuple[str, list[dict[str, Any]]]:
             style="primary",
         )
     blocks.append(ActionsBlock(block_id="decision", elements=[go, reject, reason]))
-    return clip(title, MESSAGE_TEXT_MAX), _finish(blocks)
+    text = f"Needs {verb}: {escape(ctx.workflow_name)} › {escape(req.step_name)}"
+    return _fallback(text), _finish(blocks)
+
+
+def _outcome_line(req: StepRequirement, decision: Decision) -> str:
+    outcome = decision.outcome
+    when = slack_date(decision.decided_at)
+    if outcome is Outcome.timed_out:
+        then = "cancelled" if req.on_reject is OnReject.cancel else "skipped"
+        return f":hourglass_flowing_sand: *Timed out — {then}* at {when}"
+    if outcome is Outcome.rejected:
+        then = "run cancelled" if req.on_reject is OnReject.cancel else "step skipped"
+        return f":no_entry: *Rejected* by {mention(decision.decided_by)} at {when} ({then})"
+    label = "Approved" if outcome is Outcome.confirmed else "Input given"
+    return f":white_check_mark: *{label}* by {mention(decision.decided_by)} at {when}"
 
 
 def resolved_message(ctx: PauseContext, decision: Decision) -> tuple[str, list[dict[str, Any]]]:
     """The same message after its decision: buttons gone, the outcome in their place."""
     req = ctx.requirement
     outcome = decision.outcome
-    if outcome is Outcome.timed_out:
-        then = "cancelled" if req.on_reject.value == "cancel" else "skipped"
-        line = f":hourglass_flowing_sand: *Timed out — {then}* at {slack_date(decision.decided_at)}"
-    elif outcome is Outcome.rejected:
-        then = "run cancelled" if req.on_reject.value == "cancel" else "step skipped"
-        line = (
-            f":no_entry: *Rejected* by {mention(decision.decided_by)} at "
-            f"{slack_date(decision.decided_at)} ({then})"
-        )
-    else:
-        label = "Approved" if outcome is Outcome.confirmed else "Input given"
-        line = (
-            f":white_check_mark: *{label}* by {mention(decision.decided_by)} at "
-            f"{slack_date(decision.decided_at)}"
-        )
-    title = f"{ctx.workflow_name} › {req.step_name}"
-    blocks = _pause_header_blocks(ctx, title)
+    blocks = _pause_body(ctx)
     blocks.append(DividerBlock())
-    blocks.append(_section(line))
+    blocks.append(_section(_outcome_line(req, decision)))
     if decision.values:
         given = "\n".join(
-            f"• *{mrkdwn_escape(k)}*: {mrkdwn_escape(format_value(v))}"
-            for k, v in decision.values.items()
+            f"• *{escape(k)}*: {escape_clipped(v, 500)}" for k, v in decision.values.items()
         )
         blocks.append(_section(f"*Values*\n{given}"))
     if decision.comment:
         label = "Reason" if outcome in (Outcome.rejected, Outcome.timed_out) else "Comment"
-        blocks.append(_section(f"*{label}:* {mrkdwn_escape(decision.comment)}"))
-    text = f"{title}: {outcome.value.replace('_', ' ')}"
-    return clip(text, MESSAGE_TEXT_MAX), _finish(blocks)
+        blocks.append(_section(f"*{label}:* {escape_clipped(decision.comment, 2000)}"))
+    text = (
+        f"{escape(ctx.workflow_name)} › {escape(req.step_name)}: {outcome.value.replace('_', ' ')}"
+    )
+    return _fallback(text), _finish(blocks)
 
 
 # -- the run's root message ---------------------------------------------------------------------
@@ -299,43 +384,76 @@ def _progress(card: RunCard) -> str:
             mark = ":double_vertical_bar:"
         else:
             mark = ":white_circle:"
-        marks.append(f"{mark} {mrkdwn_escape(name)}")
+        marks.append(f"{mark} {escape(name)}")
     return "  ".join(marks)
 
 
 def run_root_message(card: RunCard) -> tuple[str, list[dict[str, Any]]]:
     label = _STATUS_LABEL[card.status]
     run = card.run
-    title = f"{card.workflow_name}"
     status_line = f"*{label}*"
     if run is not None and run.is_paused and run.paused_step_name:
-        status_line += f" at *{mrkdwn_escape(run.paused_step_name)}* (see thread)"
+        status_line += f" at *{escape(run.paused_step_name)}* (see thread)"
     if run is not None and card.status in (RunStatus.cancelled, RunStatus.error) and run.content:
-        status_line += f"\n{mrkdwn_escape(clip(format_value(run.content), 1500))}"
+        status_line += f"\n{escape_clipped(run.content, 1500)}"
+    started = [
+        f"Started by {mention(card.user_id) if card.user_id else 'a script'} "
+        f"{slack_date(card.created_at)}"
+    ]
+    if run is not None and run.input not in (None, ""):
+        started.append(f"input {code(one_line(as_text(run.input)), INPUT_PREVIEW_MAX)}")
+    started.append(f"run `{card.run_id}`")
     blocks: list[Block] = [
-        HeaderBlock(text=_plain(f"Run: {title}", HEADER_TEXT_MAX)),
+        HeaderBlock(text=_plain(card.workflow_name, HEADER_TEXT_MAX)),
         _section(status_line),
-        _fields(
-            [
-                ("Started by", mention(card.user_id) if card.user_id else "a script"),
-                ("Started", slack_date(card.created_at)),
-                ("Run", f"`{card.run_id}`"),
-            ]
-        ),
+        _context(started),
         ContextBlock(elements=[_md(_progress(card), 2000)]),
     ]
-    text = f"{title}: {label.split(' ', 1)[1]}"
-    return clip(text, MESSAGE_TEXT_MAX), _finish(blocks)
+    text = f"{escape(card.workflow_name)}: {label.split(' ', 1)[1]}"
+    return _fallback(text), _finish(blocks)
 
 
+# -- notes in a run's thread (one per event) -----------------------------------------------
 def completion_note(run: WorkflowRunOutput) -> str:
-    summary = clip(format_value(run.content), 2500) if run.content is not None else "(no output)"
+    summary = code_block(run.content, NOTE_CONTENT_MAX) if run.content is not None else ""
     done = sum(1 for s in run.step_results if not s.skipped)
     skipped = sum(1 for s in run.step_results if s.skipped)
     counts = f"{done} step{'s' if done != 1 else ''} run" + (
         f", {skipped} skipped" if skipped else ""
     )
-    return f":white_check_mark: Completed ({counts}). Result:\n```{summary}```"
+    if not summary:
+        return f":white_check_mark: Completed ({counts}), no output."
+    return f":white_check_mark: Completed ({counts}). Result:\n{summary}"
+
+
+def timeout_note(req: StepRequirement) -> str:
+    """The one notice of a deadline passing (when it cancels the run, no second note follows)."""
+    when = slack_date(req.decided_at or req.expires_at)
+    if req.on_reject is OnReject.cancel:
+        return f":no_entry_sign: *{escape(req.step_name)}* timed out at {when} — run cancelled."
+    return f":hourglass_flowing_sand: *{escape(req.step_name)}* timed out at {when} — step skipped."
+
+
+def cancelled_note(*, step_name: str | None, cancelled_by: str | None, reason: str | None) -> str:
+    if cancelled_by and step_name:
+        return (
+            f":no_entry_sign: Cancelled: *{escape(step_name)}* was rejected by "
+            f"{mention(cancelled_by)}."
+        )
+    return f":no_entry_sign: {escape_clipped(reason, NOTE_CONTENT_MAX) if reason else 'Cancelled.'}"
+
+
+def failed_note(error: str) -> str:
+    return f":x: Failed: {escape_clipped(error, NOTE_CONTENT_MAX)}"
+
+
+def reminder_note(req: StepRequirement, approvers: Sequence[str]) -> str:
+    who = " ".join(mention(a) for a in approvers) or "Reminder"
+    then = "cancel" if req.on_reject is OnReject.cancel else "skip"
+    return (
+        f"{who}: *{escape(req.step_name)}* still waits for a decision; due "
+        f"{slack_date(req.expires_at)} (then {then})."
+    )
 
 
 # -- modals ------------------------------------------------------------------------------------
@@ -343,18 +461,27 @@ def field_block_id(name: str) -> str:
     return f"field:{name}"
 
 
+def field_label(spec: UserInputField) -> str:
+    """A person's label for a field: its name in words, no Python type names."""
+    words = spec.name.replace("_", " ").strip()
+    return words[:1].upper() + words[1:]
+
+
+_PLACEHOLDER = {"int": "A whole number", "float": "A number", "str": "Text"}
+
+
 def _input_element(spec: UserInputField) -> Any:
     initial = spec.value
     if spec.allowed_values:
         options = [
             Option(
-                text=_plain(format_value(v), OPTION_TEXT_MAX),
-                value=clip(format_value(v), OPTION_VALUE_MAX),
+                text=_plain(as_text(v), OPTION_TEXT_MAX),
+                value=clip(as_text(v), OPTION_VALUE_MAX),
             )
             for v in spec.allowed_values[:SELECT_OPTIONS_MAX]
         ]
         return StaticSelectElement(
-            action_id=VALUE_ACTION, options=options, placeholder=_plain("Choose…", 150)
+            action_id=VALUE_ACTION, options=options, placeholder=_plain("Choose…", PLACEHOLDER_MAX)
         )
     if spec.field_type == "bool":
         option = Option(text=_plain("Yes", OPTION_TEXT_MAX), value="true")
@@ -363,14 +490,18 @@ def _input_element(spec: UserInputField) -> Any:
             options=[option],
             initial_options=[option] if initial is True else None,
         )
+    placeholder = _plain(_PLACEHOLDER.get(spec.field_type, "Text"), PLACEHOLDER_MAX)
     if spec.field_type in ("int", "float"):
         return NumberInputElement(
             action_id=VALUE_ACTION,
             is_decimal_allowed=spec.field_type == "float",
             initial_value=None if initial is None else str(initial),
+            placeholder=placeholder,
         )
     return PlainTextInputElement(
-        action_id=VALUE_ACTION, initial_value=None if initial is None else str(initial)
+        action_id=VALUE_ACTION,
+        initial_value=None if initial is None else str(initial),
+        placeholder=placeholder,
     )
 
 
@@ -379,18 +510,16 @@ def input_modal(ctx: PauseContext) -> View:
     req = ctx.requirement
     blocks: list[Block] = []
     messages = [m for m in (req.confirmation_message, req.user_input_message) if m]
-    intro = "\n".join(mrkdwn_escape(m) for m in messages) or "Provide the values below."
-    blocks.append(
-        _section(f"*{mrkdwn_escape(ctx.workflow_name)} › {mrkdwn_escape(req.step_name)}*\n{intro}")
-    )
+    intro = "\n".join(escape(m) for m in messages) or "Provide the values below."
+    blocks.append(_section(intro))
+    blocks.append(_context([f"{escape(ctx.workflow_name)} › *{escape(req.step_name)}*"]))
     for spec in req.user_input_schema:
-        label = spec.name.replace("_", " ") + f" ({spec.field_type})"
         blocks.append(
             InputBlock(
                 block_id=field_block_id(spec.name),
-                label=_plain(label, 2000),
+                label=_plain(field_label(spec), LABEL_MAX),
                 element=_input_element(spec),
-                hint=_plain(spec.description, 2000) if spec.description else None,
+                hint=_plain(spec.description, HINT_MAX) if spec.description else None,
                 # A checkbox left empty means false, so a bool never blocks submission.
                 optional=(not spec.required) or spec.field_type == "bool",
             )
@@ -399,7 +528,7 @@ def input_modal(ctx: PauseContext) -> View:
         blocks.append(
             InputBlock(
                 block_id=field_block_id("input"),
-                label=_plain("Input", 2000),
+                label=_plain("Input", LABEL_MAX),
                 element=PlainTextInputElement(action_id=VALUE_ACTION, multiline=True),
             )
         )
@@ -409,9 +538,9 @@ def input_modal(ctx: PauseContext) -> View:
         callback_id=VIEW_INPUT,
         private_metadata=ctx.token,
         notify_on_close=True,
-        title=_plain("Signoff", MODAL_TITLE_MAX),
-        submit=_plain(submit, MODAL_TITLE_MAX),
-        close=_plain("Cancel", MODAL_TITLE_MAX),
+        title=_plain(req.step_name.replace("_", " "), MODAL_TITLE_MAX),
+        submit=_plain(submit, MODAL_BUTTON_MAX),
+        close=_plain("Cancel", MODAL_BUTTON_MAX),
         blocks=blocks[:MODAL_MAX_BLOCKS],
     )
     view.validate_json()
@@ -420,27 +549,22 @@ def input_modal(ctx: PauseContext) -> View:
 
 def reject_modal(ctx: PauseContext) -> View:
     req = ctx.requirement
-    then = (
-        "The run will be cancelled."
-        if req.on_reject.value == "cancel"
-        else "The step will be skipped."
-    )
     view = View(
         type="modal",
         callback_id=VIEW_REJECT,
         private_metadata=ctx.token,
         notify_on_close=True,
-        title=_plain("Reject step", MODAL_TITLE_MAX),
-        submit=_plain("Reject", MODAL_TITLE_MAX),
-        close=_plain("Back", MODAL_TITLE_MAX),
+        title=_plain(f"Reject {req.step_name.replace('_', ' ')}", MODAL_TITLE_MAX),
+        submit=_plain("Reject", MODAL_BUTTON_MAX),
+        close=_plain("Back", MODAL_BUTTON_MAX),
         blocks=[
             _section(
-                f"Reject *{mrkdwn_escape(req.step_name)}* of "
-                f"*{mrkdwn_escape(ctx.workflow_name)}*? {then}"
+                f"Reject *{escape(req.step_name)}* of *{escape(ctx.workflow_name)}*? "
+                f"{_then(req).capitalize()}."
             ),
             InputBlock(
                 block_id=REASON_BLOCK,
-                label=_plain("Reason", 2000),
+                label=_plain("Reason", LABEL_MAX),
                 optional=True,
                 element=PlainTextInputElement(
                     action_id=VALUE_ACTION, multiline=True, max_length=2000
@@ -489,13 +613,20 @@ def reject_reason(state_values: Mapping[str, Any]) -> str | None:
 
 
 def errors_for_modal(errors: Mapping[str, str], schema: Sequence[UserInputField]) -> dict[str, str]:
-    """Engine validation errors keyed by the modal's input blocks."""
+    """Engine validation errors keyed by the modal's input blocks: every field's error at
+    once, as plain text (a modal error renders no markup)."""
     known = {f.name for f in schema} or {"input"}
     out: dict[str, str] = {}
     for name, why in errors.items():
-        target = name if name in known else next(iter(known))
-        out[field_block_id(target)] = clip(why, 2000)
+        target = field_block_id(name if name in known else next(iter(known)))
+        message = clip(mrkdwn_to_plain(why), HINT_MAX)
+        out[target] = f"{out[target]}; {message}" if target in out else message
     return out
+
+
+def modal_error(message: str) -> str:
+    """A bot reply shown as a modal field error: plain text, dates formatted."""
+    return clip(mrkdwn_to_plain(message), HINT_MAX)
 
 
 # -- slash command replies ------------------------------------------------------------
@@ -510,11 +641,24 @@ HELP_TEXT = (
 
 
 def help_blocks(problem: str | None = None) -> tuple[str, list[dict[str, Any]]]:
+    """Help, after ``problem`` if there is one (mrkdwn written by the bot: content in it
+    was escaped where it was put in)."""
     blocks: list[Block] = []
     if problem:
-        blocks.append(_section(f":warning: {mrkdwn_escape(problem)}"))
+        blocks.append(_section(f":warning: {problem}"))
     blocks.append(_section(HELP_TEXT))
-    return (problem + "\n" if problem else "") + HELP_TEXT, _finish(blocks)
+    return _fallback((problem + "\n" if problem else "") + HELP_TEXT), _finish(blocks)
+
+
+def problem_blocks(problem: str) -> tuple[str, list[dict[str, Any]]]:
+    """A short answer to a command that could not be done, without the whole help."""
+    return _fallback(problem), _finish([_section(f":warning: {problem}")])
+
+
+def started_text(workflow_name: str, run_id: str, *, channel: str, link: str | None) -> str:
+    """The reply to ``/signoff run``: where to follow the run (its root message once posted)."""
+    where = f"<{link}|follow it here>" if link else f"follow it in {channel_mention(channel)}"
+    return f"Started *{escape(workflow_name)}* (run `{run_id}`); {where}."
 
 
 def list_blocks(
@@ -524,10 +668,10 @@ def list_blocks(
         return "No workflows are configured.", _finish([_section("No workflows are configured.")])
     blocks: list[Block] = [HeaderBlock(text=_plain("Workflows", HEADER_TEXT_MAX))]
     for name, description, steps in workflows:
-        line = f"*{mrkdwn_escape(name)}*"
+        line = f"*{escape(name)}*"
         if description:
-            line += f" — {mrkdwn_escape(description)}"
-        line += "\n" + " → ".join(mrkdwn_escape(s) for s in steps)
+            line += f" — {escape(description)}"
+        line += "\n" + " → ".join(escape(s) for s in steps)
         blocks.append(_section(line))
     return f"{len(workflows)} workflows", _finish(blocks)
 
@@ -537,21 +681,23 @@ def status_blocks(
 ) -> tuple[str, list[dict[str, Any]]]:
     label = _STATUS_LABEL[run.status]
     blocks: list[Block] = [
-        HeaderBlock(text=_plain(f"Run {run.run_id}", HEADER_TEXT_MAX)),
+        HeaderBlock(text=_plain(f"{run.workflow_name or '?'} · run {run.run_id}", HEADER_TEXT_MAX)),
         _section(
-            f"*{mrkdwn_escape(run.workflow_name or '?')}*: {label}"
-            + (f" at *{mrkdwn_escape(run.paused_step_name or '')}*" if run.is_paused else "")
+            f"*{escape(run.workflow_name or '?')}*: {label}"
+            + (f" at *{escape(run.paused_step_name or '')}*" if run.is_paused else "")
         ),
     ]
     for result in run.step_results:
         mark = "skipped" if result.skipped else ("done" if result.success else "failed")
-        blocks.append(
-            ContextBlock(elements=[_md(f"{mrkdwn_escape(result.step_name or '?')}: {mark}")])
-        )
+        blocks.append(ContextBlock(elements=[_md(f"{escape(result.step_name or '?')}: {mark}")]))
     for decision in decisions:
-        blocks.append(ContextBlock(elements=[_md(mrkdwn_escape(decision.describe()))]))
+        blocks.append(
+            ContextBlock(
+                elements=[_md(f"*{escape(decision.step_name)}* {describe_decision(decision)}")]
+            )
+        )
     if run.content is not None and run.status.is_final:
-        blocks.append(_section(f"```{clip(format_value(run.content), 2500)}```"))
+        blocks.append(_section(code_block(run.content, NOTE_CONTENT_MAX)))
     return f"Run {run.run_id}: {run.status.value}", _finish(blocks)
 
 
@@ -567,9 +713,5 @@ def pending_blocks(
     for workflow, step, run_id, deadline, link in items[: MESSAGE_MAX_BLOCKS - 2]:
         where = f" — <{link}|open>" if link else ""
         due = f", due {slack_date(deadline)}" if deadline else ""
-        blocks.append(
-            _section(
-                f"*{mrkdwn_escape(workflow)} › {mrkdwn_escape(step)}* (`{run_id}`{due}){where}"
-            )
-        )
+        blocks.append(_section(f"*{escape(workflow)} › {escape(step)}* (`{run_id}`{due}){where}"))
     return f"{len(items)} waiting for you", _finish(blocks)

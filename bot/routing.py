@@ -6,13 +6,20 @@ names them as ``module:attribute``.
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
+from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError
+
 from engine import Workflow
+
+_CHANNEL_ID = re.compile(r"[CG][A-Z0-9]{2,}")
 
 
 @dataclass(frozen=True)
@@ -103,3 +110,61 @@ def load_routes(specs: Iterable[str]) -> list[SlackRoute]:
     if duplicates:
         raise ValueError(f"SIGNOFF_WORKFLOWS: workflow names used twice: {sorted(duplicates)}")
     return routes
+
+
+def channel_names(routes: Iterable[SlackRoute], default: str) -> set[str]:
+    """The channels given by name (not by ID) in ``default`` and every route."""
+    named = {default}
+    for route in routes:
+        named.add(route.channel or "")
+        named.update(step.channel or "" for step in route.steps.values())
+    return {c for c in named if c and not _CHANNEL_ID.fullmatch(c)}
+
+
+def resolve_channels(
+    routes: list[SlackRoute], default: str, client: WebClient
+) -> tuple[list[SlackRoute], str]:
+    """Routes and the default channel with every channel name (``#deploys``, ``deploys``)
+    replaced by its ID, looked up once with ``conversations.list``; permalinks, updates and
+    mentions need IDs. Raises ValueError naming each channel that does not exist."""
+    wanted = channel_names(routes, default)
+    if not wanted:
+        return routes, default
+    ids: dict[str, str] = {}
+    try:
+        for page in client.conversations_list(
+            types="public_channel", exclude_archived=True, limit=1000
+        ):
+            for channel in page.get("channels") or []:
+                ids[str(channel.get("name"))] = str(channel.get("id"))
+    except (SlackApiError, OSError) as exc:  # OSError: Slack unreachable, timed out
+        response = getattr(exc, "response", None)
+        error = response.get("error") if response is not None else exc
+        raise ValueError(
+            f"cannot look up the channels {sorted(wanted)} (conversations.list: {error})"
+        ) from None
+
+    def resolve(channel: str | None, where: str) -> str | None:
+        if not channel or channel not in wanted:
+            return channel
+        found = ids.get(channel.removeprefix("#"))
+        if found is None:
+            raise ValueError(
+                f"{where}: no public channel named {channel!r} (give a private channel by its ID)"
+            )
+        return found
+
+    resolved = [
+        dataclasses.replace(
+            route,
+            channel=resolve(route.channel, f"route {route.name!r}"),
+            steps={
+                name: dataclasses.replace(
+                    step, channel=resolve(step.channel, f"route {route.name!r}, step {name!r}")
+                )
+                for name, step in route.steps.items()
+            },
+        )
+        for route in routes
+    ]
+    return resolved, resolve(default, "SIGNOFF_CHANNEL") or default

@@ -26,7 +26,7 @@ from bot.config import Settings, open_database
 from bot.http_thread import BackgroundServer, PortUnavailableError
 from bot.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from bot.outbox import OutboxWorker
-from bot.routing import SlackRoute, load_routes
+from bot.routing import SlackRoute, load_routes, resolve_channels
 from bot.scheduler import DeadlineScheduler
 from bot.service import Signoff
 from bot.slack_http import (
@@ -68,11 +68,17 @@ class Runtime:
         self.settings = settings
         self.db = db or open_database(settings)
         self.client = client or make_client(settings)
+        # Channel names become IDs once, here: a missing channel stops start-up clearly.
+        resolved_routes, default_channel = resolve_channels(
+            routes if routes is not None else load_routes(settings.workflow_specs),
+            settings.channel,
+            self.client,
+        )
         self.signoff = Signoff(
-            routes=routes if routes is not None else load_routes(settings.workflow_specs),
+            routes=resolved_routes,
             db=self.db,
             client=self.client,
-            default_channel=settings.channel,
+            default_channel=default_channel,
             clock=clock,
             workers=settings.workers,
         )

@@ -52,6 +52,7 @@ log = logging.getLogger("signoff.bot")
 GROUP_CACHE_SECONDS = 300.0
 # Longer than Slack's 5-minute signature window, so every acceptable repeat is still caught.
 SEEN_REQUESTS_KEPT = timedelta(hours=1)
+ROOT_LINKS_CACHED = 10_000
 
 
 @dataclass(frozen=True)
@@ -84,6 +85,7 @@ class Signoff:
         self._unsubscribe: list[Callable[[], None]] = []
         self._group_cache: dict[str, tuple[float, frozenset[str]]] = {}
         self._group_lock = threading.Lock()
+        self._root_links: dict[str, str] = {}
         self.outbox_wakeup = threading.Event()
         self.on_pause_recorded: list[Callable[[str, StepRequirement], None]] = []
         self._batch = threading.local()
@@ -172,29 +174,21 @@ class Signoff:
             )
             self._enqueue_root_update(run, now)
             if req.timed_out:
-                then = "run cancelled" if req.on_reject.value == "cancel" else "step skipped"
-                self._note(
-                    run,
-                    f"timeout:{req.requirement_id}",
-                    f":hourglass_flowing_sand: *{req.step_name}* timed out — {then}.",
-                    now,
-                )
+                self._note(run, f"timeout:{req.requirement_id}", blocks.timeout_note(req), now)
         elif isinstance(event, WorkflowCompletedEvent):
             self._enqueue_root_update(run, now)
             self._note(run, "completed", blocks.completion_note(run), now)
         elif isinstance(event, WorkflowCancelledEvent):
             self._enqueue_root_update(run, now)
-            if event.cancelled_by and event.cancelled_by != TIMEOUT_ACTOR:
-                text = (
-                    f":no_entry_sign: Cancelled: *{event.step_name}* was rejected by "
-                    f"{blocks.mention(event.cancelled_by)}."
+            # A deadline that cancels the run has said so in its timeout note: one notice.
+            if event.cancelled_by != TIMEOUT_ACTOR:
+                text = blocks.cancelled_note(
+                    step_name=event.step_name, cancelled_by=event.cancelled_by, reason=event.reason
                 )
-            else:
-                text = f":no_entry_sign: {event.reason or 'Cancelled.'}"
-            self._note(run, "cancelled", text, now)
+                self._note(run, "cancelled", text, now)
         elif isinstance(event, WorkflowErrorEvent):
             self._enqueue_root_update(run, now)
-            self._note(run, "failed", f":x: Failed: {blocks.clip(event.error, 2500)}", now)
+            self._note(run, "failed", blocks.failed_note(event.error), now)
 
     def _ensure_root(self, route: SlackRoute, run: WorkflowRunOutput, *, now: datetime) -> None:
         channel = route.channel_for(None, self.default_channel)
@@ -400,7 +394,7 @@ class Signoff:
             except Exception:  # the outbox worker will deliver it
                 log.warning("immediate update of run %s failed", run.run_id, exc_info=True)
         verb = "Rejected" if req.is_rejected else "Approved"
-        return DecisionResult(True, f"{verb} *{req.step_name}*.")
+        return DecisionResult(True, f"{verb} *{blocks.escape(req.step_name)}*.")
 
     def expire(self, workflow_name: str, run_id: str) -> bool:
         """Apply on_reject to a run whose deadline passed (scheduler jobs call this)."""
@@ -425,22 +419,24 @@ class Signoff:
         req = run.step_requirements[0]
         if req.requirement_id != requirement_id:
             return False
-        who = " ".join(blocks.mention(a) for a in route.approvers_for(req.step_name)) or "Reminder"
         self._note(
             run,
             f"reminder:{requirement_id}",
-            f"{who}: *{req.step_name}* still waits for a decision; deadline "
-            f"{blocks.slack_date(req.expires_at)} (then {req.on_reject.value}).",
+            blocks.reminder_note(req, route.approvers_for(req.step_name)),
             self.clock.now(),
         )
         return True
 
-    def tell(self, *, channel: str | None, user_id: str, text: str) -> None:
-        """An ephemeral message to one person; best effort."""
+    def tell(
+        self, *, channel: str | None, user_id: str, text: str, thread_ts: str | None = None
+    ) -> None:
+        """An ephemeral message to one person (in ``thread_ts``'s thread if given); best effort."""
         if not channel:
             return
         try:
-            self.client.chat_postEphemeral(channel=channel, user=user_id, text=text)
+            self.client.chat_postEphemeral(
+                channel=channel, user=user_id, text=text, thread_ts=thread_ts
+            )
         except SlackApiError as exc:
             self.record_slack_error("chat.postEphemeral", exc)
             log.warning("could not tell %s: %s", user_id, exc.response.get("error"))
@@ -483,7 +479,12 @@ class Signoff:
             return None
 
     def pause_context(
-        self, route: SlackRoute, run: WorkflowRunOutput, req: StepRequirement
+        self,
+        route: SlackRoute,
+        run: WorkflowRunOutput,
+        req: StepRequirement,
+        *,
+        with_root_link: bool = True,
     ) -> blocks.PauseContext:
         return blocks.PauseContext(
             token=req.requirement_id,
@@ -491,7 +492,31 @@ class Signoff:
             run=run,
             requirement=req,
             approvers=route.approvers_for(req.step_name),
+            root_link=self.root_permalink(run.run_id) if with_root_link else None,
         )
+
+    def root_permalink(self, run_id: str) -> str | None:
+        """The permalink of the run's root message, once it is posted (asked once per run;
+        only from delivery and after-ack paths, never before an ack)."""
+        cached = self._root_links.get(run_id)
+        if cached is not None:
+            return cached
+        ref = self.store.get_run_ref(run_id)
+        if ref is None or not ref.root_ts:
+            return None
+        try:
+            link = self.client.chat_getPermalink(
+                channel=ref.channel_id or ref.channel, message_ts=ref.root_ts
+            ).get("permalink")
+        except SlackApiError as exc:
+            self.record_slack_error("chat.getPermalink", exc)
+            return None
+        if isinstance(link, str):
+            if len(self._root_links) >= ROOT_LINKS_CACHED:
+                self._root_links.pop(next(iter(self._root_links)), None)
+            self._root_links[run_id] = link
+            return link
+        return None
 
 
 def _drain(events: Iterator[WorkflowRunEvent], run_id: str) -> None:
@@ -503,13 +528,7 @@ def _drain(events: Iterator[WorkflowRunEvent], run_id: str) -> None:
 
 
 def _describe(decision: Decision) -> str:
-    when = blocks.slack_date(decision.decided_at)
-    if decision.outcome.value == "timed_out":
-        return f"the deadline passed ({when})"
-    verb = {"confirmed": "approved", "rejected": "rejected", "submitted": "answered"}[
-        decision.outcome.value
-    ]
-    return f"{verb} by {blocks.mention(decision.decided_by)} at {when}"
+    return blocks.describe_decision(decision)
 
 
 def _new_run_id() -> str:

@@ -48,6 +48,16 @@ def _who(body: dict[str, Any]) -> tuple[str | None, str | None, Any]:
     return (dig(body, "user", "id"), dig(body, "channel", "id"), dig(body, "actions", 0, "value"))
 
 
+def _thread_of(body: dict[str, Any]) -> str | None:
+    """The thread of the message clicked (its own, for a top-level message): replies to a
+    click go there, next to what was clicked."""
+    for path in (("container", "thread_ts"), ("message", "thread_ts"), ("container", "message_ts")):
+        ts = dig(body, *path)
+        if isinstance(ts, str) and ts:
+            return ts
+    return None
+
+
 def _decide(signoff: Signoff, body: dict[str, Any], action: str) -> None:
     user_id, channel, token = _who(body)
     if not isinstance(user_id, str):
@@ -55,7 +65,9 @@ def _decide(signoff: Signoff, body: dict[str, Any], action: str) -> None:
         return
     result = signoff.decide(token, user_id=user_id, action=action)
     if not result.ok:
-        signoff.tell(channel=channel, user_id=user_id, text=result.message)
+        signoff.tell(
+            channel=channel, user_id=user_id, text=result.message, thread_ts=_thread_of(body)
+        )
 
 
 def _open_modal(signoff: Signoff, body: dict[str, Any], client: WebClient, build: Any) -> None:
@@ -66,16 +78,20 @@ def _open_modal(signoff: Signoff, body: dict[str, Any], client: WebClient, build
         return
     loaded = signoff.load_pause(token, user_id)
     if isinstance(loaded, DecisionResult):
-        signoff.tell(channel=channel, user_id=user_id, text=loaded.message)
+        signoff.tell(
+            channel=channel, user_id=user_id, text=loaded.message, thread_ts=_thread_of(body)
+        )
         return
     _pause, route, run, req = loaded
+    context = signoff.pause_context(route, run, req, with_root_link=False)
     try:
-        client.views_open(trigger_id=trigger_id, view=build(signoff.pause_context(route, run, req)))
+        client.views_open(trigger_id=trigger_id, view=build(context))
     except SlackApiError as exc:
         log.warning("views.open failed: %s", exc.response.get("error"))
         signoff.tell(
             channel=channel,
             user_id=user_id,
             text="Could not open the form (Slack said "
-            f"`{exc.response.get('error')}`); please click again.",
+            f"`{blocks.escape(exc.response.get('error'))}`); please click again.",
+            thread_ts=_thread_of(body),
         )

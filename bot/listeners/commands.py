@@ -10,10 +10,12 @@ from slack_bolt import Ack, App
 
 from bot import blocks
 from bot.service import Signoff
+from bot.text import code
 
 log = logging.getLogger("signoff.commands")
 COMMAND = "/signoff"
 _RUN_ID = re.compile(r"^[0-9a-f]{8,64}$")
+NAME_MAX = 100  # a name echoed back from what someone typed
 
 
 def register(app: App, signoff: Signoff) -> None:
@@ -54,24 +56,25 @@ def reply(signoff: Signoff, command: dict[str, Any]) -> dict[str, Any]:
             )
         route = signoff.routes.get(name)
         if route is None:
-            known = ", ".join(f"`{n}`" for n in signoff.routes) or "none"
-            return _ephemeral(blocks.help_blocks(f"Unknown workflow `{name}`. Known: {known}."))
+            known = ", ".join(code(n, NAME_MAX) for n in signoff.routes) or "none"
+            return _ephemeral(
+                blocks.help_blocks(f"Unknown workflow {code(name, NAME_MAX)}. Known: {known}.")
+            )
         if not signoff.can_start(user_id, route):
-            return _ephemeral(blocks.help_blocks(f"You may not start `{name}`."))
+            return _ephemeral(blocks.problem_blocks(f"You may not start {code(name, NAME_MAX)}."))
         run_id = signoff.start_run(name, run_input.strip() or None, user_id=user_id)
         channel = route.channel_for(None, signoff.default_channel)
         return {
             "response_type": "ephemeral",
-            "text": f"Started *{name}* (run `{run_id}`); "
-            f"follow it in {blocks.channel_mention(channel)}.",
+            "text": blocks.started_text(name, run_id, channel=channel, link=None),
         }
     if verb == "status":
-        if not _RUN_ID.match(rest):
+        if not rest:
             return _ephemeral(blocks.help_blocks("`/signoff status <run_id>` needs a run id."))
-        run = signoff.db.get_run(rest)
+        run = signoff.db.get_run(rest) if _RUN_ID.match(rest) else None
         if run is None or run.workflow_name not in signoff.routes:
-            return _ephemeral(blocks.help_blocks(f"No run `{rest}`."))
+            return _ephemeral(blocks.help_blocks(f"No run {code(rest, NAME_MAX)}."))
         return _ephemeral(blocks.status_blocks(run, signoff.db.get_decisions(run.run_id)))
     if verb == "pending":
         return _ephemeral(blocks.pending_blocks(signoff.pending_for(user_id)))
-    return _ephemeral(blocks.help_blocks(f"Unknown command `{verb}`."))
+    return _ephemeral(blocks.help_blocks(f"Unknown command {code(verb, NAME_MAX)}."))

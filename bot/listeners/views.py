@@ -60,7 +60,7 @@ def register(app: App, signoff: Signoff) -> None:
         else:
             ack(
                 response_action="errors",
-                errors={blocks.REASON_BLOCK: blocks.clip(result.message, 2000)},
+                errors={blocks.REASON_BLOCK: blocks.modal_error(result.message)},
             )
 
     @app.view_closed(blocks.VIEW_INPUT)
@@ -78,4 +78,4 @@ def _error_on_first_field(ack: Ack, body: dict[str, Any], message: str) -> None:
         if isinstance(b, dict) and b.get("type") == "input" and isinstance(b.get("block_id"), str)
     ]
     target = block_ids[0] if block_ids else "_"
-    ack(response_action="errors", errors={target: blocks.clip(message, 2000)})
+    ack(response_action="errors", errors={target: blocks.modal_error(message)})

@@ -161,8 +161,10 @@ class SandboxPage:
         people = [u for u in state.users() if not u.is_bot and not u.deleted]
         if not user_id and people:
             user_id = people[0].id
+        user_id = self.resolve_person(user_id) or user_id
         if state.user(user_id) is None:
-            raise PageError(f"unknown user {user_id!r}", 404)
+            known = ", ".join(u.name for u in people) or "none"
+            raise PageError(f"no user {user_id!r} in this sandbox (people: {known})", 404)
         seq = state.seq
         channels = []
         messages: dict[str, list[dict[str, Any]]] = {}
@@ -309,8 +311,25 @@ class SandboxPage:
     async def post_dismiss(self, request: Request) -> Response:
         return await self._post(request, self.dismiss)
 
+    def resolve_person(self, who: str) -> str | None:
+        """A person's user ID from their ID, handle (``alice``, ``@alice``) or real name,
+        as people write them in a link (``?as=alice``); None if nobody matches."""
+        if self.state.user(who) is not None:
+            return who
+        wanted = who.strip().removeprefix("@").casefold()
+        for user in self.state.users():
+            if user.is_bot or user.deleted:
+                continue
+            names = {user.name.casefold(), (user.real_name or "").casefold()}
+            first = (user.real_name or "").split(" ")[0].casefold()
+            if wanted and (wanted in names or wanted == first):
+                return user.id
+        return None
+
     def _person(self, body: Mapping[str, Any]) -> str:
         user_id = body.get("user")
+        if isinstance(user_id, str):
+            user_id = self.resolve_person(user_id) or user_id
         user = self.state.user(user_id) if isinstance(user_id, str) else None
         if user is None or user.is_bot:
             raise PageError(f"unknown user {user_id!r}")
@@ -382,6 +401,11 @@ class SandboxPage:
         if not isinstance(action_id, str) or not isinstance(block_id, (str, type(None))):
             raise PageError("action_id (and block_id) must be strings")
         view_id = body.get("view_id")
+        shown = body.get("shown_blocks")
+        if shown is not None and not (
+            isinstance(shown, list) and all(isinstance(b, dict) for b in shown)
+        ):
+            raise PageError("shown_blocks must be a list of blocks")
         channel_id = DEFAULT_CHANNEL_ID
         target: Message | str
         if isinstance(view_id, str) and view_id:
@@ -395,8 +419,14 @@ class SandboxPage:
             target = message
         with self._actor(user_id, channel_id) as actor:
             try:
+                # A message is clicked as the page showed it (Slack's client does the same):
+                # a confirm dialog left open while someone else decided still sends its click.
                 response = actor.click(
-                    target, action_id=action_id, block_id=block_id, value=body.get("value")
+                    target,
+                    action_id=action_id,
+                    block_id=block_id,
+                    value=body.get("value"),
+                    shown_blocks=shown if isinstance(target, Message) else None,
                 )
             except (LookupError, ValueError) as exc:
                 raise PageError(str(exc).strip("'\""), 409) from exc

@@ -293,10 +293,14 @@ def block_actions_payload(
     action_id: str,
     block_id: str | None = None,
     value: Any = None,
+    shown_blocks: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
     """A ``block_actions`` payload for an element in a stored message or open view.
 
     Issues a trigger_id (and, for messages, a response_url bound to that message).
+    ``shown_blocks``: the message's blocks as the person's client showed them when they
+    clicked, which Slack sends even when the message has changed since (a confirm dialog left
+    open while someone else decided); by default, the message as stored now.
     """
     action_ts = f"{time.time():.6f}"
     payload: dict[str, Any] = {
@@ -320,7 +324,8 @@ def block_actions_payload(
             actions=[_action_entry(element, found_block_id, value, action_ts)],
         )
         return payload
-    found_block_id, element = find_element(source.blocks, action_id, block_id)
+    shown = shown_blocks if shown_blocks is not None else source.blocks
+    found_block_id, element = find_element(shown, action_id, block_id)
     channel = state.channel(source.channel)
     trigger = state.issue_trigger(user_id)
     response_url = state.issue_response_url(source.channel, user_id, message_ts=source.ts)
@@ -341,7 +346,7 @@ def block_actions_payload(
         actions=[_action_entry(element, found_block_id, value, action_ts)],
     )
     if not source.is_ephemeral:  # Slack sends no message body for ephemeral messages
-        payload["message"] = state.message_json(source)
+        payload["message"] = {**state.message_json(source), "blocks": shown}
     return payload
 
 
@@ -536,13 +541,15 @@ class SlackActor:
         action_id: str,
         block_id: str | None = None,
         value: Any = None,
+        shown_blocks: list[dict[str, Any]] | None = None,
         timestamp: int | None = None,
         signature: str | None = None,
         retry_num: int | None = None,
         retry_reason: str | None = None,
     ) -> httpx.Response:
         """Click the element ``action_id`` in a stored message or open view (``value`` picks
-        the option for selects/overflow menus; buttons always send their own value)."""
+        the option for selects/overflow menus; buttons always send their own value).
+        ``shown_blocks``: what the client showed, if the message may have changed since."""
         payload = block_actions_payload(
             self.state,
             user_id=self.user_id,
@@ -550,6 +557,7 @@ class SlackActor:
             action_id=action_id,
             block_id=block_id,
             value=value,
+            shown_blocks=shown_blocks,
         )
         self.last_payload = payload
         return self._send(

@@ -113,6 +113,7 @@ class SlackWebApi:
             "users.info": self.users_info,
             "usergroups.users.list": self.usergroups_users_list,
             "conversations.info": self.conversations_info,
+            "conversations.list": self.conversations_list,
             "conversations.members": self.conversations_members,
             "conversations.open": self.conversations_open,
         }
@@ -420,6 +421,34 @@ class SlackWebApi:
         if channel is None or (channel.is_private and call.caller.user_id not in channel.members):
             raise ApiError("channel_not_found")
         return {"channel": channel.to_api(viewer_id=call.caller.user_id)}
+
+    def conversations_list(self, call: ApiCall) -> dict[str, Any]:
+        """Channels the caller can see, of the asked ``types``, with Slack's cursor paging."""
+        types = set((call.str_param("types") or "public_channel").split(","))
+        try:
+            start = int(call.str_param("cursor") or 0)
+            limit = min(max(int(call.str_param("limit") or 100), 1), 1000)
+        except ValueError as exc:
+            raise ApiError("invalid_cursor") from exc
+        viewer = call.caller.user_id
+        visible = []
+        for channel in self.state.channels():
+            if channel.is_im:
+                kind = "im"
+            elif channel.is_private:
+                kind = "private_channel"
+                if viewer not in channel.members:
+                    continue
+            else:
+                kind = "public_channel"
+            if kind in types:
+                visible.append(channel)
+        page = visible[start : start + limit]
+        more = start + limit < len(visible)
+        return {
+            "channels": [c.to_api(viewer_id=viewer) for c in page],
+            "response_metadata": {"next_cursor": str(start + limit) if more else ""},
+        }
 
     def conversations_members(self, call: ApiCall) -> dict[str, Any]:
         channel = self.state.channel(call.str_param("channel") or "")

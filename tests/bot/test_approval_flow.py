@@ -61,16 +61,17 @@ def test_user_group_member_may_approve_but_requester_and_outsider_may_not(
     run_id = _start(harness, "approve_me", user=CAROL)
     message = harness.pause_message("ship")
     for outsider in (MALLORY, CAROL):  # not an approver; started the run (not allowed)
+        # Carol already has an ephemeral (the "Started" reply): wait for the reply to this
+        # click only, which goes to the thread of the message clicked.
+        before = {m.ts for m in harness.ephemerals_for(outsider)}
         harness.actor(outsider).click(message, action_id=blocks.ACTION_APPROVE)
         note = harness.wait(
-            # Carol already has an ephemeral note (the run's start): wait for this one.
-            lambda s, u=outsider: [
-                m
-                for m in s.messages(message.channel)
-                if m.ephemeral_for == u and "not allowed" in m.text
+            lambda s, u=outsider, seen=before: [
+                m for m in s.messages(message.channel) if m.ephemeral_for == u and m.ts not in seen
             ],
-            "not allowed",
+            "the reply to this click",
         )
+        assert len(note) == 1 and note[-1].thread_ts == message.thread_ts
         assert "not allowed" in note[-1].text
     assert harness.runtime.db.get_run(run_id).is_paused
     assert harness.runtime.db.get_decisions(run_id) == []
@@ -95,6 +96,7 @@ def test_double_click_decides_once_and_tells_the_second_click(harness: BotHarnes
     told = harness.wait(
         lambda s: [m for m in s.messages(message.channel) if m.ephemeral_for == BOB], "bob told"
     )
+    assert told[-1].thread_ts == message.thread_ts  # next to the message he clicked
     assert "Already decided" in told[-1].text and "approved" in told[-1].text
     assert f"<@{ALICE}>" in told[-1].text
     assert test_workflows.EXECUTIONS["ship"] == 1

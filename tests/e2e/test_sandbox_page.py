@@ -73,11 +73,24 @@ def test_start_a_run_and_approve_it(page: Page, sandbox: Sandbox, tmp_path: Path
 
     send(page, "/signoff run data_pipeline")
     run_id = started_run_id(page, "data_pipeline")
-    pause = messages(page).filter(has_text="Needs approval: data_pipeline › process_data")
+    pause = (
+        messages(page)
+        .filter(has=page.locator(".bk-actions"))
+        .filter(has_text="data_pipeline › process_data")
+    )
     expect(pause.get_by_role("button", name="Approve")).to_be_visible()
+    expect(pause.locator(".bk-header")).to_have_text("data_pipeline › process_data")
     expect(pause).to_contain_text("Process sensitive data?")
-    expect(pause.locator(".bk-fields")).to_contain_text("Started by")
-    expect(pause.locator("time.slack-date").first).to_contain_text("Today")
+    # One context line: who started it and when, and a link to the run's root message,
+    # with the run id once and short; no fields repeating the header.
+    context = pause.locator(".bk-context")
+    expect(context).to_have_count(1)
+    expect(context).to_contain_text("Started by @alice")
+    expect(context.locator("time.slack-date").first).to_contain_text("Today")
+    expect(context.get_by_role("link", name=f"run {run_id[:8]}")).to_be_visible()
+    expect(pause.locator(".bk-fields")).to_have_count(0)
+    expect(pause).not_to_contain_text(run_id)
+    expect(pause).not_to_contain_text("Deadline")
     expect(pause.locator("pre")).to_contain_text('"orders": 60')
     expect(pause.locator(".bk-primary")).to_have_text("Approve")
     expect(pause.locator(".bk-danger")).to_have_text("Reject")
@@ -98,7 +111,13 @@ def test_start_a_run_and_approve_it(page: Page, sandbox: Sandbox, tmp_path: Path
     expect(decided).to_contain_text("Approved by @alice")
     expect(decided.locator(".bk-button")).to_have_count(0)
     expect(messages(page).filter(has_text="Completed (3 steps run)")).to_be_visible()
-    expect(messages(page).filter(has_text="Run: data_pipeline")).to_contain_text("Completed")
+    root = messages(page).filter(
+        has=page.locator(".bk-header", has_text=re.compile("^data_pipeline$"))
+    )
+    expect(root).to_contain_text("Completed")
+    expect(root).to_contain_text(run_id)  # the full id, for /signoff status
+    # Emoji come from the bundled sprite, not from a system font.
+    expect(root.locator(".emoji-img").first).to_be_visible()
     run = wait_run(sandbox, run_id, "completed")
     assert [s.step_name for s in run.step_results] == ["fetch_data", "process_data", "save_results"]
     screenshot(page, tmp_path, "2-approved")
@@ -109,20 +128,32 @@ def test_input_modal_shows_the_bots_errors_inline(
 ) -> None:
     send(page, "/signoff run configurable_pipeline")
     run_id = started_run_id(page, "configurable_pipeline")
-    pause = messages(page).filter(has_text="Needs input: configurable_pipeline › process")
+    pause = (
+        messages(page)
+        .filter(has=page.locator(".bk-actions"))
+        .filter(has_text="configurable_pipeline › process")
+    )
     decided = by_ts(page, pause)
     pause.get_by_role("button", name="Provide input…").click()
 
     modal = page.get_by_test_id("modal")
+    expect(modal.locator("#modal-title")).to_have_text("process")  # the step, not "Signoff"
     expect(modal).to_contain_text("Configure processing:")
+    expect(modal).not_to_contain_text("(float)")  # no Python type names
+    expect(modal.get_by_role("textbox", name="Batch size (optional)")).to_be_visible()
     expect(modal.get_by_text("Processing threshold (0.0-1.0)")).to_be_visible()
     expect(modal.locator(".bk-optional")).to_have_count(1)  # batch_size only
     threshold = modal.get_by_label("threshold")
     threshold_error = modal.locator('[data-input-block="field:threshold"] .bk-error')
 
-    # Required fields are checked before anything is sent, as Slack's client does.
+    # Required fields are checked before anything is sent, as Slack's client does; a bad
+    # number the client can see is shown in the same round.
+    batch_error = modal.locator('[data-input-block="field:batch_size"] .bk-error')
+    modal.get_by_label("batch size").fill("2.5")
     modal.get_by_test_id("modal-submit").click()
     expect(threshold_error).to_have_text("Please complete this required field.")
+    expect(batch_error).to_have_text("Enter a whole number.")
+    modal.get_by_label("batch size").fill("")
 
     threshold.fill("lots")
     modal.get_by_label("mode").select_option("accurate")
@@ -187,7 +218,14 @@ MRKDWN_CASES: list[tuple[str, list[str], list[str]]] = [
     ),
     ("&lt;script&gt;alert(1)&lt;/script&gt;", ["&lt;script&gt;"], ["<script>"]),
     ("<img src=x onerror=alert(1)>", ["&lt;img src=x onerror=alert(1)&gt;"], ["<img"]),
-    (":white_check_mark: done", ["✅</span> done"], ["> :white"]),
+    # Emoji from the bundled sprite (issue 10, bug 7): short names and unicode alike.
+    (
+        ":white_check_mark: done",
+        ['title=":white_check_mark:"', "emoji-img", "</span> done"],
+        ["> :white"],
+    ),
+    ("ship 🚀 now", ['class="emoji emoji-img" role="img" aria-label="🚀"'], []),
+    ("© 2026", ["© 2026"], ["emoji-img"]),
     ("&gt; quoted\nplain", ['<span class="quote">quoted</span>plain'], []),
 ]
 
@@ -204,3 +242,73 @@ def test_mrkdwn_renders_like_slack_and_escapes_everything(page: Page) -> None:
             assert part in html, (text, html)
         for part in absent:
             assert part not in html, (text, html)
+
+
+def test_a_stale_confirm_dialog_is_told_who_decided(
+    page: Page, sandbox: Sandbox, tmp_path: Path
+) -> None:
+    """Bug 2: someone else decides while the Reject dialog is open; confirming it tells the
+    person who decided and when, in the thread, instead of failing."""
+    from bot import blocks
+    from bot.sandbox import SlackActor
+
+    send(page, "/signoff run data_pipeline")
+    run_id = started_run_id(page, "data_pipeline")
+    pause = messages(page).filter(has=page.locator(".bk-actions"))
+    decided = by_ts(page, pause)
+    pause.get_by_role("button", name="Reject", exact=True).click()
+    dialog = page.get_by_test_id("confirm-dialog")
+    expect(dialog).to_be_visible()
+
+    assert sandbox.runtime is not None and sandbox.bot_server is not None
+    stored = sandbox.fake.state.message("C0SIGNOFF", str(decided.get_attribute("data-ts")))
+    assert stored is not None
+    with SlackActor(
+        bot_url=f"{sandbox.bot_server.url}/slack/events",
+        signing_secret=sandbox.signing_secret,
+        fake=sandbox.fake,
+        user_id="U0BOB",
+        channel_id="C0SIGNOFF",
+    ) as bob:
+        assert bob.click(stored, action_id=blocks.ACTION_APPROVE).status_code == 200
+    expect(decided).to_contain_text("Approved by @bob")
+
+    dialog.get_by_role("button", name="Reject").click()
+    told = messages(page).filter(has_text="Already decided")
+    expect(told).to_contain_text("approved by @bob")
+    expect(told).to_contain_text("Only visible to you")
+    expect(page.locator(".thread").filter(has=told)).to_have_count(1)  # in the thread
+    expect(page.locator(".toast.error")).to_have_count(0)
+    assert wait_run(sandbox, run_id, "completed")
+    screenshot(page, tmp_path, "5-stale-confirm")
+
+
+def test_hostile_run_input_stays_text(page: Page, sandbox: Sandbox, tmp_path: Path) -> None:
+    send(page, "/signoff run data_pipeline ```<!channel> <!here> <@U0BOB> `x`")
+    pause = messages(page).filter(has=page.locator(".bk-actions"))
+    context = pause.locator(".bk-context")
+    expect(context).to_contain_text("<!channel> <!here> <@U0BOB>")
+    expect(pause.locator(".mention")).to_have_count(1)  # only "Started by @alice"
+    screenshot(page, tmp_path, "6-hostile-input")
+
+
+def test_people_by_name_and_a_narrow_screen(browser: Any, sandbox: Sandbox, tmp_path: Path) -> None:
+    """Bugs 5 and 8: ?as= takes the names the README uses, an unknown one is named; below
+    600 px the person and channel can still be switched."""
+    context = browser.new_context(viewport={"width": 480, "height": 800})
+    try:
+        narrow = context.new_page()
+        narrow.goto(f"{sandbox.page_url}?as=bob")
+        expect(narrow.get_by_test_id("user-picker")).to_have_value("U0BOB")
+        expect(narrow.get_by_test_id("user-picker")).to_be_visible()
+        general = narrow.locator(".nav-item", has_text="general")
+        expect(general).to_be_visible()
+        general.click()
+        expect(narrow.get_by_role("heading", name="#general", exact=True)).to_be_visible()
+        screenshot(narrow, tmp_path, "7-narrow")
+
+        narrow.goto(f"{sandbox.page_url}?as=zed")
+        expect(narrow.locator(".toast")).to_contain_text("no user 'zed'")
+        expect(narrow.get_by_test_id("user-picker")).to_have_value("U0ALICE")
+    finally:
+        context.close()

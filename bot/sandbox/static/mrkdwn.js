@@ -23,6 +23,7 @@
     skull: "💀", sparkles: "✨", star: "⭐", mag: "🔍", repeat: "🔁", stop_sign: "🛑",
     black_square_for_stop: "⏹️", arrow_forward: "▶️", pause_button: "⏸️",
     ballot_box_with_check: "☑️", heavy_multiplication_x: "✖️", slightly_smiling_face: "🙂",
+    eye: "👁️",
   };
 
   const MONTHS = ["January", "February", "March", "April", "May", "June", "July", "August",
@@ -39,9 +40,38 @@
     return String(text).replace(/&lt;/g, "<").replace(/&gt;/g, ">").replace(/&amp;/g, "&");
   }
 
+  // The bundled sprite (static/vendor/emoji, installed by bot/sandbox/emoji.py): Slack's
+  // short names and unicode emoji drawn as images, so no emoji font is needed.
+  const SPRITE = window.SignoffEmoji || null;
+  const CELL_PX = 34; // 32 px images with 1 px of padding around each
+  const SIZE_EM = 1.25;
+  let charPattern = null;
+
+  function spriteRegex() {
+    if (!charPattern) {
+      const chars = Object.keys(SPRITE.chars).sort((a, b) => b.length - a.length);
+      const quoted = chars.map((c) => c.replace(/[.*+?^${}()|[\]\\]/g, "\\$&"));
+      charPattern = new RegExp(quoted.join("|"), "gu");
+    }
+    return charPattern;
+  }
+
+  function spriteSpan(cell, label) {
+    const scale = SIZE_EM / (CELL_PX - 2);
+    const size = (SPRITE.cols * CELL_PX * scale).toFixed(4);
+    const x = (-(cell[0] * CELL_PX + 1) * scale).toFixed(4);
+    const y = (-(cell[1] * CELL_PX + 1) * scale).toFixed(4);
+    return `<span class="emoji emoji-img" role="img" aria-label="${label}" title="${label}"`
+      + ` style="background-size:${size}em ${size}em;background-position:${x}em ${y}em"></span>`;
+  }
+
   function emojify(escaped) {
-    return escaped.replace(/:([a-z0-9_+-]+):/g, (match, name) =>
-      EMOJI[name] ? `<span class="emoji" title=":${name}:">${EMOJI[name]}</span>` : match);
+    let html = escaped.replace(/:([a-z0-9_+'-]+):/g, (match, name) => {
+      if (SPRITE && SPRITE.names[name]) return spriteSpan(SPRITE.names[name], `:${name}:`);
+      return EMOJI[name] ? `<span class="emoji" title=":${name}:">${EMOJI[name]}</span>` : match;
+    });
+    if (SPRITE) html = html.replace(spriteRegex(), (ch) => spriteSpan(SPRITE.chars[ch], ch));
+    return html;
   }
 
   function ordinal(n) {

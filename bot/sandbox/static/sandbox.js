@@ -67,7 +67,10 @@
             continue;
           }
           if (!data.ok && S.me) {
-            S.me = null; // e.g. a stale ?as=; fall back to the first person
+            // An unknown ?as= (or a stale saved choice): say so, then act as the first person.
+            toast(`${data.error || "Unknown user"}; acting as the first person instead.`, "error");
+            localStorage.removeItem("signoff-sandbox-user");
+            S.me = null;
             S.again = true;
             continue;
           }
@@ -243,7 +246,7 @@
     if (changed) classes.push("flash");
     if (S.focusTs === m.ts) classes.push("focused");
     const only = m.ephemeral
-      ? `<div class="only-you"><span class="eye" aria-hidden="true">👁</span> Only visible to you`
+      ? `<div class="only-you"><span class="eye" aria-hidden="true">${M.emojify(":eye:")}</span> Only visible to you`
         + ` <button type="button" class="link dismiss">Dismiss</button></div>` : "";
     return `<div class="${classes.join(" ")}" id="m-${m.ts.replace(".", "-")}" data-ts="${esc(m.ts)}"`
       + ` data-channel="${esc(m.channel)}" data-testid="message">`
@@ -395,9 +398,23 @@
     return value === "" ? null : value;
   }
 
+  // A number the client can see is wrong. Shown together with the missing fields, so a form
+  // that cannot be sent shows every error at once; a form with nothing missing goes to the bot
+  // as typed, and the bot's own validation (response_action: errors) answers it.
+  function numberProblem(box, value) {
+    const control = box.querySelector('[data-kind="number_input"]');
+    if (!control || typeof value !== "string") return null;
+    const decimal = control.getAttribute("inputmode") === "decimal";
+    const text = value.trim();
+    if (!/^-?(\d+\.?\d*|\.\d+)$/.test(text)) return decimal ? "Enter a number." : "Enter a whole number.";
+    if (!decimal && !/^-?\d+$/.test(text)) return "Enter a whole number.";
+    return null;
+  }
+
   function collectValues() {
     const values = {};
     const missing = {};
+    const invalid = {};
     for (const box of document.querySelectorAll(".modal [data-input-block]")) {
       const value = inputValue(box);
       if (value === undefined) continue;
@@ -405,22 +422,26 @@
         || (typeof value === "string" && !value.trim());
       if (empty && box.dataset.optional !== "true") {
         missing[box.dataset.inputBlock] = "Please complete this required field.";
+      } else if (!empty && numberProblem(box, value)) {
+        invalid[box.dataset.inputBlock] = numberProblem(box, value);
       }
       values[box.dataset.inputBlock] = value;
     }
-    return { values, missing };
+    return { values, missing, invalid };
   }
 
   async function submitModal() {
     const backdrop = $(".modal-backdrop");
     if (!backdrop) return;
     const viewId = backdrop.dataset.viewId;
-    const { values, missing } = collectValues();
-    S.localErrors = missing;
+    const { values, missing, invalid } = collectValues();
     if (Object.keys(missing).length) {
-      showErrors(missing); // Slack's client checks required fields before sending anything
+      // Slack's client checks required fields before sending anything.
+      S.localErrors = { ...invalid, ...missing };
+      showErrors(S.localErrors);
       return;
     }
+    S.localErrors = {};
     const button = $(".modal-submit");
     setBusy(button, true);
     const general = $(".modal-general-error");
@@ -494,7 +515,10 @@
     const msg = el.closest(".msg");
     if (!msg) return null;
     const found = (S.data.messages[msg.dataset.channel] || []).find((m) => m.ts === msg.dataset.ts);
-    return { body: { channel: msg.dataset.channel, ts: msg.dataset.ts }, blocks: found ? found.blocks : [] };
+    const blocks = found ? found.blocks : [];
+    // The click carries the blocks as shown now: a confirm dialog may stay open while the
+    // message changes, and Slack's client still sends what the person saw.
+    return { body: { channel: msg.dataset.channel, ts: msg.dataset.ts, shown_blocks: blocks }, blocks };
   }
 
   async function act(el, value) {

@@ -187,6 +187,31 @@ def test_clicks_on_what_is_gone_or_not_there(http: httpx.Client, fake: SlackFake
     assert missing["http_status"] == 409 and "no element" in missing["error"]
 
 
+def test_a_click_is_sent_as_the_page_showed_the_message(
+    http: httpx.Client, fake: SlackFakeServer, bot: Bot
+) -> None:
+    """A confirm dialog left open while the message changed: Slack's client still sends the
+    click on the button the person saw, and the bot answers it (no "no element" toast)."""
+    post(http, "compose", channel="C0SIGNOFF", text="/signoff run stale")
+    message = fake.state.wait_for(lambda s: s.last_message("C0SIGNOFF"), what="approval")
+    shown = message.blocks
+    fake.state.update_message("C0SIGNOFF", message.ts, text="decided elsewhere", blocks=[])
+    result = post(
+        http,
+        "action",
+        channel="C0SIGNOFF",
+        ts=message.ts,
+        action_id="approve",
+        block_id="decision",
+        shown_blocks=shown,
+    )
+    assert result["ok"] and result["status"] == 200, result
+    assert bot.seen[-1]["kind"] == "approve"
+    assert bot.seen[-1]["body"]["message"]["blocks"] == shown
+    bad = post(http, "action", channel="C0SIGNOFF", ts=message.ts, action_id="x", shown_blocks=3)
+    assert bad["http_status"] == 400
+
+
 def test_bot_down_or_not_started(http: httpx.Client, page: SandboxPage) -> None:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -244,3 +269,16 @@ def _next_data(lines: Iterator[str]) -> dict[str, Any]:
             assert isinstance(data, dict)
             return data
     raise AssertionError("stream ended")
+
+
+def test_people_are_found_by_the_names_the_readme_uses(http: httpx.Client) -> None:
+    for who in ("alice", "@alice", "Alice", "Alice Approver", "U0ALICE"):
+        assert seen_by(http, who)["me"] == "U0ALICE", who
+    unknown = http.get("/page/api/state", params={"user": "zed"})
+    assert unknown.status_code == 404
+    error = unknown.json()["error"]
+    assert "zed" in error and "alice" in error and "bob" in error
+    composed = http.post(
+        "/page/api/compose", json={"user": "bob", "channel": "C0GENERAL", "text": "hi"}
+    )
+    assert composed.json()["ok"], composed.text
