@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Engine, inspect, select, text, update
+from sqlalchemy import Connection, Engine, insert, inspect, select, text, update
 
 from engine.clock import require_aware
 from engine.db import schema
@@ -66,6 +66,11 @@ def assignments(names: tuple[str, ...], placeholder: str) -> str:
 # A run's state as SET_COLUMNS, a decision as DECISION_COLUMNS; datetimes aware (UTC).
 RunState = tuple[Any, ...]
 DecisionRow = tuple[Any, ...]
+# The order of _decision_row's values.
+_DECISION_COLUMNS = (
+    "run_id", "requirement_id", "step_name", "outcome",
+    "decided_by", "decided_at", "comment", "values",
+)
 StatementListener = Callable[[str, int], None]
 
 
@@ -329,7 +334,13 @@ class BaseDb:
         )
         with self._begin() as conn:
             if conn.execute(claim).rowcount == 1:
-                conn.execute(insert(decisions), [self._decision_values(d) for d in decisions_made])
+                conn.execute(
+                    insert(decisions),
+                    [
+                        dict(zip(_DECISION_COLUMNS, self._decision_row(d), strict=True))
+                        for d in decisions_made
+                    ],
+                )
                 run.version = expected_version + 1
                 return
         raise self.not_paused_error(run.run_id)
