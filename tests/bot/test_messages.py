@@ -9,6 +9,7 @@ from typing import Any
 
 from bot import blocks
 from bot.sandbox import Message
+from bot.testing import run_due_jobs
 from tests.bot.conftest import ALICE, BOB, CAROL, BotHarness
 from tests.bot.test_approval_flow import _start
 
@@ -53,7 +54,7 @@ def test_a_deadline_is_in_the_context_line_and_a_timeout_is_one_notice(
     message = harness.pause_message("danger")
     assert "due <!date^" in _context_text(message) and "(then cancel)" in _context_text(message)
     harness.clock.advance(timedelta(hours=1, seconds=1))
-    harness.runtime.scheduler.run_due()
+    run_due_jobs(harness.runtime.scheduler)
     harness.wait_run(run_id, "cancelled")
     harness.wait(
         lambda s: "Cancelled" in s.message(message.channel, message.thread_ts).text,
@@ -79,7 +80,7 @@ def test_a_modal_submitted_after_the_deadline_says_so_in_plain_text(
     view = harness.wait(lambda s: s.top_view(BOB), "reason modal")
     assert view.payload["title"]["text"] == "Reject danger"
     harness.clock.advance(timedelta(hours=1, seconds=1))
-    harness.runtime.scheduler.run_due()
+    run_due_jobs(harness.runtime.scheduler)
     harness.wait_run(run_id, "cancelled")
     response = bob.submit(view, {blocks.REASON_BLOCK: "too late"})
     error = response.json()["errors"][blocks.REASON_BLOCK]
