@@ -6,9 +6,9 @@ names them as ``module:attribute``.
 
 from __future__ import annotations
 
-import dataclasses
 import importlib
 import re
+import threading
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -112,59 +112,80 @@ def load_routes(specs: Iterable[str]) -> list[SlackRoute]:
     return routes
 
 
-def channel_names(routes: Iterable[SlackRoute], default: str) -> set[str]:
-    """The channels given by name (not by ID) in ``default`` and every route."""
-    named = {default}
-    for route in routes:
-        named.add(route.channel or "")
-        named.update(step.channel or "" for step in route.steps.values())
-    return {c for c in named if c and not _CHANNEL_ID.fullmatch(c)}
+class ChannelDirectory:
+    """Channel names (``#deploys``, ``deploys``) given in routes and ``SIGNOFF_CHANNEL``,
+    mapped to channel IDs: permalinks, updates and mentions need IDs.
 
+    ``load`` looks every name up once with ``conversations.list`` (paged) at start-up. A name
+    Slack does not know stops start-up (``ValueError`` naming where it was given); Slack not
+    answering does not: until a later ``load`` succeeds a name stands for itself (Slack posts
+    to ``#name`` too, and each post's answer gives the ID the bot stores).
+    """
 
-def resolve_channels(
-    routes: list[SlackRoute], default: str, client: WebClient
-) -> tuple[list[SlackRoute], str]:
-    """Routes and the default channel with every channel name (``#deploys``, ``deploys``)
-    replaced by its ID, looked up once with ``conversations.list``; permalinks, updates and
-    mentions need IDs. Raises ValueError naming each channel that does not exist."""
-    wanted = channel_names(routes, default)
-    if not wanted:
-        return routes, default
-    ids: dict[str, str] = {}
-    try:
-        for page in client.conversations_list(
-            types="public_channel", exclude_archived=True, limit=1000
-        ):
-            for channel in page.get("channels") or []:
-                ids[str(channel.get("name"))] = str(channel.get("id"))
-    except (SlackApiError, OSError) as exc:  # OSError: Slack unreachable, timed out
-        response = getattr(exc, "response", None)
-        error = response.get("error") if response is not None else exc
-        raise ValueError(
-            f"cannot look up the channels {sorted(wanted)} (conversations.list: {error})"
-        ) from None
+    def __init__(self, routes: Iterable[SlackRoute], default: str) -> None:
+        self.default = default
+        self._where = _named_channels(routes, default)
+        self._ids: dict[str, str] = {}
+        self._lock = threading.Lock()
 
-    def resolve(channel: str | None, where: str) -> str | None:
-        if not channel or channel not in wanted:
-            return channel
-        found = ids.get(channel.removeprefix("#"))
-        if found is None:
+    @property
+    def loaded(self) -> bool:
+        with self._lock:
+            return len(self._ids) == len(self._where)
+
+    def load(self, client: WebClient) -> None:
+        """Look the names up. Raises ``ValueError`` for a name that is not a public channel,
+        ``ChannelLookupError`` if Slack could not be asked."""
+        if not self._where:
+            return
+        ids: dict[str, str] = {}
+        try:
+            for page in client.conversations_list(
+                types="public_channel", exclude_archived=True, limit=1000
+            ):
+                for channel in page.get("channels") or []:
+                    ids[str(channel.get("name"))] = str(channel.get("id"))
+        except (SlackApiError, OSError) as exc:  # OSError: Slack unreachable, timed out
+            response = getattr(exc, "response", None)
+            error = response.get("error") if response is not None else exc
+            raise ChannelLookupError(
+                f"cannot look up the channels {sorted(self._where)} (conversations.list: {error})"
+            ) from None
+        missing = [name for name in self._where if name.removeprefix("#") not in ids]
+        if missing:
+            name = missing[0]
             raise ValueError(
-                f"{where}: no public channel named {channel!r} (give a private channel by its ID)"
+                f"{self._where[name]}: no public channel named {name!r} "
+                "(give a private channel by its ID)"
             )
-        return found
+        with self._lock:
+            self._ids = {name: ids[name.removeprefix("#")] for name in self._where}
 
-    resolved = [
-        dataclasses.replace(
-            route,
-            channel=resolve(route.channel, f"route {route.name!r}"),
-            steps={
-                name: dataclasses.replace(
-                    step, channel=resolve(step.channel, f"route {route.name!r}, step {name!r}")
-                )
-                for name, step in route.steps.items()
-            },
-        )
-        for route in routes
-    ]
-    return resolved, resolve(default, "SIGNOFF_CHANNEL") or default
+    def id_of(self, channel: str) -> str:
+        """The ID of ``channel`` (itself if it is an ID or not looked up yet)."""
+        with self._lock:
+            return self._ids.get(channel, channel)
+
+    def channel_for(self, route: SlackRoute, step_name: str | None) -> str:
+        """Where ``route`` posts ``step_name``'s pause (``None``: its root message)."""
+        return self.id_of(route.channel_for(step_name, self.default))
+
+
+class ChannelLookupError(RuntimeError):
+    """Slack could not be asked for the channel list (down, timed out, rate-limited)."""
+
+
+def _named_channels(routes: Iterable[SlackRoute], default: str) -> dict[str, str]:
+    """Each channel given by name (not by ID), with where it was given first."""
+    where: dict[str, str] = {}
+
+    def add(channel: str | None, place: str) -> None:
+        if channel and not _CHANNEL_ID.fullmatch(channel):
+            where.setdefault(channel, place)
+
+    add(default, "SIGNOFF_CHANNEL")
+    for route in routes:
+        add(route.channel, f"route {route.name!r}")
+        for name, step in route.steps.items():
+            add(step.channel, f"route {route.name!r}, step {name!r}")
+    return where

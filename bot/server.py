@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import socket
+import threading
 from collections.abc import Sequence
 from datetime import timedelta
 
@@ -26,7 +27,7 @@ from bot.config import Settings, open_database
 from bot.http_thread import BackgroundServer, PortUnavailableError
 from bot.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from bot.outbox import OutboxWorker
-from bot.routing import SlackRoute, load_routes, resolve_channels
+from bot.routing import ChannelDirectory, ChannelLookupError, SlackRoute, load_routes
 from bot.scheduler import DeadlineScheduler
 from bot.service import Signoff
 from bot.slack_http import (
@@ -42,6 +43,8 @@ from engine import Clock
 from engine.db.base import BaseDb
 
 log = logging.getLogger("signoff.server")
+CHANNEL_LOOKUP_RETRY_MIN = timedelta(seconds=5)
+CHANNEL_LOOKUP_RETRY_MAX = timedelta(minutes=5)
 __all__ = ["MAX_BODY_BYTES", "Runtime", "ServerThread", "make_asgi", "serve"]
 
 
@@ -68,17 +71,13 @@ class Runtime:
         self.settings = settings
         self.db = db or open_database(settings)
         self.client = client or make_client(settings)
-        # Channel names become IDs once, here: a missing channel stops start-up clearly.
-        resolved_routes, default_channel = resolve_channels(
-            routes if routes is not None else load_routes(settings.workflow_specs),
-            settings.channel,
-            self.client,
-        )
+        routes = routes if routes is not None else load_routes(settings.workflow_specs)
+        self.channels = ChannelDirectory(routes, settings.channel)
         self.signoff = Signoff(
-            routes=resolved_routes,
+            routes=routes,
             db=self.db,
             client=self.client,
-            default_channel=default_channel,
+            channels=self.channels,
             clock=clock,
             workers=settings.workers,
         )
@@ -87,6 +86,8 @@ class Runtime:
             self.signoff, poll_interval=timedelta(seconds=settings.poll_seconds)
         )
         self._scheduler_paused = scheduler_paused
+        self._stopping = threading.Event()
+        self._channel_retry: threading.Thread | None = None
         secret = settings.slack_signing_secret
         self.signing_secret = secret.get_secret_value() if secret else ""
         self.bolt: App = build_app(
@@ -95,11 +96,40 @@ class Runtime:
         self.asgi = make_asgi(self)
 
     def start(self) -> None:
+        """Start serving; raises for what an operator must fix (database, a missing channel)."""
         self.signoff.start()
+        self._load_channels()
         self.outbox.start()
         self.scheduler.start(paused=self._scheduler_paused)
 
+    def _load_channels(self) -> None:
+        # Channel names become IDs once, here, after the database answered: a channel that
+        # does not exist stops start-up; Slack not answering only delays the lookup.
+        try:
+            self.channels.load(self.client)
+        except ChannelLookupError as exc:
+            log.warning("%s; posting by channel name and retrying in the background", exc)
+            self._channel_retry = threading.Thread(
+                target=self._retry_channel_lookup, name="signoff-channels", daemon=True
+            )
+            self._channel_retry.start()
+
+    def _retry_channel_lookup(self) -> None:
+        delay = CHANNEL_LOOKUP_RETRY_MIN
+        while not self._stopping.wait(delay.total_seconds()):
+            try:
+                self.channels.load(self.client)
+            except ChannelLookupError:
+                delay = min(delay * 2, CHANNEL_LOOKUP_RETRY_MAX)
+                continue
+            except ValueError as exc:
+                log.error("signoff: %s", exc)
+            else:
+                log.info("channel names resolved to IDs")
+            return
+
     def stop(self) -> None:
+        self._stopping.set()
         self.scheduler.stop()
         self.signoff.stop()
         self.outbox.stop()

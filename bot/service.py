@@ -25,7 +25,7 @@ from slack_sdk.errors import SlackApiError
 
 from bot import blocks
 from bot.metrics import Metrics
-from bot.routing import SlackRoute
+from bot.routing import ChannelDirectory, SlackRoute
 from bot.store import BotStore, PauseRef
 from engine import (
     TIMEOUT_ACTOR,
@@ -71,14 +71,14 @@ class Signoff:
         routes: list[SlackRoute],
         db: BaseDb,
         client: WebClient,
-        default_channel: str,
+        channels: ChannelDirectory,
         clock: Clock | None = None,
         workers: int = 8,
     ) -> None:
         self.routes = {r.name: r for r in routes}
         self.db = db
         self.client = client
-        self.default_channel = default_channel
+        self.channels = channels
         self.clock: Clock = clock or SYSTEM_CLOCK
         self.store = BotStore(db)
         self.executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="signoff-run")
@@ -191,7 +191,7 @@ class Signoff:
             self._note(run, "failed", blocks.failed_note(event.error), now)
 
     def _ensure_root(self, route: SlackRoute, run: WorkflowRunOutput, *, now: datetime) -> None:
-        channel = route.channel_for(None, self.default_channel)
+        channel = self.channels.channel_for(route, None)
         self.store.record_run(run_id=run.run_id, workflow_name=route.name, channel=channel, now=now)
         self._enqueue(
             f"root:{run.run_id}",
@@ -205,7 +205,7 @@ class Signoff:
         self, route: SlackRoute, run: WorkflowRunOutput, req: StepRequirement, *, now: datetime
     ) -> None:
         self._ensure_root(route, run, now=now)
-        channel = route.channel_for(req.step_name, self.default_channel)
+        channel = self.channels.channel_for(route, req.step_name)
         if self.store.record_pause(
             requirement_id=req.requirement_id,
             run_id=run.run_id,
@@ -473,7 +473,7 @@ class Signoff:
             return None
         try:
             return self.client.chat_getPermalink(
-                channel=pause.channel, message_ts=pause.message_ts
+                channel=pause.channel_id or pause.channel, message_ts=pause.message_ts
             ).get("permalink")
         except SlackApiError:
             return None

@@ -63,7 +63,7 @@ def reply(signoff: Signoff, command: dict[str, Any]) -> dict[str, Any]:
         if not signoff.can_start(user_id, route):
             return _ephemeral(blocks.problem_blocks(f"You may not start {code(name, NAME_MAX)}."))
         run_id = signoff.start_run(name, run_input.strip() or None, user_id=user_id)
-        channel = route.channel_for(None, signoff.default_channel)
+        channel = signoff.channels.channel_for(route, None)
         return {
             "response_type": "ephemeral",
             "text": blocks.started_text(name, run_id, channel=channel, link=None),

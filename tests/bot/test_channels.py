@@ -8,9 +8,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from slack_sdk import WebClient
 
 from bot.config import Settings
-from bot.routing import SlackRoute, StepRoute
+from bot.routing import ChannelDirectory, ChannelLookupError, SlackRoute, StepRoute
 from bot.sandbox import DEFAULT_CHANNEL_ID, SlackFakeServer
 from bot.server import Runtime, ServerThread
 from engine import ManualClock, SqliteDb
@@ -64,14 +65,15 @@ def test_channel_names_become_ids_and_pending_links_work(
         scheduler_paused=True,
         outbox_poll_interval=0.05,
     )
+    assert [c for c in fake.state.calls() if c.method == "conversations.list"] == []
+    runtime.start()
     routes = runtime.signoff.routes
-    assert routes["approve_me"].channel == "C0GENERAL"
-    assert routes["cancel_me"].steps["danger"].channel == "C0DEPLOYS"
-    assert runtime.signoff.default_channel == DEFAULT_CHANNEL_ID
+    channels = runtime.channels
+    assert channels.channel_for(routes["approve_me"], None) == "C0GENERAL"
+    assert channels.channel_for(routes["cancel_me"], "danger") == "C0DEPLOYS"
+    assert channels.channel_for(routes["cancel_me"], None) == DEFAULT_CHANNEL_ID
     lists = [c for c in fake.state.calls() if c.method == "conversations.list"]
     assert len(lists) == 2  # once at start-up, two pages
-
-    runtime.start()
     server = ServerThread(runtime.asgi).start()
     try:
         harness = BotHarness(fake, runtime, server, runtime.signoff.clock, db_file)  # type: ignore[arg-type]
@@ -104,13 +106,41 @@ def test_a_missing_channel_stops_start_up_naming_it(
 ) -> None:
     wf = next(w for w in test_workflows.make_workflows() if w.name == "approve_me")
     db_file = tmp_path / "signoff.db"
-    with pytest.raises(ValueError, match=named) as raised:
-        Runtime(
-            _settings(fake, db_file, channel),
-            routes=[SlackRoute(workflow=wf, channel=route_channel)],
-            db=SqliteDb(db_file=db_file),
-        )
+    runtime = Runtime(
+        _settings(fake, db_file, channel),
+        routes=[SlackRoute(workflow=wf, channel=route_channel)],
+        db=SqliteDb(db_file=db_file),
+    )
+    try:
+        with pytest.raises(ValueError, match=named) as raised:
+            runtime.start()
+    finally:
+        runtime.stop()
     assert (route_channel or channel) in str(raised.value)
+
+
+def test_slack_unreachable_at_start_up_posts_by_name_until_the_lookup_succeeds(
+    tmp_path: Path,
+) -> None:
+    wf = next(w for w in test_workflows.make_workflows() if w.name == "approve_me")
+    routes = [SlackRoute(workflow=wf, channel="#deploys")]
+    directory = ChannelDirectory(routes, "#signoff")
+    down = WebClient(base_url="http://127.0.0.1:9/api/", timeout=1)
+    down.retry_handlers = []
+    with pytest.raises(ChannelLookupError, match=r"conversations\.list"):
+        directory.load(down)
+    assert not directory.loaded
+    assert directory.channel_for(routes[0], None) == "#deploys"
+    server = SlackFakeServer().start()
+    try:
+        server.state.add_channel("C0DEPLOYS", "deploys")
+        server.state.add_channel("C0SIGNOFF", "signoff")
+        directory.load(WebClient(token=server.state.bot_token, base_url=server.api_url))
+    finally:
+        server.stop()
+    assert directory.loaded
+    assert directory.channel_for(routes[0], None) == "C0DEPLOYS"
+    assert directory.id_of("#signoff") == "C0SIGNOFF"
 
 
 def test_ids_need_no_lookup(harness: BotHarness) -> None:
