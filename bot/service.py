@@ -165,6 +165,9 @@ class Signoff:
             self.metrics.decisions.labels(outcome=event.outcome).inc()
             if req.timed_out:
                 self.metrics.timeouts.labels(on_reject=req.on_reject.value).inc()
+                # A deadline may pass before any replica posted the pause (paused elsewhere,
+                # expired at once): post it now, so its thread shows what timed out.
+                self._post_pause(route, run, req, now=now)
             self._enqueue(
                 f"resolve:{req.requirement_id}",
                 run.run_id,

@@ -49,8 +49,15 @@ def db_from_url(url: str, **kwargs: Any) -> BaseDb:
 
         return SqliteDb(db_file=url, **kwargs)
     if database_kind(url) == "postgresql":
-        from engine.db.postgres import PostgresDb
-
+        try:
+            from engine.db.postgres import PostgresDb
+        except ModuleNotFoundError as exc:
+            if exc.name is None or not exc.name.startswith("psycopg"):
+                raise
+            raise UnsupportedDatabaseUrlError(
+                "PostgreSQL needs the psycopg driver, which this install lacks: "
+                "pip install 'signoff[postgres]'"
+            ) from None
         return PostgresDb(db_url=url, **kwargs)
     from engine.db.sqlite import SqliteDb
 

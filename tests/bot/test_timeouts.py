@@ -5,11 +5,12 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from bot.sandbox import DEFAULT_CHANNEL_ID
 from bot.server import Runtime
 from bot.testing import pending_jobs, run_due_jobs
 from engine import ManualClock
 from tests.bot import workflows as test_workflows
-from tests.bot.conftest import BotHarness, make_routes
+from tests.bot.conftest import CAROL, BotHarness, make_routes
 from tests.bot.test_approval_flow import _start
 
 
@@ -105,3 +106,26 @@ def test_reminder_mentions_the_approvers_before_the_deadline(harness: BotHarness
     )
     assert "<@U0BOB>" in note[0].text  # the step's approver is mentioned
     assert harness.runtime.db.get_run(run_id).is_paused
+
+
+def test_a_pause_that_expires_before_any_replica_posted_it_is_posted_as_timed_out(
+    harness: BotHarness,
+) -> None:
+    # Another process (a script) starts the run; this bot has not seen it yet when the
+    # deadline job of some replica expires it.
+    elsewhere = next(w for w in test_workflows.make_workflows() if w.name == "skip_on_timeout")
+    elsewhere.db = harness.runtime.db
+    elsewhere.clock = harness.clock
+    run_id = elsewhere.run("late", user_id=CAROL).run_id
+    harness.clock.advance(timedelta(minutes=31))
+    assert harness.runtime.signoff.expire("skip_on_timeout", run_id) is True
+    harness.wait_run(run_id, "completed")
+    harness.wait_outbox_idle()
+    pause = next(
+        m
+        for m in harness.state.messages(DEFAULT_CHANNEL_ID, include_ephemeral=False)
+        if "maybe" in m.text and m.thread_ts and m.ts != m.thread_ts
+    )
+    assert "Timed out" in str(pause.blocks) and "actions" not in str(pause.blocks)
+    thread = harness.state.thread(DEFAULT_CHANNEL_ID, pause.thread_ts)
+    assert sum("timed out" in m.text and not m.blocks for m in thread) == 1
