@@ -140,8 +140,11 @@ def readme_installs() -> list[PipInstall]:
     readme = ROOT / "README.md"
     if not readme.exists():
         pytest.skip("README.md is not written yet")
-    blocks = re.findall(r"```(?:sh|bash|console|shell)?\n(.*?)```", readme.read_text("utf-8"), re.S)
-    shell = "\n".join(blocks)
+    # Fences paired from the top (an opening fence, then its closing one), shell ones kept.
+    fenced = re.findall(r"^```(\w*)\n(.*?)^```", readme.read_text("utf-8"), re.S | re.M)
+    shell = "\n".join(
+        body for lang, body in fenced if lang in ("", "sh", "bash", "console", "shell")
+    )
     installs = pip_installs(shell, "README.md")
     queue = re.findall(r"(?:\./)?(scripts/[\w.-]+)", shell)
     seen: set[str] = set()
