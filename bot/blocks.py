@@ -34,7 +34,10 @@ from slack_sdk.models.blocks import (
 )
 from slack_sdk.models.views import View
 
-from bot.text import as_text, clip, code, code_block, escape, escape_clipped, one_line
+# escape and clip are re-exported: listeners and the outbox reach them as blocks.escape/clip.
+from bot.text import as_text, code, code_block, escape_clipped, one_line
+from bot.text import clip as clip
+from bot.text import escape as escape
 from engine import (
     TIMEOUT_ACTOR,
     Decision,

@@ -318,7 +318,10 @@ class OutboxWorker:
         if step is None:
             return None
         index = route.workflow.steps.index(step)
-        return step.new_requirement(index=index, path=[index], now=run.created_at)
+        requirement: StepRequirement = step.new_requirement(
+            index=index, path=[index], now=run.created_at
+        )
+        return requirement
 
     @staticmethod
     def _channel_id(ref: Any) -> str:

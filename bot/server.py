@@ -235,7 +235,7 @@ def serve(runtime: Runtime) -> None:
             from slack_bolt.adapter.socket_mode import SocketModeHandler
 
             handler = SocketModeHandler(runtime.bolt, settings.slack_app_token.get_secret_value())
-            handler.connect()
+            handler.connect()  # type: ignore[no-untyped-call]  # slack_bolt's adapter is untyped
             log.info("connected to Slack in Socket Mode; /healthz on port %s", settings.port)
         config = uvicorn.Config(
             runtime.asgi,
@@ -245,6 +245,6 @@ def serve(runtime: Runtime) -> None:
         uvicorn.Server(config).run(sockets=[sock])
     finally:
         if handler is not None:
-            handler.close()
+            handler.close()  # type: ignore[no-untyped-call]
         runtime.stop()
         sock.close()

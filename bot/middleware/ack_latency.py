@@ -45,7 +45,7 @@ class _TimedAck(Ack):
     def __init__(self, observe: Callable[[float], None]) -> None:
         self._observe: Callable[[float], None] | None = observe
         self._started = time.perf_counter()
-        super().__init__()
+        super().__init__()  # type: ignore[no-untyped-call]  # Bolt's Middleware is untyped
 
     @property
     def response(self) -> BoltResponse | None:

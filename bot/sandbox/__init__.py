@@ -4,6 +4,8 @@ One fake serves tests now and the local sandbox page later: ``WorkspaceState`` i
 (with change listeners), ``SlackFakeServer`` serves it, ``SlackActor`` plays the human.
 """
 
+from bot.http_thread import BackgroundServer
+
 from .blockkit_limits import Violation, validate_blocks, validate_message_text, validate_view
 from .payloads import (
     InvalidViewResponse,
@@ -20,7 +22,7 @@ from .payloads import (
     view_state_values,
     view_submission_payload,
 )
-from .server import BackgroundServer, SlackFakeServer
+from .server import SlackFakeServer
 from .slack_api import ApiError, SlackWebApi, create_app
 from .state import (
     DEFAULT_APP_ID,

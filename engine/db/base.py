@@ -204,7 +204,8 @@ class BaseDb:
         this database at the same time take turns. For front-ends that keep tables of
         their own next to the engine's."""
         self.ensure_schema()
-        return self._schema_transaction()
+        transaction: AbstractContextManager[Connection] = self._schema_transaction()
+        return transaction
 
     @staticmethod
     def _current_revision(conn: Connection) -> str | None:

@@ -122,7 +122,7 @@ def _eval(node: ast.AST, ctx: Mapping[str, Any]) -> Any:
         left = _eval(node.left, ctx)
         for op, comparator in zip(node.ops, node.comparators, strict=True):
             right = _eval(comparator, ctx)
-            ok = {
+            compare: dict[type, Callable[[Any, Any], Any]] = {
                 ast.Eq: lambda a, b: a == b,
                 ast.NotEq: lambda a, b: a != b,
                 ast.Lt: lambda a, b: a < b,
@@ -131,7 +131,8 @@ def _eval(node: ast.AST, ctx: Mapping[str, Any]) -> Any:
                 ast.GtE: lambda a, b: a >= b,
                 ast.In: lambda a, b: a in b,
                 ast.NotIn: lambda a, b: a not in b,
-            }[type(op)](left, right)
+            }
+            ok = compare[type(op)](left, right)
             if not ok:
                 return False
             left = right
