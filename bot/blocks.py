@@ -509,8 +509,14 @@ def _decision_buttons(ctx: PauseContext) -> list[Block]:
         elements = [
             _button("Approve", ACTION_APPROVE, token, "primary"),
             _button("Edit output…", ACTION_EDIT_OUTPUT, token),
-            _button("Reject with feedback…", ACTION_REJECT_WITH_REASON, token, "danger"),
         ]
+        if req.kind is RequirementKind.iteration_review:
+            stop = _confirm("Stop the loop?", f"*{name}*: {_then(req)}.", "Stop")
+            elements.append(_button("Stop here", ACTION_REJECT, token, "danger", stop))
+        else:
+            elements.append(
+                _button("Reject with feedback…", ACTION_REJECT_WITH_REASON, token, "danger")
+            )
         if _is_clipped(_reviewed_output(req)):
             elements.append(_button("View full output", ACTION_VIEW_OUTPUT, token))
         return [ActionsBlock(block_id="decision", elements=elements)]
