@@ -241,6 +241,8 @@ class PauseContext:
     approvers: Sequence[str] = ()
     root_link: str | None = None  # permalink of the run's root message, when known
     plan: Plan | None = None  # a group's confirmation: what runs if approved
+    # Every requirement of a pause with several (a Parallel's), answered or not, in order.
+    siblings: Sequence[StepRequirement] = ()
 
 
 @dataclass(frozen=True)
@@ -564,9 +566,67 @@ _NEEDS = {
 }
 
 
+def _answered_line(req: StepRequirement) -> str:
+    """An answer on a requirement (recorded or in the audit trail), who and when."""
+    when = slack_date(req.decided_at)
+    who = mention(req.decided_by)
+    if req.timed_out:
+        return f":hourglass_flowing_sand: timed out at {when}"
+    if req.is_rejected:
+        return f":no_entry: *Rejected* by {who} at {when} ({_rejected_then(req)})"
+    if req.selected_choices:
+        chosen = ", ".join(f"*{escape(c)}*" for c in req.selected_choices)
+        return f":twisted_rightwards_arrows: *Route chosen:* {chosen} by {who} at {when}"
+    return f":white_check_mark: *Approved* by {who} at {when}"
+
+
+def _sibling_ctx(ctx: PauseContext, req: StepRequirement) -> PauseContext:
+    return PauseContext(
+        token=req.requirement_id,
+        workflow_name=ctx.workflow_name,
+        run=ctx.run,
+        requirement=req,
+        approvers=ctx.approvers,
+        root_link=ctx.root_link,
+    )
+
+
+def _several(ctx: PauseContext, *, resolved: bool) -> list[Block]:
+    """One message for a pause with several requirements: a section per requirement, each
+    with its own buttons until it is answered, then who answered it."""
+    siblings = list(ctx.siblings)
+    title = f"{ctx.workflow_name} › {len(siblings)} steps waiting"
+    blocks: list[Block] = [HeaderBlock(text=_plain(title, HEADER_TEXT_MAX))]
+    blocks.append(_context_line(ctx))
+    per = max(1, (MESSAGE_MAX_BLOCKS - 4) // max(len(siblings), 1))
+    for index, req in enumerate(siblings):
+        blocks.append(DividerBlock())
+        part = _sibling_ctx(ctx, req)
+        body = [b for b in _pause_body(part) if not isinstance(b, (HeaderBlock, ContextBlock))]
+        heading = f"*{escape(req.step_name)}*"
+        if body and isinstance(body[0], SectionBlock) and body[0].text is not None:
+            first = body[0].text.text
+            body[0] = _section(f"{heading}\n{first}")
+        else:
+            body.insert(0, _section(heading))
+        if resolved or not req.unresolved_reasons():
+            body.append(_section(_answered_line(req)))
+        else:
+            for action in _decision_buttons(part):
+                if isinstance(action, ActionsBlock):
+                    action.block_id = f"{action.block_id}:{index}"
+                body.append(action)
+        blocks.extend(body[:per])
+    return blocks
+
+
 def pause_message(ctx: PauseContext) -> tuple[str, list[dict[str, Any]]]:
     """The interactive message of a paused step, its form chosen by the kind of pause."""
     req = ctx.requirement
+    if len(ctx.siblings) > 1:
+        names = ", ".join(escape(r.step_name) for r in ctx.siblings)
+        text = f"Needs decisions: {escape(ctx.workflow_name)} › {names}"
+        return _fallback(text), _finish(_several(ctx, resolved=False))
     needs = "input" if req.requires_user_input else _NEEDS[req.kind]
     blocks = _pause_body(ctx)
     blocks.extend(_decision_buttons(ctx))
@@ -638,6 +698,10 @@ def resolved_message(ctx: PauseContext, decision: Decision) -> tuple[str, list[d
     """The same message after its decision: buttons gone, the outcome in their place."""
     req = ctx.requirement
     outcome = decision.outcome
+    if len(ctx.siblings) > 1:
+        names = ", ".join(escape(r.step_name) for r in ctx.siblings)
+        text = f"{escape(ctx.workflow_name)} › {names}: decided"
+        return _fallback(text), _finish(_several(ctx, resolved=True))
     blocks = _pause_body(ctx)
     blocks.append(DividerBlock())
     blocks.append(_section(_outcome_line(req, decision)))
@@ -967,9 +1031,17 @@ def edited_output(state_values: Mapping[str, Any]) -> str | None:
     return value if isinstance(value, str) else None
 
 
-def route_selection(state_values: Any) -> list[str] | None:
+def route_block_for(clicked_block_id: Any) -> str:
+    """The choice block next to the Approve clicked (``decision:2`` → ``route:2`` in a
+    message with several requirements)."""
+    if isinstance(clicked_block_id, str) and clicked_block_id.startswith("decision:"):
+        return f"{ROUTE_BLOCK}:{clicked_block_id.removeprefix('decision:')}"
+    return ROUTE_BLOCK
+
+
+def route_selection(state_values: Any, block_id: str = ROUTE_BLOCK) -> list[str] | None:
     """The route(s) picked in a Router's message (its ``state.values``), or None."""
-    block = state_values.get(ROUTE_BLOCK) if isinstance(state_values, Mapping) else None
+    block = state_values.get(block_id) if isinstance(state_values, Mapping) else None
     element = block.get(ACTION_ROUTE_CHOICE) if isinstance(block, Mapping) else None
     if not isinstance(element, Mapping):
         return None

@@ -174,13 +174,32 @@ class Signoff:
             self.metrics.decisions.labels(outcome=event.outcome).inc()
             if req.timed_out:
                 self.metrics.timeouts.labels(on_reject=req.on_reject.value).inc()
-            self._enqueue(
-                f"resolve:{req.requirement_id}",
-                run.run_id,
-                "resolve",
-                {"requirement": req.to_dict(), "decision_at": (req.decided_at or now).isoformat()},
-                now,
-            )
+            group = list(run.step_requirements)
+            if len(group) > 1:
+                # One message for the pause: one update, showing every requirement's outcome.
+                lead = group[0]
+                self._enqueue(
+                    f"resolve:{lead.requirement_id}",
+                    run.run_id,
+                    "resolve",
+                    {
+                        "requirement": lead.to_dict(),
+                        "siblings": [r.to_dict() for r in group],
+                        "decision_at": (lead.decided_at or now).isoformat(),
+                    },
+                    now,
+                )
+            else:
+                self._enqueue(
+                    f"resolve:{req.requirement_id}",
+                    run.run_id,
+                    "resolve",
+                    {
+                        "requirement": req.to_dict(),
+                        "decision_at": (req.decided_at or now).isoformat(),
+                    },
+                    now,
+                )
             self._enqueue_root_update(run, now)
             if req.timed_out:
                 self._note(run, f"timeout:{req.requirement_id}", blocks.timeout_note(req), now)
@@ -217,26 +236,41 @@ class Signoff:
     def _post_pause(
         self, route: SlackRoute, run: WorkflowRunOutput, req: StepRequirement, *, now: datetime
     ) -> None:
+        """Record the pause and enqueue its message. A pause with several requirements (a
+        Parallel's) is one message: recorded for every requirement at once (each is decided
+        on its own, by its own token), posted once for the first."""
         self._ensure_root(route, run, now=now)
         channel = route.channel_for(req.step_name, self.default_channel)
-        if self.store.record_pause(
-            requirement_id=req.requirement_id,
-            run_id=run.run_id,
-            workflow_name=route.name,
-            step_name=req.step_name,
-            channel=channel,
-            now=now,
-        ):
-            self._enqueue(
-                f"pause:{req.requirement_id}",
-                run.run_id,
-                "pause",
-                {"requirement_id": req.requirement_id},
-                now,
+        ids = [r.requirement_id for r in run.step_requirements]
+        group = list(run.step_requirements) if len(ids) > 1 and req.requirement_id in ids else [req]
+        lead = group[0]
+        if lead.requirement_id != req.requirement_id:
+            return  # recorded with the first requirement's event
+        recorded = [
+            r
+            for r in group
+            if self.store.record_pause(
+                requirement_id=r.requirement_id,
+                run_id=run.run_id,
+                workflow_name=route.name,
+                step_name=r.step_name,
+                channel=channel,
+                now=now,
             )
-            self._enqueue_root_update(run, now)
+        ]
+        if not any(r.requirement_id == lead.requirement_id for r in recorded):
+            return
+        self._enqueue(
+            f"pause:{lead.requirement_id}",
+            run.run_id,
+            "pause",
+            {"requirement_id": lead.requirement_id},
+            now,
+        )
+        self._enqueue_root_update(run, now)
+        for r in recorded:
             for callback in self.on_pause_recorded:
-                callback(route.name, req)
+                callback(route.name, r)
 
     def _enqueue_root_update(self, run: WorkflowRunOutput, now: datetime) -> None:
         key = f"root_update:{run.run_id}:{run.status.value}:{run.version}:{len(run.step_results)}"
@@ -346,6 +380,9 @@ class Signoff:
         )
         if not run.is_paused or current is None:
             return DecisionResult(False, self._already_decided(run.run_id, pause.requirement_id))
+        if len(run.step_requirements) > 1 and not current.unresolved_reasons():
+            # Answered, waiting for the pause's other requirements.
+            return DecisionResult(False, f"Already decided: {_describe_answer(run, current)}.")
         return pause, route, run, current
 
     def _already_decided(self, run_id: str, requirement_id: str) -> str:
@@ -391,7 +428,43 @@ class Signoff:
             return DecisionResult(False, f"No such route: {blocks.escape(exc)}.")
         if refused is not None:
             return DecisionResult(False, refused)
+        waiting = [r for r in run.step_requirements if r is not req and r.unresolved_reasons()]
+        if waiting:
+            return self._record_answer(route, run, req, act, left=len(waiting))
         return self._continue(route.workflow, run, req, act)
+
+    def _record_answer(
+        self,
+        route: SlackRoute,
+        run: WorkflowRunOutput,
+        req: StepRequirement,
+        act: DecisionAction,
+        *,
+        left: int,
+    ) -> DecisionResult:
+        """One answer of a pause with several requirements, stored with the paused run
+        (compare-and-set on its version: of two answers at once, one is stored and the other
+        told to try again); the run goes on when the last one is answered."""
+        try:
+            route.workflow.db.save_run(run)
+        except RunNotPausedError:
+            fresh = route.workflow.get_run(run.run_id)
+            if fresh is None or not fresh.is_paused:
+                return DecisionResult(False, self._already_decided(run.run_id, req.requirement_id))
+            return DecisionResult(
+                False, "Someone answered another part of this at the same moment: click again."
+            )
+        lead = run.step_requirements[0].requirement_id
+        now = self.clock.now()
+        key = f"pause_update:{lead}:{run.version}"
+        self._enqueue(key, run.run_id, "pause_update", {"requirement_id": lead}, now)
+        if self.deliver_now is not None:
+            try:
+                self.deliver_now(key)
+            except Exception:  # the outbox worker will deliver it
+                log.warning("immediate update of run %s failed", run.run_id, exc_info=True)
+        more = f"{left} more to decide" if left > 1 else "1 more to decide"
+        return DecisionResult(True, f"{_DONE[act]} *{blocks.escape(req.step_name)}*; {more}.")
 
     def _continue(
         self, wf: Workflow, run: WorkflowRunOutput, req: StepRequirement, act: DecisionAction
@@ -525,7 +598,12 @@ class Signoff:
         req: StepRequirement,
         *,
         with_root_link: bool = True,
+        siblings: list[StepRequirement] | None = None,
     ) -> blocks.PauseContext:
+        """What a pause message shows. ``siblings``: every requirement of a pause with
+        several (a Parallel's), in order; by default the run's, while it is paused."""
+        if siblings is None and run.is_paused and len(run.step_requirements) > 1:
+            siblings = list(run.step_requirements)
         return blocks.PauseContext(
             token=req.requirement_id,
             workflow_name=route.name,
@@ -534,6 +612,7 @@ class Signoff:
             approvers=route.approvers_for(req.step_name),
             root_link=self.root_permalink(run.run_id) if with_root_link else None,
             plan=_plan(route.workflow, req),
+            siblings=tuple(siblings or ()),
         )
 
     def root_permalink(self, run_id: str) -> str | None:
@@ -666,6 +745,11 @@ def _drain(events: Iterator[WorkflowRunEvent], run_id: str) -> None:
             pass
     except Exception:
         log.exception("continuing run %s failed", run_id)
+
+
+def _describe_answer(run: WorkflowRunOutput, req: StepRequirement) -> str:
+    """An answer recorded but not yet in the audit trail (its pause waits for others)."""
+    return blocks.describe_decision(Decision.from_requirement(run.run_id, req, at=run.updated_at))
 
 
 def _describe(decision: Decision) -> str:

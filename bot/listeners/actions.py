@@ -47,7 +47,8 @@ def register(app: App, signoff: Signoff) -> None:
     def on_choose_route(ack: Ack, body: dict[str, Any]) -> None:
         ack()
         if first_delivery(signoff, body):
-            choices = blocks.route_selection(dig(body, "state", "values"))
+            where = blocks.route_block_for(dig(body, "actions", 0, "block_id"))
+            choices = blocks.route_selection(dig(body, "state", "values"), where)
             _decide(signoff, body, DecisionAction.select, choices=choices or [])
 
     @app.action(blocks.ACTION_ROUTE_CHOICE)

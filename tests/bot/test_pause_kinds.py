@@ -275,3 +275,49 @@ def test_tool_call_shows_name_and_arguments_as_fields(harness: BotHarness, answe
     else:
         assert run.content.startswith("kept everything")
         _resolved(harness, message, "Rejected")
+
+
+# -- 6. a parallel pause with several requirements ------------------------------------------------
+def test_parallel_pause_is_one_message_each_part_decided_on_its_own(harness: BotHarness) -> None:
+    run_id = _start(harness, "fan_me")
+    message = harness.pause_message("left")
+    assert "right" in message.text  # one message for both
+    actions = [b for b in message.blocks if b["type"] == "actions"]
+    assert [b["block_id"] for b in actions] == ["decision:0", "decision:1"]
+    tokens = {b["block_id"]: b["elements"][0]["value"] for b in actions}
+    assert tokens["decision:0"] != tokens["decision:1"]  # each part decided by its own token
+    assert test_workflows.EXECUTIONS == {"free": 1}  # the branch that needs no one ran
+
+    alice = harness.actor(ALICE)
+    alice.click(message, action_id=blocks.ACTION_APPROVE, block_id="decision:0")
+
+    def left_answered(state: Any) -> Message | None:
+        current = state.message(message.channel, message.ts)
+        ids = [b.get("block_id") for b in current.blocks if b["type"] == "actions"]
+        return current if current.edited and ids == ["decision:1"] else None
+
+    partial = harness.wait(left_answered, "left answered, right still waiting")
+    assert f"*Approved* by <@{ALICE}>" in _text(partial)
+    run = harness.runtime.db.get_run(run_id)
+    assert run is not None and run.is_paused
+    assert harness.runtime.db.get_decisions(run_id) == []  # recorded, not yet claimed
+
+    # The same part again (a stale copy of the message): already decided, and by whom.
+    seen = {m.ts for m in harness.ephemerals_for(BOB)}
+    harness.actor(BOB).click(
+        message, action_id=blocks.ACTION_APPROVE, block_id="decision:0", shown_blocks=message.blocks
+    )
+    reply = _reply_to(harness, BOB, seen)
+    assert "Already decided" in reply.text and f"<@{ALICE}>" in reply.text
+
+    harness.actor(BOB).click(partial, action_id=blocks.ACTION_REJECT, block_id="decision:1")
+    run = harness.wait_run(run_id, "completed")
+    assert test_workflows.EXECUTIONS == {"free": 1, "left": 1, "after": 1}  # right skipped
+    done = _resolved(harness, message, "Rejected")
+    assert f"*Approved* by <@{ALICE}>" in _text(done)
+    assert f"*Rejected* by <@{BOB}>" in _text(done)
+    decisions = harness.runtime.db.get_decisions(run_id)
+    assert sorted((d.step_name, d.outcome.value, d.decided_by) for d in decisions) == [
+        ("left", "confirmed", ALICE),
+        ("right", "rejected", BOB),
+    ]
