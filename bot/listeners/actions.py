@@ -20,28 +20,21 @@ from bot.service import DecisionResult, Signoff
 
 log = logging.getLogger("signoff.actions")
 
-# Buttons that decide at once, and what they mean.
-_DECIDING = {
-    blocks.ACTION_APPROVE: DecisionAction.confirm,
-    blocks.ACTION_REJECT: DecisionAction.reject,
-    blocks.ACTION_RETRY: DecisionAction.retry,
-    blocks.ACTION_SKIP: DecisionAction.skip,
-}
-# Buttons that open a form; ``True``: a form whose submission decides (kept up to date if
-# the pause is decided elsewhere while it is open).
-_FORMS: dict[str, tuple[Callable[[blocks.PauseContext], View], bool]] = {
-    blocks.ACTION_PROVIDE_INPUT: (blocks.input_modal, True),
-    blocks.ACTION_REJECT_WITH_REASON: (blocks.reject_modal, True),
-    blocks.ACTION_EDIT_OUTPUT: (blocks.edit_output_modal, True),
-    blocks.ACTION_VIEW_OUTPUT: (blocks.output_modal, False),
-}
-
 
 def register(app: App, signoff: Signoff) -> None:
-    for action_id, act in _DECIDING.items():
-        app.action(action_id)(_decider(signoff, act))
-    for action_id, (build, decides) in _FORMS.items():
-        app.action(action_id)(_opener(signoff, build, decides))
+    # Buttons that decide at once.
+    app.action(blocks.ACTION_APPROVE)(_decider(signoff, DecisionAction.confirm))
+    app.action(blocks.ACTION_REJECT)(_decider(signoff, DecisionAction.reject))
+    app.action(blocks.ACTION_RETRY)(_decider(signoff, DecisionAction.retry))
+    app.action(blocks.ACTION_SKIP)(_decider(signoff, DecisionAction.skip))
+    # Buttons that open a form. decides=True: its submission decides, so it is kept up to
+    # date if the pause is decided elsewhere while it is open.
+    app.action(blocks.ACTION_PROVIDE_INPUT)(_opener(signoff, blocks.input_modal, decides=True))
+    app.action(blocks.ACTION_REJECT_WITH_REASON)(
+        _opener(signoff, blocks.reject_modal, decides=True)
+    )
+    app.action(blocks.ACTION_EDIT_OUTPUT)(_opener(signoff, blocks.edit_output_modal, decides=True))
+    app.action(blocks.ACTION_VIEW_OUTPUT)(_opener(signoff, blocks.output_modal, decides=False))
 
     @app.action(blocks.ACTION_CHOOSE_ROUTE)
     def on_choose_route(ack: Ack, body: dict[str, Any]) -> None:
@@ -68,7 +61,7 @@ def _decider(signoff: Signoff, act: DecisionAction) -> Callable[..., None]:
 
 
 def _opener(
-    signoff: Signoff, build: Callable[[blocks.PauseContext], View], decides: bool
+    signoff: Signoff, build: Callable[[blocks.PauseContext], View], *, decides: bool
 ) -> Callable[..., None]:
     def on_click(ack: Ack, body: dict[str, Any], client: WebClient) -> None:
         # The modal opens on the ack path: a trigger_id dies after 3 seconds.
