@@ -387,12 +387,17 @@ def _kind_body(req: StepRequirement, run: WorkflowRunOutput) -> list[Block]:
 
 
 def _route_choices_text(req: StepRequirement) -> str:
+    """What to choose from; the choices listed with their descriptions only where the
+    element cannot show them (a select menu)."""
     descriptions = req.choice_descriptions or {}
+    how = "Choose one or more routes" if req.allow_multiple_selections else "Choose a route"
+    element = route_choice_element(req)
+    if isinstance(element, (RadioButtonsElement, CheckboxesElement)):
+        return f"{how}:"
     lines = []
     for name in req.available_choices or ():
         about = descriptions.get(name)
         lines.append(f"• *{escape(name)}*" + (f" — {escape(about)}" if about else ""))
-    how = "Choose one or more routes" if req.allow_multiple_selections else "Choose a route"
     return f"{how}:\n" + "\n".join(lines)
 
 
