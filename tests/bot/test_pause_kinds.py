@@ -321,3 +321,41 @@ def test_parallel_pause_is_one_message_each_part_decided_on_its_own(harness: Bot
         ("left", "confirmed", ALICE),
         ("right", "rejected", BOB),
     ]
+
+
+# -- hostile or mismatched answers: refused, nothing stored -----------------------------------
+def test_mismatched_and_malformed_answers_are_refused(harness: BotHarness) -> None:
+    run_id = _start(harness, "route_me")
+    message = harness.pause_message("route")
+    harness.actor(ALICE)  # joins the channel
+    token = _block(message, "decision")["elements"][0]["value"]
+    seen = {m.ts for m in harness.ephemerals_for(ALICE)}
+    # Retry is not an answer to a router; a malformed selection is no selection.
+    for action_id, values in (
+        (blocks.ACTION_RETRY, {}),
+        (
+            blocks.ACTION_CHOOSE_ROUTE,
+            {blocks.ROUTE_BLOCK: {blocks.ACTION_ROUTE_CHOICE: {"selected_options": "fast"}}},
+        ),
+    ):
+        payload = block_actions_payload(
+            harness.state, user_id=ALICE, source=message, action_id=blocks.ACTION_CHOOSE_ROUTE
+        )
+        payload["actions"][0]["action_id"] = action_id
+        payload["state"] = {"values": values}
+        response = send_signed(harness.url, interactive_body(payload), signing_secret=SECRET)
+        assert response.status_code == 200
+        reply = _reply_to(harness, ALICE, seen)
+        seen.add(reply.ts)
+        assert "cannot be answered that way" in reply.text or "Choose a route" in reply.text
+    # An edited output for a step that has no output review, straight into decide().
+    result = harness.runtime.signoff.decide(token, user_id=ALICE, action="edit", output="x")
+    assert not result.ok and "cannot be answered that way" in result.message
+    result = harness.runtime.signoff.decide(token, user_id=ALICE, action="explode")
+    assert not result.ok
+    result = harness.runtime.signoff.decide(
+        token, user_id=ALICE, action="select", choices=[{"$ne": 1}]
+    )
+    assert not result.ok
+    assert harness.runtime.db.get_run(run_id).is_paused
+    assert harness.runtime.db.get_decisions(run_id) == []
