@@ -4,12 +4,14 @@ the run goes on."""
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 import pytest
 
 from bot import blocks
 from bot.sandbox import Message, block_actions_payload, interactive_body, send_signed
+from bot.testing import run_due_jobs
 from tests.bot import workflows as test_workflows
 from tests.bot.conftest import ALICE, BOB, SECRET, BotHarness
 from tests.bot.test_approval_flow import _start
@@ -359,3 +361,15 @@ def test_mismatched_and_malformed_answers_are_refused(harness: BotHarness) -> No
     assert not result.ok
     assert harness.runtime.db.get_run(run_id).is_paused
     assert harness.runtime.db.get_decisions(run_id) == []
+
+
+def test_a_router_choice_that_times_out_updates_its_message(harness: BotHarness) -> None:
+    run_id = _start(harness, "route_deadline")
+    message = harness.pause_message("route")
+    assert "due <!date^" in _text(message)
+    harness.clock.advance(timedelta(minutes=5, seconds=1))
+    run_due_jobs(harness.runtime.scheduler)
+    run = harness.wait_run(run_id, "completed")
+    assert run.content == "after<None>"  # the router was skipped
+    current = _resolved(harness, message, "Timed out")
+    assert all(b.get("block_id") != blocks.ROUTE_BLOCK for b in current.blocks)

@@ -277,6 +277,18 @@ def pause_kind_workflows() -> list[Workflow]:
             ],
         ),
         Workflow(
+            name="route_deadline",
+            steps=[
+                Router(
+                    name="route",
+                    choices=[Step(name="fast", executor=echo("fast"))],
+                    requires_user_input=True,
+                    pause_timeout=timedelta(minutes=5),
+                ),
+                Step(name="after", executor=echo("after")),
+            ],
+        ),
+        Workflow(
             name="flaky_me",
             steps=[
                 Step(name="fetch", executor=flaky, on_error="pause"),
