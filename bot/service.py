@@ -487,7 +487,9 @@ class Signoff:
         if self.deliver_now is not None:
             # The person who clicked sees the message change now, not at the next pass.
             try:
-                self.deliver_now(f"resolve:{req.requirement_id}")
+                # A pause with several requirements has one message, keyed by its first.
+                lead = run.step_requirements[0] if run.step_requirements else req
+                self.deliver_now(f"resolve:{lead.requirement_id}")
             except Exception:  # the outbox worker will deliver it
                 log.warning("immediate update of run %s failed", run.run_id, exc_info=True)
         return DecisionResult(True, f"{_DONE[act]} *{blocks.escape(req.step_name)}*.")
@@ -681,16 +683,15 @@ def _answer(
         if req.kind is RequirementKind.executor:
             for tool in req.executor_requirements or ():
                 tool.reject(reason)
-            req.decided_by = by
         req.reject(by=by, reason=reason)
     elif act is DecisionAction.skip:
         req.skip(by=by, reason=reason)
     elif act is DecisionAction.retry:
         req.retry(by=by)
     elif act is DecisionAction.select:
-        if not isinstance(choices, list) or not all(isinstance(c, str) for c in choices):
+        if not choices or not isinstance(choices, list):
             return "Choose a route first."
-        if not choices:
+        if not all(isinstance(c, str) for c in choices):
             return "Choose a route first."
         if len(choices) > 1 and not req.allow_multiple_selections:
             return "Choose one route."
@@ -709,7 +710,6 @@ def _answer(
             return "These tool calls need input, which Signoff cannot ask for in Slack yet."
         for tool in tools:
             tool.confirm()
-        req.decided_by = by
         req.confirm(by=by)
     else:
         if req.requires_user_input:
