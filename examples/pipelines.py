@@ -10,6 +10,8 @@
 - ``summary_review``: a summary whose output a person reviews: approve, edit it, or reject
   it with feedback (it is written again, up to three attempts).
 - ``flaky_export``: an export that fails on its first attempt and pauses: retry or skip.
+- ``release_signoff``: legal and security sign off in parallel, each on its own; then a
+  confirmed group of steps (the message says which) ships the release.
 """
 
 from __future__ import annotations
@@ -24,7 +26,18 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from engine import OnError, OnReject, Router, Step, StepInput, StepOutput, UserInputField, Workflow
+from engine import (
+    OnError,
+    OnReject,
+    Parallel,
+    Router,
+    Step,
+    StepInput,
+    StepOutput,
+    Steps,
+    UserInputField,
+    Workflow,
+)
 
 DATA = Path(__file__).with_name("orders.csv")
 OUTPUT_DIR = Path(os.environ.get("SIGNOFF_EXAMPLES_OUTPUT", "signoff-data"))
@@ -246,6 +259,55 @@ flaky_export = Workflow(
     ],
 )
 
+
+def signed_off(area: str) -> Any:
+    def run(step_input: StepInput) -> StepOutput:
+        return StepOutput(content=f"{area} signed off {step_input.input or 'the release'}")
+
+    run.__name__ = f"{area}_review"
+    return run
+
+
+def tag_release(step_input: StepInput) -> StepOutput:
+    return StepOutput(content=f"tagged {step_input.input or 'v1.0'}")
+
+
+def publish_release(step_input: StepInput) -> StepOutput:
+    return StepOutput(content=f"published {step_input.input or 'v1.0'}")
+
+
+release_signoff = Workflow(
+    name="release_signoff",
+    description="Legal and security sign off in parallel, then a confirmed release",
+    steps=[
+        Parallel(
+            Step(
+                name="legal_review",
+                executor=signed_off("legal"),
+                requires_confirmation=True,
+                confirmation_message="Licences and notices in order?",
+            ),
+            Step(
+                name="security_review",
+                executor=signed_off("security"),
+                requires_confirmation=True,
+                confirmation_message="No open critical findings?",
+            ),
+            name="reviews",
+        ),
+        Steps(
+            name="ship",
+            steps=[
+                Step(name="tag_release", executor=tag_release),
+                Step(name="publish_release", executor=publish_release),
+            ],
+            requires_confirmation=True,
+            confirmation_message="Ship the release?",
+            on_reject=OnReject.cancel,
+        ),
+    ],
+)
+
 workflows = [
     data_pipeline,
     configurable_pipeline,
@@ -253,4 +315,5 @@ workflows = [
     order_triage,
     summary_review,
     flaky_export,
+    release_signoff,
 ]

@@ -88,3 +88,33 @@ def test_error_pause_retry_in_the_page(page: Page, sandbox: Sandbox, tmp_path: P
     run = wait_run(sandbox, run_id, "completed")
     assert str(run.content).startswith("Report: exported")
     expect(messages(page).filter(has_text="Completed (2 steps run)")).to_be_visible()
+
+
+def test_parallel_signoff_then_a_confirmed_group_in_the_page(
+    page: Page, sandbox: Sandbox, tmp_path: Path
+) -> None:
+    send(page, "/signoff run release_signoff v2.1")
+    run_id = started_run_id(page, "release_signoff")
+    pause = _pause(page, "release_signoff › 2 steps waiting")
+    expect(pause).to_contain_text("Licences and notices in order?")
+    expect(pause).to_contain_text("No open critical findings?")
+    expect(pause.locator(".bk-actions")).to_have_count(2)  # each part decided on its own
+    decided = by_ts(page, pause)
+    screenshot(page, tmp_path, "kind-parallel")
+
+    pause.locator('.bk-actions[data-block-id="decision:0"]').get_by_role(
+        "button", name="Approve"
+    ).click()
+    expect(decided.locator(".bk-actions")).to_have_count(1)
+    expect(decided).to_contain_text("Approved by @alice")
+    assert wait_run(sandbox, run_id, "paused")
+    screenshot(page, tmp_path, "kind-parallel-partial")
+    decided.get_by_role("button", name="Approve").click()
+    expect(decided.locator(".bk-button")).to_have_count(0)
+
+    group = _pause(page, "release_signoff › ship")
+    expect(group).to_contain_text("If approved, runs: tag_release → publish_release")
+    screenshot(page, tmp_path, "kind-group")
+    group.get_by_role("button", name="Approve").click()
+    run = wait_run(sandbox, run_id, "completed")
+    assert run.content == "published v2.1"
