@@ -294,6 +294,20 @@ def _run_link(run_id: str, link: str | None) -> str:
     return f"<{link}|run {short}>" if link else f"run `{short}`"
 
 
+_ON_DEADLINE = {
+    "approve": "approved",
+    "cancel": "cancel",
+    "else": "the else branch",
+    "skip": "skip",
+    "retry": "skip",
+}
+
+
+def deadline_then(req: StepRequirement) -> str:
+    """What the deadline does, in a word or two (on_timeout, else on_reject)."""
+    return _ON_DEADLINE.get(req.reject_action_on_timeout().value, "skip")
+
+
 def _context_line(ctx: PauseContext) -> ContextBlock:
     """Who started the run and when, its input, the deadline if any, who may decide, and a
     link to the run's root message: one line."""
@@ -305,8 +319,7 @@ def _context_line(ctx: PauseContext) -> ContextBlock:
     if run.input not in (None, ""):
         parts.append(f"input {code(one_line(as_text(run.input)), INPUT_PREVIEW_MAX)}")
     if req.expires_at is not None:
-        then = "cancel" if req.on_reject is OnReject.cancel else "skip"
-        parts.append(f"due {slack_date(req.expires_at)} (then {then})")
+        parts.append(f"due {slack_date(req.expires_at)} (then {deadline_then(req)})")
     if ctx.approvers:
         parts.append("decided by " + ", ".join(mention(a) for a in ctx.approvers))
     parts.append(_run_link(run.run_id, ctx.root_link))
@@ -814,7 +827,7 @@ def failed_note(error: str) -> str:
 
 def reminder_note(req: StepRequirement, approvers: Sequence[str]) -> str:
     who = " ".join(mention(a) for a in approvers) or "Reminder"
-    then = "cancel" if req.on_reject is OnReject.cancel else "skip"
+    then = deadline_then(req)
     return (
         f"{who}: *{escape(req.step_name)}* still waits for a decision; due "
         f"{slack_date(req.expires_at)} (then {then})."

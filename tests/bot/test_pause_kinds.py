@@ -366,7 +366,7 @@ def test_mismatched_and_malformed_answers_are_refused(harness: BotHarness) -> No
 def test_a_router_choice_that_times_out_updates_its_message(harness: BotHarness) -> None:
     run_id = _start(harness, "route_deadline")
     message = harness.pause_message("route")
-    assert "due <!date^" in _text(message)
+    assert "due <!date^" in _text(message) and "(then skip)" in _text(message)
     harness.clock.advance(timedelta(minutes=5, seconds=1))
     run_due_jobs(harness.runtime.scheduler)
     run = harness.wait_run(run_id, "completed")
