@@ -29,7 +29,9 @@ from slack_sdk.models.blocks import (
     Option,
     PlainTextInputElement,
     PlainTextObject,
+    RadioButtonsElement,
     SectionBlock,
+    StaticMultiSelectElement,
     StaticSelectElement,
 )
 from slack_sdk.models.views import View
@@ -43,6 +45,7 @@ from engine import (
     Decision,
     OnReject,
     Outcome,
+    RequirementKind,
     RunStatus,
     StepRequirement,
     UserInputField,
@@ -54,9 +57,20 @@ ACTION_APPROVE = "signoff_approve"
 ACTION_REJECT = "signoff_reject"
 ACTION_REJECT_WITH_REASON = "signoff_reject_with_reason"
 ACTION_PROVIDE_INPUT = "signoff_provide_input"
+ACTION_ROUTE_CHOICE = "signoff_route_choice"  # the choice element of a Router's message
+ACTION_CHOOSE_ROUTE = "signoff_choose_route"  # its Approve: sends the selection
+ACTION_VIEW_OUTPUT = "signoff_view_output"
+ACTION_EDIT_OUTPUT = "signoff_edit_output"
+ACTION_RETRY = "signoff_retry"
+ACTION_SKIP = "signoff_skip"
 VIEW_INPUT = "signoff_input"
 VIEW_REJECT = "signoff_reject"
+VIEW_EDIT_OUTPUT = "signoff_edit_output"
+VIEW_OUTPUT = "signoff_output"
+VIEW_CLOSED = "signoff_closed"  # a form whose pause was decided or timed out meanwhile
 REASON_BLOCK = "reason"
+OUTPUT_BLOCK = "output"
+ROUTE_BLOCK = "route"
 VALUE_ACTION = "value"
 
 # Limits slack_sdk declares as class attributes; the ones it does not declare are Slack's
@@ -74,6 +88,12 @@ HINT_MAX = InputBlock.hint_max_length
 PLACEHOLDER_MAX = PlainTextInputElement.placeholder_max_length
 CONTEXT_MAX_ELEMENTS = ContextBlock.elements_max_length
 SELECT_OPTIONS_MAX = StaticSelectElement.options_max_length
+MULTI_SELECT_OPTIONS_MAX = StaticMultiSelectElement.options_max_length
+SECTION_FIELDS_MAX = SectionBlock.fields_max_length
+# Not declared by slack_sdk: Slack's documented maximum of options in radio buttons and
+# checkboxes, and of a plain_text_input's value.
+CHOICE_OPTIONS_MAX = 10
+TEXT_INPUT_MAX = 3000
 OPTION_TEXT_MAX = Option.label_max_length
 OPTION_VALUE_MAX = Option.value_max_length
 CONFIRM_TITLE_MAX = ConfirmObject.title_max_length
@@ -84,6 +104,9 @@ OUTPUT_PREVIEW_MAX = 1200
 INPUT_PREVIEW_MAX = 80
 NOTE_CONTENT_MAX = 2500
 SHORT_RUN_ID = 8
+RADIO_CHOICES_MAX = 5  # more choices than this: a select menu, easier to scan
+ERROR_PREVIEW_MAX = 1500
+TOOL_ARG_MAX = 500
 
 _STATUS_LABEL = {
     RunStatus.pending: ":hourglass: Pending",
@@ -220,6 +243,41 @@ class PauseContext:
     requirement: StepRequirement
     approvers: Sequence[str] = ()
     root_link: str | None = None  # permalink of the run's root message, when known
+    plan: Plan | None = None  # a group's confirmation: what runs if approved
+    # Every requirement of a pause with several (a Parallel's), answered or not, in order.
+    siblings: Sequence[StepRequirement] = ()
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What a group runs if its confirmation is approved (names of its members)."""
+
+    kind: str  # "Steps", "Loop", "Condition", "Router", "Parallel"
+    steps: Sequence[str]
+    else_steps: Sequence[str] = ()
+    iterations: int | None = None  # a Loop's max_iterations
+    choose_one: bool = False  # a Router: its selector picks among the steps
+
+
+def _names(names: Sequence[str]) -> str:
+    return " → ".join(f"*{escape(n)}*" for n in names) or "nothing"
+
+
+def plan_text(plan: Plan) -> str:
+    """The group's plan in one or two lines of mrkdwn."""
+    if plan.kind == "Condition":
+        text = f"If approved, the condition chooses: {_names(plan.steps)}"
+        return text + (f"; otherwise {_names(plan.else_steps)}" if plan.else_steps else "")
+    if plan.choose_one:
+        return "If approved, the router runs one of: " + ", ".join(
+            f"*{escape(n)}*" for n in plan.steps
+        )
+    if plan.kind == "Parallel":
+        return "If approved, these run in parallel: " + ", ".join(
+            f"*{escape(n)}*" for n in plan.steps
+        )
+    rounds = f" (up to {plan.iterations} rounds)" if plan.iterations else ""
+    return f"If approved, runs{rounds}: {_names(plan.steps)}"
 
 
 def _previous_output(run: WorkflowRunOutput, req: StepRequirement) -> Any | None:
@@ -239,6 +297,20 @@ def _run_link(run_id: str, link: str | None) -> str:
     return f"<{link}|run {short}>" if link else f"run `{short}`"
 
 
+_ON_DEADLINE = {
+    "approve": "approved",
+    "cancel": "cancel",
+    "else": "the else branch",
+    "skip": "skip",
+    "retry": "skip",
+}
+
+
+def deadline_then(req: StepRequirement) -> str:
+    """What the deadline does, in a word or two (on_timeout, else on_reject)."""
+    return _ON_DEADLINE.get(req.reject_action_on_timeout().value, "skip")
+
+
 def _context_line(ctx: PauseContext) -> ContextBlock:
     """Who started the run and when, its input, the deadline if any, who may decide, and a
     link to the run's root message: one line."""
@@ -250,105 +322,411 @@ def _context_line(ctx: PauseContext) -> ContextBlock:
     if run.input not in (None, ""):
         parts.append(f"input {code(one_line(as_text(run.input)), INPUT_PREVIEW_MAX)}")
     if req.expires_at is not None:
-        then = "cancel" if req.on_reject is OnReject.cancel else "skip"
-        parts.append(f"due {slack_date(req.expires_at)} (then {then})")
+        parts.append(f"due {slack_date(req.expires_at)} (then {deadline_then(req)})")
     if ctx.approvers:
         parts.append("decided by " + ", ".join(mention(a) for a in ctx.approvers))
     parts.append(_run_link(run.run_id, ctx.root_link))
     return _context(parts)
 
 
-def _pause_body(ctx: PauseContext) -> list[Block]:
-    req, run = ctx.requirement, ctx.run
-    blocks: list[Block] = [HeaderBlock(text=_plain(_title(ctx), HEADER_TEXT_MAX))]
-    messages = [m for m in (req.confirmation_message, req.user_input_message) if m]
-    if messages:
-        blocks.append(_section("\n".join(escape(m) for m in messages)))
-    blocks.append(_context_line(ctx))
-    previous = _previous_output(run, req)
-    if previous is not None:
-        blocks.append(
-            _section("*Previous step output*\n" + code_block(previous, OUTPUT_PREVIEW_MAX))
-        )
-    return blocks
+_REVIEW_KINDS = (RequirementKind.output_review, RequirementKind.iteration_review)
+
+
+def _reviewed_output(req: StepRequirement) -> Any | None:
+    return req.step_output.content if req.step_output is not None else None
+
+
+def _is_clipped(value: Any, limit: int = OUTPUT_PREVIEW_MAX) -> bool:
+    # code_block keeps limit - 6 characters of the content (the fences take the rest).
+    return len(as_text(value)) > limit - 6
+
+
+def attempt_text(req: StepRequirement) -> str | None:
+    """ "attempt 2 of 3" for a step that may be re-run, None when it runs once."""
+    if req.max_retries is None or req.on_reject is not OnReject.retry:
+        return None
+    return f"attempt {req.retry_count + 1} of {req.max_retries + 1}"
 
 
 def _then(req: StepRequirement) -> str:
-    return "the run will be cancelled" if req.on_reject is OnReject.cancel else "it will be skipped"
+    """What a rejection does, in words."""
+    if req.on_reject is OnReject.cancel:
+        return "the run will be cancelled"
+    if req.on_reject is OnReject.retry and req.max_retries is not None:
+        if req.retry_count < req.max_retries:
+            return (
+                f"the step will re-run with the feedback, attempt {req.retry_count + 2} "
+                f"of {req.max_retries + 1}"
+            )
+        return "no attempts are left: it will be skipped"
+    if req.on_reject is OnReject.else_branch:
+        return "the else branch will run"
+    if req.kind is RequirementKind.iteration_review:
+        return "the loop will stop here, keeping what it made"
+    return "it will be skipped"
+
+
+def _kind_body(req: StepRequirement, run: WorkflowRunOutput) -> list[Block]:
+    """The part of a pause message that shows what this kind of pause is about."""
+    if req.kind in _REVIEW_KINDS:
+        output = _reviewed_output(req)
+        if req.kind is RequirementKind.iteration_review:
+            label = f"*Iteration {req.iteration or 1} output*"
+        else:
+            label = "*Output*"
+        attempt = attempt_text(req)
+        if attempt:
+            label += f" ({attempt})"
+        return [_section(f"{label}\n{code_block(output, OUTPUT_PREVIEW_MAX)}")]
+    if req.kind is RequirementKind.error:
+        kind = f" ({escape(req.error_type)})" if req.error_type else ""
+        head = f":x: *{escape(req.step_name)}* failed{kind} on attempt {req.retry_count + 1}"
+        return [_section(f"{head}\n{code_block(req.error_message or '', ERROR_PREVIEW_MAX)}")]
+    if req.kind is RequirementKind.executor:
+        out: list[Block] = []
+        agent = f" of *{escape(req.executor_name)}*" if req.executor_name else ""
+        for tool in req.executor_requirements or ():
+            args = list((tool.tool_args or {}).items())
+            fields = [
+                _md(f"*{escape(k)}*\n{code(as_text(v), TOOL_ARG_MAX)}", TOOL_ARG_MAX + 200)
+                for k, v in args[:SECTION_FIELDS_MAX]
+            ]
+            text = f":hammer_and_wrench: Tool call{agent}: {code(tool.tool_name or '?', 200)}"
+            if len(args) > SECTION_FIELDS_MAX:
+                text += f" _({len(args) - SECTION_FIELDS_MAX} more arguments not shown)_"
+            out.append(SectionBlock(text=_md(text), fields=fields or None))
+        return out
+    previous = _previous_output(run, req)
+    if previous is None:
+        return []
+    return [_section("*Previous step output*\n" + code_block(previous, OUTPUT_PREVIEW_MAX))]
+
+
+def _route_choices_text(req: StepRequirement) -> str:
+    """What to choose from; the choices listed with their descriptions only where the
+    element cannot show them (a select menu)."""
+    descriptions = req.choice_descriptions or {}
+    how = "Choose one or more routes" if req.allow_multiple_selections else "Choose a route"
+    element = route_choice_element(req)
+    if isinstance(element, (RadioButtonsElement, CheckboxesElement)):
+        return f"{how}:"
+    lines = []
+    for name in req.available_choices or ():
+        about = descriptions.get(name)
+        lines.append(f"• *{escape(name)}*" + (f" — {escape(about)}" if about else ""))
+    return f"{how}:\n" + "\n".join(lines)
+
+
+def _pause_body(ctx: PauseContext) -> list[Block]:
+    req, run = ctx.requirement, ctx.run
+    blocks: list[Block] = [HeaderBlock(text=_plain(_title(ctx), HEADER_TEXT_MAX))]
+    messages = [
+        m
+        for m in (req.confirmation_message, req.user_input_message, req.output_review_message)
+        if m
+    ]
+    lines = [escape(m) for m in messages]
+    if ctx.plan is not None:
+        lines.append(plan_text(ctx.plan))
+    if req.kind is RequirementKind.route_selection:
+        lines.append(_route_choices_text(req))
+    if lines:
+        blocks.append(_section("\n".join(lines)))
+    blocks.append(_context_line(ctx))
+    blocks.extend(_kind_body(req, run))
+    return blocks
+
+
+def _button(
+    label: str, action_id: str, token: str, style: str | None = None, confirm: Any = None
+) -> ButtonElement:
+    return ButtonElement(
+        text=_plain(label, BUTTON_TEXT_MAX),
+        action_id=action_id,
+        value=token,
+        style=style,
+        confirm=confirm,
+    )
+
+
+def _confirm(title: str, text: str, button: str) -> ConfirmObject:
+    return ConfirmObject(
+        title=_plain(title, CONFIRM_TITLE_MAX),
+        text=_md(text, CONFIRM_TEXT_MAX),
+        confirm=_plain(button, CONFIRM_BUTTON_MAX),
+        deny=_plain("Back", CONFIRM_BUTTON_MAX),
+        style="danger",
+    )
+
+
+def _choice_option(name: str, description: str | None, *, with_description: bool) -> Option:
+    return Option(
+        text=_plain(name, OPTION_TEXT_MAX),
+        value=clip(name, OPTION_VALUE_MAX),
+        description=(
+            _plain(description, OPTION_TEXT_MAX) if with_description and description else None
+        ),
+    )
+
+
+def route_choice_element(req: StepRequirement) -> Any:
+    """Radio buttons for a few choices, a select menu for more; checkboxes (or a
+    multi-select) when several may be chosen. Descriptions shown where Slack can."""
+    names = list(req.available_choices or ())
+    descriptions = req.choice_descriptions or {}
+    placeholder = _plain("Choose a route…", PLACEHOLDER_MAX)
+    if req.allow_multiple_selections:
+        if len(names) <= CHOICE_OPTIONS_MAX:
+            return CheckboxesElement(
+                action_id=ACTION_ROUTE_CHOICE,
+                options=[
+                    _choice_option(n, descriptions.get(n), with_description=True) for n in names
+                ],
+            )
+        return StaticMultiSelectElement(
+            action_id=ACTION_ROUTE_CHOICE,
+            placeholder=placeholder,
+            options=[
+                _choice_option(n, None, with_description=False)
+                for n in names[:MULTI_SELECT_OPTIONS_MAX]
+            ],
+        )
+    if len(names) <= RADIO_CHOICES_MAX:
+        return RadioButtonsElement(
+            action_id=ACTION_ROUTE_CHOICE,
+            options=[_choice_option(n, descriptions.get(n), with_description=True) for n in names],
+        )
+    return StaticSelectElement(
+        action_id=ACTION_ROUTE_CHOICE,
+        placeholder=placeholder,
+        options=[
+            _choice_option(n, None, with_description=False) for n in names[:SELECT_OPTIONS_MAX]
+        ],
+    )
+
+
+def _decision_buttons(ctx: PauseContext) -> list[Block]:
+    req, token = ctx.requirement, ctx.token
+    name = escape(req.step_name)
+    reject = _button(
+        "Reject",
+        ACTION_REJECT,
+        token,
+        "danger",
+        _confirm("Reject this step?", f"*{name}* will be rejected; {_then(req)}.", "Reject"),
+    )
+    reason = _button("Reject with reason…", ACTION_REJECT_WITH_REASON, token)
+    if req.kind is RequirementKind.route_selection:
+        return [
+            ActionsBlock(block_id=ROUTE_BLOCK, elements=[route_choice_element(req)]),
+            ActionsBlock(
+                block_id="decision",
+                elements=[
+                    _button("Approve", ACTION_CHOOSE_ROUTE, token, "primary"),
+                    reject,
+                    reason,
+                ],
+            ),
+        ]
+    if req.kind in _REVIEW_KINDS:
+        elements = [
+            _button("Approve", ACTION_APPROVE, token, "primary"),
+            _button("Edit output…", ACTION_EDIT_OUTPUT, token),
+        ]
+        if req.kind is RequirementKind.iteration_review:
+            stop = _confirm("Stop the loop?", f"*{name}*: {_then(req)}.", "Stop")
+            elements.append(_button("Stop here", ACTION_REJECT, token, "danger", stop))
+        else:
+            elements.append(
+                _button("Reject with feedback…", ACTION_REJECT_WITH_REASON, token, "danger")
+            )
+        if _is_clipped(_reviewed_output(req)):
+            elements.append(_button("View full output", ACTION_VIEW_OUTPUT, token))
+        return [ActionsBlock(block_id="decision", elements=elements)]
+    if req.kind is RequirementKind.error:
+        skip = _button(
+            "Skip",
+            ACTION_SKIP,
+            token,
+            "danger",
+            _confirm(
+                "Skip this step?", f"*{name}* will be recorded as failed; the run goes on.", "Skip"
+            ),
+        )
+        return [
+            ActionsBlock(
+                block_id="decision",
+                elements=[_button("Retry", ACTION_RETRY, token, "primary"), skip],
+            )
+        ]
+    if req.kind is RequirementKind.executor:
+        return [
+            ActionsBlock(
+                block_id="decision",
+                elements=[_button("Approve", ACTION_APPROVE, token, "primary"), reject, reason],
+            )
+        ]
+    if req.requires_user_input:
+        go = _button("Provide input…", ACTION_PROVIDE_INPUT, token, "primary")
+    else:
+        go = _button("Approve", ACTION_APPROVE, token, "primary")
+    elements = [go, reject, reason]
+    previous = _previous_output(ctx.run, req)
+    if previous is not None and _is_clipped(previous):
+        elements.append(_button("View full output", ACTION_VIEW_OUTPUT, token))
+    return [ActionsBlock(block_id="decision", elements=elements)]
+
+
+_NEEDS = {
+    RequirementKind.confirmation: "approval",
+    RequirementKind.route_selection: "a route",
+    RequirementKind.output_review: "review",
+    RequirementKind.iteration_review: "review",
+    RequirementKind.error: "a retry or skip",
+    RequirementKind.executor: "approval of a tool call",
+}
+
+
+def _answered_line(req: StepRequirement) -> str:
+    """An answer on a requirement (recorded or in the audit trail), who and when."""
+    when = slack_date(req.decided_at)
+    who = mention(req.decided_by)
+    if req.timed_out:
+        return f":hourglass_flowing_sand: timed out at {when}"
+    if req.is_rejected:
+        return f":no_entry: *Rejected* by {who} at {when} ({_rejected_then(req)})"
+    if req.selected_choices:
+        chosen = ", ".join(f"*{escape(c)}*" for c in req.selected_choices)
+        return f":twisted_rightwards_arrows: *Route chosen:* {chosen} by {who} at {when}"
+    return f":white_check_mark: *Approved* by {who} at {when}"
+
+
+def _sibling_ctx(ctx: PauseContext, req: StepRequirement) -> PauseContext:
+    return PauseContext(
+        token=req.requirement_id,
+        workflow_name=ctx.workflow_name,
+        run=ctx.run,
+        requirement=req,
+        approvers=ctx.approvers,
+        root_link=ctx.root_link,
+    )
+
+
+def _several(ctx: PauseContext, *, resolved: bool) -> list[Block]:
+    """One message for a pause with several requirements: a section per requirement, each
+    with its own buttons until it is answered, then who answered it."""
+    siblings = list(ctx.siblings)
+    title = f"{ctx.workflow_name} › {len(siblings)} steps waiting"
+    blocks: list[Block] = [HeaderBlock(text=_plain(title, HEADER_TEXT_MAX))]
+    blocks.append(_context_line(ctx))
+    per = max(1, (MESSAGE_MAX_BLOCKS - 4) // max(len(siblings), 1))
+    for index, req in enumerate(siblings):
+        blocks.append(DividerBlock())
+        part = _sibling_ctx(ctx, req)
+        body = [b for b in _pause_body(part) if not isinstance(b, (HeaderBlock, ContextBlock))]
+        heading = f"*{escape(req.step_name)}*"
+        if body and isinstance(body[0], SectionBlock) and body[0].text is not None:
+            first = body[0].text.text
+            body[0] = _section(f"{heading}\n{first}")
+        else:
+            body.insert(0, _section(heading))
+        if resolved or not req.unresolved_reasons():
+            body.append(_section(_answered_line(req)))
+        else:
+            for action in _decision_buttons(part):
+                if isinstance(action, ActionsBlock):
+                    action.block_id = f"{action.block_id}:{index}"
+                body.append(action)
+        blocks.extend(body[:per])
+    return blocks
 
 
 def pause_message(ctx: PauseContext) -> tuple[str, list[dict[str, Any]]]:
-    """The interactive message of a paused step: Approve/Reject, or Provide input…"""
+    """The interactive message of a paused step, its form chosen by the kind of pause."""
     req = ctx.requirement
-    verb = "input" if req.requires_user_input else "approval"
+    if len(ctx.siblings) > 1:
+        names = ", ".join(escape(r.step_name) for r in ctx.siblings)
+        text = f"Needs decisions: {escape(ctx.workflow_name)} › {names}"
+        return _fallback(text), _finish(_several(ctx, resolved=False))
+    needs = "input" if req.requires_user_input else _NEEDS[req.kind]
     blocks = _pause_body(ctx)
-    reject = ButtonElement(
-        text=_plain("Reject", BUTTON_TEXT_MAX),
-        action_id=ACTION_REJECT,
-        value=ctx.token,
-        style="danger",
-        confirm=ConfirmObject(
-            title=_plain("Reject this step?", CONFIRM_TITLE_MAX),
-            text=_md(
-                f"*{escape(req.step_name)}* will be rejected; {_then(req)}.", CONFIRM_TEXT_MAX
-            ),
-            confirm=_plain("Reject", CONFIRM_BUTTON_MAX),
-            deny=_plain("Back", CONFIRM_BUTTON_MAX),
-            style="danger",
-        ),
-    )
-    reason = ButtonElement(
-        text=_plain("Reject with reason…", BUTTON_TEXT_MAX),
-        action_id=ACTION_REJECT_WITH_REASON,
-        value=ctx.token,
-    )
-    if req.requires_user_input:
-        go = ButtonElement(
-            text=_plain("Provide input…", BUTTON_TEXT_MAX),
-            action_id=ACTION_PROVIDE_INPUT,
-            value=ctx.token,
-            style="primary",
-        )
-    else:
-        go = ButtonElement(
-            text=_plain("Approve", BUTTON_TEXT_MAX),
-            action_id=ACTION_APPROVE,
-            value=ctx.token,
-            style="primary",
-        )
-    blocks.append(ActionsBlock(block_id="decision", elements=[go, reject, reason]))
-    text = f"Needs {verb}: {escape(ctx.workflow_name)} › {escape(req.step_name)}"
+    blocks.extend(_decision_buttons(ctx))
+    text = f"Needs {needs}: {escape(ctx.workflow_name)} › {escape(req.step_name)}"
     return _fallback(text), _finish(blocks)
 
 
 def _outcome_line(req: StepRequirement, decision: Decision) -> str:
     outcome = decision.outcome
     when = slack_date(decision.decided_at)
+    who = mention(decision.decided_by)
+    values = decision.values or {}
     if outcome is Outcome.timed_out:
         then = "cancelled" if req.on_reject is OnReject.cancel else "skipped"
         return f":hourglass_flowing_sand: *Timed out — {then}* at {when}"
+    if req.kind is RequirementKind.error:
+        if outcome is Outcome.rejected:
+            return f":fast_forward: *Skipped* by {who} at {when}"
+        return f":repeat: *Retry* requested by {who} at {when}"
     if outcome is Outcome.rejected:
-        then = "run cancelled" if req.on_reject is OnReject.cancel else "step skipped"
-        return f":no_entry: *Rejected* by {mention(decision.decided_by)} at {when} ({then})"
+        return f":no_entry: *Rejected* by {who} at {when} ({_rejected_then(req)})"
+    if "selected_choices" in values:
+        chosen = ", ".join(f"*{escape(c)}*" for c in values["selected_choices"] or ())
+        return f":twisted_rightwards_arrows: *Route chosen:* {chosen} by {who} at {when}"
+    if "edited_output" in values:
+        return f":pencil2: *Edited and approved* by {who} at {when}"
+    if req.kind is RequirementKind.executor:
+        tools = values.get("executor_requirements") or []
+        if tools and not all(t.get("confirmed") for t in tools if isinstance(t, dict)):
+            return f":no_entry: *Rejected* by {who} at {when} (the agent is told)"
+        return f":white_check_mark: *Approved* by {who} at {when}"
     label = "Approved" if outcome is Outcome.confirmed else "Input given"
-    return f":white_check_mark: *{label}* by {mention(decision.decided_by)} at {when}"
+    return f":white_check_mark: *{label}* by {who} at {when}"
+
+
+def _rejected_then(req: StepRequirement) -> str:
+    if req.on_reject is OnReject.cancel:
+        return "run cancelled"
+    if req.on_reject is OnReject.retry and req.max_retries is not None:
+        if req.retry_count < req.max_retries:
+            return f"re-running, attempt {req.retry_count + 2} of {req.max_retries + 1}"
+        return "no attempts left, step skipped"
+    if req.on_reject is OnReject.else_branch:
+        return "else branch runs"
+    if req.kind is RequirementKind.iteration_review:
+        return "loop stopped"
+    return "step skipped"
+
+
+def _decision_details(decision: Decision) -> list[Block]:
+    """The values a decision carried, as people read them."""
+    out: list[Block] = []
+    values = dict(decision.values or {})
+    values.pop("selected_choices", None)
+    values.pop("executor_requirements", None)
+    if "edited_output" in values:
+        edited = values.pop("edited_output")
+        out.append(_section("*Edited output*\n" + code_block(edited, OUTPUT_PREVIEW_MAX)))
+    if values:
+        given = "\n".join(f"• *{escape(k)}*: {escape_clipped(v, 500)}" for k, v in values.items())
+        out.append(_section(f"*Values*\n{given}"))
+    if decision.comment:
+        label = "Reason" if decision.outcome in (Outcome.rejected, Outcome.timed_out) else "Comment"
+        out.append(_section(f"*{label}:* {escape_clipped(decision.comment, 2000)}"))
+    return out
 
 
 def resolved_message(ctx: PauseContext, decision: Decision) -> tuple[str, list[dict[str, Any]]]:
     """The same message after its decision: buttons gone, the outcome in their place."""
     req = ctx.requirement
     outcome = decision.outcome
+    if len(ctx.siblings) > 1:
+        names = ", ".join(escape(r.step_name) for r in ctx.siblings)
+        text = f"{escape(ctx.workflow_name)} › {names}: decided"
+        return _fallback(text), _finish(_several(ctx, resolved=True))
     blocks = _pause_body(ctx)
     blocks.append(DividerBlock())
     blocks.append(_section(_outcome_line(req, decision)))
-    if decision.values:
-        given = "\n".join(
-            f"• *{escape(k)}*: {escape_clipped(v, 500)}" for k, v in decision.values.items()
-        )
-        blocks.append(_section(f"*Values*\n{given}"))
-    if decision.comment:
-        label = "Reason" if outcome in (Outcome.rejected, Outcome.timed_out) else "Comment"
-        blocks.append(_section(f"*{label}:* {escape_clipped(decision.comment, 2000)}"))
+    blocks.extend(_decision_details(decision))
     text = (
         f"{escape(ctx.workflow_name)} › {escape(req.step_name)}: {outcome.value.replace('_', ' ')}"
     )
@@ -452,7 +830,7 @@ def failed_note(error: str) -> str:
 
 def reminder_note(req: StepRequirement, approvers: Sequence[str]) -> str:
     who = " ".join(mention(a) for a in approvers) or "Reminder"
-    then = "cancel" if req.on_reject is OnReject.cancel else "skip"
+    then = deadline_then(req)
     return (
         f"{who}: *{escape(req.step_name)}* still waits for a decision; due "
         f"{slack_date(req.expires_at)} (then {then})."
@@ -551,7 +929,9 @@ def input_modal(ctx: PauseContext) -> View:
 
 
 def reject_modal(ctx: PauseContext) -> View:
+    """Reject with a reason; for an output review the reason is feedback for the step."""
     req = ctx.requirement
+    review = req.kind in _REVIEW_KINDS
     view = View(
         type="modal",
         callback_id=VIEW_REJECT,
@@ -563,11 +943,16 @@ def reject_modal(ctx: PauseContext) -> View:
         blocks=[
             _section(
                 f"Reject *{escape(req.step_name)}* of *{escape(ctx.workflow_name)}*? "
-                f"{_then(req).capitalize()}."
+                f"{_then(req)[:1].upper()}{_then(req)[1:]}."
             ),
             InputBlock(
                 block_id=REASON_BLOCK,
-                label=_plain("Reason", LABEL_MAX),
+                label=_plain("Feedback" if review else "Reason", LABEL_MAX),
+                hint=(
+                    _plain("What should change? The next attempt gets this.", HINT_MAX)
+                    if review and req.on_reject is OnReject.retry
+                    else None
+                ),
                 optional=True,
                 element=PlainTextInputElement(
                     action_id=VALUE_ACTION, multiline=True, max_length=2000
@@ -577,6 +962,118 @@ def reject_modal(ctx: PauseContext) -> View:
     )
     view.validate_json()
     return view
+
+
+def _chunks(text: str, size: int) -> list[str]:
+    return [text[i : i + size] for i in range(0, len(text), size)] or [""]
+
+
+def _shown_output(ctx: PauseContext) -> Any:
+    req = ctx.requirement
+    if req.kind in _REVIEW_KINDS:
+        return _reviewed_output(req)
+    return _previous_output(ctx.run, req)
+
+
+def output_modal(ctx: PauseContext) -> View:
+    """The whole output (as much as a modal holds), in code blocks."""
+    req = ctx.requirement
+    text = as_text(_shown_output(ctx))
+    # Escaping can lengthen a chunk: leave room for entities and the fences.
+    pieces = _chunks(text, (SECTION_TEXT_MAX - 6) // 2)
+    room = MODAL_MAX_BLOCKS - 1
+    body: list[Block] = [_section(code_block(p, SECTION_TEXT_MAX)) for p in pieces[:room]]
+    if len(pieces) > room:
+        body.append(_context(["_The rest of the output does not fit in a modal._"]))
+    view = View(
+        type="modal",
+        callback_id=VIEW_OUTPUT,
+        title=_plain(f"Output of {req.step_name.replace('_', ' ')}", MODAL_TITLE_MAX),
+        close=_plain("Close", MODAL_BUTTON_MAX),
+        blocks=body[:MODAL_MAX_BLOCKS],
+    )
+    view.validate_json()
+    return view
+
+
+def edit_output_modal(ctx: PauseContext) -> View:
+    """The reviewed output, editable; what is submitted is what the next step gets."""
+    req = ctx.requirement
+    current = as_text(_reviewed_output(req) if _reviewed_output(req) is not None else "")
+    intro = f"Edit the output of *{escape(req.step_name)}*; the next step gets your text."
+    if len(current) > TEXT_INPUT_MAX:
+        intro += (
+            f"\n:warning: The output is longer than {TEXT_INPUT_MAX} characters: only its "
+            "beginning is shown, and what you submit replaces all of it."
+        )
+    view = View(
+        type="modal",
+        callback_id=VIEW_EDIT_OUTPUT,
+        private_metadata=ctx.token,
+        notify_on_close=True,
+        title=_plain(f"Edit {req.step_name.replace('_', ' ')}", MODAL_TITLE_MAX),
+        submit=_plain("Approve edited", MODAL_BUTTON_MAX),
+        close=_plain("Cancel", MODAL_BUTTON_MAX),
+        blocks=[
+            _section(intro),
+            InputBlock(
+                block_id=OUTPUT_BLOCK,
+                label=_plain("Output", LABEL_MAX),
+                element=PlainTextInputElement(
+                    action_id=VALUE_ACTION,
+                    multiline=True,
+                    initial_value=current[:TEXT_INPUT_MAX],
+                    max_length=TEXT_INPUT_MAX,
+                ),
+            ),
+        ],
+    )
+    view.validate_json()
+    return view
+
+
+def closed_modal(title: str, message: str) -> View:
+    """What an open form becomes when its pause was decided elsewhere or timed out."""
+    view = View(
+        type="modal",
+        callback_id=VIEW_CLOSED,
+        title=_plain(title, MODAL_TITLE_MAX),
+        close=_plain("Close", MODAL_BUTTON_MAX),
+        blocks=[_section(message)],
+    )
+    view.validate_json()
+    return view
+
+
+def edited_output(state_values: Mapping[str, Any]) -> str | None:
+    block = state_values.get(OUTPUT_BLOCK) if isinstance(state_values, Mapping) else None
+    element = block.get(VALUE_ACTION) if isinstance(block, Mapping) else None
+    value = element.get("value") if isinstance(element, Mapping) else None
+    return value if isinstance(value, str) else None
+
+
+def route_block_for(clicked_block_id: Any) -> str:
+    """The choice block next to the Approve clicked (``decision:2`` → ``route:2`` in a
+    message with several requirements)."""
+    if isinstance(clicked_block_id, str) and clicked_block_id.startswith("decision:"):
+        return f"{ROUTE_BLOCK}:{clicked_block_id.removeprefix('decision:')}"
+    return ROUTE_BLOCK
+
+
+def route_selection(state_values: Any, block_id: str = ROUTE_BLOCK) -> list[str] | None:
+    """The route(s) picked in a Router's message (its ``state.values``), or None."""
+    block = state_values.get(block_id) if isinstance(state_values, Mapping) else None
+    element = block.get(ACTION_ROUTE_CHOICE) if isinstance(block, Mapping) else None
+    if not isinstance(element, Mapping):
+        return None
+    picked = element.get("selected_options")
+    if picked is None:
+        one = element.get("selected_option")
+        picked = [one] if one is not None else []
+    if not isinstance(picked, list):
+        return None
+    names = [o.get("value") for o in picked if isinstance(o, Mapping)]
+    return [n for n in names if isinstance(n, str)]
 
 
 def parse_modal_values(

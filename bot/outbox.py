@@ -264,8 +264,36 @@ class OutboxWorker:
         response = self.signoff.client.chat_postMessage(
             channel=pause.channel, text=text, blocks=message_blocks, thread_ts=thread_ts
         )
-        self.store.set_pause_ts(
-            pause.requirement_id, response["ts"], response.get("channel") or pause.channel
+        # A pause with several requirements is one message: each requirement points at it.
+        ids = {pause.requirement_id, *(r.requirement_id for r in run.step_requirements)}
+        for requirement_id in sorted(ids):
+            self.store.set_pause_ts(
+                requirement_id, response["ts"], response.get("channel") or pause.channel
+            )
+
+    def _deliver_pause_update(self, item: OutboxItem) -> None:
+        """A pause with several requirements after one of them was answered: the message
+        re-rendered as the pause is now (once it is resolved, ``resolve`` updates it)."""
+        pause = self.store.get_pause(item.data["requirement_id"])
+        if pause is None:
+            return
+        if not pause.message_ts:
+            raise NotReady(item.run_id)
+        route = self.signoff.routes.get(pause.workflow_name)
+        run = route.workflow.get_run(pause.run_id) if route else None
+        if route is None or run is None or not run.is_paused:
+            return
+        req = next(
+            (r for r in run.step_requirements if r.requirement_id == pause.requirement_id), None
+        )
+        if req is None:
+            return
+        text, message_blocks = blocks.pause_message(self.signoff.pause_context(route, run, req))
+        self.signoff.client.chat_update(
+            channel=self._pause_channel_id(pause),
+            ts=pause.message_ts,
+            text=text,
+            blocks=message_blocks,
         )
 
     def _deliver_resolve(self, item: OutboxItem) -> None:
@@ -282,7 +310,8 @@ class OutboxWorker:
         decision = self._decision_for(run.run_id, req.requirement_id)
         if decision is None:
             return
-        ctx = self.signoff.pause_context(route, run, req)
+        siblings = [StepRequirement.from_dict(d) for d in item.data.get("siblings") or ()]
+        ctx = self.signoff.pause_context(route, run, req, siblings=siblings)
         text, message_blocks = blocks.resolved_message(ctx, decision)
         self.signoff.client.chat_update(
             channel=self._pause_channel_id(pause),

@@ -24,18 +24,26 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
 from bot import blocks
+from bot.decisions import DecisionAction
+from bot.forms import OpenForms
 from bot.metrics import Metrics
 from bot.routing import ChannelDirectory, SlackRoute
 from bot.store import BotStore, PauseRef
 from engine import (
     TIMEOUT_ACTOR,
     Clock,
+    Condition,
     Decision,
+    DecisionTooLateError,
     EngineError,
+    Loop,
+    RequirementKind,
+    Router,
     RunNotPausedError,
     StepContinuedEvent,
     StepPausedEvent,
     StepRequirement,
+    UnknownChoiceError,
     UserInputValidationError,
     Workflow,
     WorkflowCancelledEvent,
@@ -92,6 +100,7 @@ class Signoff:
         # Set by the outbox worker: delivers one outbox item at once (see _continue).
         self.deliver_now: Callable[[str], bool] | None = None
         self.metrics = Metrics()
+        self.forms = OpenForms()
         self.metrics.watch_state(self.pending_count, self.store.outbox_counts)
         for route in routes:
             wf = route.workflow
@@ -168,16 +177,39 @@ class Signoff:
                 # A deadline may pass before any replica posted the pause (paused elsewhere,
                 # expired at once): post it now, so its thread shows what timed out.
                 self._post_pause(route, run, req, now=now)
-            self._enqueue(
-                f"resolve:{req.requirement_id}",
-                run.run_id,
-                "resolve",
-                {"requirement": req.to_dict(), "decision_at": (req.decided_at or now).isoformat()},
-                now,
-            )
+            group = list(run.step_requirements)
+            if len(group) > 1:
+                # One message for the pause: one update, showing every requirement's outcome.
+                lead = group[0]
+                self._enqueue(
+                    f"resolve:{lead.requirement_id}",
+                    run.run_id,
+                    "resolve",
+                    {
+                        "requirement": lead.to_dict(),
+                        "siblings": [r.to_dict() for r in group],
+                        "decision_at": (lead.decided_at or now).isoformat(),
+                    },
+                    now,
+                )
+            else:
+                self._enqueue(
+                    f"resolve:{req.requirement_id}",
+                    run.run_id,
+                    "resolve",
+                    {
+                        "requirement": req.to_dict(),
+                        "decision_at": (req.decided_at or now).isoformat(),
+                    },
+                    now,
+                )
             self._enqueue_root_update(run, now)
             if req.timed_out:
                 self._note(run, f"timeout:{req.requirement_id}", blocks.timeout_note(req), now)
+            forms = self.forms.take(req.requirement_id)
+            if forms:
+                # Not on the decider's path: views.update waits on Slack.
+                self.executor.submit(self._close_forms, run.run_id, req, forms, now)
         elif isinstance(event, WorkflowCompletedEvent):
             self._enqueue_root_update(run, now)
             self._note(run, "completed", blocks.completion_note(run), now)
@@ -207,26 +239,41 @@ class Signoff:
     def _post_pause(
         self, route: SlackRoute, run: WorkflowRunOutput, req: StepRequirement, *, now: datetime
     ) -> None:
+        """Record the pause and enqueue its message. A pause with several requirements (a
+        Parallel's) is one message: recorded for every requirement at once (each is decided
+        on its own, by its own token), posted once for the first."""
         self._ensure_root(route, run, now=now)
         channel = self.channels.channel_for(route, req.step_name)
-        if self.store.record_pause(
-            requirement_id=req.requirement_id,
-            run_id=run.run_id,
-            workflow_name=route.name,
-            step_name=req.step_name,
-            channel=channel,
-            now=now,
-        ):
-            self._enqueue(
-                f"pause:{req.requirement_id}",
-                run.run_id,
-                "pause",
-                {"requirement_id": req.requirement_id},
-                now,
+        ids = [r.requirement_id for r in run.step_requirements]
+        group = list(run.step_requirements) if len(ids) > 1 and req.requirement_id in ids else [req]
+        lead = group[0]
+        if lead.requirement_id != req.requirement_id:
+            return  # recorded with the first requirement's event
+        recorded = [
+            r
+            for r in group
+            if self.store.record_pause(
+                requirement_id=r.requirement_id,
+                run_id=run.run_id,
+                workflow_name=route.name,
+                step_name=r.step_name,
+                channel=channel,
+                now=now,
             )
-            self._enqueue_root_update(run, now)
+        ]
+        if not any(r.requirement_id == lead.requirement_id for r in recorded):
+            return
+        self._enqueue(
+            f"pause:{lead.requirement_id}",
+            run.run_id,
+            "pause",
+            {"requirement_id": lead.requirement_id},
+            now,
+        )
+        self._enqueue_root_update(run, now)
+        for r in recorded:
             for callback in self.on_pause_recorded:
-                callback(route.name, req)
+                callback(route.name, r)
 
     def _enqueue_root_update(self, run: WorkflowRunOutput, now: datetime) -> None:
         key = f"root_update:{run.run_id}:{run.status.value}:{run.version}:{len(run.step_results)}"
@@ -331,9 +378,14 @@ class Signoff:
         allowed, why = self.may_decide(user_id, route, run, pause.step_name)
         if not allowed:
             return DecisionResult(False, f":lock: You are not allowed to decide this: {why}")
-        current = run.step_requirements[0] if run.is_paused and run.step_requirements else None
-        if current is None or current.requirement_id != pause.requirement_id:
+        current = next(
+            (r for r in run.step_requirements if r.requirement_id == pause.requirement_id), None
+        )
+        if not run.is_paused or current is None:
             return DecisionResult(False, self._already_decided(run.run_id, pause.requirement_id))
+        if len(run.step_requirements) > 1 and not current.unresolved_reasons():
+            # Answered, waiting for the pause's other requirements.
+            return DecisionResult(False, f"Already decided: {_describe_answer(run, current)}.")
         return pause, route, run, current
 
     def _already_decided(self, run_id: str, requirement_id: str) -> str:
@@ -347,44 +399,89 @@ class Signoff:
         token: Any,
         *,
         user_id: str,
-        action: str,
+        action: DecisionAction | str,
         values: dict[str, Any] | None = None,
         reason: str | None = None,
+        choices: list[str] | None = None,
+        output: str | None = None,
     ) -> DecisionResult:
-        """Apply ``action`` ("confirm", "reject" or "input") from ``user_id``.
+        """Apply ``action`` (a ``DecisionAction``) from ``user_id`` to the pause ``token``.
 
-        Validates, claims the pause (exactly once) and continues the run in the
-        background. Input errors come back in ``errors``; nothing is stored then.
+        The one entry point for decisions; every argument is JSON-able, so a listener's
+        payload can be stored and applied later. Validates, claims the pause (exactly once)
+        and continues the run in the background. Input errors come back in ``errors``;
+        nothing is stored then.
         """
+        act = DecisionAction.parse(action)
+        if act is None:
+            return DecisionResult(False, "Signoff does not know that action.")
         loaded = self.load_pause(token, user_id)
         if isinstance(loaded, DecisionResult):
             return loaded
         _pause, route, run, req = loaded
         try:
-            if action == "reject":
-                req.reject(by=user_id, reason=reason)
-            elif action == "confirm":
-                if req.requires_user_input:
-                    return DecisionResult(False, "This step needs input: use *Provide input…*.")
-                req.confirm(by=user_id)
-            elif action == "input":
-                req.set_user_input(values or {}, by=user_id)
-                if req.requires_confirmation:
-                    req.confirm(by=user_id)
-            else:
-                return DecisionResult(False, f"Unknown action {action!r}.")
+            refused = _answer(
+                req, act, by=user_id, values=values, reason=reason, choices=choices, output=output
+            )
         except UserInputValidationError as exc:
             return DecisionResult(
                 False, str(exc), errors=blocks.errors_for_modal(exc.errors, req.user_input_schema)
             )
-        return self._continue(route.workflow, run, req)
+        except UnknownChoiceError as exc:
+            return DecisionResult(False, f"No such route: {blocks.escape(exc)}.")
+        if refused is not None:
+            return DecisionResult(False, refused)
+        waiting = [r for r in run.step_requirements if r is not req and r.unresolved_reasons()]
+        if waiting:
+            return self._record_answer(route, run, req, act, left=len(waiting))
+        return self._continue(route.workflow, run, req, act)
+
+    def _record_answer(
+        self,
+        route: SlackRoute,
+        run: WorkflowRunOutput,
+        req: StepRequirement,
+        act: DecisionAction,
+        *,
+        left: int,
+    ) -> DecisionResult:
+        """One answer of a pause with several requirements, stored with the paused run
+        (compare-and-set on its version: of two answers at once, one is stored and the other
+        told to try again); the run goes on when the last one is answered."""
+        try:
+            route.workflow.db.save_run(run)
+        except RunNotPausedError:
+            fresh = route.workflow.get_run(run.run_id)
+            if fresh is None or not fresh.is_paused:
+                return DecisionResult(False, self._already_decided(run.run_id, req.requirement_id))
+            return DecisionResult(
+                False, "Someone answered another part of this at the same moment: click again."
+            )
+        lead = run.step_requirements[0].requirement_id
+        now = self.clock.now()
+        key = f"pause_update:{lead}:{run.version}"
+        self._enqueue(key, run.run_id, "pause_update", {"requirement_id": lead}, now)
+        if self.deliver_now is not None:
+            try:
+                self.deliver_now(key)
+            except Exception:  # the outbox worker will deliver it
+                log.warning("immediate update of run %s failed", run.run_id, exc_info=True)
+        more = f"{left} more to decide" if left > 1 else "1 more to decide"
+        return DecisionResult(True, f"{_DONE[act]} *{blocks.escape(req.step_name)}*; {more}.")
 
     def _continue(
-        self, wf: Workflow, run: WorkflowRunOutput, req: StepRequirement
+        self, wf: Workflow, run: WorkflowRunOutput, req: StepRequirement, act: DecisionAction
     ) -> DecisionResult:
         try:
             events = wf.continue_run(run, stream=True, stream_events=True)
             next(events)  # the claim: raises for everyone but the one winner
+        except DecisionTooLateError as exc:
+            when = exc.expires_at if isinstance(exc.expires_at, datetime) else req.expires_at
+            return DecisionResult(
+                False,
+                f"Too late: the deadline of *{blocks.escape(req.step_name)}* passed "
+                f"{blocks.slack_date(when)}.",
+            )
         except RunNotPausedError:
             return DecisionResult(False, self._already_decided(run.run_id, req.requirement_id))
         except EngineError as exc:
@@ -393,11 +490,29 @@ class Signoff:
         if self.deliver_now is not None:
             # The person who clicked sees the message change now, not at the next pass.
             try:
-                self.deliver_now(f"resolve:{req.requirement_id}")
+                # A pause with several requirements has one message, keyed by its first.
+                lead = run.step_requirements[0] if run.step_requirements else req
+                self.deliver_now(f"resolve:{lead.requirement_id}")
             except Exception:  # the outbox worker will deliver it
                 log.warning("immediate update of run %s failed", run.run_id, exc_info=True)
-        verb = "Rejected" if req.is_rejected else "Approved"
-        return DecisionResult(True, f"{verb} *{blocks.escape(req.step_name)}*.")
+        return DecisionResult(True, f"{_DONE[act]} *{blocks.escape(req.step_name)}*.")
+
+    def _close_forms(
+        self, run_id: str, req: StepRequirement, forms: list[Any], now: datetime
+    ) -> None:
+        """Replace forms still open on a pause that was just decided (or timed out)."""
+        decision = Decision.from_requirement(run_id, req, at=now)
+        if req.timed_out:
+            message = f":hourglass_flowing_sand: Too late: {blocks.describe_decision(decision)}."
+        else:
+            message = f"Already decided: {blocks.describe_decision(decision)}."
+        view = blocks.closed_modal(req.step_name.replace("_", " "), message)
+        for form in forms:
+            try:
+                self.client.views_update(view_id=form.view_id, view=view)
+            except SlackApiError as exc:  # closed by the person meanwhile: nothing to do
+                self.record_slack_error("views.update", exc)
+                log.info("views.update of %s: %s", form.view_id, exc.response.get("error"))
 
     def expire(self, workflow_name: str, run_id: str) -> bool:
         """Apply on_reject to a run whose deadline passed (scheduler jobs call this)."""
@@ -488,7 +603,12 @@ class Signoff:
         req: StepRequirement,
         *,
         with_root_link: bool = True,
+        siblings: list[StepRequirement] | None = None,
     ) -> blocks.PauseContext:
+        """What a pause message shows. ``siblings``: every requirement of a pause with
+        several (a Parallel's), in order; by default the run's, while it is paused."""
+        if siblings is None and run.is_paused and len(run.step_requirements) > 1:
+            siblings = list(run.step_requirements)
         return blocks.PauseContext(
             token=req.requirement_id,
             workflow_name=route.name,
@@ -496,6 +616,8 @@ class Signoff:
             requirement=req,
             approvers=route.approvers_for(req.step_name),
             root_link=self.root_permalink(run.run_id) if with_root_link else None,
+            plan=_plan(route.workflow, req),
+            siblings=tuple(siblings or ()),
         )
 
     def root_permalink(self, run_id: str) -> str | None:
@@ -522,12 +644,115 @@ class Signoff:
         return None
 
 
+_DONE = {
+    DecisionAction.confirm: "Approved",
+    DecisionAction.reject: "Rejected",
+    DecisionAction.input: "Answered",
+    DecisionAction.select: "Route chosen for",
+    DecisionAction.edit: "Edited and approved",
+    DecisionAction.retry: "Retrying",
+    DecisionAction.skip: "Skipped",
+}
+_ANSWERS: dict[RequirementKind, frozenset[DecisionAction]] = {
+    RequirementKind.confirmation: frozenset(
+        {DecisionAction.confirm, DecisionAction.reject, DecisionAction.input}
+    ),
+    RequirementKind.route_selection: frozenset({DecisionAction.select, DecisionAction.reject}),
+    RequirementKind.output_review: frozenset(
+        {DecisionAction.confirm, DecisionAction.reject, DecisionAction.edit}
+    ),
+    RequirementKind.iteration_review: frozenset(
+        {DecisionAction.confirm, DecisionAction.reject, DecisionAction.edit}
+    ),
+    RequirementKind.error: frozenset({DecisionAction.retry, DecisionAction.skip}),
+    RequirementKind.executor: frozenset({DecisionAction.confirm, DecisionAction.reject}),
+}
+
+
+def _answer(
+    req: StepRequirement,
+    act: DecisionAction,
+    *,
+    by: str,
+    values: dict[str, Any] | None,
+    reason: str | None,
+    choices: list[str] | None,
+    output: str | None,
+) -> str | None:
+    """Put the answer on ``req`` (nothing stored yet); a refusal to tell the person, or None."""
+    if act not in _ANSWERS[req.kind]:
+        return f"*{blocks.escape(req.step_name)}* cannot be answered that way."
+    if act is DecisionAction.reject:
+        if req.kind is RequirementKind.executor:
+            for tool in req.executor_requirements or ():
+                tool.reject(reason)
+        req.reject(by=by, reason=reason)
+    elif act is DecisionAction.skip:
+        req.skip(by=by, reason=reason)
+    elif act is DecisionAction.retry:
+        req.retry(by=by)
+    elif act is DecisionAction.select:
+        if not choices or not isinstance(choices, list):
+            return "Choose a route first."
+        if not all(isinstance(c, str) for c in choices):
+            return "Choose a route first."
+        if len(choices) > 1 and not req.allow_multiple_selections:
+            return "Choose one route."
+        req.select(*choices, by=by)
+    elif act is DecisionAction.edit:
+        if not isinstance(output, str):
+            return "The edited output is missing."
+        req.edit(output, by=by)
+    elif act is DecisionAction.input:
+        req.set_user_input(values or {}, by=by)
+        if req.requires_confirmation:
+            req.confirm(by=by)
+    elif req.kind is RequirementKind.executor:
+        tools = req.executor_requirements or []
+        if any(t.requires_user_input for t in tools):
+            return "These tool calls need input, which Signoff cannot ask for in Slack yet."
+        for tool in tools:
+            tool.confirm()
+        req.confirm(by=by)
+    else:
+        if req.requires_user_input:
+            return "This step needs input: use *Provide input…*."
+        req.confirm(by=by)
+    return None
+
+
+def _plan(wf: Workflow, req: StepRequirement) -> blocks.Plan | None:
+    """What runs if a group's confirmation is approved (None for a single step)."""
+    if req.kind is not RequirementKind.confirmation:
+        return None
+    component = wf.locate(req.step_path)
+    if component is None or not component.children():
+        return None
+    if isinstance(component, Condition):
+        return blocks.Plan(
+            kind=component.step_type.value,
+            steps=[c.name for c in component.steps],
+            else_steps=[c.name for c in component.else_steps],
+        )
+    return blocks.Plan(
+        kind=component.step_type.value,
+        steps=[c.name for c in component.children()],
+        iterations=component.max_iterations if isinstance(component, Loop) else None,
+        choose_one=isinstance(component, Router),
+    )
+
+
 def _drain(events: Iterator[WorkflowRunEvent], run_id: str) -> None:
     try:
         for _ in events:
             pass
     except Exception:
         log.exception("continuing run %s failed", run_id)
+
+
+def _describe_answer(run: WorkflowRunOutput, req: StepRequirement) -> str:
+    """An answer recorded but not yet in the audit trail (its pause waits for others)."""
+    return blocks.describe_decision(Decision.from_requirement(run.run_id, req, at=run.updated_at))
 
 
 def _describe(decision: Decision) -> str:

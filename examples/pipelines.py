@@ -1,4 +1,4 @@
-"""Three example workflows that do small, real work on a bundled data set:
+"""Example workflows that do small, real work on a bundled data set:
 
 - ``data_pipeline``: the spec's confirmation example — fetch orders, pseudonymise the
   customers' e-mail addresses after a person confirms, save the result as JSON.
@@ -6,6 +6,12 @@
   mode and batch size used to select orders.
 - ``quick_approval``: a pause with a one-minute deadline that cancels the run if nobody
   decides, to watch a timeout happen.
+- ``order_triage``: a Router whose route a person chooses (refund, replace or escalate).
+- ``summary_review``: a summary whose output a person reviews: approve, edit it, or reject
+  it with feedback (it is written again, up to three attempts).
+- ``flaky_export``: an export that fails on its first attempt and pauses: retry or skip.
+- ``release_signoff``: legal and security sign off in parallel, each on its own; then a
+  confirmed group of steps (the message says which) ships the release.
 """
 
 from __future__ import annotations
@@ -15,11 +21,23 @@ import hashlib
 import json
 import os
 import statistics
+import threading
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from engine import OnReject, Step, StepInput, StepOutput, UserInputField, Workflow
+from engine import (
+    OnError,
+    OnReject,
+    Parallel,
+    Router,
+    Step,
+    StepInput,
+    StepOutput,
+    Steps,
+    UserInputField,
+    Workflow,
+)
 
 DATA = Path(__file__).with_name("orders.csv")
 OUTPUT_DIR = Path(os.environ.get("SIGNOFF_EXAMPLES_OUTPUT", "signoff-data"))
@@ -152,4 +170,150 @@ quick_approval = Workflow(
     ],
 )
 
-workflows = [data_pipeline, configurable_pipeline, quick_approval]
+
+def refund(step_input: StepInput) -> StepOutput:
+    return StepOutput(content=f"refunded order {step_input.input or '1001'} in full")
+
+
+def replace(step_input: StepInput) -> StepOutput:
+    return StepOutput(content=f"replacement shipped for order {step_input.input or '1001'}")
+
+
+def escalate(step_input: StepInput) -> StepOutput:
+    return StepOutput(content=f"order {step_input.input or '1001'} handed to support")
+
+
+def notify_customer(step_input: StepInput) -> StepOutput:
+    return StepOutput(content=f"customer told: {step_input.previous_step_content}")
+
+
+order_triage = Workflow(
+    name="order_triage",
+    description="A person chooses how a complaint is handled: refund, replace or escalate",
+    steps=[
+        Router(
+            name="triage",
+            choices=[
+                Step(name="refund", executor=refund, description="Refund the customer in full"),
+                Step(name="replace", executor=replace, description="Ship a replacement"),
+                Step(name="escalate", executor=escalate, description="Hand it to support"),
+            ],
+            requires_user_input=True,
+            user_input_message="How should this complaint be handled?",
+        ),
+        Step(name="notify_customer", executor=notify_customer),
+    ],
+)
+
+
+def summarize(step_input: StepInput) -> StepOutput:
+    orders = load_orders()
+    total = sum(o["amount"] for o in orders)
+    summary = f"{len(orders)} orders, {total:.2f} in total"
+    if step_input.rejection_feedback:
+        summary += f" (rewritten: {step_input.rejection_feedback})"
+    return StepOutput(content=summary)
+
+
+def publish(step_input: StepInput) -> StepOutput:
+    return StepOutput(content=f"published: {step_input.previous_step_content}")
+
+
+summary_review = Workflow(
+    name="summary_review",
+    description="Summarise the orders; a person reviews the summary before it is published",
+    steps=[
+        Step(
+            name="summarize",
+            executor=summarize,
+            requires_output_review=True,
+            output_review_message="Publish this summary?",
+            on_reject=OnReject.retry,
+            hitl_max_retries=2,
+        ),
+        Step(name="publish", executor=publish),
+    ],
+)
+
+_export_attempts: dict[str, int] = {}
+_export_lock = threading.Lock()
+
+
+def export_orders(step_input: StepInput) -> StepOutput:
+    """Fails on each run's first attempt (a warehouse that drops the first connection)."""
+    with _export_lock:
+        attempt = _export_attempts[step_input.run_id or ""] = (
+            _export_attempts.get(step_input.run_id or "", 0) + 1
+        )
+    if attempt == 1:
+        raise ConnectionError("the warehouse reset the connection (attempt 1)")
+    return StepOutput(content=f"exported {len(load_orders())} orders on attempt {attempt}")
+
+
+flaky_export = Workflow(
+    name="flaky_export",
+    description="An export that fails once and pauses: a person retries or skips it",
+    steps=[
+        Step(name="export_orders", executor=export_orders, on_error=OnError.pause),
+        Step(name="report", executor=report),
+    ],
+)
+
+
+def signed_off(area: str) -> Any:
+    def run(step_input: StepInput) -> StepOutput:
+        return StepOutput(content=f"{area} signed off {step_input.input or 'the release'}")
+
+    run.__name__ = f"{area}_review"
+    return run
+
+
+def tag_release(step_input: StepInput) -> StepOutput:
+    return StepOutput(content=f"tagged {step_input.input or 'v1.0'}")
+
+
+def publish_release(step_input: StepInput) -> StepOutput:
+    return StepOutput(content=f"published {step_input.input or 'v1.0'}")
+
+
+release_signoff = Workflow(
+    name="release_signoff",
+    description="Legal and security sign off in parallel, then a confirmed release",
+    steps=[
+        Parallel(
+            Step(
+                name="legal_review",
+                executor=signed_off("legal"),
+                requires_confirmation=True,
+                confirmation_message="Licences and notices in order?",
+            ),
+            Step(
+                name="security_review",
+                executor=signed_off("security"),
+                requires_confirmation=True,
+                confirmation_message="No open critical findings?",
+            ),
+            name="reviews",
+        ),
+        Steps(
+            name="ship",
+            steps=[
+                Step(name="tag_release", executor=tag_release),
+                Step(name="publish_release", executor=publish_release),
+            ],
+            requires_confirmation=True,
+            confirmation_message="Ship the release?",
+            on_reject=OnReject.cancel,
+        ),
+    ],
+)
+
+workflows = [
+    data_pipeline,
+    configurable_pipeline,
+    quick_approval,
+    order_triage,
+    summary_review,
+    flaky_export,
+    release_signoff,
+]

@@ -1,15 +1,19 @@
-"""Buttons on a pause message: Approve, Reject, Reject with reason…, Provide input…"""
+"""Buttons on a pause message. Each handler: ack, parse the payload, validate (reads only),
+call ``Signoff.decide`` — or open a form (a modal) for the answer."""
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from slack_bolt import Ack, App
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
+from slack_sdk.models.views import View
 
 from bot import blocks
+from bot.decisions import DecisionAction
 from bot.listeners.payload import dig
 from bot.middleware.dedupe import first_delivery
 from bot.service import DecisionResult, Signoff
@@ -18,30 +22,54 @@ log = logging.getLogger("signoff.actions")
 
 
 def register(app: App, signoff: Signoff) -> None:
-    @app.action(blocks.ACTION_APPROVE)
-    def on_approve(ack: Ack, body: dict[str, Any]) -> None:
+    # Buttons that decide at once.
+    app.action(blocks.ACTION_APPROVE)(_decider(signoff, DecisionAction.confirm))
+    app.action(blocks.ACTION_REJECT)(_decider(signoff, DecisionAction.reject))
+    app.action(blocks.ACTION_RETRY)(_decider(signoff, DecisionAction.retry))
+    app.action(blocks.ACTION_SKIP)(_decider(signoff, DecisionAction.skip))
+    # Buttons that open a form. decides=True: its submission decides, so it is kept up to
+    # date if the pause is decided elsewhere while it is open.
+    app.action(blocks.ACTION_PROVIDE_INPUT)(_opener(signoff, blocks.input_modal, decides=True))
+    app.action(blocks.ACTION_REJECT_WITH_REASON)(
+        _opener(signoff, blocks.reject_modal, decides=True)
+    )
+    app.action(blocks.ACTION_EDIT_OUTPUT)(_opener(signoff, blocks.edit_output_modal, decides=True))
+    app.action(blocks.ACTION_VIEW_OUTPUT)(_opener(signoff, blocks.output_modal, decides=False))
+
+    @app.action(blocks.ACTION_CHOOSE_ROUTE)
+    def on_choose_route(ack: Ack, body: dict[str, Any]) -> None:
         ack()
         if first_delivery(signoff, body):
-            _decide(signoff, body, "confirm")
+            where = blocks.route_block_for(dig(body, "actions", 0, "block_id"))
+            choices = blocks.route_selection(dig(body, "state", "values"), where)
+            _decide(signoff, body, DecisionAction.select, choices=choices or [])
 
-    @app.action(blocks.ACTION_REJECT)
-    def on_reject(ack: Ack, body: dict[str, Any]) -> None:
+    @app.action(blocks.ACTION_ROUTE_CHOICE)
+    def on_route_choice(ack: Ack) -> None:
+        # Picking a route decides nothing: Slack keeps the pick in the message's state and
+        # sends it with the Approve click.
+        ack()
+
+
+def _decider(signoff: Signoff, act: DecisionAction) -> Callable[..., None]:
+    def on_click(ack: Ack, body: dict[str, Any]) -> None:
         ack()
         if first_delivery(signoff, body):
-            _decide(signoff, body, "reject")
+            _decide(signoff, body, act)
 
-    @app.action(blocks.ACTION_PROVIDE_INPUT)
-    def on_provide_input(ack: Ack, body: dict[str, Any], client: WebClient) -> None:
+    return on_click
+
+
+def _opener(
+    signoff: Signoff, build: Callable[[blocks.PauseContext], View], *, decides: bool
+) -> Callable[..., None]:
+    def on_click(ack: Ack, body: dict[str, Any], client: WebClient) -> None:
         # The modal opens on the ack path: a trigger_id dies after 3 seconds.
         ack()
         if first_delivery(signoff, body):
-            _open_modal(signoff, body, client, blocks.input_modal)
+            _open_modal(signoff, body, client, build, decides)
 
-    @app.action(blocks.ACTION_REJECT_WITH_REASON)
-    def on_reject_with_reason(ack: Ack, body: dict[str, Any], client: WebClient) -> None:
-        ack()
-        if first_delivery(signoff, body):
-            _open_modal(signoff, body, client, blocks.reject_modal)
+    return on_click
 
 
 def _who(body: dict[str, Any]) -> tuple[str | None, str | None, Any]:
@@ -58,19 +86,25 @@ def _thread_of(body: dict[str, Any]) -> str | None:
     return None
 
 
-def _decide(signoff: Signoff, body: dict[str, Any], action: str) -> None:
+def _decide(signoff: Signoff, body: dict[str, Any], act: DecisionAction, **answer: Any) -> None:
     user_id, channel, token = _who(body)
     if not isinstance(user_id, str):
         log.warning("block_actions without a user; ignored")
         return
-    result = signoff.decide(token, user_id=user_id, action=action)
+    result = signoff.decide(token, user_id=user_id, action=act, **answer)
     if not result.ok:
         signoff.tell(
             channel=channel, user_id=user_id, text=result.message, thread_ts=_thread_of(body)
         )
 
 
-def _open_modal(signoff: Signoff, body: dict[str, Any], client: WebClient, build: Any) -> None:
+def _open_modal(
+    signoff: Signoff,
+    body: dict[str, Any],
+    client: WebClient,
+    build: Callable[[blocks.PauseContext], View],
+    decides: bool,
+) -> None:
     user_id, channel, token = _who(body)
     trigger_id = dig(body, "trigger_id")
     if not isinstance(user_id, str) or not isinstance(trigger_id, str):
@@ -85,7 +119,7 @@ def _open_modal(signoff: Signoff, body: dict[str, Any], client: WebClient, build
     _pause, route, run, req = loaded
     context = signoff.pause_context(route, run, req, with_root_link=False)
     try:
-        client.views_open(trigger_id=trigger_id, view=build(context))
+        response = client.views_open(trigger_id=trigger_id, view=build(context))
     except SlackApiError as exc:
         log.warning("views.open failed: %s", exc.response.get("error"))
         signoff.tell(
@@ -95,3 +129,7 @@ def _open_modal(signoff: Signoff, body: dict[str, Any], client: WebClient, build
             f"`{blocks.escape(exc.response.get('error'))}`); please click again.",
             thread_ts=_thread_of(body),
         )
+        return
+    view_id = dig(response.data, "view", "id")
+    if decides and isinstance(view_id, str):
+        signoff.forms.opened(req.requirement_id, user_id, view_id)

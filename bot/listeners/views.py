@@ -1,5 +1,6 @@
-"""Modal submissions: the input form (validated by the engine, errors inline) and the
-reject-with-reason form."""
+"""Modal submissions: the input form (validated by the engine, errors inline), the
+reject-with-reason (or feedback) form and the edit-output form. Each: parse, validate
+(reads only), call ``Signoff.decide``."""
 
 from __future__ import annotations
 
@@ -9,11 +10,11 @@ from typing import Any
 from slack_bolt import Ack, App
 
 from bot import blocks
+from bot.decisions import DecisionAction
 from bot.listeners.payload import dig
 from bot.service import DecisionResult, Signoff
 
 log = logging.getLogger("signoff.views")
-_FIRST_BLOCK_ERROR = "Signoff could not take this answer."
 
 
 def register(app: App, signoff: Signoff) -> None:
@@ -37,13 +38,7 @@ def register(app: App, signoff: Signoff) -> None:
             return
         if not req.user_input_schema:
             values = {"input": values.get("input")}
-        result = signoff.decide(token, user_id=user_id, action="input", values=values)
-        if result.errors:
-            ack(response_action="errors", errors=result.errors)
-        elif not result.ok:
-            _error_on_first_field(ack, body, result.message)
-        else:
-            ack()
+        _submit(signoff, ack, body, user_id, token, DecisionAction.input, values=values)
 
     @app.view(blocks.VIEW_REJECT)
     def on_reject_submitted(ack: Ack, body: dict[str, Any]) -> None:
@@ -54,20 +49,54 @@ def register(app: App, signoff: Signoff) -> None:
             ack(response_action="errors", errors={blocks.REASON_BLOCK: "malformed submission"})
             return
         reason = blocks.reject_reason(state if isinstance(state, dict) else {})
-        result = signoff.decide(token, user_id=user_id, action="reject", reason=reason)
-        if result.ok:
-            ack()
-        else:
-            ack(
-                response_action="errors",
-                errors={blocks.REASON_BLOCK: blocks.modal_error(result.message)},
-            )
+        _submit(signoff, ack, body, user_id, token, DecisionAction.reject, reason=reason)
+
+    @app.view(blocks.VIEW_EDIT_OUTPUT)
+    def on_edit_submitted(ack: Ack, body: dict[str, Any]) -> None:
+        user_id = dig(body, "user", "id")
+        token = dig(body, "view", "private_metadata")
+        output = blocks.edited_output(dig(body, "view", "state", "values") or {})
+        if not isinstance(user_id, str) or output is None:
+            ack(response_action="errors", errors={blocks.OUTPUT_BLOCK: "malformed submission"})
+            return
+        _submit(signoff, ack, body, user_id, token, DecisionAction.edit, output=output)
 
     @app.view_closed(blocks.VIEW_INPUT)
     @app.view_closed(blocks.VIEW_REJECT)
-    def on_closed(ack: Ack) -> None:
+    @app.view_closed(blocks.VIEW_EDIT_OUTPUT)
+    def on_closed(ack: Ack, body: dict[str, Any]) -> None:
         # Closing a form decides nothing: the pause keeps waiting.
         ack()
+        view_id = dig(body, "view", "id")
+        if isinstance(view_id, str):
+            signoff.forms.closed(view_id)
+
+
+def _submit(
+    signoff: Signoff,
+    ack: Ack,
+    body: dict[str, Any],
+    user_id: str,
+    token: Any,
+    act: DecisionAction,
+    **answer: Any,
+) -> None:
+    """Decide from a submitted form; its errors shown in the form, which then stays open."""
+    view_id = dig(body, "view", "id")
+    if isinstance(view_id, str):
+        # This form closes with its decision: no "decided elsewhere" update for it.
+        signoff.forms.closed(view_id)
+    result = signoff.decide(token, user_id=user_id, action=act, **answer)
+    if result.ok:
+        ack()
+        return
+    if result.errors:
+        ack(response_action="errors", errors=result.errors)
+    else:
+        _error_on_first_field(ack, body, result.message)
+    pause = signoff.store.get_pause(token) if isinstance(token, str) else None
+    if isinstance(view_id, str) and pause is not None and result.errors:
+        signoff.forms.opened(pause.requirement_id, user_id, view_id)
 
 
 def _error_on_first_field(ack: Ack, body: dict[str, Any], message: str) -> None:

@@ -190,7 +190,7 @@ class SandboxPage:
             )
             visible = state.messages(channel.id, visible_to=user_id)
             messages[channel.id] = [
-                self._message_json(state, m) for m in visible[-MAX_MESSAGES_PER_CHANNEL:]
+                self._message_json(state, m, user_id) for m in visible[-MAX_MESSAGES_PER_CHANNEL:]
             ]
         stack = state.view_stack(user_id)
         top = stack[-1] if stack else None
@@ -234,10 +234,12 @@ class SandboxPage:
         }
 
     @staticmethod
-    def _message_json(state: WorkspaceState, message: Message) -> dict[str, Any]:
+    def _message_json(state: WorkspaceState, message: Message, user_id: str) -> dict[str, Any]:
         data = state.message_json(message)
         data["channel"] = message.channel
         data["ephemeral"] = message.is_ephemeral
+        # What this person picked in the message's selects and choices (their client's state).
+        data["picks"] = state.message_state(message.channel, message.ts, user_id)
         data.pop("metadata", None)
         return data
 

@@ -285,6 +285,24 @@ def _action_entry(
     return entry
 
 
+# Elements whose value Slack's client keeps in a message (and sends as ``state.values``).
+_STATEFUL = frozenset(
+    {
+        "static_select",
+        "external_select",
+        "multi_static_select",
+        "multi_external_select",
+        "radio_buttons",
+        "checkboxes",
+        "users_select",
+        "conversations_select",
+        "channels_select",
+        "datepicker",
+        "timepicker",
+    }
+)
+
+
 def block_actions_payload(
     state: WorkspaceState,
     *,
@@ -326,6 +344,16 @@ def block_actions_payload(
         return payload
     shown = shown_blocks if shown_blocks is not None else source.blocks
     found_block_id, element = find_element(shown, action_id, block_id)
+    entry = _action_entry(element, found_block_id, value, action_ts)
+    if element.get("type") in _STATEFUL:
+        state.remember_message_state(
+            source.channel,
+            source.ts,
+            user_id,
+            found_block_id,
+            action_id,
+            {k: v for k, v in entry.items() if k not in ("action_id", "block_id", "action_ts")},
+        )
     channel = state.channel(source.channel)
     trigger = state.issue_trigger(user_id)
     response_url = state.issue_response_url(source.channel, user_id, message_ts=source.ts)
@@ -341,9 +369,9 @@ def block_actions_payload(
         container=container,
         trigger_id=trigger.id,
         channel={"id": source.channel, "name": channel.name if channel else source.channel},
-        state={"values": {}},
+        state={"values": state.message_state(source.channel, source.ts, user_id)},
         response_url=response_url.url,
-        actions=[_action_entry(element, found_block_id, value, action_ts)],
+        actions=[entry],
     )
     if not source.is_ephemeral:  # Slack sends no message body for ephemeral messages
         payload["message"] = {**state.message_json(source), "blocks": shown}

@@ -326,6 +326,10 @@ class WorkspaceState:
         # channel id -> ts -> message; ts are monotonic, so insertion order is time order.
         self._messages: dict[str, dict[str, Message]] = {}
         self._views: dict[str, View] = {}
+        # (channel, ts, user) -> block id -> action id -> element state: what a person picked
+        # in a message's stateful elements (selects, radio buttons, checkboxes), as their
+        # Slack client keeps it and sends it with every block_actions of that message.
+        self._message_state: dict[tuple[str, str, str], dict[str, dict[str, Any]]] = {}
         self._view_stacks: dict[str, list[str]] = {}  # user id -> open view ids, root first
         self._triggers: dict[str, Trigger] = {}
         self._response_urls: dict[str, ResponseUrl] = {}
@@ -923,6 +927,30 @@ class WorkspaceState:
                 closed.append(copy.deepcopy(self._views[vid]))
                 self._emit("view.closed", view_id=vid, user_id=view.user_id)
             return closed
+
+    def remember_message_state(
+        self, channel: str, ts: str, user_id: str, block_id: str, action_id: str, state: Any
+    ) -> None:
+        with self._lock:
+            values = self._message_state.setdefault((channel, ts, user_id), {})
+            values.setdefault(block_id, {})[action_id] = dict(state)
+
+    def message_state(self, channel: str, ts: str, user_id: str) -> dict[str, dict[str, Any]]:
+        """The person's picks in a message, for elements the message still has."""
+        with self._lock:
+            values = self._message_state.get((channel, ts, user_id), {})
+            message = self.message(channel, ts)
+            present = {
+                (str(b.get("block_id")), str(e.get("action_id")))
+                for b in (message.blocks if message else [])
+                for e in (b.get("elements") or [])
+                if isinstance(e, dict)
+            }
+            return {
+                block_id: {a: dict(v) for a, v in actions.items() if (block_id, a) in present}
+                for block_id, actions in values.items()
+                if any((block_id, a) in present for a in actions)
+            }
 
     def view(self, view_id: str) -> View | None:
         with self._lock:

@@ -51,11 +51,30 @@ class BotHarness:
     def wait(self, predicate: Callable[[Any], Any], what: str, timeout: float = 10.0) -> Any:
         return self.state.wait_for(predicate, timeout=timeout, what=what)
 
-    def pause_message(self, step_name: str) -> Message:
+    def recorded(self, message: Message) -> bool:
+        """Whether the bot has recorded this pause message as posted (it updates the message
+        it recorded; a click before that waits for the outbox's next pass)."""
+        tokens = {
+            e.get("value")
+            for b in message.blocks
+            if b.get("type") == "actions"
+            for e in b.get("elements") or []
+            if e.get("type") == "button"
+        }
+        store = self.runtime.signoff.store
+        pauses = [store.get_pause(t) for t in tokens if isinstance(t, str)]
+        return any(p is not None and p.message_ts == message.ts for p in pauses)
+
+    def pause_message(self, step_name: str, *, after: Message | None = None) -> Message:
+        """The pause message for ``step_name`` (posted after ``after``, if given), once the
+        bot has recorded it."""
+
         def find(state: Any) -> Message | None:
             for m in state.messages(DEFAULT_CHANNEL_ID, include_ephemeral=False):
+                if after is not None and m.ts <= after.ts:
+                    continue
                 if any(b.get("type") == "actions" for b in m.blocks) and step_name in m.text:
-                    return m
+                    return m if self.recorded(m) else None
             return None
 
         return self.wait(find, f"pause message for {step_name}")
@@ -89,6 +108,7 @@ class BotHarness:
 
 def make_routes() -> list[SlackRoute]:
     wfs = {wf.name: wf for wf in test_workflows.make_workflows()}
+    kinds = test_workflows.pause_kind_workflows()
     return [
         SlackRoute(
             workflow=wfs["approve_me"], approvers=(ALICE, "S0APPROVERS"), allow_requester=False
@@ -102,6 +122,7 @@ def make_routes() -> list[SlackRoute]:
         SlackRoute(workflow=wfs["slow_one"]),
         SlackRoute(workflow=wfs["skip_on_timeout"]),
         SlackRoute(workflow=wfs["broken"]),
+        *(SlackRoute(workflow=wf) for wf in kinds),
     ]
 
 
@@ -109,6 +130,7 @@ def make_routes() -> list[SlackRoute]:
 def harness(tmp_path: Path) -> Iterator[BotHarness]:
     test_workflows.EXECUTIONS.clear()
     test_workflows.SLOW_GATE.clear()
+    test_workflows.FLAKY_FAILURES["left"] = 0
     fake = SlackFakeServer().start()
     fake.state.add_user(MALLORY, "mallory", real_name="Mallory")
     clock = ManualClock(datetime.now(UTC).replace(microsecond=0))

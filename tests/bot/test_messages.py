@@ -7,9 +7,9 @@ from __future__ import annotations
 from datetime import timedelta
 
 from bot import blocks
-from bot.sandbox import Message
+from bot.sandbox import Message, interactive_body, send_signed, view_submission_payload
 from bot.testing import run_due_jobs
-from tests.bot.conftest import ALICE, BOB, CAROL, BotHarness
+from tests.bot.conftest import ALICE, BOB, CAROL, SECRET, BotHarness
 from tests.bot.test_approval_flow import _start
 
 
@@ -76,10 +76,51 @@ def test_a_modal_submitted_after_the_deadline_says_so_in_plain_text(
     harness.clock.advance(timedelta(hours=1, seconds=1))
     run_due_jobs(harness.runtime.scheduler)
     harness.wait_run(run_id, "cancelled")
-    response = bob.submit(view, {blocks.REASON_BLOCK: "too late"})
+    # A submission that crossed the timeout's views.update: the form as Bob still saw it.
+    payload = view_submission_payload(
+        harness.state, user_id=BOB, view=view, values={blocks.REASON_BLOCK: "too late"}
+    )
+    response = send_signed(harness.url, interactive_body(payload), signing_secret=SECRET)
     error = response.json()["errors"][blocks.REASON_BLOCK]
     assert "deadline passed" in error and "UTC" in error, error
     assert "<" not in error and "*" not in error  # no markup a modal would show raw
+
+
+def test_a_form_open_when_its_pause_times_out_is_updated_to_say_so(
+    harness: BotHarness,
+) -> None:
+    run_id = _start(harness, "cancel_me")
+    message = harness.pause_message("danger")
+    bob = harness.actor(BOB)
+    bob.click(message, action_id=blocks.ACTION_REJECT_WITH_REASON)
+    view = harness.wait(lambda s: s.top_view(BOB), "reason modal")
+    harness.clock.advance(timedelta(hours=1, seconds=1))
+    run_due_jobs(harness.runtime.scheduler)
+    harness.wait_run(run_id, "cancelled")
+    updated = harness.wait(
+        lambda s: (v := s.view(view.id)) and v.callback_id == blocks.VIEW_CLOSED and v,
+        "the open form replaced by a notice",
+    )
+    text = str(updated.blocks)
+    assert "Too late" in text and "deadline passed" in text and "<!date^" in text
+    assert not any(b["type"] == "input" for b in updated.blocks)
+
+
+def test_a_form_open_when_someone_else_decides_is_updated_to_say_who(
+    harness: BotHarness,
+) -> None:
+    run_id = _start(harness, "approve_me")
+    message = harness.pause_message("ship")
+    bob = harness.actor(BOB)
+    bob.click(message, action_id=blocks.ACTION_REJECT_WITH_REASON)
+    view = harness.wait(lambda s: s.top_view(BOB), "reason modal")
+    harness.actor(ALICE).click(message, action_id=blocks.ACTION_APPROVE)
+    harness.wait_run(run_id, "completed")
+    updated = harness.wait(
+        lambda s: (v := s.view(view.id)) and v.callback_id == blocks.VIEW_CLOSED and v,
+        "the open form replaced by a notice",
+    )
+    assert "Already decided" in str(updated.blocks) and f"<@{ALICE}>" in str(updated.blocks)
 
 
 def test_the_modal_is_titled_by_its_step_and_shows_every_error_at_once(

@@ -37,8 +37,18 @@
     return options;
   }
 
+  /** What the person picked in a message element (their client's state), if anything. */
+  function picked(el, blockId, ctx) {
+    const state = ((ctx.picks || {})[blockId] || {})[el.action_id];
+    if (!state) return undefined;
+    if (state.selected_options) return state.selected_options.map((o) => o.value);
+    if ("selected_option" in state) return state.selected_option ? state.selected_option.value : null;
+    return undefined;
+  }
+
   function selectElement(el, blockId, ctx, { initial, inModalInput } = {}) {
-    const selected = initial !== undefined ? initial
+    const mine = inModalInput ? undefined : picked(el, blockId, ctx);
+    const selected = initial !== undefined ? initial : mine !== undefined ? mine
       : (el.initial_option ? el.initial_option.value : null);
     const placeholder = plainText(el.placeholder) || "Select an item";
     const opts = optionsOf(el).map((o) =>
@@ -63,9 +73,34 @@
     return `<img class="bk-image-el" src="${esc(el.image_url || "")}" alt="${esc(el.alt_text || "")}">`;
   }
 
+  /** Radio buttons or checkboxes; ``chosen``: the values picked. */
+  function choices(el, blockId, ctx, chosen) {
+    const base = attr("data-action-id", el.action_id) + attr("data-block-id", blockId);
+    const kind = el.type === "checkboxes" ? "checkbox" : "radio";
+    const name = `${blockId}__${el.action_id}`;
+    const items = optionsOf(el).map((o) => `
+      <label class="bk-check">
+        <input type="${kind}" name="${esc(name)}" value="${esc(o.value)}"${chosen.has(o.value) ? " checked" : ""}${ctx.readonly ? " disabled" : ""}>
+        <span><span class="bk-check-text">${text(o.text, ctx)}</span>${o.description ? `<span class="bk-check-desc">${text(o.description, ctx)}</span>` : ""}</span>
+      </label>`);
+    return `<div class="bk-choices" data-kind="${el.type}"${base}>${items.join("")}</div>`;
+  }
+
+  function initialValues(el) {
+    return new Set((el.initial_options || (el.initial_option ? [el.initial_option] : []))
+      .map((o) => o.value));
+  }
+
   /** An element outside input blocks (actions, section accessory, context). */
   function element(el, blockId, ctx) {
     switch (el.type) {
+      case "checkboxes":
+      case "radio_buttons": {
+        const mine = picked(el, blockId, ctx);
+        const chosen = mine === undefined ? initialValues(el)
+          : new Set(Array.isArray(mine) ? mine : mine == null ? [] : [mine]);
+        return choices(el, blockId, ctx, chosen);
+      }
       case "button": return button(el, blockId, ctx);
       case "static_select":
       case "external_select": return selectElement(el, blockId, ctx);
@@ -107,18 +142,8 @@
       case "external_select":
         return selectElement(el, blockId, ctx, { inModalInput: true });
       case "checkboxes":
-      case "radio_buttons": {
-        const initial = new Set((el.initial_options || (el.initial_option ? [el.initial_option] : []))
-          .map((o) => o.value));
-        const kind = el.type === "checkboxes" ? "checkbox" : "radio";
-        const name = `${blockId}__${el.action_id}`;
-        const items = optionsOf(el).map((o) => `
-          <label class="bk-check">
-            <input type="${kind}" name="${esc(name)}" value="${esc(o.value)}"${initial.has(o.value) ? " checked" : ""}>
-            <span><span class="bk-check-text">${text(o.text, ctx)}</span>${o.description ? `<span class="bk-check-desc">${text(o.description, ctx)}</span>` : ""}</span>
-          </label>`);
-        return `<div class="bk-choices" data-kind="${el.type}"${base}>${items.join("")}</div>`;
-      }
+      case "radio_buttons":
+        return choices(el, blockId, ctx, initialValues(el));
       case "datepicker":
         return `<input class="bk-input-control" type="date" data-kind="datepicker"${base} value="${esc(el.initial_date || "")}">`;
       case "timepicker":

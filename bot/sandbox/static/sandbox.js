@@ -233,7 +233,7 @@
   }
 
   function messageBody(m) {
-    const ctx = { mrkdwn: mrkdwnCtx(), surface: "message" };
+    const ctx = { mrkdwn: mrkdwnCtx(), surface: "message", picks: m.picks || {} };
     if (m.blocks && m.blocks.length) return BK.renderBlocks(m.blocks, ctx);
     return `<div class="bk-text">${M.render(m.text, ctx.mrkdwn)}</div>`;
   }
@@ -653,6 +653,13 @@
     const el = event.target;
     if (el.tagName === "SELECT" && el.dataset.actionId && !el.closest("[data-input-block]")) {
       if (el.value) act(el, el.value);
+      return;
+    }
+    // Radio buttons and checkboxes in a message: each change is a block_actions, as in Slack.
+    const group = el.closest(".bk-choices");
+    if (group && group.dataset.actionId && !el.closest("[data-input-block]")) {
+      const ticked = [...group.querySelectorAll("input:checked")].map((i) => i.value);
+      act(group, group.dataset.kind === "checkboxes" ? ticked : (ticked[0] || null));
     }
   });
 

@@ -1,0 +1,32 @@
+"""What a person can do to a pause: the actions ``Signoff.decide`` takes.
+
+Listeners parse a Slack payload into one of these and JSON-able keyword arguments, so a
+decision can be stored (the durable inbox) and applied later by ``decide(**payload)``.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class DecisionAction(StrEnum):
+    confirm = "confirm"  # Approve: a confirmation, an output review, a tool call
+    reject = "reject"  # Reject (with an optional reason / feedback)
+    input = "input"  # the input modal's values (and, with confirmation, the go-ahead)
+    select = "select"  # a Router's route(s), with ``choices``
+    edit = "edit"  # an output review accepted with ``output`` in place of the step's
+    retry = "retry"  # an error pause: run the step again
+    skip = "skip"  # an error pause: record the step as failed and go on
+
+    @classmethod
+    def parse(cls, value: object) -> DecisionAction | None:
+        """The action named ``value``, or None for anything else (hostile input included)."""
+        if isinstance(value, cls):
+            return value
+        try:
+            return cls(value) if isinstance(value, str) else None
+        except ValueError:
+            return None
+
+
+__all__ = ["DecisionAction"]
