@@ -18,7 +18,8 @@ SIGNOFF_SANDBOX_PORT, SIGNOFF_CHANNEL, ...). Without Slack credentials `serve` s
 local sandbox."""
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+# One return per subcommand and per start-up error (exit 2), read top to bottom.
+def main(argv: Sequence[str] | None = None) -> int:  # noqa: PLR0911
     parser = argparse.ArgumentParser(
         prog="signoff",
         description=DESCRIPTION,

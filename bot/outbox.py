@@ -12,6 +12,7 @@ import logging
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
+from http import HTTPStatus
 from typing import TYPE_CHECKING, Any
 
 from slack_sdk.errors import SlackApiError
@@ -164,7 +165,7 @@ class OutboxWorker:
         method = str(getattr(response, "api_url", "") or "").rsplit("/", 1)[-1] or item.kind
         self.signoff.record_slack_error(method, exc)
         error = str(response.get("error") if response is not None else exc)
-        if response is not None and response.status_code == 429:
+        if response is not None and response.status_code == HTTPStatus.TOO_MANY_REQUESTS:
             retry_after = int(response.headers.get("Retry-After", "1") or 1)
             return self._retry(item, "ratelimited", now, timedelta(seconds=retry_after))
         if error in PERMANENT_ERRORS and item.attempts >= PERMANENT_ATTEMPTS:

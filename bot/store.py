@@ -207,7 +207,7 @@ class BotStore:
         return inserted
 
     def get_pause(self, requirement_id: str) -> PauseRef | None:
-        if not isinstance(requirement_id, str) or not 0 < len(requirement_id) <= 64:
+        if not isinstance(requirement_id, str) or not 0 < len(requirement_id) <= 64:  # noqa: PLR2004  String(64) column
             return None
         with self.engine.connect() as conn:
             row = conn.execute(

@@ -29,7 +29,8 @@ def _ephemeral(text_and_blocks: tuple[str, list[dict[str, Any]]]) -> dict[str, A
     return {"text": text, "blocks": message_blocks, "response_type": "ephemeral"}
 
 
-def reply(signoff: Signoff, command: dict[str, Any]) -> dict[str, Any]:
+# One return per /signoff verb: each is that verb's whole ack.
+def reply(signoff: Signoff, command: dict[str, Any]) -> dict[str, Any]:  # noqa: PLR0911
     """The ack of a slash command: answered within Slack's 3 s, never starting work there
     (a run starts in the background)."""
     user_id = command.get("user_id")

@@ -34,6 +34,7 @@ DATA_MEMBER = "package/emoji.json"
 VENDOR_DIR = Path(__file__).with_name("static") / "vendor" / "emoji"
 SHEET_FILE = "sheet.png"
 DATA_FILE = "emoji-data.js"
+PICTOGRAPHS = 0x1F000  # the first code point that is an emoji without its selector
 
 
 def _char(unified: str) -> str:
@@ -56,7 +57,7 @@ def sprite_index(entries: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
         # Without its emoji selector a character like © or ™ is text, as Slack shows it;
         # only the pictographs (U+1F000 on) are emoji either way.
         bare = entry.get("non_qualified")
-        if bare and any(int(code, 16) >= 0x1F000 for code in str(bare).split("-")):
+        if bare and any(int(code, 16) >= PICTOGRAPHS for code in str(bare).split("-")):
             chars.setdefault(_char(str(bare)), cell)
     return {"cols": cols, "names": names, "chars": chars}
 

@@ -21,6 +21,7 @@ import logging
 import threading
 from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
+from http import HTTPStatus
 from pathlib import Path
 from typing import Any
 
@@ -144,7 +145,7 @@ class SandboxPage:
         """chat.getPermalink links point here; open the page at that message."""
         channel = request.path_params["channel"]
         digits = str(request.path_params["p"]).removeprefix("p")
-        ts = f"{digits[:-6]}.{digits[-6:]}" if len(digits) > 6 else digits
+        ts = f"{digits[:-6]}.{digits[-6:]}" if len(digits) > 6 else digits  # noqa: PLR2004  6 digits of µs
         return RedirectResponse(f"/?channel={channel}&ts={ts}", status_code=302)
 
     async def get_state(self, request: Request) -> Response:
@@ -387,8 +388,8 @@ class SandboxPage:
                     channel_id, user_id, f'{command} failed with the error "{error}"'
                 )
                 return {"status": None, "error": error}
-        if response.status_code != 200:
-            error = "http_client_error" if response.status_code < 500 else "http_service_error"
+        if response.status_code != HTTPStatus.OK:
+            error = "http_client_error" if response.status_code < 500 else "http_service_error"  # noqa: PLR2004
             self._slackbot_says(channel_id, user_id, f'{command} failed with the error "{error}"')
             return {"status": response.status_code, "error": error}
         return {"status": response.status_code}
@@ -452,7 +453,7 @@ class SandboxPage:
             except httpx.HTTPError as exc:
                 raise PageError(f"the bot did not answer ({type(exc).__name__})", 502) from exc
         result = _outcome(response)
-        if response.status_code != 200:
+        if response.status_code != HTTPStatus.OK:
             result["error"] = "We had some trouble connecting. Try again?"
         return result
 
@@ -485,14 +486,14 @@ class SandboxPage:
 
 def _outcome(response: httpx.Response) -> dict[str, Any]:
     result: dict[str, Any] = {"status": response.status_code}
-    if response.status_code == 200 and response.content.strip():
+    if response.status_code == HTTPStatus.OK and response.content.strip():
         with contextlib.suppress(ValueError):
             body = response.json()
             if isinstance(body, dict) and body.get("response_action"):
                 result["response_action"] = body["response_action"]
                 if isinstance(body.get("errors"), dict):
                     result["errors"] = body["errors"]
-    elif response.status_code != 200:
+    elif response.status_code != HTTPStatus.OK:
         result["error"] = f"the bot answered HTTP {response.status_code}"
     return result
 

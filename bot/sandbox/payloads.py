@@ -12,6 +12,7 @@ import hmac
 import json
 import time
 from collections.abc import Mapping, Sequence
+from http import HTTPStatus
 from types import TracebackType
 from typing import Any
 from urllib.parse import urlencode
@@ -177,7 +178,8 @@ def _as_list(value: Any) -> list[Any]:
     return [value]
 
 
-def element_state(element: Mapping[str, Any], provided: Any = _MISSING) -> dict[str, Any]:
+# One branch per element type, each in Slack's state shape for that type.
+def element_state(element: Mapping[str, Any], provided: Any = _MISSING) -> dict[str, Any]:  # noqa: PLR0912
     """One ``state.values[block_id][action_id]`` entry, in Slack's shape for the element type.
 
     ``provided`` is what the user entered (option *values* for selects/checkboxes); when it is
@@ -502,7 +504,7 @@ class SlackActor:
 
     def _apply_command_ack(self, response: httpx.Response, channel_id: str) -> None:
         # Slack shows a non-empty ack body to the user: ephemeral unless response_type says so.
-        if response.status_code != 200 or not response.content.strip():
+        if response.status_code != HTTPStatus.OK or not response.content.strip():
             return
         try:
             body = response.json()
@@ -613,7 +615,7 @@ class SlackActor:
         return response
 
     def _apply_response_action(self, view: View, response: httpx.Response) -> None:
-        if response.status_code != 200:
+        if response.status_code != HTTPStatus.OK:
             return  # Slack shows "We had some trouble connecting" and keeps the modal open
         body: Any = {}
         if response.content.strip():

@@ -139,7 +139,9 @@ class SlackWebApi:
         )
         return JSONResponse(body, status_code=status, headers=headers)
 
-    def _answer(
+    # Each refusal Slack makes (down, rate limit, token, payload, method) returns where it is
+    # checked.
+    def _answer(  # noqa: PLR0911
         self,
         method: str,
         params: dict[str, Any],
@@ -195,7 +197,8 @@ class SlackWebApi:
         )
         return JSONResponse(body, status_code=status)
 
-    def _response_url_answer(
+    # Each refusal a response_url makes returns where it is checked, in Slack's order.
+    def _response_url_answer(  # noqa: PLR0911
         self, rid: str, params: dict[str, Any], parse_error: str | None
     ) -> tuple[int, dict[str, Any]]:
         if self.state.is_down:

@@ -681,7 +681,7 @@ class WorkspaceState:
             found = [
                 m
                 for m in self._messages.get(channel, {}).values()
-                if m.ts == thread_ts or m.thread_ts == thread_ts
+                if thread_ts in (m.ts, m.thread_ts)
             ]
             found.sort(key=lambda m: m.ts)
             return copy.deepcopy(found)

@@ -367,8 +367,9 @@ class StepRequirement(_RequirementFields):
     def is_resolved(self) -> bool:
         return not self.unresolved_reasons()
 
+    # A decision table: each way a pause resolves returns its outcome.
     @property
-    def outcome(self) -> Outcome | None:
+    def outcome(self) -> Outcome | None:  # noqa: PLR0911
         if self.timed_out:
             return Outcome.timed_out
         if self.kind is RequirementKind.executor:

@@ -41,7 +41,8 @@ class Condition(Component):
     step_type = StepType.CONDITION
     default_on_reject = OnReject.else_branch
 
-    def __init__(
+    # Keyword-only options (agno's Condition signature), not positional arguments.
+    def __init__(  # noqa: PLR0913
         self,
         name: str | None = None,
         *,

@@ -28,7 +28,8 @@ class PauseConfig:
     on_error: OnError | str | None = None
 
 
-def pause(
+# Keyword-only options, the same as Step's pause options.
+def pause(  # noqa: PLR0913
     *,
     name: str | None = None,
     requires_confirmation: bool = False,

@@ -45,7 +45,8 @@ class Router(Component):
 
     step_type = StepType.ROUTER
 
-    def __init__(
+    # Keyword-only options (agno's Router signature), not positional arguments.
+    def __init__(  # noqa: PLR0913
         self,
         name: str | None = None,
         *,

@@ -65,7 +65,8 @@ class Step(Component):
 
     step_type = StepType.STEP
 
-    def __init__(
+    # Keyword-only options (agno's Step signature), not positional arguments.
+    def __init__(  # noqa: PLR0913
         self,
         name: str | None = None,
         *,
@@ -192,7 +193,9 @@ class Step(Component):
         return super().new_requirement(path=tuple(path), now=now, kind=kind, **fields)
 
     # -- walking ----------------------------------------------------------------------
-    def walk(
+    # One walker generator per component, as the machine drives it: each way out of an attempt
+    # (pause, retry, failure, output) returns where it happens, with the resume state in its locals.
+    def walk(  # noqa: PLR0911, PLR0912
         self, w: Walk, step_input: StepInput, path: tuple[int, ...], frame: Frame | None
     ) -> Walker:
         attempt = 0
@@ -280,7 +283,8 @@ class Step(Component):
             state["user_input"] = dict(user_input)
         return state
 
-    def _failed(
+    # Private, called only from walk() with walk's own state.
+    def _failed(  # noqa: PLR0917
         self,
         w: Walk,
         step_input: StepInput,
@@ -311,7 +315,8 @@ class Step(Component):
             return Result(Flow.done, output=failed)
         return Result(Flow.failed, output=failed, message=message, step_name=self.name)
 
-    def _after_run(
+    # Private, called only from walk() with walk's own state.
+    def _after_run(  # noqa: PLR0917
         self,
         w: Walk,
         step_input: StepInput,

@@ -135,7 +135,8 @@ class UserInputField:
             self, allowed_values=list(self.allowed_values) if self.allowed_values else None
         )
 
-    def convert(self, raw: Any) -> Any:
+    # One branch per field type, each converting what a form sends the way that type needs.
+    def convert(self, raw: Any) -> Any:  # noqa: PLR0912, PLR0915
         """Return ``raw`` as this field's type, or raise ValueError saying why it is not.
 
         Strings as a form sends them ("42", "0.5", "true") are converted where that is

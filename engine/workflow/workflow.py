@@ -614,7 +614,8 @@ class Workflow:
             raise self.db.not_paused_error(run_id)
         return run
 
-    def _prepare_continue(
+    # Checks each way a continue_run call can be wrong, in the order the errors are reported.
+    def _prepare_continue(  # noqa: PLR0912
         self,
         run_output: WorkflowRunOutput | None,
         *,
