@@ -1,4 +1,5 @@
 """The status of a run."""
+
 from __future__ import annotations
 
 from enum import StrEnum
