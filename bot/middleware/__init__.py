@@ -19,6 +19,8 @@ class InOrder(Middleware):
     def process(
         self, *, req: BoltRequest, resp: BoltResponse, next: Callable[[], BoltResponse]
     ) -> BoltResponse | None:
+        """Run each middleware in turn; the first that answers without calling ``next()`` ends the
+        chain."""
         for middleware in self._middleware:
             proceed = _Proceed()
             answer = middleware.process(req=req, resp=resp, next=proceed)
@@ -31,6 +33,7 @@ class InOrder(Middleware):
 
     @property
     def name(self) -> str:
+        """The middleware it runs, in order, for Bolt's logs."""
         return f"InOrder({', '.join(m.name for m in self._middleware)})"
 
 

@@ -120,14 +120,17 @@ class Loop(Component):
         )
 
     def children(self) -> list[Component]:
+        """The components a pause's path indexes into: one iteration's steps."""
         return self.steps
 
     # One walker generator per component, as the machine drives it: each way out of an iteration
     # (pause, rejection, end condition, limit) returns where it happens, with the resume state in
     # its locals.
-    def walk(  # noqa: PLR0911, PLR0912
+    def walk(  # noqa: PLR0911, PLR0912, PLR0915
         self, w: Walk, step_input: StepInput, path: tuple[int, ...], frame: Frame | None
     ) -> Walker:
+        """Run the iterations until the end condition or the limit, resuming inside the one that
+        paused."""
         iteration = 0
         iterations: list[list[StepOutput]] = []
         resume: Frame | None = None

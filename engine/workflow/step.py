@@ -169,6 +169,7 @@ class Step(Component):
 
     @property
     def pauses(self) -> bool:
+        """Whether this step asks a person before it runs."""
         return self.requires_confirmation or self.requires_user_input
 
     def new_requirement(
@@ -198,6 +199,8 @@ class Step(Component):
     def walk(  # noqa: PLR0911, PLR0912
         self, w: Walk, step_input: StepInput, path: tuple[int, ...], frame: Frame | None
     ) -> Walker:
+        """Ask first if configured, run (with retries), then pause for review or on an error as
+        configured."""
         attempt = 0
         user_input: dict[str, Any] | None = None
         feedback: str | None = None
@@ -392,6 +395,8 @@ class Step(Component):
 
     # -- execution (called by the drivers) ---------------------------------------------------
     def agent_message(self, step_input: StepInput) -> str:
+        """The message an agent step sends: the previous output or the input, with the user input
+        and a reviewer's feedback appended."""
         base = step_input.previous_step_content
         if base is None:
             base = step_input.input
@@ -406,6 +411,7 @@ class Step(Component):
         return message
 
     def execute(self, step_input: StepInput) -> StepOutput:
+        """Run the executor or agent once, in this thread (a coroutine is run to its end)."""
         if self.executor is not None:
             result = self.executor(step_input)
             if inspect.isawaitable(result):
@@ -417,6 +423,7 @@ class Step(Component):
         return self._as_output(result)
 
     async def aexecute(self, step_input: StepInput) -> StepOutput:
+        """Run the executor or agent once, without blocking the event loop."""
         if self.executor is not None:
             if inspect.iscoroutinefunction(self.executor):
                 result = await self.executor(step_input)
@@ -446,12 +453,15 @@ class Step(Component):
         }
 
     def continue_executor(self, step_input: StepInput, req: StepRequirement) -> StepOutput:
+        """Hand the agent its answered requirements and let it finish."""
         result = self.agent.continue_run(**self._continue_args(req))
         if inspect.isawaitable(result):
             result = _run_coroutine_blocking(result)
         return self._as_output(result)
 
     async def acontinue_executor(self, step_input: StepInput, req: StepRequirement) -> StepOutput:
+        """Hand the agent its answered requirements and let it finish, without blocking the event
+        loop."""
         args = self._continue_args(req)
         acontinue = getattr(self.agent, "acontinue_run", None)
         if callable(acontinue):

@@ -124,6 +124,8 @@ class Workflow:
     # -- configuration -------------------------------------------------------
     @property
     def db(self) -> BaseDb:
+        """Where runs are stored; without one given, an in-memory SQLite database for this
+        process."""
         if self._db is None:
             with self._lock:
                 if self._db is None:
@@ -549,6 +551,7 @@ class Workflow:
 
     # -- public API: loading -----------------------------------------------------
     def get_run(self, run_id: str) -> WorkflowRunOutput | None:
+        """The run with this id as last stored, or None."""
         return self.db.get_run(run_id)
 
     def get_session(self, session_id: str | None = None) -> WorkflowSession | None:
@@ -559,6 +562,7 @@ class Workflow:
         return self.db.get_session(session_id)
 
     def get_decisions(self, run_id: str) -> list[Decision]:
+        """The run's audit trail: every recorded decision, oldest first."""
         return self.db.get_decisions(run_id)
 
     def step_named(self, name: str) -> Component | None:
