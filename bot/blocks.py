@@ -107,6 +107,7 @@ def mrkdwn_escape(text: str) -> str:
 
 
 def format_value(value: Any) -> str:
+    """A value as a person reads it (``bot.text.as_text``), unescaped."""
     return as_text(value)
 
 
@@ -123,6 +124,7 @@ def plain_date(when: datetime | None) -> str:
 
 
 def short_run_id(run_id: str) -> str:
+    """The first characters of a run id, enough to tell runs apart in a message."""
     return run_id[:SHORT_RUN_ID]
 
 
@@ -392,6 +394,7 @@ def _progress(card: RunCard) -> str:
 
 
 def run_root_message(card: RunCard) -> tuple[str, list[dict[str, Any]]]:
+    """The run's root message in its channel: status, who started it and when, and the input."""
     label = _STATUS_LABEL[card.status]
     run = card.run
     status_line = f"*{label}*"
@@ -418,6 +421,7 @@ def run_root_message(card: RunCard) -> tuple[str, list[dict[str, Any]]]:
 
 # -- notes in a run's thread (one per event) -----------------------------------------------
 def completion_note(run: WorkflowRunOutput) -> str:
+    """The thread note of a completed run: how many steps ran or were skipped, and its output."""
     summary = code_block(run.content, NOTE_CONTENT_MAX) if run.content is not None else ""
     done = sum(1 for s in run.step_results if not s.skipped)
     skipped = sum(1 for s in run.step_results if s.skipped)
@@ -438,6 +442,7 @@ def timeout_note(req: StepRequirement) -> str:
 
 
 def cancelled_note(*, step_name: str | None, cancelled_by: str | None, reason: str | None) -> str:
+    """The thread note of a cancelled run: who rejected which step, or the reason."""
     if cancelled_by and step_name:
         return (
             f":no_entry_sign: Cancelled: *{escape(step_name)}* was rejected by "
@@ -447,10 +452,12 @@ def cancelled_note(*, step_name: str | None, cancelled_by: str | None, reason: s
 
 
 def failed_note(error: str) -> str:
+    """The thread note of a run that failed, with its error."""
     return f":x: Failed: {escape_clipped(error, NOTE_CONTENT_MAX)}"
 
 
 def reminder_note(req: StepRequirement, approvers: Sequence[str]) -> str:
+    """The reminder in a pause's thread: its approvers, its deadline and what happens then."""
     who = " ".join(mention(a) for a in approvers) or "Reminder"
     then = "cancel" if req.on_reject is OnReject.cancel else "skip"
     return (
@@ -461,6 +468,7 @@ def reminder_note(req: StepRequirement, approvers: Sequence[str]) -> str:
 
 # -- modals ------------------------------------------------------------------------------------
 def field_block_id(name: str) -> str:
+    """The block id of one user input field in the input modal."""
     return f"field:{name}"
 
 
@@ -551,6 +559,7 @@ def input_modal(ctx: PauseContext) -> View:
 
 
 def reject_modal(ctx: PauseContext) -> View:
+    """The modal that asks for an optional reason before a rejection."""
     req = ctx.requirement
     view = View(
         type="modal",
@@ -609,6 +618,7 @@ def parse_modal_values(
 
 
 def reject_reason(state_values: Mapping[str, Any]) -> str | None:
+    """The reason typed into the reject modal, or None if left empty."""
     block = state_values.get(REASON_BLOCK) if isinstance(state_values, Mapping) else None
     element = block.get(VALUE_ACTION) if isinstance(block, Mapping) else None
     value = element.get("value") if isinstance(element, Mapping) else None
@@ -667,6 +677,7 @@ def started_text(workflow_name: str, run_id: str, *, channel: str, link: str | N
 def list_blocks(
     workflows: Sequence[tuple[str, str | None, Sequence[str]]],
 ) -> tuple[str, list[dict[str, Any]]]:
+    """``/signoff list``: each workflow the person may start, with its description and steps."""
     if not workflows:
         return "No workflows are configured.", _finish([_section("No workflows are configured.")])
     blocks: list[Block] = [HeaderBlock(text=_plain("Workflows", HEADER_TEXT_MAX))]
@@ -682,6 +693,7 @@ def list_blocks(
 def status_blocks(
     run: WorkflowRunOutput, decisions: Sequence[Decision]
 ) -> tuple[str, list[dict[str, Any]]]:
+    """``/signoff status``: the run's status, each step's result and the decisions taken."""
     label = _STATUS_LABEL[run.status]
     blocks: list[Block] = [
         HeaderBlock(text=_plain(f"{run.workflow_name or '?'} · run {run.run_id}", HEADER_TEXT_MAX)),

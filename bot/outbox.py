@@ -56,6 +56,7 @@ class NotReady(Exception):
 
 
 class OutboxWorker:
+    """Delivers the outbox in the background: wakes on new items or each ``poll_interval``."""
     def __init__(self, signoff: Signoff, *, poll_interval: float = 0.5) -> None:
         self.signoff = signoff
         signoff.deliver_now = self.deliver_key
@@ -71,10 +72,12 @@ class OutboxWorker:
         )
 
     def start(self) -> None:
+        """Start delivering, in a daemon thread."""
         self._thread = threading.Thread(target=self._loop, name="signoff-outbox", daemon=True)
         self._thread.start()
 
     def stop(self) -> None:
+        """Stop delivering and wait for the deliveries in flight."""
         self._stop.set()
         self.signoff.outbox_wakeup.set()
         if self._thread:

@@ -18,6 +18,7 @@ log = logging.getLogger("signoff.actions")
 
 
 def register(app: App, signoff: Signoff) -> None:
+    """Register the button listeners: each acks at once, then acts on its first delivery only."""
     @app.action(blocks.ACTION_APPROVE)
     def on_approve(ack: Ack, body: dict[str, Any]) -> None:
         ack()

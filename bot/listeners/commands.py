@@ -19,6 +19,7 @@ NAME_MAX = 100  # a name echoed back from what someone typed
 
 
 def register(app: App, signoff: Signoff) -> None:
+    """Register ``/signoff``, whose ack is the whole reply."""
     @app.command(COMMAND)
     def on_command(ack: Ack, command: dict[str, Any]) -> None:
         ack(**reply(signoff, command))
