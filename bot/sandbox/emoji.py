@@ -63,6 +63,7 @@ def sprite_index(entries: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
 
 
 def is_vendored(directory: Path = VENDOR_DIR) -> bool:
+    """Whether the emoji sprite and its data are installed in ``directory``."""
     return (directory / SHEET_FILE).is_file() and (directory / DATA_FILE).is_file()
 
 
@@ -99,6 +100,7 @@ def vendor(directory: Path = VENDOR_DIR, *, npm: str = "npm") -> Path:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Download and install the emoji sprite for the sandbox page; exit code 1 if it cannot."""
     parser = argparse.ArgumentParser(description="Install the sandbox page's emoji sprite.")
     parser.add_argument("--if-missing", action="store_true", help="do nothing if installed")
     args = parser.parse_args(argv)

@@ -69,6 +69,7 @@ class PageError(Exception):
 
 @dataclass
 class SlashCommand:
+    """A slash command the page's composer offers, with its usage line."""
     command: str
     usage: str
     description: str = ""
@@ -104,12 +105,15 @@ class SandboxPage:
 
     @property
     def state(self) -> WorkspaceState:
+        """The fake's workspace, read through the server each time (``reset`` may swap it)."""
         # Read through the server each time: ``SlackFakeServer.reset`` may swap the state.
         return self.fake.state if isinstance(self.fake, SlackFakeServer) else self.fake
 
     # ------------------------------------------------------------------------------ routes ----
 
     def routes(self) -> list[BaseRoute]:
+        """The page's routes: the page itself, permalinks, its state and event stream, and its
+        actions."""
         return [
             Route("/", self.index, methods=["GET"]),
             Route("/archives/{channel}/{p}", self.permalink, methods=["GET"]),
@@ -139,6 +143,7 @@ class SandboxPage:
     # ---------------------------------------------------------------------------- reading ----
 
     async def index(self, request: Request) -> Response:
+        """The page itself, never cached by the browser."""
         return FileResponse(STATIC_DIR / "index.html", headers=NO_STORE)
 
     async def permalink(self, request: Request) -> Response:
@@ -149,6 +154,7 @@ class SandboxPage:
         return RedirectResponse(f"/?channel={channel}&ts={ts}", status_code=302)
 
     async def get_state(self, request: Request) -> Response:
+        """``GET /page/api/state``: what the page shows to the person in ``?user=``."""
         user_id = request.query_params.get("user") or ""
         try:
             data = await run_in_threadpool(self.page_state, user_id)
@@ -298,18 +304,23 @@ class SandboxPage:
         return JSONResponse({"ok": True, **(result or {})})
 
     async def post_compose(self, request: Request) -> Response:
+        """``POST /page/api/compose``: send a message or a slash command."""
         return await self._post(request, self.compose)
 
     async def post_action(self, request: Request) -> Response:
+        """``POST /page/api/action``: click a button or pick an option."""
         return await self._post(request, self.action)
 
     async def post_submit(self, request: Request) -> Response:
+        """``POST /page/api/submit``: submit the open modal."""
         return await self._post(request, self.submit)
 
     async def post_close(self, request: Request) -> Response:
+        """``POST /page/api/close``: close the open modal."""
         return await self._post(request, self.close_view)
 
     async def post_dismiss(self, request: Request) -> Response:
+        """``POST /page/api/dismiss``: dismiss an ephemeral message."""
         return await self._post(request, self.dismiss)
 
     def resolve_person(self, who: str) -> str | None:

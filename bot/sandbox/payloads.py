@@ -82,6 +82,8 @@ def send_signed(
     client: httpx.Client | None = None,
     timeout: float = 10.0,
 ) -> httpx.Response:
+    """POST ``body`` to the bot with Slack's signature headers (or the ``signature``, ``timestamp``
+    and retry headers given, to test refusals)."""
     headers = signed_headers(
         body,
         signing_secret,
@@ -360,6 +362,8 @@ def view_submission_payload(
     values: Mapping[str, Any] | None = None,
     enforce_required: bool = True,
 ) -> dict[str, Any]:
+    """The ``view_submission`` payload Slack sends when ``user_id`` submits ``view`` with
+    ``values``."""
     view_json = dict(view.payload)
     view_json["state"] = {
         "values": view_state_values(view, values, enforce_required=enforce_required)
@@ -381,6 +385,8 @@ def view_submission_payload(
 def view_closed_payload(
     state: WorkspaceState, *, user_id: str, view: View, is_cleared: bool = False
 ) -> dict[str, Any]:
+    """The ``view_closed`` payload Slack sends when ``user_id`` closes ``view``
+    (``notify_on_close``)."""
     view_json = dict(view.payload)
     view_json["state"] = {"values": view_state_values(view)}
     return {
@@ -437,6 +443,7 @@ class SlackActor:
         self.state.join_channel(channel_id, user_id)
 
     def close_client(self) -> None:
+        """Close the HTTP client the actor sends with."""
         self._client.close()
 
     def __enter__(self) -> SlackActor:
@@ -483,6 +490,7 @@ class SlackActor:
         retry_num: int | None = None,
         retry_reason: str | None = None,
     ) -> httpx.Response:
+        """Run a slash command; the ack's text, if any, becomes an ephemeral message as in Slack."""
         form = slash_command_form(
             self.state,
             command=command,
@@ -579,6 +587,7 @@ class SlackActor:
         value: Any,
         block_id: str | None = None,
     ) -> httpx.Response:
+        """Pick ``value`` in a select or other input element (a click that carries a value)."""
         return self.click(target, action_id=action_id, block_id=block_id, value=value)
 
     def submit(
