@@ -20,6 +20,7 @@ POSTGRES_CONNECT_TIMEOUT_SECONDS = 10
 
 class Settings(BaseSettings):
     """The bot's configuration, from the environment variables named by each field's alias."""
+
     model_config = SettingsConfigDict(env_file=None, extra="ignore", populate_by_name=True)
 
     slack_bot_token: SecretStr | None = Field(default=None, alias="SLACK_BOT_TOKEN")

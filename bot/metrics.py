@@ -35,6 +35,7 @@ class _StateCollector(Collector):
 
 class Metrics:
     """The bot's Prometheus metrics, in a registry of its own."""
+
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
         self.decisions = Counter(

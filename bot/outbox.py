@@ -57,6 +57,7 @@ class NotReady(Exception):
 
 class OutboxWorker:
     """Delivers the outbox in the background: wakes on new items or each ``poll_interval``."""
+
     def __init__(self, signoff: Signoff, *, poll_interval: float = 0.5) -> None:
         self.signoff = signoff
         signoff.deliver_now = self.deliver_key

@@ -58,6 +58,7 @@ def make_client(settings: Settings) -> WebClient:
 
 class Runtime:
     """A running bot wired together: database, Slack client, core, outbox, scheduler and apps."""
+
     def __init__(
         self,
         settings: Settings,

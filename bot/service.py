@@ -66,6 +66,7 @@ class DecisionResult:
 
 class Signoff:
     """The bot's core: turns runs into Slack messages and Slack decisions into engine calls."""
+
     def __init__(
         self,
         *,

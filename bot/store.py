@@ -89,6 +89,7 @@ slack_seen_requests = Table(
 @dataclass(frozen=True)
 class RunRef:
     """Where a run's messages are in Slack."""
+
     run_id: str
     workflow_name: str
     channel: str
@@ -99,6 +100,7 @@ class RunRef:
 @dataclass(frozen=True)
 class PauseRef:
     """A posted pause: its run, step and message."""
+
     requirement_id: str
     run_id: str
     workflow_name: str
@@ -111,6 +113,7 @@ class PauseRef:
 @dataclass(frozen=True)
 class OutboxItem:
     """One claimed outbox item to deliver."""
+
     id: int
     dedupe_key: str
     run_id: str
@@ -121,6 +124,7 @@ class OutboxItem:
 
 class BotStore:
     """The bot's tables (runs, pauses, outbox, seen requests) in the engine's database."""
+
     def __init__(self, db: BaseDb) -> None:
         self.db = db
         self.engine: Engine = db.engine

@@ -10,6 +10,7 @@ from typing import Protocol
 
 class Clock(Protocol):
     """Where the engine reads the time; inject one to control deadlines in tests."""
+
     def now(self) -> datetime:
         """The current time, timezone-aware (UTC)."""
         ...
@@ -17,6 +18,7 @@ class Clock(Protocol):
 
 class SystemClock:
     """The real time, for production."""
+
     def now(self) -> datetime:
         """Now, from the system clock, in UTC."""
         return datetime.now(UTC)

@@ -61,6 +61,7 @@ class _TimedAck(Ack):
 
 class AckLatency(Middleware):
     """Times each request's ack into ``signoff_ack_seconds``, by kind of request."""
+
     def __init__(self, histogram: Histogram) -> None:
         self._histogram = histogram
 

@@ -16,6 +16,7 @@ log = logging.getLogger("signoff.shapes")
 
 class RequestShapes(Middleware):
     """Answers a 400 to a request not shaped like one Slack sends."""
+
     def process(
         self, *, req: BoltRequest, resp: BoltResponse, next: Callable[[], BoltResponse]
     ) -> BoltResponse | None:

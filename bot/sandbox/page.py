@@ -70,6 +70,7 @@ class PageError(Exception):
 @dataclass
 class SlashCommand:
     """A slash command the page's composer offers, with its usage line."""
+
     command: str
     usage: str
     description: str = ""

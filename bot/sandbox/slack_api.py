@@ -51,6 +51,7 @@ class ApiError(Exception):
 @dataclass(frozen=True)
 class ApiCall:
     """One Web API call as a handler sees it: method, parameters, and whose token made it."""
+
     method: str
     params: dict[str, Any]
     caller: TokenInfo

@@ -52,6 +52,7 @@ _INTERACTIVE_ELEMENTS = ACTIONS_ELEMENT_TYPES | INPUT_ELEMENT_TYPES
 @dataclass(frozen=True)
 class Channel:
     """A channel, public, private or a direct message, and its members."""
+
     id: str
     name: str
     members: tuple[str, ...] = ()
@@ -82,6 +83,7 @@ class Channel:
 @dataclass(frozen=True)
 class User:
     """A person or bot of the workspace."""
+
     id: str
     name: str
     real_name: str = ""
@@ -107,6 +109,7 @@ class User:
 @dataclass(frozen=True)
 class UserGroup:
     """A user group (``<!subteam^ID>``) and its members."""
+
     id: str
     handle: str
     name: str
@@ -125,6 +128,7 @@ class TokenInfo:
 @dataclass(frozen=True)
 class Message:
     """A posted message, ephemeral ones included."""
+
     channel: str
     ts: str
     text: str
@@ -217,6 +221,7 @@ class View:
 @dataclass(frozen=True)
 class RecordedCall:
     """One Web API call the fake answered, for tests to inspect."""
+
     method: str
     params: dict[str, Any]
     token: str | None
@@ -234,6 +239,7 @@ class RecordedCall:
 @dataclass(frozen=True)
 class Trigger:
     """A ``trigger_id``: usable once, for a few seconds, to open or push a modal."""
+
     id: str
     user_id: str
     issued_at: float
@@ -245,6 +251,7 @@ class Trigger:
 @dataclass(frozen=True)
 class ResponseUrl:
     """A ``response_url`` given with an interaction: a few uses within its lifetime."""
+
     id: str
     url: str
     channel_id: str
@@ -258,6 +265,7 @@ class ResponseUrl:
 @dataclass(frozen=True)
 class ResponsePost:
     """One post the app made to a ``response_url``, and what it did."""
+
     response_url_id: str
     body: dict[str, Any]
     at: float
@@ -283,6 +291,7 @@ class ChangeEvent:
 @dataclass(frozen=True)
 class Fault:
     """An injected failure for the next calls of a method: an error or a rate limit."""
+
     kind: Literal["error", "ratelimit"]
     error: str = "ratelimited"
     retry_after: int = 1

@@ -7,6 +7,7 @@ from enum import StrEnum
 
 class RunStatus(StrEnum):
     """Where a run stands; completed, cancelled and error are final."""
+
     pending = "pending"
     running = "running"
     paused = "paused"

@@ -18,6 +18,7 @@ if TYPE_CHECKING:
 @dataclass(kw_only=True)
 class WorkflowRunEvent:
     """What every run event carries: which run, when, and the run as it was then."""
+
     event: ClassVar[str] = "WorkflowRunEvent"
     run_id: str
     session_id: str
@@ -30,6 +31,7 @@ class WorkflowRunEvent:
 @dataclass(kw_only=True)
 class WorkflowStartedEvent(WorkflowRunEvent):
     """A run started, with its input."""
+
     event: ClassVar[str] = "WorkflowStarted"
     input: Any = None
     user_id: str | None = None
@@ -38,6 +40,7 @@ class WorkflowStartedEvent(WorkflowRunEvent):
 @dataclass(kw_only=True)
 class WorkflowCompletedEvent(WorkflowRunEvent):
     """A run ran to its end; ``content`` is the last step's output."""
+
     event: ClassVar[str] = "WorkflowCompleted"
     content: Any = None
     step_results: list[StepOutput] = field(default_factory=list)
@@ -46,6 +49,7 @@ class WorkflowCompletedEvent(WorkflowRunEvent):
 @dataclass(kw_only=True)
 class WorkflowCancelledEvent(WorkflowRunEvent):
     """A run was cancelled: by a rejection, a deadline, or ``cancel_run``."""
+
     event: ClassVar[str] = "WorkflowCancelled"
     reason: str | None = None
     step_name: str | None = None
@@ -55,6 +59,7 @@ class WorkflowCancelledEvent(WorkflowRunEvent):
 @dataclass(kw_only=True)
 class WorkflowErrorEvent(WorkflowRunEvent):
     """A run ended on a step's exception."""
+
     event: ClassVar[str] = "WorkflowError"
     error: str
     step_name: str | None = None
@@ -63,6 +68,7 @@ class WorkflowErrorEvent(WorkflowRunEvent):
 @dataclass(kw_only=True)
 class StepStartedEvent(WorkflowRunEvent):
     """A step began (each attempt and each loop iteration again)."""
+
     event: ClassVar[str] = "StepStarted"
     step_name: str
     step_index: int
@@ -72,6 +78,7 @@ class StepStartedEvent(WorkflowRunEvent):
 @dataclass(kw_only=True)
 class StepCompletedEvent(WorkflowRunEvent):
     """A step finished with an output."""
+
     event: ClassVar[str] = "StepCompleted"
     step_name: str
     step_index: int
@@ -83,6 +90,7 @@ class StepCompletedEvent(WorkflowRunEvent):
 @dataclass(kw_only=True)
 class StepSkippedEvent(WorkflowRunEvent):
     """A step was skipped: by a rejection, a deadline, or a condition."""
+
     event: ClassVar[str] = "StepSkipped"
     step_name: str
     step_index: int
@@ -95,6 +103,7 @@ class StepSkippedEvent(WorkflowRunEvent):
 @dataclass(kw_only=True)
 class StepPausedEvent(WorkflowRunEvent):
     """A step paused for a person; ``requirement`` is what it asks for."""
+
     event: ClassVar[str] = "StepPaused"
     step_name: str
     step_index: int
@@ -125,6 +134,7 @@ class StepContinuedEvent(WorkflowRunEvent):
 @dataclass(kw_only=True)
 class StepTimedOutEvent(WorkflowRunEvent):
     """A pause's deadline passed; ``on_reject`` is what happened to the step."""
+
     event: ClassVar[str] = "StepTimedOut"
     step_name: str
     step_index: int

@@ -16,6 +16,7 @@ PAUSE_CONFIG_ATTR = "__signoff_pause__"
 @dataclass(frozen=True)
 class PauseConfig:
     """The pause options ``@pause`` attached to a function, read when it becomes a Step."""
+
     name: str | None = None
     requires_confirmation: bool = False
     confirmation_message: str | None = None
