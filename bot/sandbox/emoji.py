@@ -100,7 +100,7 @@ def vendor(directory: Path = VENDOR_DIR, *, npm: str = "npm") -> Path:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Download and install the emoji sprite for the sandbox page; exit code 1 if it cannot."""
+    """Install the sandbox page's emoji sprite (with ``npm pack``); exit code 1 if it cannot."""
     parser = argparse.ArgumentParser(description="Install the sandbox page's emoji sprite.")
     parser.add_argument("--if-missing", action="store_true", help="do nothing if installed")
     args = parser.parse_args(argv)
