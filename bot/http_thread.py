@@ -85,8 +85,7 @@ class BackgroundServer:
             self._error = exc
 
     def stop(self, timeout: float = 5.0) -> None:
-        """Ask the server to finish its requests and exit; forced if it has not within
-        ``timeout``."""
+        """Ask the server to finish its requests and exit, and force it after ``timeout``."""
         server, thread = self._server, self._thread
         if server is None or thread is None:
             return

@@ -62,8 +62,7 @@ class Metrics:
         )
 
     def watch_state(self, pending: Callable[[], int], outbox: Callable[[], dict[str, int]]) -> None:
-        """Report pending approvals and the outbox backlog, read through these callables at each
-        scrape."""
+        """Report pending approvals and the outbox backlog, read by these callables at scrapes."""
         self.registry.register(_StateCollector(pending, outbox))
 
     def render(self) -> bytes:

@@ -89,8 +89,7 @@ def workflow_step(workflow: Workflow, name: str) -> Any:
 
 
 def as_routes(obj: Any, *, where: str) -> list[SlackRoute]:
-    """Routes from a Workflow, a SlackRoute or a list of them; ``where`` names the source in the
-    error."""
+    """Routes from a Workflow, a SlackRoute or a list of them; errors name ``where``."""
     if isinstance(obj, SlackRoute):
         return [obj]
     if isinstance(obj, Workflow):

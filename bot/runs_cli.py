@@ -87,8 +87,7 @@ def render_overview(
     now: datetime,
     limit: int | None = None,
 ) -> str:
-    """``signoff runs``: the paused runs (soonest deadline first, with time left), then the recent
-    ones."""
+    """``signoff runs``: paused runs (soonest deadline first, with time left), then recent ones."""
     lines = [f"Paused runs: {len(paused)}  (times in UTC; soonest deadline first)"]
     if paused:
         rows = [

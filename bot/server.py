@@ -139,8 +139,7 @@ class Runtime:
 
 
 def make_asgi(runtime: Runtime, *, body_timeout: timedelta = BODY_TIMEOUT) -> Starlette:
-    """The ASGI app: ``POST /slack/events`` verified before any byte is parsed, ``/healthz`` and
-    ``/metrics``."""
+    """The ASGI app: ``POST /slack/events`` (verified before parsing), healthz and metrics."""
     signature = SlackSignature(runtime.signing_secret)
 
     async def slack_events(request: Request) -> Response:

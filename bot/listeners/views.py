@@ -17,8 +17,7 @@ _FIRST_BLOCK_ERROR = "Signoff could not take this answer."
 
 
 def register(app: App, signoff: Signoff) -> None:
-    """Register the modal submission listeners, which answer with errors in the modal or close
-    it."""
+    """Register the modal listeners: a submission's ack shows its errors or closes the modal."""
     @app.view(blocks.VIEW_INPUT)
     def on_input_submitted(ack: Ack, body: dict[str, Any]) -> None:
         user_id = dig(body, "user", "id")

@@ -19,8 +19,7 @@ class InOrder(Middleware):
     def process(
         self, *, req: BoltRequest, resp: BoltResponse, next: Callable[[], BoltResponse]
     ) -> BoltResponse | None:
-        """Run each middleware in turn; the first that answers without calling ``next()`` ends the
-        chain."""
+        """Run each middleware in turn; the first to answer without calling ``next()`` ends it."""
         for middleware in self._middleware:
             proceed = _Proceed()
             answer = middleware.process(req=req, resp=resp, next=proceed)

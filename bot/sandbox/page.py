@@ -113,8 +113,7 @@ class SandboxPage:
     # ------------------------------------------------------------------------------ routes ----
 
     def routes(self) -> list[BaseRoute]:
-        """The page's routes: the page itself, permalinks, its state and event stream, and its
-        actions."""
+        """The page's routes: the page, permalinks, its state and event stream, and its actions."""
         return [
             Route("/", self.index, methods=["GET"]),
             Route("/archives/{channel}/{p}", self.permalink, methods=["GET"]),

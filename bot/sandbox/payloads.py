@@ -362,8 +362,7 @@ def view_submission_payload(
     values: Mapping[str, Any] | None = None,
     enforce_required: bool = True,
 ) -> dict[str, Any]:
-    """The ``view_submission`` payload Slack sends when ``user_id`` submits ``view`` with
-    ``values``."""
+    """The ``view_submission`` payload Slack sends when ``user_id`` submits ``view``."""
     view_json = dict(view.payload)
     view_json["state"] = {
         "values": view_state_values(view, values, enforce_required=enforce_required)
@@ -385,8 +384,7 @@ def view_submission_payload(
 def view_closed_payload(
     state: WorkspaceState, *, user_id: str, view: View, is_cleared: bool = False
 ) -> dict[str, Any]:
-    """The ``view_closed`` payload Slack sends when ``user_id`` closes ``view``
-    (``notify_on_close``)."""
+    """The ``view_closed`` payload Slack sends when ``user_id`` closes ``view``."""
     view_json = dict(view.payload)
     view_json["state"] = {"values": view_state_values(view)}
     return {

@@ -35,7 +35,7 @@ class SlackFakeServer:
         return self
 
     def stop(self) -> None:
-        """Stop serving."""
+        """Stop serving and free the port."""
         self._http.stop()
 
     def __enter__(self) -> SlackFakeServer:

@@ -423,7 +423,7 @@ class SlackWebApi:
         return {"view": self.state.update_view(target.id, view).payload}
 
     def users_info(self, call: ApiCall) -> dict[str, Any]:
-        """``users.info``: one user."""
+        """``users.info``: one user's profile."""
         user = self.state.user(call.str_param("user") or "")
         if user is None:
             raise ApiError("user_not_found")

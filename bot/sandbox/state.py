@@ -209,7 +209,7 @@ class View:
 
     @property
     def blocks(self) -> list[dict[str, Any]]:
-        """The view's blocks."""
+        """The view's blocks, in a new list."""
         return list(self.payload.get("blocks", []))
 
     @property
@@ -238,7 +238,7 @@ class RecordedCall:
 
 @dataclass(frozen=True)
 class Trigger:
-    """A ``trigger_id``: usable once, for a few seconds, to open or push a modal."""
+    """A ``trigger_id``: usable once, within 3 seconds, to open or push a modal."""
 
     id: str
     user_id: str
@@ -250,7 +250,7 @@ class Trigger:
 
 @dataclass(frozen=True)
 class ResponseUrl:
-    """A ``response_url`` given with an interaction: a few uses within its lifetime."""
+    """A ``response_url`` given with an interaction: up to 5 uses within 30 minutes."""
 
     id: str
     url: str
@@ -495,7 +495,7 @@ class WorkspaceState:
     def add_user(
         self, user_id: str, name: str, *, real_name: str = "", is_bot: bool = False
     ) -> User:
-        """Add or replace a user."""
+        """Add a user, or replace the one with this id."""
         with self._lock:
             user = User(id=user_id, name=name, real_name=real_name, is_bot=is_bot)
             self._users[user_id] = user
@@ -560,7 +560,7 @@ class WorkspaceState:
     def add_usergroup(
         self, group_id: str, handle: str, users: Iterable[str], *, name: str | None = None
     ) -> UserGroup:
-        """Add or replace a user group."""
+        """Add a user group, or replace the one with this id."""
         with self._lock:
             group = UserGroup(id=group_id, handle=handle, name=name or handle, users=tuple(users))
             self._usergroups[group_id] = group
@@ -580,7 +580,7 @@ class WorkspaceState:
             return self._tokens.get(token)
 
     def channels(self) -> list[Channel]:
-        """Every channel."""
+        """All channels, in the order they were added."""
         with self._lock:
             return list(self._channels.values())
 
@@ -600,7 +600,7 @@ class WorkspaceState:
             )
 
     def users(self) -> list[User]:
-        """Every user."""
+        """All users, in the order they were added."""
         with self._lock:
             return list(self._users.values())
 
@@ -615,7 +615,7 @@ class WorkspaceState:
             return self._usergroups.get(group_id)
 
     def usergroups(self) -> list[UserGroup]:
-        """Every user group."""
+        """All user groups, in the order they were added."""
         with self._lock:
             return list(self._usergroups.values())
 
@@ -633,8 +633,7 @@ class WorkspaceState:
         ephemeral_for: str | None = None,
         metadata: dict[str, Any] | None = None,
     ) -> Message:
-        """Post a message (a reply with ``thread_ts``; only one person sees it with
-        ``ephemeral_for``)."""
+        """Post a message: a reply with ``thread_ts``, seen by one person with ``ephemeral_for``."""
         with self._lock:
             if channel not in self._channels:
                 raise KeyError(f"unknown channel {channel}")
@@ -823,7 +822,7 @@ class WorkspaceState:
         self._triggers[trigger_id] = replace(trigger, used_at=self.clock())
 
     def triggers(self) -> list[Trigger]:
-        """Every trigger issued."""
+        """All triggers issued, used and expired ones included."""
         with self._lock:
             return list(self._triggers.values())
 

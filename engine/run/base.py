@@ -1,4 +1,4 @@
-"""The status of a run."""
+"""``RunStatus``: where a run stands."""
 
 from __future__ import annotations
 

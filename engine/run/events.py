@@ -39,7 +39,7 @@ class WorkflowStartedEvent(WorkflowRunEvent):
 
 @dataclass(kw_only=True)
 class WorkflowCompletedEvent(WorkflowRunEvent):
-    """A run ran to its end; ``content`` is the last step's output."""
+    """A run ran to its end; ``content`` is the output of the last step that ran."""
 
     event: ClassVar[str] = "WorkflowCompleted"
     content: Any = None
@@ -48,7 +48,7 @@ class WorkflowCompletedEvent(WorkflowRunEvent):
 
 @dataclass(kw_only=True)
 class WorkflowCancelledEvent(WorkflowRunEvent):
-    """A run was cancelled: by a rejection, a deadline, or ``cancel_run``."""
+    """A run was cancelled by a rejection or a deadline (``on_reject="cancel"``)."""
 
     event: ClassVar[str] = "WorkflowCancelled"
     reason: str | None = None
@@ -67,7 +67,7 @@ class WorkflowErrorEvent(WorkflowRunEvent):
 
 @dataclass(kw_only=True)
 class StepStartedEvent(WorkflowRunEvent):
-    """A step began (each attempt and each loop iteration again)."""
+    """A step began to run; again for each attempt."""
 
     event: ClassVar[str] = "StepStarted"
     step_name: str
@@ -89,7 +89,7 @@ class StepCompletedEvent(WorkflowRunEvent):
 
 @dataclass(kw_only=True)
 class StepSkippedEvent(WorkflowRunEvent):
-    """A step was skipped: by a rejection, a deadline, or a condition."""
+    """A step was skipped: by a rejection, a deadline (``timed_out``) or ``on_error="skip"``."""
 
     event: ClassVar[str] = "StepSkipped"
     step_name: str

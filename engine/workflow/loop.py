@@ -129,8 +129,7 @@ class Loop(Component):
     def walk(  # noqa: PLR0911, PLR0912, PLR0915
         self, w: Walk, step_input: StepInput, path: tuple[int, ...], frame: Frame | None
     ) -> Walker:
-        """Run the iterations until the end condition or the limit, resuming inside the one that
-        paused."""
+        """Run iterations until the end condition or the limit, resuming inside a paused one."""
         iteration = 0
         iterations: list[list[StepOutput]] = []
         resume: Frame | None = None

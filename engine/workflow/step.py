@@ -199,8 +199,7 @@ class Step(Component):
     def walk(  # noqa: PLR0911, PLR0912
         self, w: Walk, step_input: StepInput, path: tuple[int, ...], frame: Frame | None
     ) -> Walker:
-        """Ask first if configured, run (with retries), then pause for review or on an error as
-        configured."""
+        """Ask first if configured, run, then pause for a review or on an error as configured."""
         attempt = 0
         user_input: dict[str, Any] | None = None
         feedback: str | None = None
@@ -460,8 +459,7 @@ class Step(Component):
         return self._as_output(result)
 
     async def acontinue_executor(self, step_input: StepInput, req: StepRequirement) -> StepOutput:
-        """Hand the agent its answered requirements and let it finish, without blocking the event
-        loop."""
+        """Hand the agent its answered requirements and let it finish, off the event loop."""
         args = self._continue_args(req)
         acontinue = getattr(self.agent, "acontinue_run", None)
         if callable(acontinue):

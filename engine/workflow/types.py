@@ -410,8 +410,7 @@ class StepInput:
 
 
 def to_timedelta(value: timedelta | float | int | None, *, what: str) -> timedelta | None:
-    """A deadline or interval given as a timedelta or seconds, checked to be positive; ``what``
-    names it in the error."""
+    """A timedelta from a timedelta or seconds, checked to be positive; errors name ``what``."""
     if value is None or isinstance(value, timedelta):
         result = value
     elif isinstance(value, (int, float)) and not isinstance(value, bool):

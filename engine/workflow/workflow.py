@@ -124,8 +124,7 @@ class Workflow:
     # -- configuration -------------------------------------------------------
     @property
     def db(self) -> BaseDb:
-        """Where runs are stored; without one given, an in-memory SQLite database for this
-        process."""
+        """Where runs are stored; if none was given, an in-memory SQLite database (this process)."""
         if self._db is None:
             with self._lock:
                 if self._db is None:
