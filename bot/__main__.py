@@ -1,3 +1,5 @@
+"""``python -m bot``: the ``signoff`` command."""
+
 import sys
 
 from bot.cli import main

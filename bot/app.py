@@ -74,6 +74,8 @@ def cached_authorization(client: WebClient) -> Callable[..., AuthorizeResult]:
 
 
 def build_app(signoff: Signoff, *, signing_secret: str, client: WebClient) -> App:
+    """The Bolt app for ``signoff``: its middleware (ack timing, request shapes, dedupe) and every
+    listener, with Bolt's own signature check off because the HTTP edge verifies first."""
     app = App(
         client=client,
         signing_secret=signing_secret,

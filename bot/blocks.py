@@ -130,6 +130,7 @@ def mrkdwn_escape(text: str) -> str:
 
 
 def format_value(value: Any) -> str:
+    """A value as a person reads it (``bot.text.as_text``), unescaped."""
     return as_text(value)
 
 
@@ -146,6 +147,7 @@ def plain_date(when: datetime | None) -> str:
 
 
 def short_run_id(run_id: str) -> str:
+    """The first characters of a run id, enough to tell runs apart in a message."""
     return run_id[:SHORT_RUN_ID]
 
 
@@ -655,7 +657,8 @@ def pause_message(ctx: PauseContext) -> tuple[str, list[dict[str, Any]]]:
     return _fallback(text), _finish(blocks)
 
 
-def _outcome_line(req: StepRequirement, decision: Decision) -> str:
+# One return per outcome kind reads as the table it is.
+def _outcome_line(req: StepRequirement, decision: Decision) -> str:  # noqa: PLR0911
     outcome = decision.outcome
     when = slack_date(decision.decided_at)
     who = mention(decision.decided_by)
@@ -770,6 +773,7 @@ def _progress(card: RunCard) -> str:
 
 
 def run_root_message(card: RunCard) -> tuple[str, list[dict[str, Any]]]:
+    """The run's root message in its channel: status, who started it and when, and the input."""
     label = _STATUS_LABEL[card.status]
     run = card.run
     status_line = f"*{label}*"
@@ -796,6 +800,7 @@ def run_root_message(card: RunCard) -> tuple[str, list[dict[str, Any]]]:
 
 # -- notes in a run's thread (one per event) -----------------------------------------------
 def completion_note(run: WorkflowRunOutput) -> str:
+    """The thread note of a completed run: how many steps ran or were skipped, and its output."""
     summary = code_block(run.content, NOTE_CONTENT_MAX) if run.content is not None else ""
     done = sum(1 for s in run.step_results if not s.skipped)
     skipped = sum(1 for s in run.step_results if s.skipped)
@@ -816,6 +821,7 @@ def timeout_note(req: StepRequirement) -> str:
 
 
 def cancelled_note(*, step_name: str | None, cancelled_by: str | None, reason: str | None) -> str:
+    """The thread note of a cancelled run: who rejected which step, or the reason."""
     if cancelled_by and step_name:
         return (
             f":no_entry_sign: Cancelled: *{escape(step_name)}* was rejected by "
@@ -825,10 +831,12 @@ def cancelled_note(*, step_name: str | None, cancelled_by: str | None, reason: s
 
 
 def failed_note(error: str) -> str:
+    """The thread note of a run that failed, with its error."""
     return f":x: Failed: {escape_clipped(error, NOTE_CONTENT_MAX)}"
 
 
 def reminder_note(req: StepRequirement, approvers: Sequence[str]) -> str:
+    """The reminder in a pause's thread: its approvers, its deadline and what happens then."""
     who = " ".join(mention(a) for a in approvers) or "Reminder"
     then = deadline_then(req)
     return (
@@ -839,6 +847,7 @@ def reminder_note(req: StepRequirement, approvers: Sequence[str]) -> str:
 
 # -- modals ------------------------------------------------------------------------------------
 def field_block_id(name: str) -> str:
+    """The block id of one user input field in the input modal."""
     return f"field:{name}"
 
 
@@ -1046,6 +1055,7 @@ def closed_modal(title: str, message: str) -> View:
 
 
 def edited_output(state_values: Mapping[str, Any]) -> str | None:
+    """The text submitted in the edit-output modal, or None if the field is missing."""
     block = state_values.get(OUTPUT_BLOCK) if isinstance(state_values, Mapping) else None
     element = block.get(VALUE_ACTION) if isinstance(block, Mapping) else None
     value = element.get("value") if isinstance(element, Mapping) else None
@@ -1106,6 +1116,7 @@ def parse_modal_values(
 
 
 def reject_reason(state_values: Mapping[str, Any]) -> str | None:
+    """The reason typed into the reject modal, or None if left empty."""
     block = state_values.get(REASON_BLOCK) if isinstance(state_values, Mapping) else None
     element = block.get(VALUE_ACTION) if isinstance(block, Mapping) else None
     value = element.get("value") if isinstance(element, Mapping) else None
@@ -1164,6 +1175,7 @@ def started_text(workflow_name: str, run_id: str, *, channel: str, link: str | N
 def list_blocks(
     workflows: Sequence[tuple[str, str | None, Sequence[str]]],
 ) -> tuple[str, list[dict[str, Any]]]:
+    """``/signoff list``: each workflow the person may start, with its description and steps."""
     if not workflows:
         return "No workflows are configured.", _finish([_section("No workflows are configured.")])
     blocks: list[Block] = [HeaderBlock(text=_plain("Workflows", HEADER_TEXT_MAX))]
@@ -1179,6 +1191,7 @@ def list_blocks(
 def status_blocks(
     run: WorkflowRunOutput, decisions: Sequence[Decision]
 ) -> tuple[str, list[dict[str, Any]]]:
+    """``/signoff status``: the run's status, each step's result and the decisions taken."""
     label = _STATUS_LABEL[run.status]
     blocks: list[Block] = [
         HeaderBlock(text=_plain(f"{run.workflow_name or '?'} · run {run.run_id}", HEADER_TEXT_MAX)),

@@ -18,7 +18,10 @@ SIGNOFF_SANDBOX_PORT, SIGNOFF_CHANNEL, ...). Without Slack credentials `serve` s
 local sandbox."""
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+# One return per subcommand and per start-up error (exit 2), read top to bottom.
+def main(argv: Sequence[str] | None = None) -> int:  # noqa: PLR0911
+    """Run the ``signoff`` command line; returns the exit code (2 for a problem an operator can
+    fix, printed as one line)."""
     parser = argparse.ArgumentParser(
         prog="signoff",
         description=DESCRIPTION,

@@ -19,6 +19,8 @@ POSTGRES_CONNECT_TIMEOUT_SECONDS = 10
 
 
 class Settings(BaseSettings):
+    """The bot's configuration, from the environment variables named by each field's alias."""
+
     model_config = SettingsConfigDict(env_file=None, extra="ignore", populate_by_name=True)
 
     slack_bot_token: SecretStr | None = Field(default=None, alias="SLACK_BOT_TOKEN")
@@ -77,6 +79,7 @@ class Settings(BaseSettings):
 
     @property
     def workflow_specs(self) -> list[str]:
+        """``SIGNOFF_WORKFLOWS`` as a list of ``module:attribute`` specs."""
         return split_specs(self.workflows)
 
     def slack_credentials_problem(self) -> str | None:
@@ -102,12 +105,15 @@ class Settings(BaseSettings):
 
     @property
     def has_slack_credentials(self) -> bool:
+        """Whether to talk to real Slack (a bot token and a signing secret or app token) rather than
+        start the sandbox."""
         return self.slack_bot_token is not None and (
             self.slack_signing_secret is not None or self.slack_app_token is not None
         )
 
 
 def split_specs(value: str) -> list[str]:
+    """A comma-separated setting as its non-empty items."""
     return [s.strip() for s in value.split(",") if s.strip()]
 
 
@@ -116,6 +122,8 @@ class SettingsError(Exception):
 
 
 def load_settings(**overrides: object) -> Settings:
+    """The settings from the environment (``overrides`` win); a bad one is a ``SettingsError`` of
+    one line naming the variable."""
     try:
         return Settings(**overrides)  # type: ignore[arg-type]
     except ValidationError as exc:

@@ -10,6 +10,8 @@ from enum import StrEnum
 
 
 class DecisionAction(StrEnum):
+    """What a person did to a pause; the one vocabulary of listeners, inbox and ``decide``."""
+
     confirm = "confirm"  # Approve: a confirmation, an output review, a tool call
     reject = "reject"  # Reject (with an optional reason / feedback)
     input = "input"  # the input modal's values (and, with confirmation, the go-ahead)

@@ -16,17 +16,22 @@ FORMS_KEPT = 10_000  # a bound on memory: the oldest are forgotten first
 
 @dataclass(frozen=True)
 class OpenForm:
+    """A modal someone opened on a pause (kept to replace it if the pause is decided)."""
+
     requirement_id: str
     user_id: str
     view_id: str
 
 
 class OpenForms:
+    """The modals open on pauses, by view id, in this process (bounded by ``FORMS_KEPT``)."""
+
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._by_view: dict[str, OpenForm] = {}
 
     def opened(self, requirement_id: str, user_id: str, view_id: str) -> None:
+        """Remember that ``user_id`` opened ``view_id`` on ``requirement_id``."""
         with self._lock:
             if len(self._by_view) >= FORMS_KEPT:
                 self._by_view.pop(next(iter(self._by_view)))

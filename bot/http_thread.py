@@ -35,6 +35,8 @@ class BackgroundServer:
         self._socket: socket.socket | None = None
 
     def start(self, timeout: float = 10.0) -> BackgroundServer:
+        """Bind the port (a taken one is a ``PortUnavailableError`` here) and serve until
+        ``stop()``; returns once the server accepts connections."""
         if self._thread is not None:
             raise RuntimeError(f"{self._name} server already started")
         # Bind here, not in uvicorn's thread: a taken port is then an OSError to the caller
@@ -83,6 +85,7 @@ class BackgroundServer:
             self._error = exc
 
     def stop(self, timeout: float = 5.0) -> None:
+        """Ask the server to finish its requests and exit, and force it after ``timeout``."""
         server, thread = self._server, self._thread
         if server is None or thread is None:
             return
@@ -98,6 +101,7 @@ class BackgroundServer:
 
     @property
     def port(self) -> int:
+        """The port the server listens on (the free one picked for port 0)."""
         if self._port is None:
             raise RuntimeError(f"{self._name} server is not running")
         return self._port

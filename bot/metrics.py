@@ -34,6 +34,8 @@ class _StateCollector(Collector):
 
 
 class Metrics:
+    """The bot's Prometheus metrics, in a registry of its own."""
+
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
         self.decisions = Counter(
@@ -60,7 +62,9 @@ class Metrics:
         )
 
     def watch_state(self, pending: Callable[[], int], outbox: Callable[[], dict[str, int]]) -> None:
+        """Report pending approvals and the outbox backlog, read by these callables at scrapes."""
         self.registry.register(_StateCollector(pending, outbox))
 
     def render(self) -> bytes:
+        """Every metric in Prometheus' text format, for ``/metrics``."""
         return generate_latest(self.registry)

@@ -12,6 +12,7 @@ import logging
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
+from http import HTTPStatus
 from typing import TYPE_CHECKING, Any
 
 from slack_sdk.errors import SlackApiError
@@ -55,6 +56,8 @@ class NotReady(Exception):
 
 
 class OutboxWorker:
+    """Delivers the outbox in the background: wakes on new items or each ``poll_interval``."""
+
     def __init__(self, signoff: Signoff, *, poll_interval: float = 0.5) -> None:
         self.signoff = signoff
         signoff.deliver_now = self.deliver_key
@@ -70,10 +73,12 @@ class OutboxWorker:
         )
 
     def start(self) -> None:
+        """Start delivering, in a daemon thread."""
         self._thread = threading.Thread(target=self._loop, name="signoff-outbox", daemon=True)
         self._thread.start()
 
     def stop(self) -> None:
+        """Stop delivering and wait for the deliveries in flight."""
         self._stop.set()
         self.signoff.outbox_wakeup.set()
         if self._thread:
@@ -164,7 +169,7 @@ class OutboxWorker:
         method = str(getattr(response, "api_url", "") or "").rsplit("/", 1)[-1] or item.kind
         self.signoff.record_slack_error(method, exc)
         error = str(response.get("error") if response is not None else exc)
-        if response is not None and response.status_code == 429:
+        if response is not None and response.status_code == HTTPStatus.TOO_MANY_REQUESTS:
             retry_after = int(response.headers.get("Retry-After", "1") or 1)
             return self._retry(item, "ratelimited", now, timedelta(seconds=retry_after))
         if error in PERMANENT_ERRORS and item.attempts >= PERMANENT_ATTEMPTS:

@@ -62,17 +62,21 @@ class SlackRoute:
 
     @property
     def name(self) -> str:
+        """The workflow's name, which is the route's name."""
         return self.workflow.name
 
     def channel_for(self, step_name: str | None, default: str) -> str:
+        """Where a step's pause goes: its own channel, else the route's, else ``default``."""
         step = self.steps.get(step_name or "")
         return (step.channel if step and step.channel else None) or self.channel or default
 
     def approvers_for(self, step_name: str | None) -> tuple[str, ...]:
+        """Who may decide a step: its own approvers if given, else the route's (empty: anyone)."""
         step = self.steps.get(step_name or "")
         return step.approvers if step and step.approvers is not None else self.approvers
 
     def requester_may_decide(self, step_name: str | None) -> bool:
+        """Whether the person who started the run may decide this step too."""
         step = self.steps.get(step_name or "")
         if step and step.allow_requester is not None:
             return step.allow_requester
@@ -80,10 +84,12 @@ class SlackRoute:
 
 
 def workflow_step(workflow: Workflow, name: str) -> Any:
+    """The workflow's top-level step named ``name``, or None."""
     return next((s for s in workflow.steps if s.name == name), None)
 
 
 def as_routes(obj: Any, *, where: str) -> list[SlackRoute]:
+    """Routes from a Workflow, a SlackRoute or a list of them; errors name ``where``."""
     if isinstance(obj, SlackRoute):
         return [obj]
     if isinstance(obj, Workflow):
@@ -130,6 +136,7 @@ class ChannelDirectory:
 
     @property
     def loaded(self) -> bool:
+        """Whether every channel name has been looked up and has an ID."""
         with self._lock:
             return len(self._ids) == len(self._where)
 

@@ -87,6 +87,7 @@ def render_overview(
     now: datetime,
     limit: int | None = None,
 ) -> str:
+    """``signoff runs``: paused runs (soonest deadline first, with time left), then recent ones."""
     lines = [f"Paused runs: {len(paused)}  (times in UTC; soonest deadline first)"]
     if paused:
         rows = [
@@ -126,6 +127,7 @@ def render_overview(
 
 # -- one run ------------------------------------------------------------------------------------
 def render_run(run: WorkflowRunOutput, decisions: Sequence[Decision], *, now: datetime) -> str:
+    """``signoff runs RUN_ID``: the run's status, input, steps, decisions and result."""
     lines = [f"Run {run.run_id}"]
     fields = [
         ("Workflow", run.workflow_name or "-"),

@@ -81,6 +81,7 @@ class DeadlineScheduler:
         self.reconcile()
 
     def stop(self) -> None:
+        """Stop the scheduler, waiting for a job that is running."""
         if self.scheduler.running:
             self.scheduler.shutdown(wait=True)
 

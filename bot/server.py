@@ -57,6 +57,8 @@ def make_client(settings: Settings) -> WebClient:
 
 
 class Runtime:
+    """A running bot wired together: database, Slack client, core, outbox, scheduler and apps."""
+
     def __init__(
         self,
         settings: Settings,
@@ -129,6 +131,7 @@ class Runtime:
             return
 
     def stop(self) -> None:
+        """Stop the scheduler, the core and the outbox, in that order."""
         self._stopping.set()
         self.scheduler.stop()
         self.signoff.stop()
@@ -136,6 +139,7 @@ class Runtime:
 
 
 def make_asgi(runtime: Runtime, *, body_timeout: timedelta = BODY_TIMEOUT) -> Starlette:
+    """The ASGI app: ``POST /slack/events`` (verified before parsing), healthz and metrics."""
     signature = SlackSignature(runtime.signing_secret)
 
     async def slack_events(request: Request) -> Response:

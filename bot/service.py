@@ -73,6 +73,8 @@ class DecisionResult:
 
 
 class Signoff:
+    """The bot's core: turns runs into Slack messages and Slack decisions into engine calls."""
+
     def __init__(
         self,
         *,
@@ -110,18 +112,21 @@ class Signoff:
 
     # -- lifecycle -----------------------------------------------------------------------
     def start(self) -> None:
+        """Create or upgrade the schemas and start observing every route's workflow."""
         self.db.ensure_schema()
         self.store.ensure_schema()
         for route in self.routes.values():
             self._unsubscribe.append(route.workflow.subscribe(self._on_event))
 
     def stop(self) -> None:
+        """Stop observing and wait for the background work in flight."""
         for unsubscribe in self._unsubscribe:
             unsubscribe()
         self._unsubscribe.clear()
         self.executor.shutdown(wait=True, cancel_futures=False)
 
     def workflow(self, name: str) -> Workflow | None:
+        """The configured workflow with this name, or None."""
         route = self.routes.get(name)
         return route.workflow if route else None
 
@@ -331,6 +336,7 @@ class Signoff:
     def may_decide(
         self, user_id: str, route: SlackRoute, run: WorkflowRunOutput, step_name: str
     ) -> tuple[bool, str]:
+        """Whether ``user_id`` may decide this step, and if not, why (for the person to read)."""
         if run.user_id and user_id == run.user_id and not route.requester_may_decide(step_name):
             return False, "you started this run, and its approvals need someone else."
         approvers = route.approvers_for(step_name)
@@ -359,6 +365,7 @@ class Signoff:
         return members
 
     def can_start(self, user_id: str, route: SlackRoute) -> bool:
+        """Whether ``user_id`` may start the route's workflow (a starter, or in a starter group)."""
         if not route.starters or user_id in route.starters:
             return True
         return any(user_id in self._group_members(g) for g in route.starters if g.startswith("S"))
@@ -394,7 +401,8 @@ class Signoff:
                 return f"Already decided: {_describe(decision)}."
         return "This step is no longer waiting for a decision."
 
-    def decide(
+    # Each refusal returns at once, with what to tell the person: a guard per reason.
+    def decide(  # noqa: PLR0911
         self,
         token: Any,
         *,
@@ -530,6 +538,7 @@ class Signoff:
         return True
 
     def remind(self, workflow_name: str, run_id: str, requirement_id: str) -> bool:
+        """Post a reminder in the pause's thread if the run still waits at that requirement."""
         route = self.routes.get(workflow_name)
         run = route.workflow.get_run(run_id) if route else None
         if route is None or run is None or not run.is_paused:
@@ -560,14 +569,17 @@ class Signoff:
             log.warning("could not tell %s: %s", user_id, exc.response.get("error"))
 
     def record_slack_error(self, method: str, exc: SlackApiError) -> None:
+        """Count a Slack API error in ``signoff_slack_api_errors``."""
         error = exc.response.get("error") if exc.response is not None else None
         self.metrics.slack_errors.labels(method=method, error=str(error or "unknown")).inc()
 
     def pending_count(self) -> int:
+        """How many runs wait for a decision, over every route."""
         return sum(len(r.workflow.list_paused_runs()) for r in self.routes.values())
 
     # -- slash command data ------------------------------------------------------------------------
     def pending_for(self, user_id: str) -> list[tuple[str, str, str, datetime | None, str | None]]:
+        """The pauses ``user_id`` may decide: (workflow, step, run id, deadline, link) each."""
         items = []
         for route in self.routes.values():
             for paused in route.workflow.list_paused_runs(limit=200):
@@ -669,7 +681,8 @@ _ANSWERS: dict[RequirementKind, frozenset[DecisionAction]] = {
 }
 
 
-def _answer(
+# One branch per (pause kind, action) pair that the engine answers differently.
+def _answer(  # noqa: PLR0911, PLR0912
     req: StepRequirement,
     act: DecisionAction,
     *,

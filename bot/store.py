@@ -88,6 +88,8 @@ slack_seen_requests = Table(
 
 @dataclass(frozen=True)
 class RunRef:
+    """Where a run's messages are in Slack."""
+
     run_id: str
     workflow_name: str
     channel: str
@@ -97,6 +99,8 @@ class RunRef:
 
 @dataclass(frozen=True)
 class PauseRef:
+    """A posted pause: its run, step and message."""
+
     requirement_id: str
     run_id: str
     workflow_name: str
@@ -108,6 +112,8 @@ class PauseRef:
 
 @dataclass(frozen=True)
 class OutboxItem:
+    """One claimed outbox item to deliver."""
+
     id: int
     dedupe_key: str
     run_id: str
@@ -117,6 +123,8 @@ class OutboxItem:
 
 
 class BotStore:
+    """The bot's tables (runs, pauses, outbox, seen requests) in the engine's database."""
+
     def __init__(self, db: BaseDb) -> None:
         self.db = db
         self.engine: Engine = db.engine
@@ -152,6 +160,7 @@ class BotStore:
 
     # -- runs and pauses ---------------------------------------------------------------
     def record_run(self, *, run_id: str, workflow_name: str, channel: str, now: datetime) -> None:
+        """Record the run's channel; a second call for the same run changes nothing."""
         with self.engine.begin() as conn:
             conn.execute(
                 self._insert_ignore(slack_runs),
@@ -164,6 +173,7 @@ class BotStore:
             ).close()  # its RETURNING row is not needed, but must be read before commit
 
     def get_run_ref(self, run_id: str) -> RunRef | None:
+        """Where the run's messages are, or None if it has none yet."""
         with self.engine.connect() as conn:
             row = conn.execute(select(slack_runs).where(slack_runs.c.run_id == run_id)).first()
         if row is None:
@@ -171,6 +181,7 @@ class BotStore:
         return RunRef(row.run_id, row.workflow_name, row.channel, row.root_ts, row.channel_id)
 
     def set_root_ts(self, run_id: str, ts: str, channel_id: str) -> None:
+        """Record the run's root message once it is posted."""
         with self.engine.begin() as conn:
             conn.execute(
                 update(slack_runs)
@@ -207,7 +218,8 @@ class BotStore:
         return inserted
 
     def get_pause(self, requirement_id: str) -> PauseRef | None:
-        if not isinstance(requirement_id, str) or not 0 < len(requirement_id) <= 64:
+        """The pause with this token, or None (also for a malformed token)."""
+        if not isinstance(requirement_id, str) or not 0 < len(requirement_id) <= 64:  # noqa: PLR2004  String(64) column
             return None
         with self.engine.connect() as conn:
             row = conn.execute(
@@ -226,6 +238,7 @@ class BotStore:
         )
 
     def known_pause_ids(self, requirement_ids: list[str]) -> set[str]:
+        """Which of these pauses the bot has already recorded."""
         if not requirement_ids:
             return set()
         with self.engine.connect() as conn:
@@ -237,6 +250,7 @@ class BotStore:
         return {r.requirement_id for r in rows}
 
     def set_pause_ts(self, requirement_id: str, ts: str, channel_id: str) -> None:
+        """Record the pause's message once it is posted."""
         with self.engine.begin() as conn:
             conn.execute(
                 update(slack_pauses)
@@ -248,6 +262,7 @@ class BotStore:
     def enqueue(
         self, *, key: str, run_id: str, kind: str, data: dict[str, Any], now: datetime
     ) -> bool:
+        """Queue one Slack post or update; returns False if one with ``key`` was queued before."""
         with self.engine.begin() as conn:
             inserted = (
                 conn.execute(
@@ -372,6 +387,7 @@ class BotStore:
             )
 
     def outbox_counts(self) -> dict[str, int]:
+        """The number of outbox items in each state."""
         with self.engine.connect() as conn:
             rows = conn.execute(select(slack_outbox.c.state)).all()
         counts: dict[str, int] = {}
@@ -381,6 +397,7 @@ class BotStore:
 
     # -- request de-duplication ---------------------------------------------------------------
     def first_time_seen(self, key: str, *, now: datetime) -> bool:
+        """Record ``key`` as handled; True only the first time."""
         with self.engine.begin() as conn:
             inserted = (
                 conn.execute(
@@ -392,6 +409,7 @@ class BotStore:
         return inserted
 
     def forget_seen_before(self, when: datetime) -> None:
+        """Forget the handled keys older than ``when``."""
         with self.engine.begin() as conn:
             conn.execute(delete(slack_seen_requests).where(slack_seen_requests.c.seen_at < when))
 

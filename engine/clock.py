@@ -9,13 +9,18 @@ from typing import Protocol
 
 
 class Clock(Protocol):
+    """Where the engine reads the time; inject one to control deadlines in tests."""
+
     def now(self) -> datetime:
         """The current time, timezone-aware (UTC)."""
         ...
 
 
 class SystemClock:
+    """The real time, for production."""
+
     def now(self) -> datetime:
+        """Now, from the system clock, in UTC."""
         return datetime.now(UTC)
 
 
@@ -29,15 +34,18 @@ class ManualClock:
         self._lock = threading.Lock()
 
     def now(self) -> datetime:
+        """The time this clock was last set or advanced to."""
         with self._lock:
             return self._now
 
     def advance(self, delta: timedelta) -> datetime:
+        """Move the time forward by ``delta`` and return the new time."""
         with self._lock:
             self._now += delta
             return self._now
 
     def set(self, when: datetime) -> None:
+        """Jump to ``when`` (timezone-aware), forwards or back."""
         require_aware(when, "ManualClock.set")
         with self._lock:
             self._now = when
@@ -56,6 +64,7 @@ def require_aware(value: datetime, what: str) -> datetime:
 
 
 def utcnow() -> datetime:
+    """The wall-clock time in UTC, for timestamps no deadline depends on."""
     return datetime.now(UTC)
 
 

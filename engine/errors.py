@@ -33,6 +33,8 @@ class RequirementsUnresolvedError(EngineError, ValueError):
 
 
 class RunNotFoundError(EngineError, LookupError):
+    """No run with this id is stored."""
+
     def __init__(self, run_id: str) -> None:
         self.run_id = run_id
         super().__init__(f"no run with id {run_id!r} in the database")

@@ -9,6 +9,7 @@ from bot.service import Signoff
 
 
 def register(app: App, signoff: Signoff) -> None:
+    """Register every listener of the bot on ``app``."""
     commands.register(app, signoff)
     actions.register(app, signoff)
     views.register(app, signoff)

@@ -22,6 +22,7 @@ log = logging.getLogger("signoff.actions")
 
 
 def register(app: App, signoff: Signoff) -> None:
+    """Register the button listeners of pause messages."""
     # Buttons that decide at once.
     app.action(blocks.ACTION_APPROVE)(_decider(signoff, DecisionAction.confirm))
     app.action(blocks.ACTION_REJECT)(_decider(signoff, DecisionAction.reject))

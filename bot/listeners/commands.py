@@ -19,6 +19,7 @@ NAME_MAX = 100  # a name echoed back from what someone typed
 
 
 def register(app: App, signoff: Signoff) -> None:
+    """Register ``/signoff``, whose ack is the whole reply."""
     @app.command(COMMAND)
     def on_command(ack: Ack, command: dict[str, Any]) -> None:
         ack(**reply(signoff, command))
@@ -29,7 +30,8 @@ def _ephemeral(text_and_blocks: tuple[str, list[dict[str, Any]]]) -> dict[str, A
     return {"text": text, "blocks": message_blocks, "response_type": "ephemeral"}
 
 
-def reply(signoff: Signoff, command: dict[str, Any]) -> dict[str, Any]:
+# One return per /signoff verb: each is that verb's whole ack.
+def reply(signoff: Signoff, command: dict[str, Any]) -> dict[str, Any]:  # noqa: PLR0911
     """The ack of a slash command: answered within Slack's 3 s, never starting work there
     (a run starts in the background)."""
     user_id = command.get("user_id")

@@ -18,6 +18,8 @@ log = logging.getLogger("signoff.views")
 
 
 def register(app: App, signoff: Signoff) -> None:
+    """Register the modal listeners: a submission's ack shows its errors or closes the modal."""
+
     @app.view(blocks.VIEW_INPUT)
     def on_input_submitted(ack: Ack, body: dict[str, Any]) -> None:
         user_id = dig(body, "user", "id")
@@ -38,7 +40,15 @@ def register(app: App, signoff: Signoff) -> None:
             return
         if not req.user_input_schema:
             values = {"input": values.get("input")}
-        _submit(signoff, ack, body, user_id, token, DecisionAction.input, values=values)
+        _submit(
+            signoff,
+            ack,
+            body,
+            user_id=user_id,
+            token=token,
+            act=DecisionAction.input,
+            values=values,
+        )
 
     @app.view(blocks.VIEW_REJECT)
     def on_reject_submitted(ack: Ack, body: dict[str, Any]) -> None:
@@ -49,7 +59,15 @@ def register(app: App, signoff: Signoff) -> None:
             ack(response_action="errors", errors={blocks.REASON_BLOCK: "malformed submission"})
             return
         reason = blocks.reject_reason(state if isinstance(state, dict) else {})
-        _submit(signoff, ack, body, user_id, token, DecisionAction.reject, reason=reason)
+        _submit(
+            signoff,
+            ack,
+            body,
+            user_id=user_id,
+            token=token,
+            act=DecisionAction.reject,
+            reason=reason,
+        )
 
     @app.view(blocks.VIEW_EDIT_OUTPUT)
     def on_edit_submitted(ack: Ack, body: dict[str, Any]) -> None:
@@ -59,7 +77,9 @@ def register(app: App, signoff: Signoff) -> None:
         if not isinstance(user_id, str) or output is None:
             ack(response_action="errors", errors={blocks.OUTPUT_BLOCK: "malformed submission"})
             return
-        _submit(signoff, ack, body, user_id, token, DecisionAction.edit, output=output)
+        _submit(
+            signoff, ack, body, user_id=user_id, token=token, act=DecisionAction.edit, output=output
+        )
 
     @app.view_closed(blocks.VIEW_INPUT)
     @app.view_closed(blocks.VIEW_REJECT)
@@ -76,6 +96,7 @@ def _submit(
     signoff: Signoff,
     ack: Ack,
     body: dict[str, Any],
+    *,
     user_id: str,
     token: Any,
     act: DecisionAction,

@@ -19,6 +19,7 @@ class InOrder(Middleware):
     def process(
         self, *, req: BoltRequest, resp: BoltResponse, next: Callable[[], BoltResponse]
     ) -> BoltResponse | None:
+        """Run each middleware in turn; the first to answer without calling ``next()`` ends it."""
         for middleware in self._middleware:
             proceed = _Proceed()
             answer = middleware.process(req=req, resp=resp, next=proceed)
@@ -31,6 +32,7 @@ class InOrder(Middleware):
 
     @property
     def name(self) -> str:
+        """The middleware it runs, in order, for Bolt's logs."""
         return f"InOrder({', '.join(m.name for m in self._middleware)})"
 
 

@@ -60,12 +60,15 @@ class _TimedAck(Ack):
 
 
 class AckLatency(Middleware):
+    """Times each request's ack into ``signoff_ack_seconds``, by kind of request."""
+
     def __init__(self, histogram: Histogram) -> None:
         self._histogram = histogram
 
     def process(
         self, *, req: BoltRequest, resp: BoltResponse, next: Callable[[], BoltResponse]
     ) -> BoltResponse | None:
+        """Put a timed ``Ack`` on the request, then go on."""
         series = self._histogram.labels(kind=request_kind(req.body))
         req.context["ack"] = _TimedAck(series.observe)
         return next()

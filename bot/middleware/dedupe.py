@@ -45,6 +45,7 @@ def first_delivery(signoff: Signoff, body: dict[str, Any]) -> bool:
 
 
 def dedupe_middleware(signoff: Signoff) -> Callable[..., BoltResponse | None]:
+    """Bolt middleware that acks and drops Slack's retries and replays of handled requests."""
     def dedupe(
         req: BoltRequest, resp: BoltResponse, next: Callable[[], BoltResponse]
     ) -> BoltResponse | None:

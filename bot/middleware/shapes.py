@@ -15,9 +15,12 @@ log = logging.getLogger("signoff.shapes")
 
 
 class RequestShapes(Middleware):
+    """Answers a 400 to a request not shaped like one Slack sends."""
+
     def process(
         self, *, req: BoltRequest, resp: BoltResponse, next: Callable[[], BoltResponse]
     ) -> BoltResponse | None:
+        """Refuse a malformed request with a 400 naming the problem; let the others through."""
         problem = request_problem(req.body)
         if problem is not None:
             log.info("refused a malformed %s request: %s", req.mode, problem)

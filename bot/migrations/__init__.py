@@ -24,6 +24,7 @@ _BASELINE_TABLES = ("slack_runs", "slack_pauses", "slack_outbox", "slack_seen_re
 
 
 def alembic_config(connection: Connection) -> Config:
+    """An Alembic ``Config`` for the bot's migrations, run on ``connection``."""
     config = Config()
     config.set_main_option("script_location", str(HERE))
     config.attributes["connection"] = connection
@@ -31,11 +32,13 @@ def alembic_config(connection: Connection) -> Config:
 
 
 def current_revision(connection: Connection) -> str | None:
+    """The bot's schema revision in this database, or None if it has none."""
     context = MigrationContext.configure(connection, opts={"version_table": VERSION_TABLE})
     return context.get_current_revision()
 
 
 def head_revision() -> str:
+    """The newest of the bot's migrations."""
     head = ScriptDirectory(str(HERE)).get_current_head()
     assert head is not None, "bot/migrations has no revisions"
     return head

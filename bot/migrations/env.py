@@ -1,3 +1,6 @@
+"""Alembic's environment for the bot's tables: always the caller's connection, with the bot's own
+version table."""
+
 from __future__ import annotations
 
 from alembic import context

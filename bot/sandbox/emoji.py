@@ -34,6 +34,7 @@ DATA_MEMBER = "package/emoji.json"
 VENDOR_DIR = Path(__file__).with_name("static") / "vendor" / "emoji"
 SHEET_FILE = "sheet.png"
 DATA_FILE = "emoji-data.js"
+PICTOGRAPHS = 0x1F000  # the first code point that is an emoji without its selector
 
 
 def _char(unified: str) -> str:
@@ -56,12 +57,13 @@ def sprite_index(entries: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
         # Without its emoji selector a character like © or ™ is text, as Slack shows it;
         # only the pictographs (U+1F000 on) are emoji either way.
         bare = entry.get("non_qualified")
-        if bare and any(int(code, 16) >= 0x1F000 for code in str(bare).split("-")):
+        if bare and any(int(code, 16) >= PICTOGRAPHS for code in str(bare).split("-")):
             chars.setdefault(_char(str(bare)), cell)
     return {"cols": cols, "names": names, "chars": chars}
 
 
 def is_vendored(directory: Path = VENDOR_DIR) -> bool:
+    """Whether the emoji sprite and its data are installed in ``directory``."""
     return (directory / SHEET_FILE).is_file() and (directory / DATA_FILE).is_file()
 
 
@@ -98,6 +100,7 @@ def vendor(directory: Path = VENDOR_DIR, *, npm: str = "npm") -> Path:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Install the sandbox page's emoji sprite (with ``npm pack``); exit code 1 if it cannot."""
     parser = argparse.ArgumentParser(description="Install the sandbox page's emoji sprite.")
     parser.add_argument("--if-missing", action="store_true", help="do nothing if installed")
     args = parser.parse_args(argv)

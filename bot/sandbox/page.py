@@ -21,6 +21,7 @@ import logging
 import threading
 from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
+from http import HTTPStatus
 from pathlib import Path
 from typing import Any
 
@@ -68,6 +69,8 @@ class PageError(Exception):
 
 @dataclass
 class SlashCommand:
+    """A slash command the page's composer offers, with its usage line."""
+
     command: str
     usage: str
     description: str = ""
@@ -103,12 +106,14 @@ class SandboxPage:
 
     @property
     def state(self) -> WorkspaceState:
+        """The fake's workspace, read through the server each time (``reset`` may swap it)."""
         # Read through the server each time: ``SlackFakeServer.reset`` may swap the state.
         return self.fake.state if isinstance(self.fake, SlackFakeServer) else self.fake
 
     # ------------------------------------------------------------------------------ routes ----
 
     def routes(self) -> list[BaseRoute]:
+        """The page's routes: the page, permalinks, its state and event stream, and its actions."""
         return [
             Route("/", self.index, methods=["GET"]),
             Route("/archives/{channel}/{p}", self.permalink, methods=["GET"]),
@@ -138,16 +143,18 @@ class SandboxPage:
     # ---------------------------------------------------------------------------- reading ----
 
     async def index(self, request: Request) -> Response:
+        """The page itself, never cached by the browser."""
         return FileResponse(STATIC_DIR / "index.html", headers=NO_STORE)
 
     async def permalink(self, request: Request) -> Response:
         """chat.getPermalink links point here; open the page at that message."""
         channel = request.path_params["channel"]
         digits = str(request.path_params["p"]).removeprefix("p")
-        ts = f"{digits[:-6]}.{digits[-6:]}" if len(digits) > 6 else digits
+        ts = f"{digits[:-6]}.{digits[-6:]}" if len(digits) > 6 else digits  # noqa: PLR2004  6 digits of µs
         return RedirectResponse(f"/?channel={channel}&ts={ts}", status_code=302)
 
     async def get_state(self, request: Request) -> Response:
+        """``GET /page/api/state``: what the page shows to the person in ``?user=``."""
         user_id = request.query_params.get("user") or ""
         try:
             data = await run_in_threadpool(self.page_state, user_id)
@@ -299,18 +306,23 @@ class SandboxPage:
         return JSONResponse({"ok": True, **(result or {})})
 
     async def post_compose(self, request: Request) -> Response:
+        """``POST /page/api/compose``: send a message or a slash command."""
         return await self._post(request, self.compose)
 
     async def post_action(self, request: Request) -> Response:
+        """``POST /page/api/action``: click a button or pick an option."""
         return await self._post(request, self.action)
 
     async def post_submit(self, request: Request) -> Response:
+        """``POST /page/api/submit``: submit the open modal."""
         return await self._post(request, self.submit)
 
     async def post_close(self, request: Request) -> Response:
+        """``POST /page/api/close``: close the open modal."""
         return await self._post(request, self.close_view)
 
     async def post_dismiss(self, request: Request) -> Response:
+        """``POST /page/api/dismiss``: dismiss an ephemeral message."""
         return await self._post(request, self.dismiss)
 
     def resolve_person(self, who: str) -> str | None:
@@ -389,8 +401,8 @@ class SandboxPage:
                     channel_id, user_id, f'{command} failed with the error "{error}"'
                 )
                 return {"status": None, "error": error}
-        if response.status_code != 200:
-            error = "http_client_error" if response.status_code < 500 else "http_service_error"
+        if response.status_code != HTTPStatus.OK:
+            error = "http_client_error" if response.status_code < 500 else "http_service_error"  # noqa: PLR2004
             self._slackbot_says(channel_id, user_id, f'{command} failed with the error "{error}"')
             return {"status": response.status_code, "error": error}
         return {"status": response.status_code}
@@ -454,7 +466,7 @@ class SandboxPage:
             except httpx.HTTPError as exc:
                 raise PageError(f"the bot did not answer ({type(exc).__name__})", 502) from exc
         result = _outcome(response)
-        if response.status_code != 200:
+        if response.status_code != HTTPStatus.OK:
             result["error"] = "We had some trouble connecting. Try again?"
         return result
 
@@ -487,14 +499,14 @@ class SandboxPage:
 
 def _outcome(response: httpx.Response) -> dict[str, Any]:
     result: dict[str, Any] = {"status": response.status_code}
-    if response.status_code == 200 and response.content.strip():
+    if response.status_code == HTTPStatus.OK and response.content.strip():
         with contextlib.suppress(ValueError):
             body = response.json()
             if isinstance(body, dict) and body.get("response_action"):
                 result["response_action"] = body["response_action"]
                 if isinstance(body.get("errors"), dict):
                     result["errors"] = body["errors"]
-    elif response.status_code != 200:
+    elif response.status_code != HTTPStatus.OK:
         result["error"] = f"the bot answered HTTP {response.status_code}"
     return result
 

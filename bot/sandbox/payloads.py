@@ -12,6 +12,7 @@ import hmac
 import json
 import time
 from collections.abc import Mapping, Sequence
+from http import HTTPStatus
 from types import TracebackType
 from typing import Any
 from urllib.parse import urlencode
@@ -81,6 +82,8 @@ def send_signed(
     client: httpx.Client | None = None,
     timeout: float = 10.0,
 ) -> httpx.Response:
+    """POST ``body`` to the bot with Slack's signature headers (or the ``signature``, ``timestamp``
+    and retry headers given, to test refusals)."""
     headers = signed_headers(
         body,
         signing_secret,
@@ -177,7 +180,8 @@ def _as_list(value: Any) -> list[Any]:
     return [value]
 
 
-def element_state(element: Mapping[str, Any], provided: Any = _MISSING) -> dict[str, Any]:
+# One branch per element type, each in Slack's state shape for that type.
+def element_state(element: Mapping[str, Any], provided: Any = _MISSING) -> dict[str, Any]:  # noqa: PLR0912
     """One ``state.values[block_id][action_id]`` entry, in Slack's shape for the element type.
 
     ``provided`` is what the user entered (option *values* for selects/checkboxes); when it is
@@ -349,10 +353,12 @@ def block_actions_payload(
         state.remember_message_state(
             source.channel,
             source.ts,
-            user_id,
-            found_block_id,
-            action_id,
-            {k: v for k, v in entry.items() if k not in ("action_id", "block_id", "action_ts")},
+            user_id=user_id,
+            block_id=found_block_id,
+            action_id=action_id,
+            state={
+                k: v for k, v in entry.items() if k not in ("action_id", "block_id", "action_ts")
+            },
         )
     channel = state.channel(source.channel)
     trigger = state.issue_trigger(user_id)
@@ -386,6 +392,7 @@ def view_submission_payload(
     values: Mapping[str, Any] | None = None,
     enforce_required: bool = True,
 ) -> dict[str, Any]:
+    """The ``view_submission`` payload Slack sends when ``user_id`` submits ``view``."""
     view_json = dict(view.payload)
     view_json["state"] = {
         "values": view_state_values(view, values, enforce_required=enforce_required)
@@ -407,6 +414,7 @@ def view_submission_payload(
 def view_closed_payload(
     state: WorkspaceState, *, user_id: str, view: View, is_cleared: bool = False
 ) -> dict[str, Any]:
+    """The ``view_closed`` payload Slack sends when ``user_id`` closes ``view``."""
     view_json = dict(view.payload)
     view_json["state"] = {"values": view_state_values(view)}
     return {
@@ -463,6 +471,7 @@ class SlackActor:
         self.state.join_channel(channel_id, user_id)
 
     def close_client(self) -> None:
+        """Close the HTTP client the actor sends with."""
         self._client.close()
 
     def __enter__(self) -> SlackActor:
@@ -509,6 +518,7 @@ class SlackActor:
         retry_num: int | None = None,
         retry_reason: str | None = None,
     ) -> httpx.Response:
+        """Run a slash command; the ack's text, if any, becomes an ephemeral message as in Slack."""
         form = slash_command_form(
             self.state,
             command=command,
@@ -530,7 +540,7 @@ class SlackActor:
 
     def _apply_command_ack(self, response: httpx.Response, channel_id: str) -> None:
         # Slack shows a non-empty ack body to the user: ephemeral unless response_type says so.
-        if response.status_code != 200 or not response.content.strip():
+        if response.status_code != HTTPStatus.OK or not response.content.strip():
             return
         try:
             body = response.json()
@@ -605,6 +615,7 @@ class SlackActor:
         value: Any,
         block_id: str | None = None,
     ) -> httpx.Response:
+        """Pick ``value`` in a select or other input element (a click that carries a value)."""
         return self.click(target, action_id=action_id, block_id=block_id, value=value)
 
     def submit(
@@ -641,7 +652,7 @@ class SlackActor:
         return response
 
     def _apply_response_action(self, view: View, response: httpx.Response) -> None:
-        if response.status_code != 200:
+        if response.status_code != HTTPStatus.OK:
             return  # Slack shows "We had some trouble connecting" and keeps the modal open
         body: Any = {}
         if response.content.strip():

@@ -100,6 +100,7 @@ class Sandbox:
         self.bot_server: ServerThread | None = None
 
     def start(self) -> Sandbox:
+        """Start the fake, the bot and the page; on any failure stop what started, then raise."""
         try:
             self.fake.start()
             bot_settings = sandbox_settings(
@@ -124,6 +125,7 @@ class Sandbox:
         return self
 
     def stop(self) -> None:
+        """Stop the page, the bot and the fake, and save the workspace's history."""
         self.page.bot_url = None
         self.page.close()
         if self.bot_server is not None:
@@ -157,10 +159,12 @@ class Sandbox:
 
     @property
     def page_url(self) -> str:
+        """Where a person opens the sandbox page."""
         return self.fake.base_url + "/"
 
     @property
     def bot_url(self) -> str:
+        """Where the bot listens for the fake's requests; raises if not running."""
         if self.bot_server is None:
             raise RuntimeError("the sandbox is not running")
         return self.bot_server.url

@@ -29,11 +29,13 @@ class SlackFakeServer:
         self._http = BackgroundServer(self._app, host=host, port=port, name="slack-fake")
 
     def start(self, timeout: float = 10.0) -> SlackFakeServer:
+        """Serve the fake; returns once it accepts connections."""
         self._http.start(timeout)
         self._api.state.base_url = self.base_url
         return self
 
     def stop(self) -> None:
+        """Stop serving and free the port."""
         self._http.stop()
 
     def __enter__(self) -> SlackFakeServer:
@@ -49,6 +51,7 @@ class SlackFakeServer:
 
     @property
     def state(self) -> WorkspaceState:
+        """The workspace the fake serves: channels, users, messages, views and recorded calls."""
         return self._api.state
 
     @property
@@ -65,6 +68,7 @@ class SlackFakeServer:
 
     @property
     def port(self) -> int:
+        """The port the fake listens on."""
         return self._http.port
 
     @property
@@ -83,10 +87,13 @@ class SlackFakeServer:
 
     # Failure injection, delegated so tests can say `fake.fail_next(...)`.
     def fail_next(self, method: str, error: str = "channel_not_found", times: int = 1) -> None:
+        """Answer the next ``times`` calls of ``method`` with ``ok: false`` and ``error``."""
         self.state.fail_next(method, error=error, times=times)
 
     def rate_limit_next(self, method: str, retry_after: int = 1, times: int = 1) -> None:
+        """Answer the next ``times`` calls of ``method`` with a 429 and ``Retry-After``."""
         self.state.rate_limit_next(method, retry_after=retry_after, times=times)
 
     def set_down(self, down: bool = True) -> None:
+        """Answer every call with a 503 until ``set_down(False)``."""
         self.state.set_down(down)

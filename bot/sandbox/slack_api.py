@@ -50,15 +50,19 @@ class ApiError(Exception):
 
 @dataclass(frozen=True)
 class ApiCall:
+    """One Web API call as a handler sees it: method, parameters, and whose token made it."""
+
     method: str
     params: dict[str, Any]
     caller: TokenInfo
     base_url: str
 
     def get(self, key: str) -> Any:
+        """A parameter as sent, or None."""
         return self.params.get(key)
 
     def str_param(self, key: str) -> str | None:
+        """A parameter as a string; None when missing or empty, as Slack treats both."""
         value = self.params.get(key)
         if value is None or value == "":
             return None
@@ -121,6 +125,7 @@ class SlackWebApi:
     # ----------------------------------------------------------------------------- plumbing ----
 
     async def handle(self, request: Request) -> Response:
+        """Answer ``POST /api/{method}`` as Slack would, and record the call."""
         method = request.path_params["method"]
         params, parse_error = await _read_params(request)
         token = _bearer(request) or params.pop("token", None)
@@ -139,7 +144,9 @@ class SlackWebApi:
         )
         return JSONResponse(body, status_code=status, headers=headers)
 
-    def _answer(
+    # Each refusal Slack makes (down, rate limit, token, payload, method) returns where it is
+    # checked.
+    def _answer(  # noqa: PLR0911
         self,
         method: str,
         params: dict[str, Any],
@@ -195,7 +202,8 @@ class SlackWebApi:
         )
         return JSONResponse(body, status_code=status)
 
-    def _response_url_answer(
+    # Each refusal a response_url makes returns where it is checked, in Slack's order.
+    def _response_url_answer(  # noqa: PLR0911
         self, rid: str, params: dict[str, Any], parse_error: str | None
     ) -> tuple[int, dict[str, Any]]:
         if self.state.is_down:
@@ -273,9 +281,11 @@ class SlackWebApi:
     # ------------------------------------------------------------------------------ methods ----
 
     def api_test(self, call: ApiCall) -> dict[str, Any]:
+        """``api.test``: echoes the arguments."""
         return {"args": call.params}
 
     def auth_test(self, call: ApiCall) -> dict[str, Any]:
+        """``auth.test``: who the token belongs to."""
         user = self.state.user(call.caller.user_id)
         result: dict[str, Any] = {
             "url": f"https://{self.state.team_domain}.slack.com/",
@@ -290,6 +300,7 @@ class SlackWebApi:
         return result
 
     def chat_post_message(self, call: ApiCall) -> dict[str, Any]:
+        """``chat.postMessage``: post to a channel or thread, with blocks and metadata."""
         channel = self._channel_for_post(call)
         text, blocks = self._content(call)
         thread_ts = call.str_param("thread_ts")
@@ -310,6 +321,7 @@ class SlackWebApi:
         }
 
     def chat_update(self, call: ApiCall) -> dict[str, Any]:
+        """``chat.update``: change a message the caller posted."""
         message = self._own_message(call, "ts", "cant_update_message")
         text, blocks = self._content(call, required=False)
         if text is None and blocks is None and not call.get("attachments"):
@@ -325,11 +337,13 @@ class SlackWebApi:
         }
 
     def chat_delete(self, call: ApiCall) -> dict[str, Any]:
+        """``chat.delete``: delete a message the caller posted."""
         message = self._own_message(call, "ts", "cant_delete_message")
         self.state.delete_message(message.channel, message.ts)
         return {"channel": message.channel, "ts": message.ts}
 
     def chat_post_ephemeral(self, call: ApiCall) -> dict[str, Any]:
+        """``chat.postEphemeral``: a message only ``user`` sees, who must be in the channel."""
         channel = self._channel_for_post(call)
         user_id = call.str_param("user")
         if user_id is None or self.state.user(user_id) is None:
@@ -349,6 +363,7 @@ class SlackWebApi:
         return {"message_ts": message.ts}
 
     def chat_get_permalink(self, call: ApiCall) -> dict[str, Any]:
+        """``chat.getPermalink``: a link into the sandbox page at the message."""
         channel = self.state.channel(call.str_param("channel") or "")
         if channel is None:
             raise ApiError("channel_not_found")
@@ -362,6 +377,7 @@ class SlackWebApi:
         return {"channel": channel.id, "permalink": permalink}
 
     def views_open(self, call: ApiCall) -> dict[str, Any]:
+        """``views.open``: open a modal with an unexpired trigger."""
         trigger_id = call.str_param("trigger_id")
         if trigger_id is None:
             raise ApiError("invalid_arguments", response_metadata={"messages": ["no trigger_id"]})
@@ -378,6 +394,7 @@ class SlackWebApi:
         return {"view": opened.payload}
 
     def views_push(self, call: ApiCall) -> dict[str, Any]:
+        """``views.push``: push a modal onto the open stack."""
         trigger_id = call.str_param("trigger_id")
         if trigger_id is None:
             raise ApiError("invalid_arguments", response_metadata={"messages": ["no trigger_id"]})
@@ -389,6 +406,7 @@ class SlackWebApi:
         return {"view": pushed.payload}
 
     def views_update(self, call: ApiCall) -> dict[str, Any]:
+        """``views.update``: replace an open modal, by id or external id, checking ``hash``."""
         view_id, external_id = call.str_param("view_id"), call.str_param("external_id")
         if view_id:
             target = self.state.view(view_id)
@@ -405,18 +423,21 @@ class SlackWebApi:
         return {"view": self.state.update_view(target.id, view).payload}
 
     def users_info(self, call: ApiCall) -> dict[str, Any]:
+        """``users.info``: one user's profile."""
         user = self.state.user(call.str_param("user") or "")
         if user is None:
             raise ApiError("user_not_found")
         return {"user": user.to_api(team_id=self.state.team_id)}
 
     def usergroups_users_list(self, call: ApiCall) -> dict[str, Any]:
+        """``usergroups.users.list``: the members of a user group."""
         group = self.state.usergroup(call.str_param("usergroup") or "")
         if group is None:
             raise ApiError("no_such_subteam")
         return {"users": list(group.users)}
 
     def conversations_info(self, call: ApiCall) -> dict[str, Any]:
+        """``conversations.info``: one channel, as the caller may see it."""
         channel = self.state.channel(call.str_param("channel") or "")
         if channel is None or (channel.is_private and call.caller.user_id not in channel.members):
             raise ApiError("channel_not_found")
@@ -451,6 +472,7 @@ class SlackWebApi:
         }
 
     def conversations_members(self, call: ApiCall) -> dict[str, Any]:
+        """``conversations.members``: a channel's members, cursor-paged like Slack's."""
         channel = self.state.channel(call.str_param("channel") or "")
         if channel is None:
             raise ApiError("channel_not_found")
@@ -468,6 +490,7 @@ class SlackWebApi:
         }
 
     def conversations_open(self, call: ApiCall) -> dict[str, Any]:
+        """``conversations.open``: the direct message channel with one user."""
         users = [u for u in (call.str_param("users") or "").split(",") if u]
         if len(users) != 1:
             raise ApiError("invalid_arguments")

@@ -51,6 +51,8 @@ _INTERACTIVE_ELEMENTS = ACTIONS_ELEMENT_TYPES | INPUT_ELEMENT_TYPES
 
 @dataclass(frozen=True)
 class Channel:
+    """A channel, public, private or a direct message, and its members."""
+
     id: str
     name: str
     members: tuple[str, ...] = ()
@@ -59,6 +61,7 @@ class Channel:
     topic: str = ""
 
     def to_api(self, *, viewer_id: str | None = None) -> dict[str, Any]:
+        """The channel as the Web API returns it, ``is_member`` for ``viewer_id``."""
         data: dict[str, Any] = {
             "id": self.id,
             "name": self.name,
@@ -79,6 +82,8 @@ class Channel:
 
 @dataclass(frozen=True)
 class User:
+    """A person or bot of the workspace."""
+
     id: str
     name: str
     real_name: str = ""
@@ -86,6 +91,7 @@ class User:
     deleted: bool = False
 
     def to_api(self, *, team_id: str) -> dict[str, Any]:
+        """The user as ``users.info`` returns it."""
         real_name = self.real_name or self.name
         return {
             "id": self.id,
@@ -102,6 +108,8 @@ class User:
 
 @dataclass(frozen=True)
 class UserGroup:
+    """A user group (``<!subteam^ID>``) and its members."""
+
     id: str
     handle: str
     name: str
@@ -119,6 +127,8 @@ class TokenInfo:
 
 @dataclass(frozen=True)
 class Message:
+    """A posted message, ephemeral ones included."""
+
     channel: str
     ts: str
     text: str
@@ -135,10 +145,12 @@ class Message:
 
     @property
     def is_ephemeral(self) -> bool:
+        """Whether only one person sees the message."""
         return self.ephemeral_for is not None
 
     @property
     def is_reply(self) -> bool:
+        """Whether the message is a reply in a thread (not the thread's root)."""
         return self.thread_ts is not None and self.thread_ts != self.ts
 
     def to_api(self) -> dict[str, Any]:
@@ -177,31 +189,39 @@ class View:
 
     @property
     def hash(self) -> str:
+        """The view's ``hash``, which ``views.update`` checks against."""
         return str(self.payload.get("hash", ""))
 
     @property
     def external_id(self) -> str:
+        """The view's ``external_id``, empty if none."""
         return str(self.payload.get("external_id", ""))
 
     @property
     def callback_id(self) -> str:
+        """The view's ``callback_id``, empty if none."""
         return str(self.payload.get("callback_id", ""))
 
     @property
     def private_metadata(self) -> str:
+        """The view's ``private_metadata``, empty if none."""
         return str(self.payload.get("private_metadata", ""))
 
     @property
     def blocks(self) -> list[dict[str, Any]]:
+        """The view's blocks, in a new list."""
         return list(self.payload.get("blocks", []))
 
     @property
     def notify_on_close(self) -> bool:
+        """Whether closing the view sends ``view_closed`` to the app."""
         return bool(self.payload.get("notify_on_close", False))
 
 
 @dataclass(frozen=True)
 class RecordedCall:
+    """One Web API call the fake answered, for tests to inspect."""
+
     method: str
     params: dict[str, Any]
     token: str | None
@@ -211,12 +231,15 @@ class RecordedCall:
     at: float
 
     def describe(self) -> str:
+        """The call in one line: method, HTTP status and outcome."""
         outcome = "ok" if self.ok else f"error={self.error}"
         return f"{self.method} -> {self.status} {outcome}"
 
 
 @dataclass(frozen=True)
 class Trigger:
+    """A ``trigger_id``: usable once, within 3 seconds, to open or push a modal."""
+
     id: str
     user_id: str
     issued_at: float
@@ -227,6 +250,8 @@ class Trigger:
 
 @dataclass(frozen=True)
 class ResponseUrl:
+    """A ``response_url`` given with an interaction: up to 5 uses within 30 minutes."""
+
     id: str
     url: str
     channel_id: str
@@ -239,6 +264,8 @@ class ResponseUrl:
 
 @dataclass(frozen=True)
 class ResponsePost:
+    """One post the app made to a ``response_url``, and what it did."""
+
     response_url_id: str
     body: dict[str, Any]
     at: float
@@ -263,6 +290,8 @@ class ChangeEvent:
 
 @dataclass(frozen=True)
 class Fault:
+    """An injected failure for the next calls of a method: an error or a rate limit."""
+
     kind: Literal["error", "ratelimit"]
     error: str = "ratelimited"
     retry_after: int = 1
@@ -279,10 +308,12 @@ class ManualClock:
         self._lock = threading.Lock()
 
     def __call__(self) -> float:
+        """The current time, in seconds since the epoch."""
         with self._lock:
             return self._now
 
     def advance(self, seconds: float) -> None:
+        """Move the time forward by ``seconds``."""
         with self._lock:
             self._now += seconds
 
@@ -367,6 +398,7 @@ class WorkspaceState:
         return unsubscribe
 
     def remove_listener(self, callback: Listener) -> None:
+        """Stop calling a listener added with ``add_listener``."""
         with self._lock:
             if callback in self._listeners:
                 self._listeners.remove(callback)
@@ -378,6 +410,7 @@ class WorkspaceState:
 
     @property
     def seq(self) -> int:
+        """The number of the latest change event."""
         with self._lock:
             return self._seq
 
@@ -466,6 +499,7 @@ class WorkspaceState:
     def add_user(
         self, user_id: str, name: str, *, real_name: str = "", is_bot: bool = False
     ) -> User:
+        """Add a user, or replace the one with this id."""
         with self._lock:
             user = User(id=user_id, name=name, real_name=real_name, is_bot=is_bot)
             self._users[user_id] = user
@@ -495,6 +529,7 @@ class WorkspaceState:
             return channel
 
     def ensure_channel(self, channel_id: str) -> Channel:
+        """The channel with this id, created (named after it) if it does not exist."""
         with self._lock:
             existing = self._channels.get(channel_id)
             if existing:
@@ -502,6 +537,7 @@ class WorkspaceState:
             return self.add_channel(channel_id, channel_id.lower())
 
     def join_channel(self, channel_id: str, user_id: str) -> Channel:
+        """Make ``user_id`` a member of the channel."""
         with self._lock:
             channel = self._channels[channel_id]
             if user_id not in channel.members:
@@ -528,6 +564,7 @@ class WorkspaceState:
     def add_usergroup(
         self, group_id: str, handle: str, users: Iterable[str], *, name: str | None = None
     ) -> UserGroup:
+        """Add a user group, or replace the one with this id."""
         with self._lock:
             group = UserGroup(id=group_id, handle=handle, name=name or handle, users=tuple(users))
             self._usergroups[group_id] = group
@@ -535,20 +572,24 @@ class WorkspaceState:
             return group
 
     def add_token(self, token: str, user_id: str, *, bot_id: str | None = None) -> TokenInfo:
+        """Make ``token`` valid for ``user_id`` (and ``bot_id``, for a bot token)."""
         with self._lock:
             info = TokenInfo(token=token, user_id=user_id, bot_id=bot_id)
             self._tokens[token] = info
             return info
 
     def token_info(self, token: str) -> TokenInfo | None:
+        """Whose token this is, or None for an unknown one."""
         with self._lock:
             return self._tokens.get(token)
 
     def channels(self) -> list[Channel]:
+        """All channels, in the order they were added."""
         with self._lock:
             return list(self._channels.values())
 
     def channel(self, channel_id: str) -> Channel | None:
+        """The channel with this id, or None."""
         with self._lock:
             return self._channels.get(channel_id)
 
@@ -563,18 +604,22 @@ class WorkspaceState:
             )
 
     def users(self) -> list[User]:
+        """All users, in the order they were added."""
         with self._lock:
             return list(self._users.values())
 
     def user(self, user_id: str) -> User | None:
+        """The user with this id, or None."""
         with self._lock:
             return self._users.get(user_id)
 
     def usergroup(self, group_id: str) -> UserGroup | None:
+        """The user group with this id, or None."""
         with self._lock:
             return self._usergroups.get(group_id)
 
     def usergroups(self) -> list[UserGroup]:
+        """All user groups, in the order they were added."""
         with self._lock:
             return list(self._usergroups.values())
 
@@ -592,6 +637,7 @@ class WorkspaceState:
         ephemeral_for: str | None = None,
         metadata: dict[str, Any] | None = None,
     ) -> Message:
+        """Post a message: a reply with ``thread_ts``, seen by one person with ``ephemeral_for``."""
         with self._lock:
             if channel not in self._channels:
                 raise KeyError(f"unknown channel {channel}")
@@ -636,6 +682,7 @@ class WorkspaceState:
             return copy.deepcopy(new)
 
     def delete_message(self, channel: str, ts: str) -> bool:
+        """Delete a message; False if there was none."""
         with self._lock:
             if self._messages.get(channel, {}).pop(ts, None) is None:
                 return False
@@ -668,6 +715,7 @@ class WorkspaceState:
             return copy.deepcopy(found)
 
     def message(self, channel: str, ts: str) -> Message | None:
+        """A copy of the message, or None."""
         with self._lock:
             found = self._messages.get(channel, {}).get(ts)
             return copy.deepcopy(found)
@@ -675,6 +723,7 @@ class WorkspaceState:
     def last_message(
         self, channel: str | None = None, *, include_ephemeral: bool = True
     ) -> Message | None:
+        """The latest message, in ``channel`` or anywhere."""
         found = self.messages(channel, include_ephemeral=include_ephemeral)
         return found[-1] if found else None
 
@@ -685,7 +734,7 @@ class WorkspaceState:
             found = [
                 m
                 for m in self._messages.get(channel, {}).values()
-                if m.ts == thread_ts or m.thread_ts == thread_ts
+                if thread_ts in (m.ts, m.thread_ts)
             ]
             found.sort(key=lambda m: m.ts)
             return copy.deepcopy(found)
@@ -777,6 +826,7 @@ class WorkspaceState:
         self._triggers[trigger_id] = replace(trigger, used_at=self.clock())
 
     def triggers(self) -> list[Trigger]:
+        """All triggers issued, used and expired ones included."""
         with self._lock:
             return list(self._triggers.values())
 
@@ -816,6 +866,7 @@ class WorkspaceState:
         return payload
 
     def external_id_in_use(self, external_id: str) -> bool:
+        """Whether an open view has this ``external_id`` (Slack refuses a second one)."""
         with self._lock:
             return any(
                 v.is_open and external_id and v.external_id == external_id
@@ -903,6 +954,7 @@ class WorkspaceState:
             return copy.deepcopy(record)
 
     def set_view_errors(self, view_id: str, errors: Mapping[str, str]) -> View:
+        """Show ``errors`` under the view's fields, as a ``response_action: errors`` does."""
         with self._lock:
             record = replace(self._views[view_id], errors=dict(errors))
             self._views[view_id] = record
@@ -929,8 +981,10 @@ class WorkspaceState:
             return closed
 
     def remember_message_state(
-        self, channel: str, ts: str, user_id: str, block_id: str, action_id: str, state: Any
+        self, channel: str, ts: str, *, user_id: str, block_id: str, action_id: str, state: Any
     ) -> None:
+        """Keep ``user_id``'s pick in a message element, as Slack's client sends it back in
+        ``state.values`` with the next click."""
         with self._lock:
             values = self._message_state.setdefault((channel, ts, user_id), {})
             values.setdefault(block_id, {})[action_id] = dict(state)
@@ -953,10 +1007,12 @@ class WorkspaceState:
             }
 
     def view(self, view_id: str) -> View | None:
+        """A copy of the view with this id, or None."""
         with self._lock:
             return copy.deepcopy(self._views.get(view_id))
 
     def view_by_external_id(self, external_id: str) -> View | None:
+        """A copy of the open view with this ``external_id``, or None."""
         with self._lock:
             found = next(
                 (v for v in self._views.values() if v.is_open and v.external_id == external_id),
@@ -965,6 +1021,7 @@ class WorkspaceState:
             return copy.deepcopy(found)
 
     def views(self, *, user_id: str | None = None, open_only: bool = True) -> list[View]:
+        """Copies of the views, of one user and only the open ones by default."""
         with self._lock:
             return copy.deepcopy(
                 [
@@ -980,6 +1037,7 @@ class WorkspaceState:
             return copy.deepcopy([self._views[v] for v in self._view_stacks.get(user_id, [])])
 
     def top_view(self, user_id: str) -> View | None:
+        """The modal on top of the user's stack, or None."""
         stack = self.view_stack(user_id)
         return stack[-1] if stack else None
 
@@ -988,6 +1046,7 @@ class WorkspaceState:
     def issue_response_url(
         self, channel_id: str, user_id: str, *, message_ts: str | None = None
     ) -> ResponseUrl:
+        """A new ``response_url`` for an interaction in ``channel_id`` by ``user_id``."""
         with self._lock:
             rid = self._random_id("R", 16)
             response_url = ResponseUrl(
@@ -1002,6 +1061,7 @@ class WorkspaceState:
             return response_url
 
     def response_url(self, response_url_id: str) -> ResponseUrl | None:
+        """The ``response_url`` with this id, or None."""
         with self._lock:
             return self._response_urls.get(response_url_id)
 
@@ -1068,6 +1128,7 @@ class WorkspaceState:
             return post, None
 
     def response_posts(self, response_url_id: str | None = None) -> list[ResponsePost]:
+        """Copies of the posts made to response URLs, or to one of them."""
         with self._lock:
             return copy.deepcopy(
                 [
@@ -1080,15 +1141,18 @@ class WorkspaceState:
     # ------------------------------------------------------------------------ recorded calls ----
 
     def record_call(self, call: RecordedCall) -> None:
+        """Record a call the fake answered."""
         with self._lock:
             self._calls.append(call)
             self._emit("api.call", method=call.method)
 
     def calls(self, method: str | None = None) -> list[RecordedCall]:
+        """Copies of the recorded calls, of one method or all."""
         with self._lock:
             return copy.deepcopy([c for c in self._calls if method is None or c.method == method])
 
     def last_call(self, method: str | None = None) -> RecordedCall | None:
+        """The latest recorded call, of one method or any."""
         found = self.calls(method)
         return found[-1] if found else None
 
@@ -1116,10 +1180,12 @@ class WorkspaceState:
 
     @property
     def is_down(self) -> bool:
+        """Whether the fake answers every call with a 503."""
         with self._lock:
             return self._down
 
     def clear_faults(self) -> None:
+        """Forget the injected failures and bring the fake back up."""
         with self._lock:
             self._faults.clear()
             self._down = False

@@ -113,9 +113,11 @@ class RunWrites(ABC):
         """Close the held connections (the next write opens new ones)."""
 
     def add_listener(self, listener: StatementListener) -> None:
+        """Call ``listener`` after each run write from now on."""
         self._listeners = (*self._listeners, listener)
 
     def remove_listener(self, listener: StatementListener) -> None:
+        """Stop calling a listener added with ``add_listener``."""
         self._listeners = tuple(x for x in self._listeners if x is not listener)
 
     def _executed(self, sql: str, rowcount: int) -> None:
@@ -170,6 +172,8 @@ class BaseDb:
 
     # -- schema ----------------------------------------------------------------
     def ensure_schema(self) -> None:
+        """Create the tables in an empty database, or upgrade an older schema, once per process and
+        under a lock, so replicas starting together do it once."""
         if self._schema_ready:
             return
         with self._schema_lock:
@@ -227,6 +231,7 @@ class BaseDb:
         self._schema_ready = True
 
     def ping(self) -> bool:
+        """Whether the database answers a ``SELECT 1`` now (for health checks); logs why not."""
         try:
             with self._connect() as conn:
                 conn.exec_driver_sql("SELECT 1")
@@ -236,6 +241,7 @@ class BaseDb:
             return False
 
     def dispose(self) -> None:
+        """Close the run writer's connections and the engine's pool."""
         self._writes.close()
         self.engine.dispose()
 
@@ -245,6 +251,7 @@ class BaseDb:
         self._writes.add_listener(listener)
 
     def remove_statement_listener(self, listener: StatementListener) -> None:
+        """Stop calling a listener added with ``add_statement_listener``."""
         self._writes.remove_listener(listener)
 
     # -- writing runs --------------------------------------------------------------
@@ -477,6 +484,7 @@ class BaseDb:
 
     # -- reading -------------------------------------------------------------------
     def get_run(self, run_id: str) -> WorkflowRunOutput | None:
+        """The run with this id as last stored (with its version), or None."""
         self.ensure_schema()
         with self._connect() as conn:
             row = conn.execute(
@@ -487,6 +495,7 @@ class BaseDb:
         return WorkflowRunOutput.from_dict(json.loads(row.data), version=row.version)
 
     def get_session(self, session_id: str) -> WorkflowSession | None:
+        """The session with its runs in the order they were started, or None."""
         self.ensure_schema()
         with self._connect() as conn:
             srow = conn.execute(select(sessions).where(sessions.c.session_id == session_id)).first()
@@ -576,6 +585,7 @@ class BaseDb:
         return result
 
     def get_decisions(self, run_id: str) -> list[Decision]:
+        """The run's audit trail: every recorded decision, oldest first."""
         self.ensure_schema()
         with self._connect() as conn:
             rows = conn.execute(

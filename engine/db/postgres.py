@@ -35,6 +35,7 @@ _SCHEMA_LOCK_KEY = 0x5160FF
 
 
 def normalize_postgres_url(url: str) -> str:
+    """Rewrite ``postgres://`` and ``postgresql://`` URLs to use the psycopg 3 driver."""
     for prefix in ("postgres://", "postgresql://"):
         if url.startswith(prefix):
             return "postgresql+psycopg://" + url[len(prefix) :]

@@ -17,6 +17,8 @@ if TYPE_CHECKING:
 
 @dataclass(kw_only=True)
 class WorkflowRunEvent:
+    """What every run event carries: which run, when, and the run as it was then."""
+
     event: ClassVar[str] = "WorkflowRunEvent"
     run_id: str
     session_id: str
@@ -28,6 +30,8 @@ class WorkflowRunEvent:
 
 @dataclass(kw_only=True)
 class WorkflowStartedEvent(WorkflowRunEvent):
+    """A run started, with its input."""
+
     event: ClassVar[str] = "WorkflowStarted"
     input: Any = None
     user_id: str | None = None
@@ -35,6 +39,8 @@ class WorkflowStartedEvent(WorkflowRunEvent):
 
 @dataclass(kw_only=True)
 class WorkflowCompletedEvent(WorkflowRunEvent):
+    """A run ran to its end; ``content`` is the output of the last step that ran."""
+
     event: ClassVar[str] = "WorkflowCompleted"
     content: Any = None
     step_results: list[StepOutput] = field(default_factory=list)
@@ -42,6 +48,8 @@ class WorkflowCompletedEvent(WorkflowRunEvent):
 
 @dataclass(kw_only=True)
 class WorkflowCancelledEvent(WorkflowRunEvent):
+    """A run was cancelled by a rejection or a deadline (``on_reject="cancel"``)."""
+
     event: ClassVar[str] = "WorkflowCancelled"
     reason: str | None = None
     step_name: str | None = None
@@ -50,6 +58,8 @@ class WorkflowCancelledEvent(WorkflowRunEvent):
 
 @dataclass(kw_only=True)
 class WorkflowErrorEvent(WorkflowRunEvent):
+    """A run ended on a step's exception."""
+
     event: ClassVar[str] = "WorkflowError"
     error: str
     step_name: str | None = None
@@ -57,6 +67,8 @@ class WorkflowErrorEvent(WorkflowRunEvent):
 
 @dataclass(kw_only=True)
 class StepStartedEvent(WorkflowRunEvent):
+    """A step began to run; again for each attempt."""
+
     event: ClassVar[str] = "StepStarted"
     step_name: str
     step_index: int
@@ -65,6 +77,8 @@ class StepStartedEvent(WorkflowRunEvent):
 
 @dataclass(kw_only=True)
 class StepCompletedEvent(WorkflowRunEvent):
+    """A step finished with an output."""
+
     event: ClassVar[str] = "StepCompleted"
     step_name: str
     step_index: int
@@ -75,6 +89,8 @@ class StepCompletedEvent(WorkflowRunEvent):
 
 @dataclass(kw_only=True)
 class StepSkippedEvent(WorkflowRunEvent):
+    """A step was skipped: by a rejection, a deadline (``timed_out``) or ``on_error="skip"``."""
+
     event: ClassVar[str] = "StepSkipped"
     step_name: str
     step_index: int
@@ -86,6 +102,8 @@ class StepSkippedEvent(WorkflowRunEvent):
 
 @dataclass(kw_only=True)
 class StepPausedEvent(WorkflowRunEvent):
+    """A step paused for a person; ``requirement`` is what it asks for."""
+
     event: ClassVar[str] = "StepPaused"
     step_name: str
     step_index: int
@@ -115,6 +133,8 @@ class StepContinuedEvent(WorkflowRunEvent):
 
 @dataclass(kw_only=True)
 class StepTimedOutEvent(WorkflowRunEvent):
+    """A pause's deadline passed; ``on_reject`` is what happened to the step."""
+
     event: ClassVar[str] = "StepTimedOut"
     step_name: str
     step_index: int

@@ -59,13 +59,16 @@ class ExecutorRequirement:
     note: str | None = None
 
     def confirm(self) -> None:
+        """Let the agent's tool call go ahead."""
         self.confirmed = True
 
     def reject(self, note: str | None = None) -> None:
+        """Refuse the agent's tool call, with a ``note`` it gets back."""
         self.confirmed = False
         self.note = note
 
     def set_user_input(self, values: Mapping[str, Any] | None = None, /, **kwargs: Any) -> None:
+        """Give the tool's input values, checked against its schema (invalid ones raise)."""
         merged = {**(values or {}), **kwargs}
         self.user_input = validate_user_input(
             self.tool_name or "tool", self.user_input_schema, merged
@@ -73,6 +76,7 @@ class ExecutorRequirement:
 
     @property
     def is_resolved(self) -> bool:
+        """Whether every question of this tool call has an answer (a rejection needs no input)."""
         if self.requires_confirmation and self.confirmed is None:
             return False
         return not (
@@ -80,6 +84,7 @@ class ExecutorRequirement:
         )
 
     def to_dict(self) -> dict[str, Any]:
+        """Its stored form, JSON-safe."""
         return {
             "id": self.id,
             "tool_name": self.tool_name,
@@ -209,18 +214,22 @@ class StepRequirement(_RequirementFields):
     # agno's names for the same things.
     @property
     def step_id(self) -> str:
+        """agno's name for ``requirement_id``."""
         return self.requirement_id
 
     @property
     def timeout_at(self) -> datetime | None:
+        """agno's name for ``expires_at``."""
         return self.expires_at
 
     @property
     def is_timed_out(self) -> bool:
+        """agno's name for ``timed_out``."""
         return self.timed_out
 
     # -- answering ---------------------------------------------------------
     def confirm(self, by: str | None = None, comment: str | None = None) -> None:
+        """Approve; ``by`` is who decided, ``comment`` goes into the audit trail."""
         self.confirmed = True
         self.reason = None
         self.rejection_feedback = None
@@ -276,9 +285,11 @@ class StepRequirement(_RequirementFields):
         self._stamp(by)
 
     def select_single(self, choice: str, *, by: str | None = None) -> None:
+        """Choose one of the Router's routes by name (agno's name for ``select``)."""
         self.select(choice, by=by)
 
     def select_multiple(self, choices: Sequence[str], *, by: str | None = None) -> None:
+        """Choose several routes by name, where the Router allows more than one."""
         if not self.allow_multiple_selections:
             raise ValueError(f"router '{self.step_name}' does not allow multiple selections")
         self.select(*choices, by=by)
@@ -313,6 +324,7 @@ class StepRequirement(_RequirementFields):
         return converted
 
     def get_user_input(self, field_name: str) -> Any:
+        """One value of the submitted user input, or None."""
         return (self.user_input or {}).get(field_name)
 
     def _require_kind(self, kind: RequirementKind, what: str) -> None:
@@ -330,10 +342,12 @@ class StepRequirement(_RequirementFields):
     # -- state ---------------------------------------------------------------
     @property
     def is_rejected(self) -> bool:
+        """Whether the answer was a rejection."""
         return self.confirmed is False
 
     @property
     def needs_confirmation(self) -> bool:
+        """Whether this pause still waits for an approve or reject."""
         return (
             self.kind is RequirementKind.confirmation
             and self.requires_confirmation
@@ -342,14 +356,17 @@ class StepRequirement(_RequirementFields):
 
     @property
     def needs_user_input(self) -> bool:
+        """Whether this pause still waits for its input values."""
         return self.requires_user_input and not self.is_rejected and self.user_input is None
 
     @property
     def needs_route_selection(self) -> bool:
+        """Whether this pause still waits for a route to be chosen."""
         return self.requires_route_selection and not self.is_rejected and not self.selected_choices
 
     @property
     def needs_output_review(self) -> bool:
+        """Whether the step's output still waits for a review."""
         return self.requires_output_review and self.confirmed is None
 
     @property
@@ -359,16 +376,20 @@ class StepRequirement(_RequirementFields):
 
     @property
     def needs_executor_resolution(self) -> bool:
+        """Whether some of the agent's own requirements still wait for an answer."""
         return self.requires_executor_input and not all(
             r.is_resolved for r in self.executor_requirements or ()
         )
 
     @property
     def is_resolved(self) -> bool:
+        """Whether this pause has every answer it needs to continue."""
         return not self.unresolved_reasons()
 
+    # A decision table: each way a pause resolves returns its outcome.
     @property
-    def outcome(self) -> Outcome | None:
+    def outcome(self) -> Outcome | None:  # noqa: PLR0911
+        """How this pause was resolved, as the audit trail records it; None while unanswered."""
         if self.timed_out:
             return Outcome.timed_out
         if self.kind is RequirementKind.executor:
@@ -406,6 +427,7 @@ class StepRequirement(_RequirementFields):
         return RejectAction(self.on_timeout.value)
 
     def unresolved_reasons(self) -> list[str]:
+        """What still needs an answer, one sentence each naming the step; empty when resolved."""
         self._adopt_field_values()
         name = self.step_name
         if self.timed_out:
@@ -490,6 +512,7 @@ class StepRequirement(_RequirementFields):
 
     # -- storage -------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
+        """Its stored form, JSON-safe; ``from_dict`` reads it back."""
         data: dict[str, Any] = {
             "requirement_id": self.requirement_id,
             "step_name": self.step_name,
@@ -626,6 +649,7 @@ class Decision:
 
     @classmethod
     def from_requirement(cls, run_id: str, req: StepRequirement, *, at: datetime) -> Decision:
+        """The audit record of a resolved requirement; raises if it has no answer yet."""
         outcome = req.outcome
         if outcome is None:
             raise ValueError(f"step '{req.step_name}' has no answer to record")
@@ -641,6 +665,7 @@ class Decision:
         )
 
     def describe(self) -> str:
+        """One sentence for people: what was decided on which step, by whom and when."""
         who = self.decided_by or "someone"
         verb = {
             Outcome.confirmed: "confirmed",

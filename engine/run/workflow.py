@@ -56,14 +56,17 @@ class WorkflowRunOutput:
 
     @property
     def is_paused(self) -> bool:
+        """Whether the run waits for a person."""
         return self.status is RunStatus.paused
 
     @property
     def is_cancelled(self) -> bool:
+        """Whether the run was cancelled."""
         return self.status is RunStatus.cancelled
 
     @property
     def is_completed(self) -> bool:
+        """Whether the run ran to its end."""
         return self.status is RunStatus.completed
 
     @property
@@ -98,6 +101,7 @@ class WorkflowRunOutput:
 
     @property
     def steps_with_errors(self) -> list[StepRequirement]:
+        """The error pauses still waiting for ``retry()`` or ``skip()``."""
         return [r for r in self.error_requirements if r.needs_decision]
 
     @property
@@ -112,10 +116,12 @@ class WorkflowRunOutput:
 
     @property
     def paused_step_index(self) -> int | None:
+        """The index of the step the run is paused at, or None."""
         return self.step_requirements[0].step_index if self.step_requirements else None
 
     @property
     def pause_kind(self) -> PauseKind | None:
+        """Whether the run waits on a step's own pause or an agent's (executor) requirement."""
         if not self.is_paused or not self.step_requirements:
             return None
         if any(r.kind is RequirementKind.executor for r in self.step_requirements):
@@ -124,18 +130,22 @@ class WorkflowRunOutput:
 
     @property
     def is_error(self) -> bool:
+        """Whether the run ended on an exception."""
         return self.status is RunStatus.error
 
     @property
     def paused_step_name(self) -> str | None:
+        """The name of the step the run is paused at, or None."""
         return self.step_requirements[0].step_name if self.step_requirements else None
 
     @property
     def expires_at(self) -> datetime | None:
+        """The earliest deadline of the current pause, or None."""
         deadlines = [r.expires_at for r in self.step_requirements if r.expires_at]
         return min(deadlines) if deadlines else None
 
     def to_dict(self) -> dict[str, Any]:
+        """Its stored form, JSON-safe; ``from_dict`` reads it back."""
         return {
             "run_id": self.run_id,
             "session_id": self.session_id,
@@ -161,6 +171,7 @@ class WorkflowRunOutput:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], *, version: int = 0) -> WorkflowRunOutput:
+        """A run from its stored form, with ``version`` from the row it was read from."""
         return cls(
             run_id=data["run_id"],
             session_id=data["session_id"],

@@ -41,7 +41,8 @@ class Condition(Component):
     step_type = StepType.CONDITION
     default_on_reject = OnReject.else_branch
 
-    def __init__(
+    # Keyword-only options (agno's Condition signature), not positional arguments.
+    def __init__(  # noqa: PLR0913
         self,
         name: str | None = None,
         *,
@@ -92,6 +93,7 @@ class Condition(Component):
             raise WorkflowConfigError(f"Condition {self.name!r}: on_reject='retry' is for reviews")
 
     def children(self) -> list[Component]:
+        """The components a pause's path indexes into: the steps, then the else steps."""
         # A pause's path indexes steps first, then else_steps.
         return [*self.steps, *self.else_steps]
 
@@ -104,6 +106,7 @@ class Condition(Component):
     def walk(
         self, w: Walk, step_input: StepInput, path: tuple[int, ...], frame: Frame | None
     ) -> Walker:
+        """Ask first if configured, evaluate, then walk the chosen branch (resuming inside it)."""
         branch: str | None = None
         if frame is not None and frame.wait is None:
             branch = frame.state["branch"]

@@ -15,6 +15,8 @@ PAUSE_CONFIG_ATTR = "__signoff_pause__"
 
 @dataclass(frozen=True)
 class PauseConfig:
+    """The pause options ``@pause`` attached to a function, read when it becomes a Step."""
+
     name: str | None = None
     requires_confirmation: bool = False
     confirmation_message: str | None = None
@@ -28,7 +30,8 @@ class PauseConfig:
     on_error: OnError | str | None = None
 
 
-def pause(
+# Keyword-only options, the same as Step's pause options.
+def pause(  # noqa: PLR0913
     *,
     name: str | None = None,
     requires_confirmation: bool = False,
@@ -66,5 +69,6 @@ def pause(
 
 
 def get_pause_config(fn: object) -> PauseConfig | None:
+    """The ``PauseConfig`` that ``@pause`` put on ``fn``, or None if it has none."""
     config = getattr(fn, PAUSE_CONFIG_ATTR, None)
     return config if isinstance(config, PauseConfig) else None

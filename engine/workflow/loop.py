@@ -52,7 +52,8 @@ class Loop(Component):
 
     step_type = StepType.LOOP
 
-    def __init__(
+    # Keyword-only options (agno's Loop signature), not positional arguments.
+    def __init__(  # noqa: PLR0913
         self,
         name: str | None = None,
         *,
@@ -119,11 +120,16 @@ class Loop(Component):
         )
 
     def children(self) -> list[Component]:
+        """The components a pause's path indexes into: one iteration's steps."""
         return self.steps
 
-    def walk(
+    # One walker generator per component, as the machine drives it: each way out of an iteration
+    # (pause, rejection, end condition, limit) returns where it happens, with the resume state in
+    # its locals.
+    def walk(  # noqa: PLR0911, PLR0912, PLR0915
         self, w: Walk, step_input: StepInput, path: tuple[int, ...], frame: Frame | None
     ) -> Walker:
+        """Run iterations until the end condition or the limit, resuming inside a paused one."""
         iteration = 0
         iterations: list[list[StepOutput]] = []
         resume: Frame | None = None

@@ -58,11 +58,13 @@ class Parallel(Component):
         )
 
     def children(self) -> list[Component]:
+        """The components a pause's path indexes into: the branches."""
         return self.steps
 
     def walk(
         self, w: Walk, step_input: StepInput, path: tuple[int, ...], frame: Frame | None
     ) -> Walker:
+        """Walk every branch that has not finished; the pauses of all of them make one pause."""
         done: dict[int, StepOutput] = {}
         if frame is None:
             yield w.event(

@@ -45,7 +45,8 @@ class Router(Component):
 
     step_type = StepType.ROUTER
 
-    def __init__(
+    # Keyword-only options (agno's Router signature), not positional arguments.
+    def __init__(  # noqa: PLR0913
         self,
         name: str | None = None,
         *,
@@ -97,6 +98,7 @@ class Router(Component):
         )
 
     def children(self) -> list[Component]:
+        """The components a pause's path indexes into: the choices."""
         return self.choices
 
     def _indexes(self, picked: Any) -> list[int]:
@@ -120,6 +122,7 @@ class Router(Component):
     def walk(
         self, w: Walk, step_input: StepInput, path: tuple[int, ...], frame: Frame | None
     ) -> Walker:
+        """Pick the route(s) (from the selector or a person), then walk them in order."""
         selected: list[int] | None = None
         resume: Frame | None = None
         if frame is not None and frame.wait is None:

@@ -65,7 +65,8 @@ class Step(Component):
 
     step_type = StepType.STEP
 
-    def __init__(
+    # Keyword-only options (agno's Step signature), not positional arguments.
+    def __init__(  # noqa: PLR0913
         self,
         name: str | None = None,
         *,
@@ -168,6 +169,7 @@ class Step(Component):
 
     @property
     def pauses(self) -> bool:
+        """Whether this step asks a person before it runs."""
         return self.requires_confirmation or self.requires_user_input
 
     def new_requirement(
@@ -192,9 +194,12 @@ class Step(Component):
         return super().new_requirement(path=tuple(path), now=now, kind=kind, **fields)
 
     # -- walking ----------------------------------------------------------------------
-    def walk(
+    # One walker generator per component, as the machine drives it: each way out of an attempt
+    # (pause, retry, failure, output) returns where it happens, with the resume state in its locals.
+    def walk(  # noqa: PLR0911, PLR0912
         self, w: Walk, step_input: StepInput, path: tuple[int, ...], frame: Frame | None
     ) -> Walker:
+        """Ask first if configured, run, then pause for a review or on an error as configured."""
         attempt = 0
         user_input: dict[str, Any] | None = None
         feedback: str | None = None
@@ -280,7 +285,8 @@ class Step(Component):
             state["user_input"] = dict(user_input)
         return state
 
-    def _failed(
+    # Private, called only from walk() with walk's own state.
+    def _failed(  # noqa: PLR0917
         self,
         w: Walk,
         step_input: StepInput,
@@ -311,7 +317,8 @@ class Step(Component):
             return Result(Flow.done, output=failed)
         return Result(Flow.failed, output=failed, message=message, step_name=self.name)
 
-    def _after_run(
+    # Private, called only from walk() with walk's own state.
+    def _after_run(  # noqa: PLR0917
         self,
         w: Walk,
         step_input: StepInput,
@@ -387,6 +394,8 @@ class Step(Component):
 
     # -- execution (called by the drivers) ---------------------------------------------------
     def agent_message(self, step_input: StepInput) -> str:
+        """The message an agent step sends: the previous output or the input, with the user input
+        and a reviewer's feedback appended."""
         base = step_input.previous_step_content
         if base is None:
             base = step_input.input
@@ -401,6 +410,7 @@ class Step(Component):
         return message
 
     def execute(self, step_input: StepInput) -> StepOutput:
+        """Run the executor or agent once, in this thread (a coroutine is run to its end)."""
         if self.executor is not None:
             result = self.executor(step_input)
             if inspect.isawaitable(result):
@@ -412,6 +422,7 @@ class Step(Component):
         return self._as_output(result)
 
     async def aexecute(self, step_input: StepInput) -> StepOutput:
+        """Run the executor or agent once, without blocking the event loop."""
         if self.executor is not None:
             if inspect.iscoroutinefunction(self.executor):
                 result = await self.executor(step_input)
@@ -441,12 +452,14 @@ class Step(Component):
         }
 
     def continue_executor(self, step_input: StepInput, req: StepRequirement) -> StepOutput:
+        """Hand the agent its answered requirements and let it finish."""
         result = self.agent.continue_run(**self._continue_args(req))
         if inspect.isawaitable(result):
             result = _run_coroutine_blocking(result)
         return self._as_output(result)
 
     async def acontinue_executor(self, step_input: StepInput, req: StepRequirement) -> StepOutput:
+        """Hand the agent its answered requirements and let it finish, off the event loop."""
         args = self._continue_args(req)
         acontinue = getattr(self.agent, "acontinue_run", None)
         if callable(acontinue):

@@ -62,11 +62,13 @@ class Steps(Component):
         )
 
     def children(self) -> list[Component]:
+        """The components a pause's path indexes into: the sequence's steps."""
         return self.steps
 
     def walk(
         self, w: Walk, step_input: StepInput, path: tuple[int, ...], frame: Frame | None
     ) -> Walker:
+        """Ask first if configured, then walk the steps in order."""
         ended, frame, _ = yield from self.gate(w, path, frame)
         if ended is not None:
             return ended

@@ -44,6 +44,7 @@ class OnReject(_ParsedEnum):
 
     @classmethod
     def parse(cls, value: OnReject | str) -> OnReject:
+        """The member named by ``value``; a ValueError lists the valid names."""
         result: OnReject = super().parse(value)
         return result
 
@@ -58,6 +59,7 @@ class OnTimeout(_ParsedEnum):
 
     @classmethod
     def parse(cls, value: OnTimeout | str) -> OnTimeout:
+        """The member named by ``value``; a ValueError lists the valid names."""
         result: OnTimeout = super().parse(value)
         return result
 
@@ -72,6 +74,7 @@ class OnError(_ParsedEnum):
 
     @classmethod
     def parse(cls, value: OnError | str) -> OnError:
+        """The member named by ``value``; a ValueError lists the valid names."""
         result: OnError = super().parse(value)
         return result
 
@@ -131,11 +134,13 @@ class UserInputField:
             raise ValueError(f"UserInputField name must be an identifier, got {self.name!r}")
 
     def copy(self) -> UserInputField:
+        """A copy whose allowed values can be changed without changing this one."""
         return dataclasses.replace(
             self, allowed_values=list(self.allowed_values) if self.allowed_values else None
         )
 
-    def convert(self, raw: Any) -> Any:
+    # One branch per field type, each converting what a form sends the way that type needs.
+    def convert(self, raw: Any) -> Any:  # noqa: PLR0912, PLR0915
         """Return ``raw`` as this field's type, or raise ValueError saying why it is not.
 
         Strings as a form sends them ("42", "0.5", "true") are converted where that is
@@ -195,6 +200,7 @@ class UserInputField:
         return value
 
     def to_dict(self) -> dict[str, Any]:
+        """Its stored form; ``from_dict`` reads it back."""
         return {
             "name": self.name,
             "field_type": self.field_type,
@@ -222,6 +228,7 @@ class UserInputField:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> UserInputField:
+        """A field from its stored form (type ``str`` and required unless it says otherwise)."""
         return cls(
             name=data["name"],
             field_type=data.get("field_type") or "str",
@@ -290,6 +297,7 @@ class StepOutput:
     step_id: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
+        """Its stored form, JSON-safe; ``from_dict`` reads it back."""
         data: dict[str, Any] = {
             "step_name": self.step_name,
             "content": _jsonable(self.content),
@@ -311,6 +319,7 @@ class StepOutput:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> StepOutput:
+        """An output from its stored form, with its nested outputs (a group's steps)."""
         children = data.get("steps")
         return cls(
             content=data.get("content"),
@@ -354,6 +363,7 @@ class StepInput:
 
     @property
     def user_input(self) -> dict[str, Any]:
+        """The values a person submitted at this step's pause (a copy; empty if none)."""
         return dict(self.additional_data.get("user_input") or {})
 
     @property
@@ -383,6 +393,7 @@ class StepInput:
         return output.content
 
     def get_all_previous_content(self) -> str:
+        """Every earlier step's content, each under a ``=== name ===`` heading."""
         return "\n\n".join(
             f"=== {name} ===\n{out.content}"
             for name, out in self.previous_step_outputs.items()
@@ -390,13 +401,16 @@ class StepInput:
         )
 
     def get_last_step_content(self) -> Any:
+        """The previous step's content (agno's name for ``previous_step_content``)."""
         return self.previous_step_content
 
     def get_input_as_string(self) -> str:
+        """The run's input as text; empty when there is none."""
         return "" if self.input is None else str(self.input)
 
 
 def to_timedelta(value: timedelta | float | int | None, *, what: str) -> timedelta | None:
+    """A timedelta from a timedelta or seconds, checked to be positive; errors name ``what``."""
     if value is None or isinstance(value, timedelta):
         result = value
     elif isinstance(value, (int, float)) and not isinstance(value, bool):

@@ -124,6 +124,7 @@ class Workflow:
     # -- configuration -------------------------------------------------------
     @property
     def db(self) -> BaseDb:
+        """Where runs are stored; if none was given, an in-memory SQLite database (this process)."""
         if self._db is None:
             with self._lock:
                 if self._db is None:
@@ -549,6 +550,7 @@ class Workflow:
 
     # -- public API: loading -----------------------------------------------------
     def get_run(self, run_id: str) -> WorkflowRunOutput | None:
+        """The run with this id as last stored, or None."""
         return self.db.get_run(run_id)
 
     def get_session(self, session_id: str | None = None) -> WorkflowSession | None:
@@ -559,6 +561,7 @@ class Workflow:
         return self.db.get_session(session_id)
 
     def get_decisions(self, run_id: str) -> list[Decision]:
+        """The run's audit trail: every recorded decision, oldest first."""
         return self.db.get_decisions(run_id)
 
     def step_named(self, name: str) -> Component | None:
@@ -614,7 +617,8 @@ class Workflow:
             raise self.db.not_paused_error(run_id)
         return run
 
-    def _prepare_continue(
+    # Checks each way a continue_run call can be wrong, in the order the errors are reported.
+    def _prepare_continue(  # noqa: PLR0912
         self,
         run_output: WorkflowRunOutput | None,
         *,

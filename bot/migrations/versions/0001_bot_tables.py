@@ -17,6 +17,7 @@ depends_on = None
 
 
 def upgrade() -> None:
+    """Create the bot's tables: Slack runs, pauses, the outbox and the seen requests."""
     op.create_table(
         "slack_runs",
         sa.Column("run_id", sa.String(64), primary_key=True),
@@ -61,6 +62,7 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    """Drop the bot's tables and their indexes."""
     op.drop_table("slack_seen_requests")
     op.drop_index("ix_slack_outbox_run_id", "slack_outbox")
     op.drop_table("slack_outbox")

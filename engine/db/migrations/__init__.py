@@ -10,6 +10,7 @@ HERE = Path(__file__).parent
 
 
 def alembic_config(engine: Engine, connection: Connection | None = None) -> object:
+    """An Alembic ``Config`` for these migrations, run on ``engine`` (or an open ``connection``)."""
     from alembic.config import Config
 
     config = Config()

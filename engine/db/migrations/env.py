@@ -1,3 +1,6 @@
+"""Alembic's environment: runs the migrations on the engine or connection that ``alembic_config``
+put in the config's attributes."""
+
 from __future__ import annotations
 
 from alembic import context

@@ -18,6 +18,7 @@ _Id = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 
 
 def upgrade() -> None:
+    """Create the sessions, runs and decisions tables."""
     op.create_table(
         "wf_sessions",
         sa.Column("session_id", sa.String(64), primary_key=True),
@@ -60,6 +61,7 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    """Drop the three tables, decisions first."""
     op.drop_table("wf_decisions")
     op.drop_table("wf_runs")
     op.drop_table("wf_sessions")

@@ -16,6 +16,7 @@ depends_on = None
 
 
 def upgrade() -> None:
+    """Add the run lease (owner and expiry) and the index that finds expired leases."""
     with op.batch_alter_table("wf_runs") as batch:
         batch.add_column(sa.Column("lease_owner", sa.String(100)))
         batch.add_column(sa.Column("lease_expires_at", UtcDateTime()))
@@ -23,6 +24,7 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    """Remove the run lease columns and their index."""
     with op.batch_alter_table("wf_runs") as batch:
         batch.drop_index("ix_wf_runs_status_lease_expires_at")
         batch.drop_column("lease_expires_at")
