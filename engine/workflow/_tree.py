@@ -16,10 +16,15 @@ from collections.abc import Callable, Generator, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypedDict
 
 from engine.errors import WorkflowConfigError
-from engine.run.events import StepSkippedEvent, WorkflowRunEvent
+from engine.run.events import (
+    StepCompletedEvent,
+    StepSkippedEvent,
+    StepStartedEvent,
+    WorkflowRunEvent,
+)
 from engine.run.requirement import RejectAction, StepRequirement
 from engine.workflow.types import (
     HumanReview,
@@ -228,6 +233,22 @@ class Walk:
         )
 
 
+class PauseOptions(TypedDict, total=False):
+    """The keyword arguments of the pause before a group (Steps, Loop, Condition, Router)
+    runs. ``requires_confirmation``: ask a person first; ``confirmation_message``: what to
+    ask; ``on_reject``: what a rejection does (``skip``, ``cancel``; a Condition also
+    ``else``); ``pause_timeout`` (or agno's ``hitl_timeout`` with ``on_timeout``): the
+    pause's deadline; ``human_review``: the same settings as one ``HumanReview`` object."""
+
+    requires_confirmation: bool
+    confirmation_message: str | None
+    on_reject: OnReject | str | None
+    pause_timeout: timedelta | float | None
+    hitl_timeout: float | None
+    on_timeout: OnTimeout | str | None
+    human_review: HumanReview | None
+
+
 class Component:
     """What every node of a workflow's tree shares: a name, and the pause before it runs.
 
@@ -238,6 +259,29 @@ class Component:
     step_type: StepType = StepType.STEP
     default_on_reject: OnReject = OnReject.skip
     name: str
+
+    def _init_group(
+        self, pause: PauseOptions, *, supports: frozenset[str] = frozenset()
+    ) -> HumanReview | None:
+        """Check ``human_review`` against what this group ``supports``, then set up the
+        pause before it (``self.name`` set first). Returns the ``human_review``."""
+        human_review = pause.get("human_review")
+        if human_review is not None:
+            try:
+                human_review.check_for(type(self).__name__, supports=supports)
+            except ValueError as exc:
+                raise WorkflowConfigError(str(exc)) from None
+        self._init_pause(
+            name=self.name,
+            requires_confirmation=pause.get("requires_confirmation", False),
+            confirmation_message=pause.get("confirmation_message"),
+            on_reject=pause.get("on_reject"),
+            pause_timeout=pause.get("pause_timeout"),
+            hitl_timeout=pause.get("hitl_timeout"),
+            on_timeout=pause.get("on_timeout"),
+            human_review=human_review,
+        )
+        return human_review
 
     def _init_pause(
         self,
@@ -348,6 +392,55 @@ class Component:
             if action is not RejectAction.approve:
                 return (yield from self.rejected(w, req, path, action)), None, req
         return None, None, req
+
+    def begin(
+        self, w: Walk, path: tuple[int, ...], frame: Frame | None
+    ) -> Generator[Instruction, Any, tuple[Result | None, Frame | None, StepRequirement | None]]:
+        """``gate``, then the started event when the group starts now (not when it resumes
+        mid-way). Returns what ``gate`` returns."""
+        ended, frame, req = yield from self.gate(w, path, frame)
+        if ended is None and frame is None:
+            yield self.started_event(w, path)
+        return ended, frame, req
+
+    def started_event(self, w: Walk, path: tuple[int, ...]) -> WorkflowRunEvent:
+        return w.event(
+            StepStartedEvent, step_name=self.name, step_index=path[-1], step_path=list(path)
+        )
+
+    def completed_event(
+        self, w: Walk, path: tuple[int, ...], output: StepOutput
+    ) -> WorkflowRunEvent:
+        return w.event(
+            StepCompletedEvent,
+            step_name=self.name,
+            step_index=path[-1],
+            step_path=list(path),
+            content=output.content,
+            step_output=output,
+        )
+
+    def walk_members(
+        self,
+        w: Walk,
+        members: Sequence[tuple[int, Component]],
+        step_input: StepInput,
+        path: tuple[int, ...],
+        frame: Frame | None,
+        *,
+        state: dict[str, Any] | None = None,
+    ) -> Walker:
+        """Walk ``members`` as this group's sequence, resuming at ``frame``: a pause inside
+        keeps ``state`` in the group's frame; at the end the group's output and its
+        completed event."""
+        inner = yield from walk_sequence(w, members, step_input, path, frame)
+        if inner.frame is not None:
+            inner.frame.state.update(state or {})
+            return inner
+        result = finish_group(self, inner)
+        if result.output is not None:
+            yield self.completed_event(w, path, result.output)
+        return result
 
     def rejected(
         self, w: Walk, req: StepRequirement, path: tuple[int, ...], action: RejectAction

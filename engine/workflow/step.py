@@ -12,7 +12,6 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from engine.errors import WorkflowConfigError
-from engine.run.events import StepCompletedEvent, StepStartedEvent
 from engine.run.requirement import ExecutorRequirement, RejectAction, StepRequirement
 from engine.workflow._tree import (
     Call,
@@ -244,9 +243,7 @@ class Step(Component):
                 attempt += 1
             elif frame.wait is Wait.executor:
                 step_input = self._input_with(step_input, user_input, None)
-                yield w.event(
-                    StepStartedEvent, step_name=self.name, step_index=path[-1], step_path=list(path)
-                )
+                yield self.started_event(w, path)
                 try:
                     output: StepOutput = yield ContinueExecutor(self, step_input, req)
                 except Exception as exc:
@@ -255,9 +252,7 @@ class Step(Component):
                     yield from self._after_run(w, step_input, path, output, attempt, user_input)
                 )
         step_input = self._input_with(step_input, user_input, feedback)
-        yield w.event(
-            StepStartedEvent, step_name=self.name, step_index=path[-1], step_path=list(path)
-        )
+        yield self.started_event(w, path)
         try:
             output = yield Invoke(self, step_input)
         except Exception as exc:
@@ -357,14 +352,7 @@ class Step(Component):
         return (yield from self._completed(w, path, output))
 
     def _completed(self, w: Walk, path: tuple[int, ...], output: StepOutput) -> Walker:
-        yield w.event(
-            StepCompletedEvent,
-            step_name=self.name,
-            step_index=path[-1],
-            step_path=list(path),
-            content=output.content,
-            step_output=output,
-        )
+        yield self.completed_event(w, path, output)
         return Result(Flow.stopped if output.stop else Flow.done, output=output)
 
     def _reviewed(

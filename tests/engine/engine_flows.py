@@ -20,6 +20,7 @@ from engine import (
     Router,
     RunNotPausedError,
     Step,
+    StepInput,
     StepOutput,
     StepRequirement,
     Steps,
@@ -116,6 +117,24 @@ class Recorder:
     def count(self, name: str) -> int:
         with self._lock:
             return self.calls.count(name)
+
+
+def echo(label: str, rec: Recorder | None = None) -> Step:
+    """A step that records that it ran and returns ``label<previous content>``."""
+
+    def run(step_input: StepInput) -> StepOutput:
+        if rec is not None:
+            rec.record(label)
+        return StepOutput(content=f"{label}<{step_input.previous_step_content}>")
+
+    return Step(name=label, executor=run)
+
+
+def gate(label: str, rec: Recorder | None = None, **kwargs: Any) -> Step:
+    """``echo`` that asks for confirmation first; ``kwargs`` go to the Step."""
+    return Step(
+        name=label, executor=echo(label, rec).executor, requires_confirmation=True, **kwargs
+    )
 
 
 def approval_workflow(
