@@ -109,3 +109,45 @@ class DecisionTooLateError(RunNotPausedError):
                 "and was refused; the timeout applies instead"
             ),
         )
+
+
+class AlreadyDecidedError(EngineError):
+    """This person already gave their decision on this pause (``approved`` or
+    ``rejected``): it counts once, nothing was recorded again. ``approved_by``,
+    ``rejected_by`` and ``approvals_needed`` are the pause's progress."""
+
+    def __init__(
+        self,
+        run_id: str,
+        *,
+        step_name: str,
+        decided_by: str,
+        decision: str,
+        approved_by: list[str],
+        rejected_by: list[str],
+        approvals_needed: int,
+    ) -> None:
+        self.run_id = run_id
+        self.step_name = step_name
+        self.decided_by = decided_by
+        self.decision = decision
+        self.approved_by = list(approved_by)
+        self.rejected_by = list(rejected_by)
+        self.approvals_needed = approvals_needed
+        super().__init__(
+            f"{decided_by} already {decision} step '{step_name}' of run {run_id}; "
+            f"a decision counts once ({approvals_needed} more approval(s) needed)"
+        )
+
+
+class DeciderNotAllowedError(EngineError, PermissionError):
+    """This person may not decide this pause (``excluded_deciders``: the run's requester
+    when ``allow_requester=False``, anyone who decided a step named in
+    ``distinct_from``), or a pause that counts people was answered without ``by=``."""
+
+    def __init__(self, run_id: str, *, step_name: str, decided_by: str | None, why: str) -> None:
+        self.run_id = run_id
+        self.step_name = step_name
+        self.decided_by = decided_by
+        self.why = why
+        super().__init__(f"step '{step_name}' of run {run_id}: {why}")

@@ -12,6 +12,7 @@ from engine.errors import WorkflowConfigError
 from engine.run.base import RunStatus
 from engine.run.events import (
     RouterPausedEvent,
+    StepApprovalProgressEvent,
     StepContinuedEvent,
     StepErrorPausedEvent,
     StepExecutorPausedEvent,
@@ -23,13 +24,14 @@ from engine.run.events import (
     WorkflowErrorEvent,
     WorkflowStartedEvent,
 )
-from engine.run.requirement import Decision, RejectAction, StepRequirement
+from engine.run.requirement import Decision, RejectAction, StepRequirement, tally
 from engine.workflow._tree import (
     Claim,
     Component,
     Flow,
     Frame,
     Instruction,
+    Reload,
     Result,
     Save,
     Wait,
@@ -121,11 +123,54 @@ class RunMachine:
         yield self.event(WorkflowStartedEvent, run, input=run.input, user_id=run.user_id)
         yield from self._walk(run, self._walk_state(run, (), None), None)
 
-    def resume(self, run: WorkflowRunOutput, decisions: list[Decision]) -> Machine:
-        expected_version = run.version
-        run.status = RunStatus.running
-        run.updated_at = self.wf.clock.now()
-        yield Claim(run, expected_version, decisions)
+    def resume(
+        self,
+        run: WorkflowRunOutput,
+        decisions: list[Decision],
+        answers: list[StepRequirement] | None = None,
+    ) -> Machine:
+        """Claim the answered pause and run on. With ``answers`` (a pause whose
+        requirements count votes) the answers are tallied first: a vote that leaves the
+        pause open is recorded and the run stays paused; a concurrent vote that landed
+        first makes this one tally again on the fresh run, so every vote is counted and
+        exactly one resolves the pause."""
+        if answers is not None:
+            while True:
+                now = self.wf.clock.now()
+                decisions, resolved = tally(run.run_id, run.step_requirements, answers, now=now)
+                expected_version = run.version
+                run.updated_at = now
+                if resolved:
+                    run.status = RunStatus.running
+                claimed = yield Claim(
+                    run, expected_version, decisions, contended=True, keeps_paused=not resolved
+                )
+                if claimed:
+                    break
+                # Another vote landed first: tally again on the run as it is now (kept in
+                # this same object, which the caller holds).
+                fresh = yield Reload(run.run_id, [r.requirement_id for r in run.step_requirements])
+                run.__dict__.update(fresh.__dict__)
+            if not resolved:
+                for req in run.step_requirements:
+                    yield self.event(
+                        StepApprovalProgressEvent,
+                        run,
+                        step_name=req.step_name,
+                        step_index=req.step_index,
+                        step_path=list(req.step_path),
+                        requirement=req,
+                        approved_by=list(req.approved_by),
+                        rejected_by=list(req.rejected_by),
+                        approvals_needed=req.approvals_needed,
+                        rejections_needed=req.rejections_needed,
+                    )
+                return
+        else:
+            expected_version = run.version
+            run.status = RunStatus.running
+            run.updated_at = self.wf.clock.now()
+            yield Claim(run, expected_version, decisions)
         for req in run.step_requirements:
             if req.timed_out:
                 yield self.event(
@@ -215,6 +260,10 @@ class RunMachine:
 
     def _pause(self, run: WorkflowRunOutput, reqs: list[StepRequirement], frame: Frame) -> Machine:
         now = self.wf.clock.now()
+        for req in reqs:
+            component = self.wf.locate(req.step_path)
+            if component is not None:
+                req.excluded_deciders = component.excluded_deciders(run)
         run.status = RunStatus.paused
         run.step_requirements = list(reqs)
         run.pause_path = list(reqs[0].step_path)

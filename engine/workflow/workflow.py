@@ -264,10 +264,10 @@ class Workflow:
         ``run_response=`` is agno's name for ``run_output``.
         """
         run_output = _one_run(run_output, run_response)
-        run, decision = self._prepare_continue(
+        run, decisions, votes = self._prepare_continue(
             run_output, run_id=run_id, session_id=session_id, step_requirements=step_requirements
         )
-        machine = self._machine.resume(run, decision)
+        machine = self._machine.resume(run, decisions, votes)
         if stream:
             return self._stream(machine, stream_events, mirror=run_output)
         self._drain(machine)
@@ -385,7 +385,7 @@ class Workflow:
         run_id: str | None,
         session_id: str | None,
         step_requirements: list[StepRequirement] | None,
-    ) -> tuple[WorkflowRunOutput, list[Decision]]:
+    ) -> tuple[WorkflowRunOutput, list[Decision], list[StepRequirement] | None]:
         return await asyncio.to_thread(
             self._prepare_continue,
             run_output,
@@ -401,10 +401,10 @@ class Workflow:
         session_id: str | None,
         step_requirements: list[StepRequirement] | None,
     ) -> WorkflowRunOutput:
-        run, decision = await self._aprepare_continue(
+        run, decisions, votes = await self._aprepare_continue(
             run_output, run_id, session_id, step_requirements
         )
-        async for _ in self._adrive(self._machine.resume(run, decision)):
+        async for _ in self._adrive(self._machine.resume(run, decisions, votes)):
             pass
         if run_output is not None and run_output is not run:
             _copy_into(run_output, run)
@@ -418,10 +418,10 @@ class Workflow:
         step_requirements: list[StepRequirement] | None,
         stream_events: bool,
     ) -> AsyncIterator[WorkflowRunEvent]:
-        run, decision = await self._aprepare_continue(
+        run, decisions, votes = await self._aprepare_continue(
             run_output, run_id, session_id, step_requirements
         )
-        machine = self._machine.resume(run, decision)
+        machine = self._machine.resume(run, decisions, votes)
         async for event in self._astream(machine, stream_events, mirror=run_output):
             yield event
 
@@ -621,7 +621,10 @@ class Workflow:
         run_id: str | None,
         session_id: str | None,
         step_requirements: list[StepRequirement] | None,
-    ) -> tuple[WorkflowRunOutput, list[Decision]]:
+    ) -> tuple[WorkflowRunOutput, list[Decision], list[StepRequirement] | None]:
+        """The run to resume, the decisions its claim records, and for a pause whose
+        requirements count votes the answers to tally (the machine tallies them, again on
+        a fresh copy if a concurrent vote lands first)."""
         if run_output is not None and not isinstance(run_output, WorkflowRunOutput):
             raise TypeError(
                 "continue_run takes the paused WorkflowRunOutput (or run_id=...), "
@@ -657,9 +660,14 @@ class Workflow:
         if not run.step_requirements:
             raise self.db.not_paused_error(run.run_id)
         self._apply_answers(run, answers)
-        problems = [p for r in run.step_requirements for p in r.unresolved_reasons()]
-        if problems:
-            raise RequirementsUnresolvedError(run.run_id, problems)
+        voting = any(r.counts_votes for r in run.step_requirements)
+        if not voting:
+            problems = [p for r in run.step_requirements for p in r.unresolved_reasons()]
+            if problems:
+                raise RequirementsUnresolvedError(run.run_id, problems)
+            for req in run.step_requirements:
+                if req.excluded_deciders:
+                    req.check_decider(run.run_id)
         now = self.clock.now()
         for req in run.step_requirements:
             if req.user_input is not None and not req.is_rejected:
@@ -678,9 +686,13 @@ class Workflow:
                 raise DecisionTooLateError(
                     run.run_id, step_name=req.step_name, expires_at=req.expires_at
                 )
-        return run, [
+        if voting:
+            given = [StepRequirement.from_dict(r.to_dict()) for r in run.step_requirements]
+            return run, [], given
+        decisions = [
             Decision.from_requirement(run.run_id, r, at=now) for r in run.step_requirements
         ]
+        return run, decisions, None
 
     @staticmethod
     def _apply_answers(run: WorkflowRunOutput, answers: list[StepRequirement]) -> None:
