@@ -434,7 +434,26 @@ class Workflow:
         has not passed yet.
         """
         now = require_aware(now, "expire_run(now=...)") if now else self.clock.now()
-        run = self._load_for_continue(run_id, None)
+        while True:
+            run = self._load_for_continue(run_id, None)
+            ids = [r.requirement_id for r in run.step_requirements]
+            try:
+                return self._expire(run, now=now)
+            except RunNotPausedError:
+                # A vote recorded meanwhile on a pause that counts them moved the run's
+                # version without resolving it: the deadline still decides, on the fresh run.
+                current = self.db.get_run(run_id)
+                if (
+                    current is None
+                    or not current.is_paused
+                    or current.version == run.version
+                    or not any(r.counts_votes for r in run.step_requirements)
+                    or [r.requirement_id for r in current.step_requirements] != ids
+                ):
+                    raise
+
+    def _expire(self, run: WorkflowRunOutput, *, now: datetime) -> WorkflowRunOutput:
+        run_id = run.run_id
         # Like continue_run: never apply a decision to a run this definition does not fit
         # (skipping would carry on with the wrong steps).
         check_fits(self, run)

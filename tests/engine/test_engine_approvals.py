@@ -368,9 +368,11 @@ def test_a_step_asking_for_input_takes_it_from_one_person() -> None:
 
 
 # -- exactly once under races ----------------------------------------------------------------
-def race_threads(wf: Workflow, run_id: str, voters: list[str]) -> list[Any]:
+def race_threads(
+    wf: Workflow, run_id: str, voters: list[str], *, barrier: threading.Barrier | None = None
+) -> list[Any]:
     """Every voter approves at the same moment, from its own thread."""
-    barrier = threading.Barrier(len(voters))
+    barrier = barrier or threading.Barrier(len(voters))
     results: list[Any] = [None] * len(voters)
 
     def one(i: int, who: str) -> None:
@@ -387,6 +389,7 @@ def race_threads(wf: Workflow, run_id: str, voters: list[str]) -> list[Any]:
         t.start()
     for t in threads:
         t.join()
+    assert all(r is not None for r in results), results  # a thread died of something else
     return results
 
 
@@ -429,6 +432,44 @@ def test_twenty_threads_race_the_last_approval(any_db: BaseDb) -> None:
     winner = voters[results.index(RunStatus.completed)]
     second = voters[results.index(RunStatus.paused)]
     assert [d.decided_by for d in decisions] == ["first", second, winner]
+
+
+def test_a_deadline_racing_votes_leaves_the_pause_resolved_exactly_once(
+    any_db: BaseDb,
+) -> None:
+    """Voters whose clock is before the deadline race a timer whose clock is after it
+    (two processes' views of time): whatever lands first, the pause ends resolved once."""
+    rec = Recorder()
+    start = ManualClock()
+    late = ManualClock(start.now() + timedelta(minutes=10))
+    steps = [gate("deploy", rec, approvals=10, pause_timeout=timedelta(minutes=5))]
+    voters_wf = Workflow(name="q", db=any_db, clock=start, steps=steps)
+    timer_wf = Workflow(name="q", db=any_db, clock=late, steps=steps)
+    run = voters_wf.run()
+    voters = [f"U{i:02d}" for i in range(10)]
+    barrier = threading.Barrier(len(voters) + 1)
+    expired: list[WorkflowRunOutput] = []
+
+    def timer() -> None:
+        barrier.wait()
+        expired.extend(timer_wf.expire_due_runs())
+
+    thread = threading.Thread(target=timer)
+    thread.start()
+    results = race_threads(voters_wf, run.run_id, voters, barrier=barrier)
+    thread.join()
+    stored = voters_wf.get_run(run.run_id)
+    assert stored is not None and stored.status is RunStatus.completed
+    finals = [
+        d
+        for d in voters_wf.get_decisions(run.run_id)
+        if d.outcome in (Outcome.confirmed, Outcome.timed_out)
+    ]
+    assert len(finals) == 1
+    assert rec.count("deploy") == (1 if finals[0].outcome is Outcome.confirmed else 0)
+    assert len(expired) == (1 if finals[0].outcome is Outcome.timed_out else 0)
+    votes = [d for d in voters_wf.get_decisions(run.run_id) if d.outcome is Outcome.approval_vote]
+    assert results.count(RunStatus.paused) == len(votes)
 
 
 def test_two_processes_give_the_last_two_approvals_at_once(
