@@ -36,10 +36,6 @@ class Outcome(StrEnum):
     rejected = "rejected"
     submitted = "submitted"  # input given on a step that asked only for input, or a route chosen
     timed_out = "timed_out"
-    # One person's vote on a pause that needs several (approvals=N, reject_quorum=M),
-    # recorded while the pause stays open; the vote that resolves it is confirmed/rejected.
-    approval_vote = "approval_vote"
-    rejection_vote = "rejection_vote"
 
 
 class RejectAction(StrEnum):
@@ -441,10 +437,17 @@ class StepRequirement(_RequirementFields):
             run_id=run_id,
             requirement_id=self.requirement_id,
             step_name=self.step_name,
-            outcome=Outcome.approval_vote if approve else Outcome.rejection_vote,
+            outcome=Outcome.confirmed if approve else Outcome.rejected,
             decided_by=who,
             decided_at=at,
             comment=self.comment if approve else self.reason,
+            values={
+                "vote": True,
+                "approved_by": list(self.approved_by),
+                "rejected_by": list(self.rejected_by),
+                "approvals_needed": self.approvals_required - len(self.approved_by),
+                "rejections_needed": self.reject_quorum - len(self.rejected_by),
+            },
         )
         self.confirmed = None
         self.decided_by = None
@@ -784,6 +787,14 @@ class Decision:
             values=req.decision_values(),
         )
 
+    @property
+    def is_vote(self) -> bool:
+        """A vote on a pause that needs several people, recorded while the pause stayed
+        open (``values`` then holds the progress after it: ``approved_by``,
+        ``rejected_by``, ``approvals_needed``, ``rejections_needed``). The decision that
+        resolved such a pause is not a vote: it is the pause's outcome."""
+        return bool(self.values and self.values.get("vote") is True)
+
     def describe(self) -> str:
         who = self.decided_by or "someone"
         verb = {
@@ -791,11 +802,11 @@ class Decision:
             Outcome.rejected: "rejected",
             Outcome.submitted: "answered",
             Outcome.timed_out: "timed out",
-            Outcome.approval_vote: "approved (one vote)",
-            Outcome.rejection_vote: "rejected (one vote)",
         }[self.outcome]
         if self.outcome is Outcome.timed_out:
             return f"step '{self.step_name}' timed out at {self.decided_at.isoformat()}"
+        if self.is_vote:
+            verb = f"{verb} (one vote, the pause still open)"
         return f"step '{self.step_name}' was {verb} by {who} at {self.decided_at.isoformat()}"
 
 

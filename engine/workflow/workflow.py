@@ -262,6 +262,15 @@ class Workflow:
         pause atomically in the database: of two concurrent calls, one runs the remaining
         steps and the other gets ``RunNotPausedError`` saying how the pause was resolved.
         ``run_response=`` is agno's name for ``run_output``.
+
+        A pause with an approval policy (``approvals=N`` / ``reject_quorum=M``) counts each
+        answer as one person's vote, recorded in the audit trail: until the pause resolves
+        the run comes back still paused, its requirement showing ``approved_by``,
+        ``rejected_by`` and ``approvals_needed`` (and a ``StepApprovalProgressEvent`` is
+        emitted). The same person twice raises ``AlreadyDecidedError``; a person in
+        ``excluded_deciders`` raises ``DeciderNotAllowedError``; nothing is recorded then.
+        Votes given at the same moment in any processes are all counted, and exactly one
+        of them resolves the pause and runs the rest.
         """
         run_output = _one_run(run_output, run_response)
         run, decisions, votes = self._prepare_continue(

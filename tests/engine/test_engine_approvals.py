@@ -16,6 +16,7 @@ import pytest
 from engine import (
     AlreadyDecidedError,
     DeciderNotAllowedError,
+    Decision,
     ManualClock,
     Outcome,
     RequirementsUnresolvedError,
@@ -51,8 +52,19 @@ def vote(wf: Workflow, run_id: str, who: str, *, approve: bool = True) -> Workfl
     return wf.continue_run(run_id=run_id, step_requirements=[answer])
 
 
-def outcomes(wf: Workflow, run_id: str) -> list[tuple[str | None, Outcome]]:
-    return [(d.decided_by, d.outcome) for d in wf.get_decisions(run_id)]
+# What the audit trail says of each decision: its outcome, or that it was one vote.
+APPROVAL_VOTE = "approval vote"
+REJECTION_VOTE = "rejection vote"
+
+
+def kind(decision: Decision) -> str:
+    if decision.is_vote:
+        return APPROVAL_VOTE if decision.outcome is Outcome.confirmed else REJECTION_VOTE
+    return decision.outcome.value
+
+
+def outcomes(wf: Workflow, run_id: str) -> list[tuple[str | None, str]]:
+    return [(d.decided_by, kind(d)) for d in wf.get_decisions(run_id)]
 
 
 # -- quorum ------------------------------------------------------------------------------
@@ -78,11 +90,22 @@ def test_quorum_is_reached_at_the_third_distinct_approver_in_any_order(
     assert done.status is RunStatus.completed
     assert rec.calls == ["deploy", "after"]
     assert outcomes(wf, run.run_id) == [
-        (first, Outcome.approval_vote),
-        (second, Outcome.approval_vote),
+        (first, APPROVAL_VOTE),
+        (second, APPROVAL_VOTE),
         (third, Outcome.confirmed),
     ]
     assert [d.comment for d in wf.get_decisions(run.run_id)] == [f"ok from {who}" for who in order]
+    one, two, last = wf.get_decisions(run.run_id)
+    assert one.values == {
+        "vote": True,
+        "approved_by": [first],
+        "rejected_by": [],
+        "approvals_needed": 2,
+        "rejections_needed": 1,
+    }
+    assert two.values is not None and two.values["approvals_needed"] == 1
+    assert not last.is_vote and last.values is None
+    assert "one vote" in one.describe() and "one vote" not in last.describe()
     history = done.requirement_history[-1]
     assert history.approved_by == list(order) and history.approvals_needed == 0
 
@@ -116,7 +139,7 @@ def test_the_same_person_twice_counts_once_and_is_told_so(sqlite_db: SqliteDb) -
     with pytest.raises(AlreadyDecidedError) as again:
         vote(wf, run.run_id, "alice", approve=False)  # changing one's mind is not a 2nd vote
     assert again.value.decision == "approved"
-    assert outcomes(wf, run.run_id) == [("alice", Outcome.approval_vote)]
+    assert outcomes(wf, run.run_id) == [("alice", APPROVAL_VOTE)]
     stored = wf.get_run(run.run_id)
     assert stored is not None and stored.is_paused
     assert stored.step_requirements[0].approved_by == ["alice"]
@@ -155,7 +178,7 @@ def test_one_rejection_vetoes_at_once(sqlite_db: SqliteDb, on_reject: str) -> No
     assert done.status is expected
     assert rec.calls == (["after"] if on_reject == "skip" else [])
     assert outcomes(wf, run.run_id) == [
-        ("alice", Outcome.approval_vote),
+        ("alice", APPROVAL_VOTE),
         ("bob", Outcome.rejected),
     ]
     assert wf.get_decisions(run.run_id)[-1].comment == "no from bob"
@@ -176,8 +199,8 @@ def test_reject_quorum_counts_rejections_until_it_is_reached(sqlite_db: SqliteDb
     done = vote(wf, run.run_id, "carol", approve=False)
     assert done.status is RunStatus.completed and rec.calls == ["after"]  # skipped
     assert outcomes(wf, run.run_id) == [
-        ("alice", Outcome.rejection_vote),
-        ("bob", Outcome.approval_vote),
+        ("alice", REJECTION_VOTE),
+        ("bob", APPROVAL_VOTE),
         ("carol", Outcome.rejected),
     ]
 
@@ -330,7 +353,7 @@ def test_a_deadline_resolves_a_pause_with_votes_recorded(
     clock.advance(timedelta(minutes=6))
     [expired] = wf.expire_due_runs()
     assert expired.status is RunStatus.completed and rec.calls == []  # skipped
-    assert [o for _, o in outcomes(wf, run.run_id)] == [Outcome.approval_vote, Outcome.timed_out]
+    assert [o for _, o in outcomes(wf, run.run_id)] == [APPROVAL_VOTE, Outcome.timed_out]
 
 
 def test_votes_through_the_async_api(sqlite_db: SqliteDb) -> None:
@@ -406,7 +429,7 @@ def test_twenty_threads_all_needed_every_vote_recorded_one_continuation(
     assert rec.calls == ["deploy", "after"]
     decisions = wf.get_decisions(run.run_id)
     assert sorted(d.decided_by or "" for d in decisions) == voters
-    assert [d.outcome for d in decisions] == [Outcome.approval_vote] * 19 + [Outcome.confirmed]
+    assert [kind(d) for d in decisions] == [APPROVAL_VOTE] * 19 + [Outcome.confirmed]
     stored = wf.get_run(run.run_id)
     assert stored is not None and stored.status is RunStatus.completed
 
@@ -424,9 +447,9 @@ def test_twenty_threads_race_the_last_approval(any_db: BaseDb) -> None:
     assert sum(isinstance(r, RunNotPausedError) for r in results) == 18
     assert rec.calls == ["deploy", "after"]
     decisions = wf.get_decisions(run.run_id)
-    assert [d.outcome for d in decisions] == [
-        Outcome.approval_vote,
-        Outcome.approval_vote,
+    assert [kind(d) for d in decisions] == [
+        APPROVAL_VOTE,
+        APPROVAL_VOTE,
         Outcome.confirmed,
     ]
     winner = voters[results.index(RunStatus.completed)]
@@ -460,15 +483,11 @@ def test_a_deadline_racing_votes_leaves_the_pause_resolved_exactly_once(
     thread.join()
     stored = voters_wf.get_run(run.run_id)
     assert stored is not None and stored.status is RunStatus.completed
-    finals = [
-        d
-        for d in voters_wf.get_decisions(run.run_id)
-        if d.outcome in (Outcome.confirmed, Outcome.timed_out)
-    ]
+    finals = [d for d in voters_wf.get_decisions(run.run_id) if not d.is_vote]
     assert len(finals) == 1
     assert rec.count("deploy") == (1 if finals[0].outcome is Outcome.confirmed else 0)
     assert len(expired) == (1 if finals[0].outcome is Outcome.timed_out else 0)
-    votes = [d for d in voters_wf.get_decisions(run.run_id) if d.outcome is Outcome.approval_vote]
+    votes = [d for d in voters_wf.get_decisions(run.run_id) if d.is_vote]
     assert results.count(RunStatus.paused) == len(votes)
 
 
@@ -489,7 +508,7 @@ def test_two_processes_give_the_last_two_approvals_at_once(
     assert effects.lines() == ["prepare", "deploy", "notify"]
     decisions = wf.get_decisions(run.run_id)
     assert sorted(d.decided_by or "" for d in decisions) == ["alice", "bob", "carol"]
-    assert [d.outcome for d in decisions][-1] is Outcome.confirmed
+    assert [kind(d) for d in decisions] == [APPROVAL_VOTE, APPROVAL_VOTE, Outcome.confirmed]
     winner = next(r["who"] for r in results if r["result"] == "completed")
     assert decisions[-1].decided_by == winner
     wf.db.dispose()
@@ -573,7 +592,7 @@ def test_a_run_paused_by_the_previous_release_continues_after_the_upgrade(
     vote(quorum, run.run_id, "alice")
     assert vote(quorum, run.run_id, "bob").status is RunStatus.completed
     assert [o for _, o in outcomes(quorum, run.run_id)] == [
-        Outcome.approval_vote,
+        APPROVAL_VOTE,
         Outcome.confirmed,
     ]
     quorum.db.dispose()
