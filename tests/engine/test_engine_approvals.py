@@ -17,8 +17,10 @@ from engine import (
     AlreadyDecidedError,
     DeciderNotAllowedError,
     Decision,
+    Loop,
     ManualClock,
     Outcome,
+    Parallel,
     RequirementsUnresolvedError,
     RunNotPausedError,
     RunStatus,
@@ -336,6 +338,57 @@ def test_a_group_confirmation_takes_approvals_too(sqlite_db: SqliteDb) -> None:
     run = wf.run()
     assert vote(wf, run.run_id, "alice").is_paused and rec.calls == []
     assert vote(wf, run.run_id, "bob").status is RunStatus.completed and rec.calls == ["a"]
+
+
+def test_a_parallel_pause_resolves_when_its_quorum_and_its_other_branch_are_answered(
+    sqlite_db: SqliteDb,
+) -> None:
+    rec = Recorder()
+    wf = Workflow(
+        name="p",
+        db=sqlite_db,
+        steps=[Parallel(gate("deploy", rec, approvals=2), gate("notify", rec)), echo("end", rec)],
+    )
+    run = wf.run()
+    assert [r.approvals_required for r in run.step_requirements] == [2, 1]
+    deploy, notify = run.step_requirements
+    deploy.confirm(by="alice")
+    notify.confirm(by="alice")
+    after_one = wf.continue_run(run)
+    assert after_one.is_paused and rec.calls == []
+    kept = wf.get_run(run.run_id)
+    assert kept is not None and kept.step_requirements[1].confirmed is True  # kept, not lost
+    done = vote(wf, run.run_id, "bob")
+    assert done.status is RunStatus.completed
+    assert sorted(rec.calls) == ["deploy", "end", "notify"]
+    assert [(d.step_name, d.decided_by, kind(d)) for d in wf.get_decisions(run.run_id)] == [
+        ("deploy", "alice", APPROVAL_VOTE),
+        ("deploy", "bob", "confirmed"),
+        ("notify", "alice", "confirmed"),
+    ]
+
+
+def test_a_loop_iteration_review_takes_approvals(sqlite_db: SqliteDb) -> None:
+    rec = Recorder()
+    wf = Workflow(
+        name="l",
+        db=sqlite_db,
+        steps=[
+            Loop(
+                name="deploy",
+                steps=[echo("round", rec)],
+                max_iterations=2,
+                requires_iteration_review=True,
+                approvals=2,
+            )
+        ],
+    )
+    run = wf.run()
+    assert run.step_requirements[0].approvals_required == 2
+    assert vote(wf, run.run_id, "alice").is_paused and rec.calls == ["round"]
+    second_round = vote(wf, run.run_id, "bob")
+    assert second_round.is_paused and rec.calls == ["round", "round"]
+    assert second_round.step_requirements[0].approved_by == []
 
 
 def test_a_deadline_resolves_a_pause_with_votes_recorded(
