@@ -104,6 +104,20 @@ class RunMachine:
             **fields,
         )
 
+    def step_event(
+        self, cls: type[Any], run: WorkflowRunOutput, req: StepRequirement, **fields: Any
+    ) -> Any:
+        """An event about the pause of ``req``'s step."""
+        return self.event(
+            cls,
+            run,
+            step_name=req.step_name,
+            step_index=req.step_index,
+            step_path=list(req.step_path),
+            requirement=req,
+            **fields,
+        )
+
     def _walk_state(
         self, run: WorkflowRunOutput, decided: Sequence[StepRequirement], frame: Frame | None
     ) -> Walk:
@@ -153,13 +167,10 @@ class RunMachine:
                 run.__dict__.update(fresh.__dict__)
             if not resolved:
                 for req in run.step_requirements:
-                    yield self.event(
+                    yield self.step_event(
                         StepApprovalProgressEvent,
                         run,
-                        step_name=req.step_name,
-                        step_index=req.step_index,
-                        step_path=list(req.step_path),
-                        requirement=req,
+                        req,
                         approved_by=list(req.approved_by),
                         rejected_by=list(req.rejected_by),
                         approvals_needed=req.approvals_needed,
@@ -173,25 +184,19 @@ class RunMachine:
             yield Claim(run, expected_version, decisions)
         for req in run.step_requirements:
             if req.timed_out:
-                yield self.event(
+                yield self.step_event(
                     StepTimedOutEvent,
                     run,
-                    step_name=req.step_name,
-                    step_index=req.step_index,
-                    step_path=list(req.step_path),
+                    req,
                     on_reject=req.on_reject,
                     expires_at=req.expires_at,
-                    requirement=req,
                 )
-            yield self.event(
+            yield self.step_event(
                 StepContinuedEvent,
                 run,
-                step_name=req.step_name,
-                step_index=req.step_index,
-                step_path=list(req.step_path),
+                req,
                 outcome=req.outcome.value if req.outcome else "",
                 decided_by=req.decided_by,
-                requirement=req,
             )
         yield from self._proceed(run)
 
@@ -291,13 +296,10 @@ class RunMachine:
                 }
             elif cls is StepExecutorPausedEvent:
                 extra = {"executor_name": req.executor_name}
-            yield self.event(
+            yield self.step_event(
                 cls,
                 run,
-                step_name=req.step_name,
-                step_index=req.step_index,
-                step_path=list(req.step_path),
-                requirement=req,
+                req,
                 requires_confirmation=req.requires_confirmation,
                 confirmation_message=req.confirmation_message,
                 requires_user_input=req.requires_user_input,

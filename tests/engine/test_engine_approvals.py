@@ -593,25 +593,15 @@ def test_a_run_paused_by_the_previous_release_continues_after_the_upgrade(
     new_keys = {"approvals_required", "reject_quorum", "approved_by", "excluded_deciders"}
     assert not new_keys & set(stored["step_requirements"][0])
     state = dict(zip(SET_COLUMNS, BaseDb._run_state(paused, version=1), strict=True))
+    common = {
+        "session_id": paused.session_id,
+        "workflow_name": paused.workflow_name,
+        "user_id": "U_REQ",
+        "created_at": paused.created_at,
+    }
     with old.begin() as conn:
-        conn.execute(
-            insert(sessions).values(
-                session_id=paused.session_id,
-                workflow_name=paused.workflow_name,
-                user_id="U_REQ",
-                created_at=paused.created_at,
-            )
-        )
-        conn.execute(
-            insert(runs).values(
-                run_id=paused.run_id,
-                session_id=paused.session_id,
-                workflow_name=paused.workflow_name,
-                user_id="U_REQ",
-                created_at=paused.created_at,
-                **state,
-            )
-        )
+        conn.execute(insert(sessions).values(**common))
+        conn.execute(insert(runs).values(run_id=paused.run_id, **common, **state))
         conn.execute(
             insert(decisions).values(
                 run_id="an-older-run",
