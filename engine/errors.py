@@ -112,9 +112,11 @@ class DecisionTooLateError(RunNotPausedError):
 
 
 class AlreadyDecidedError(EngineError):
-    """This person already gave their decision on this pause (``approved`` or
-    ``rejected``): it counts once, nothing was recorded again. ``approved_by``,
-    ``rejected_by`` and ``approvals_needed`` are the pause's progress."""
+    """This person already gave their decision on this pause (``decision``: ``approved``
+    or ``rejected``): it counts once, nothing was recorded again. Also raised when the
+    step's own quorum was reached before this person's decision came, while the pause
+    still waits for another of its requirements (``decided_by`` is then in neither
+    list). ``approved_by``, ``rejected_by`` and ``approvals_needed`` are the progress."""
 
     def __init__(
         self,
@@ -134,10 +136,18 @@ class AlreadyDecidedError(EngineError):
         self.approved_by = list(approved_by)
         self.rejected_by = list(rejected_by)
         self.approvals_needed = approvals_needed
-        super().__init__(
-            f"{decided_by} already {decision} step '{step_name}' of run {run_id}; "
-            f"a decision counts once ({approvals_needed} more approval(s) needed)"
-        )
+        if decided_by in (*approved_by, *rejected_by):
+            message = (
+                f"{decided_by} already {decision} step '{step_name}' of run {run_id}; "
+                f"a decision counts once ({approvals_needed} more approval(s) needed)"
+            )
+        else:  # the step's quorum was reached before this person's decision came
+            message = (
+                f"step '{step_name}' of run {run_id} was already {decision} by "
+                f"{', '.join(approved_by if decision == 'approved' else rejected_by)}; "
+                f"{decided_by}'s decision was not needed"
+            )
+        super().__init__(message)
 
 
 class DeciderNotAllowedError(EngineError, PermissionError):

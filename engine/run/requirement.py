@@ -366,6 +366,14 @@ class StepRequirement(_RequirementFields):
             return 0
         return max(0, self.reject_quorum - len(self.rejected_by))
 
+    @property
+    def quorum_reached(self) -> bool:
+        """A pause that counts votes whose approvals or rejections are complete."""
+        return self.counts_votes and (
+            len(self.approved_by) >= self.approvals_required
+            or len(self.rejected_by) >= self.reject_quorum
+        )
+
     def _is_open_vote(self) -> bool:
         # An answer set on an open vote pause but not yet counted.
         return (
@@ -401,6 +409,17 @@ class StepRequirement(_RequirementFields):
                 why=f"{who} may not decide it (the requester, or a decider of an earlier step)",
             )
 
+    def _already_decided(self, run_id: str, who: str, *, approved: bool) -> AlreadyDecidedError:
+        return AlreadyDecidedError(
+            run_id,
+            step_name=self.step_name,
+            decided_by=who,
+            decision="approved" if approved else "rejected",
+            approved_by=self.approved_by,
+            rejected_by=self.rejected_by,
+            approvals_needed=self.approvals_needed if self._is_open_vote() else 0,
+        )
+
     def cast_vote(self, run_id: str, *, now: datetime) -> Decision:
         """Count this requirement's answer as one person's vote and return its decision.
 
@@ -412,15 +431,7 @@ class StepRequirement(_RequirementFields):
         who = self.decided_by
         assert who is not None
         if who in self.approved_by or who in self.rejected_by:
-            raise AlreadyDecidedError(
-                run_id,
-                step_name=self.step_name,
-                decided_by=who,
-                decision="approved" if who in self.approved_by else "rejected",
-                approved_by=self.approved_by,
-                rejected_by=self.rejected_by,
-                approvals_needed=max(0, self.approvals_required - len(self.approved_by)),
-            )
+            raise self._already_decided(run_id, who, approved=who in self.approved_by)
         approve = self.confirmed is True
         if approve and self.edited_output is not None and self.approvals_required > 1:
             raise ValueError(
@@ -843,15 +854,7 @@ def tally(
         if target.confirmed is not None and not target._is_open_vote():
             # Resolved by an earlier call (a pause with other requirements still open).
             who = answer.decided_by or "someone"
-            raise AlreadyDecidedError(
-                run_id,
-                step_name=target.step_name,
-                decided_by=who,
-                decision="approved" if target.confirmed else "rejected",
-                approved_by=target.approved_by,
-                rejected_by=target.rejected_by,
-                approvals_needed=0,
-            )
+            raise target._already_decided(run_id, who, approved=bool(target.confirmed))
         if target is not answer:
             target.apply_answer_from(answer)
         decisions.append(target.cast_vote(run_id, now=now))

@@ -687,8 +687,21 @@ class Workflow:
         self._last_session_id = run.session_id
         if not run.step_requirements:
             raise self.db.not_paused_error(run.run_id)
-        self._apply_answers(run, answers)
         voting = any(r.counts_votes for r in run.step_requirements)
+        decided = set()
+        if voting:
+            # A step whose quorum an earlier call reached (the pause waiting for another
+            # of its requirements) takes no more votes.
+            decided = {r.requirement_id for r in run.step_requirements if r.quorum_reached}
+            by_id = {r.requirement_id: r for r in run.step_requirements}
+            by_step = {r.step_name: r for r in run.step_requirements}
+            for answer in answers:
+                target = by_id.get(answer.requirement_id) or by_step.get(answer.step_name)
+                if target is not None and target.requirement_id in decided:
+                    raise target._already_decided(
+                        run.run_id, answer.decided_by or "someone", approved=bool(target.confirmed)
+                    )
+        self._apply_answers(run, answers)
         if not voting:
             problems = [p for r in run.step_requirements for p in r.unresolved_reasons()]
             if problems:
@@ -715,7 +728,11 @@ class Workflow:
                     run.run_id, step_name=req.step_name, expires_at=req.expires_at
                 )
         if voting:
-            given = [StepRequirement.from_dict(r.to_dict()) for r in run.step_requirements]
+            given = [
+                StepRequirement.from_dict(r.to_dict())
+                for r in run.step_requirements
+                if r.requirement_id not in decided
+            ]
             return run, [], given
         decisions = [
             Decision.from_requirement(run.run_id, r, at=now) for r in run.step_requirements

@@ -368,6 +368,33 @@ def test_a_parallel_pause_resolves_when_its_quorum_and_its_other_branch_are_answ
     ]
 
 
+def test_a_step_whose_quorum_is_reached_takes_no_more_votes_while_the_pause_waits(
+    sqlite_db: SqliteDb,
+) -> None:
+    rec = Recorder()
+    wf = Workflow(
+        name="p",
+        db=sqlite_db,
+        steps=[Parallel(gate("deploy", rec, approvals=2), gate("notify", rec))],
+    )
+    run = wf.run()
+    vote(wf, run.run_id, "alice")
+    waiting = vote(wf, run.run_id, "bob")  # deploy's quorum: the pause waits for notify
+    assert waiting.is_paused and waiting.step_requirements[0].quorum_reached
+    with pytest.raises(AlreadyDecidedError, match="already approved by alice, bob") as info:
+        vote(wf, run.run_id, "carol")
+    assert info.value.decided_by == "carol" and info.value.approvals_needed == 0
+    notify = StepRequirement(step_name="notify")
+    notify.confirm(by="carol")
+    done = wf.continue_run(run_id=run.run_id, step_requirements=[notify])
+    assert done.status is RunStatus.completed and sorted(rec.calls) == ["deploy", "notify"]
+    assert [(d.step_name, d.decided_by, kind(d)) for d in wf.get_decisions(run.run_id)] == [
+        ("deploy", "alice", APPROVAL_VOTE),
+        ("deploy", "bob", "confirmed"),
+        ("notify", "carol", "confirmed"),
+    ]
+
+
 def test_a_loop_iteration_review_takes_approvals(sqlite_db: SqliteDb) -> None:
     rec = Recorder()
     wf = Workflow(
