@@ -103,6 +103,7 @@ class Workflow:
         self.steps: list[Component] = as_components(steps, owner=f"Workflow {self.name!r}")
         if not self.steps:
             raise WorkflowConfigError(f"Workflow {self.name!r} has no steps")
+        self._check_distinct_from()
         self._db = db
         self._db_given = db is not None
         if on_interrupted not in ("fail", "resume"):
@@ -603,6 +604,25 @@ class Workflow:
         return None
 
     # -- internals -----------------------------------------------------------------
+    def _check_distinct_from(self) -> None:
+        """A ``distinct_from`` name that is no step of this workflow would silently exclude
+        nobody: refuse it."""
+        todo: list[Component] = list(self.steps)
+        names: set[str] = set()
+        components: list[Component] = []
+        while todo:
+            node = todo.pop()
+            names.add(node.name)
+            components.append(node)
+            todo.extend(node.children())
+        for component in components:
+            unknown = sorted(set(getattr(component, "distinct_from", ())) - names)
+            if unknown:
+                raise WorkflowConfigError(
+                    f"Workflow {self.name!r}: {component.name!r} has distinct_from={unknown}, "
+                    "which are not steps of this workflow"
+                )
+
     def _new_run(
         self,
         input: Any,

@@ -292,6 +292,15 @@ def test_four_eyes_excludes_every_approver_of_an_earlier_quorum(sqlite_db: Sqlit
     assert answer(wf, run.run_id, "release", "carol").status is RunStatus.completed
 
 
+def test_distinct_from_must_name_steps_of_the_workflow(sqlite_db: SqliteDb) -> None:
+    with pytest.raises(WorkflowConfigError, match="build_aproval"):
+        Workflow(
+            name="typo",
+            db=sqlite_db,
+            steps=[gate("build_approval"), gate("release", distinct_from=["build_aproval"])],
+        )
+
+
 # -- output review, groups, deadlines, async -------------------------------------------------------
 def test_an_output_review_needs_its_approvals_and_a_rejection_retries(
     sqlite_db: SqliteDb,
