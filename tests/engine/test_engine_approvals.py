@@ -129,6 +129,29 @@ def test_the_in_memory_run_object_carries_the_progress_between_votes(
     assert rec.calls == ["deploy", "after"]
 
 
+def test_a_vote_leaves_the_run_paused_and_unleased(sqlite_db: SqliteDb) -> None:
+    from sqlalchemy import select
+
+    from engine.db.schema import runs
+
+    wf = quorum_workflow(sqlite_db, Recorder(), approvals=2)
+    run = wf.run()
+    vote(wf, run.run_id, "alice")
+    with sqlite_db.engine.connect() as conn:
+        row = conn.execute(
+            select(
+                runs.c.status, runs.c.version, runs.c.lease_owner, runs.c.paused_step_name
+            ).where(runs.c.run_id == run.run_id)
+        ).one()
+    assert (row.status, row.version, row.lease_owner, row.paused_step_name) == (
+        "paused",
+        2,
+        None,
+        "deploy",
+    )
+    assert [p.run_id for p in wf.list_paused_runs()] == [run.run_id]
+
+
 def test_the_same_person_twice_counts_once_and_is_told_so(sqlite_db: SqliteDb) -> None:
     rec = Recorder()
     wf = quorum_workflow(sqlite_db, rec, approvals=2)
