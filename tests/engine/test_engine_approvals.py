@@ -468,6 +468,43 @@ def test_a_deadline_resolves_a_pause_with_votes_recorded(
     assert [o for _, o in outcomes(wf, run.run_id)] == [APPROVAL_VOTE, Outcome.timed_out]
 
 
+def test_a_vote_landing_between_the_deadlines_load_and_claim_does_not_stop_it(
+    db_file: Path,
+) -> None:
+    """The timer loads the run; before it claims, a vote (given before the deadline, in
+    another process) lands and moves the version. The timer tallies again and decides."""
+    from sqlalchemy import event
+
+    rec = Recorder()
+    start = ManualClock()
+    steps = [gate("deploy", rec, approvals=3, pause_timeout=timedelta(minutes=5))]
+    voter_db, timer_db = SqliteDb(db_file=db_file), SqliteDb(db_file=db_file)
+    voters = Workflow(name="q", db=voter_db, clock=start, steps=steps)
+    timer = Workflow(
+        name="q", db=timer_db, clock=ManualClock(start.now() + timedelta(minutes=6)), steps=steps
+    )
+    run = voters.run()
+    vote(voters, run.run_id, "alice")
+    landed: list[str] = []
+
+    def vote_after_the_timers_read(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        if not landed and "FROM wf_runs" in statement and "wf_runs.data" in statement:
+            landed.append("bob")
+            vote(voters, run.run_id, "bob")
+
+    event.listen(timer_db.engine, "after_cursor_execute", vote_after_the_timers_read)
+    done = timer.expire_run(run.run_id)
+    assert landed == ["bob"]
+    assert done.status is RunStatus.completed and rec.calls == []
+    assert outcomes(voters, run.run_id) == [
+        ("alice", APPROVAL_VOTE),
+        ("bob", APPROVAL_VOTE),
+        ("engine:timeout", Outcome.timed_out),
+    ]
+    voter_db.dispose()
+    timer_db.dispose()
+
+
 def test_votes_through_the_async_api(sqlite_db: SqliteDb) -> None:
     from tests.engine.engine_flows import run_async
 
