@@ -468,6 +468,40 @@ def test_a_deadline_resolves_a_pause_with_votes_recorded(
     assert [o for _, o in outcomes(wf, run.run_id)] == [APPROVAL_VOTE, Outcome.timed_out]
 
 
+def test_the_last_two_approvals_at_once_one_tallies_again_and_continues(
+    db_file: Path,
+) -> None:
+    """Alice loads the run (one vote of three in); before her write, Bob's vote lands.
+    Both thought they were second: Alice's write loses, she tallies again on the fresh
+    run, is third, and runs the step — once; no vote lost, the pause not left open."""
+    from sqlalchemy import event
+
+    rec = Recorder()
+    alice_db, bob_db = SqliteDb(db_file=db_file), SqliteDb(db_file=db_file)
+    alice_wf = quorum_workflow(alice_db, rec, approvals=3)
+    bob_wf = quorum_workflow(bob_db, rec, approvals=3)
+    run = alice_wf.run()
+    vote(alice_wf, run.run_id, "carol")
+    landed: list[WorkflowRunOutput] = []
+
+    def bob_votes_after_alices_read(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        if not landed and "FROM wf_runs" in statement and "wf_runs.data" in statement:
+            landed.append(vote(bob_wf, run.run_id, "bob"))
+
+    event.listen(alice_db.engine, "after_cursor_execute", bob_votes_after_alices_read)
+    done = vote(alice_wf, run.run_id, "alice")
+    assert landed[0].is_paused and landed[0].step_requirements[0].approved_by == ["carol", "bob"]
+    assert done.status is RunStatus.completed and rec.calls == ["deploy", "after"]
+    assert outcomes(alice_wf, run.run_id) == [
+        ("carol", APPROVAL_VOTE),
+        ("bob", APPROVAL_VOTE),
+        ("alice", Outcome.confirmed),
+    ]
+    assert done.requirement_history[-1].approved_by == ["carol", "bob", "alice"]
+    alice_db.dispose()
+    bob_db.dispose()
+
+
 def test_a_vote_landing_between_the_deadlines_load_and_claim_does_not_stop_it(
     db_file: Path,
 ) -> None:
