@@ -587,7 +587,7 @@ def race_threads(
         barrier.wait()
         try:
             results[i] = wf.continue_run(run_id=run_id, step_requirements=[answer]).status
-        except RunNotPausedError as exc:
+        except (RunNotPausedError, AlreadyDecidedError) as exc:
             results[i] = exc
 
     threads = [threading.Thread(target=one, args=(i, w)) for i, w in enumerate(voters)]
@@ -638,6 +638,18 @@ def test_twenty_threads_race_the_last_approval(any_db: BaseDb) -> None:
     winner = voters[results.index(RunStatus.completed)]
     second = voters[results.index(RunStatus.paused)]
     assert [d.decided_by for d in decisions] == ["first", second, winner]
+
+
+def test_one_person_clicking_in_ten_places_at_once_counts_once(any_db: BaseDb) -> None:
+    rec = Recorder()
+    wf = quorum_workflow(any_db, rec, approvals=2)
+    run = wf.run()
+    results = race_threads(wf, run.run_id, ["alice"] * 10)
+    assert results.count(RunStatus.paused) == 1
+    assert sum(isinstance(r, AlreadyDecidedError) for r in results) == 9
+    assert outcomes(wf, run.run_id) == [("alice", APPROVAL_VOTE)]
+    assert vote(wf, run.run_id, "bob").status is RunStatus.completed
+    assert rec.calls == ["deploy", "after"]
 
 
 def test_a_deadline_racing_votes_leaves_the_pause_resolved_exactly_once(
