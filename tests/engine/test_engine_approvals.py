@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import itertools
 import threading
+from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -372,15 +373,20 @@ def test_a_group_confirmation_takes_approvals_too(sqlite_db: SqliteDb) -> None:
     assert vote(wf, run.run_id, "bob").status is RunStatus.completed and rec.calls == ["a"]
 
 
+def parallel_workflow(db: BaseDb, rec: Recorder) -> Workflow:
+    """deploy (2 approvals) beside notify (1), then end."""
+    return Workflow(
+        name="p",
+        db=db,
+        steps=[Parallel(gate("deploy", rec, approvals=2), gate("notify", rec)), echo("end", rec)],
+    )
+
+
 def test_a_parallel_pause_resolves_when_its_quorum_and_its_other_branch_are_answered(
     sqlite_db: SqliteDb,
 ) -> None:
     rec = Recorder()
-    wf = Workflow(
-        name="p",
-        db=sqlite_db,
-        steps=[Parallel(gate("deploy", rec, approvals=2), gate("notify", rec)), echo("end", rec)],
-    )
+    wf = parallel_workflow(sqlite_db, rec)
     run = wf.run()
     assert [r.approvals_required for r in run.step_requirements] == [2, 1]
     deploy, notify = run.step_requirements
@@ -404,11 +410,7 @@ def test_a_step_whose_quorum_is_reached_takes_no_more_votes_while_the_pause_wait
     sqlite_db: SqliteDb,
 ) -> None:
     rec = Recorder()
-    wf = Workflow(
-        name="p",
-        db=sqlite_db,
-        steps=[Parallel(gate("deploy", rec, approvals=2), gate("notify", rec))],
-    )
+    wf = parallel_workflow(sqlite_db, rec)
     run = wf.run()
     vote(wf, run.run_id, "alice")
     waiting = vote(wf, run.run_id, "bob")  # deploy's quorum: the pause waits for notify
@@ -419,7 +421,8 @@ def test_a_step_whose_quorum_is_reached_takes_no_more_votes_while_the_pause_wait
     notify = StepRequirement(step_name="notify")
     notify.confirm(by="carol")
     done = wf.continue_run(run_id=run.run_id, step_requirements=[notify])
-    assert done.status is RunStatus.completed and sorted(rec.calls) == ["deploy", "notify"]
+    assert done.status is RunStatus.completed
+    assert sorted(rec.calls) == ["deploy", "end", "notify"]
     assert [(d.step_name, d.decided_by, kind(d)) for d in wf.get_decisions(run.run_id)] == [
         ("deploy", "alice", APPROVAL_VOTE),
         ("deploy", "bob", "confirmed"),
@@ -468,13 +471,29 @@ def test_a_deadline_resolves_a_pause_with_votes_recorded(
     assert [o for _, o in outcomes(wf, run.run_id)] == [APPROVAL_VOTE, Outcome.timed_out]
 
 
+def after_the_first_run_read(
+    db: BaseDb, action: Callable[[], WorkflowRunOutput]
+) -> list[WorkflowRunOutput]:
+    """Run ``action`` (another process's vote) once, right after ``db`` first reads a run:
+    between a drive's load and its write. Returns where the action's result goes."""
+    from sqlalchemy import event
+
+    landed: list[WorkflowRunOutput] = []
+
+    def hook(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        if not landed and "FROM wf_runs" in statement and "wf_runs.data" in statement:
+            landed.append(action())
+
+    event.listen(db.engine, "after_cursor_execute", hook)
+    return landed
+
+
 def test_the_last_two_approvals_at_once_one_tallies_again_and_continues(
     db_file: Path,
 ) -> None:
     """Alice loads the run (one vote of three in); before her write, Bob's vote lands.
     Both thought they were second: Alice's write loses, she tallies again on the fresh
     run, is third, and runs the step — once; no vote lost, the pause not left open."""
-    from sqlalchemy import event
 
     rec = Recorder()
     alice_db, bob_db = SqliteDb(db_file=db_file), SqliteDb(db_file=db_file)
@@ -482,13 +501,7 @@ def test_the_last_two_approvals_at_once_one_tallies_again_and_continues(
     bob_wf = quorum_workflow(bob_db, rec, approvals=3)
     run = alice_wf.run()
     vote(alice_wf, run.run_id, "carol")
-    landed: list[WorkflowRunOutput] = []
-
-    def bob_votes_after_alices_read(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
-        if not landed and "FROM wf_runs" in statement and "wf_runs.data" in statement:
-            landed.append(vote(bob_wf, run.run_id, "bob"))
-
-    event.listen(alice_db.engine, "after_cursor_execute", bob_votes_after_alices_read)
+    landed = after_the_first_run_read(alice_db, lambda: vote(bob_wf, run.run_id, "bob"))
     done = vote(alice_wf, run.run_id, "alice")
     assert landed[0].is_paused and landed[0].step_requirements[0].approved_by == ["carol", "bob"]
     assert done.status is RunStatus.completed and rec.calls == ["deploy", "after"]
@@ -507,7 +520,6 @@ def test_a_vote_landing_between_the_deadlines_load_and_claim_does_not_stop_it(
 ) -> None:
     """The timer loads the run; before it claims, a vote (given before the deadline, in
     another process) lands and moves the version. The timer tallies again and decides."""
-    from sqlalchemy import event
 
     rec = Recorder()
     start = ManualClock()
@@ -519,16 +531,9 @@ def test_a_vote_landing_between_the_deadlines_load_and_claim_does_not_stop_it(
     )
     run = voters.run()
     vote(voters, run.run_id, "alice")
-    landed: list[str] = []
-
-    def vote_after_the_timers_read(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
-        if not landed and "FROM wf_runs" in statement and "wf_runs.data" in statement:
-            landed.append("bob")
-            vote(voters, run.run_id, "bob")
-
-    event.listen(timer_db.engine, "after_cursor_execute", vote_after_the_timers_read)
+    landed = after_the_first_run_read(timer_db, lambda: vote(voters, run.run_id, "bob"))
     done = timer.expire_run(run.run_id)
-    assert landed == ["bob"]
+    assert len(landed) == 1 and landed[0].is_paused
     assert done.status is RunStatus.completed and rec.calls == []
     assert outcomes(voters, run.run_id) == [
         ("alice", APPROVAL_VOTE),
