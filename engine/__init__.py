@@ -34,6 +34,8 @@ from engine.workflow import (
 # isort: on
 from engine.clock import Clock, ManualClock, SystemClock
 from engine.errors import (
+    AlreadyDecidedError,
+    DeciderNotAllowedError,
     DecisionTooLateError,
     DuplicateRunError,
     EngineError,
@@ -49,6 +51,7 @@ from engine.run.events import (
     EVENT_TYPES,
     LIFECYCLE_EVENTS,
     RouterPausedEvent,
+    StepApprovalProgressEvent,
     StepCompletedEvent,
     StepContinuedEvent,
     StepErrorPausedEvent,
@@ -98,9 +101,11 @@ __all__ = [
     "EVENT_TYPES",
     "LIFECYCLE_EVENTS",
     "TIMEOUT_ACTOR",
+    "AlreadyDecidedError",
     "BaseDb",
     "Clock",
     "Condition",
+    "DeciderNotAllowedError",
     "Decision",
     "DecisionTooLateError",
     "DuplicateRunError",
@@ -126,6 +131,7 @@ __all__ = [
     "RunStatus",
     "SqliteDb",
     "Step",
+    "StepApprovalProgressEvent",
     "StepCompletedEvent",
     "StepContinuedEvent",
     "StepErrorPausedEvent",

@@ -111,3 +111,55 @@ class DecisionTooLateError(RunNotPausedError):
                 "and was refused; the timeout applies instead"
             ),
         )
+
+
+class AlreadyDecidedError(EngineError):
+    """This person already gave their decision on this pause (``decision``: ``approved``
+    or ``rejected``): it counts once, nothing was recorded again. Also raised when the
+    step's own quorum was reached before this person's decision came, while the pause
+    still waits for another of its requirements (``decided_by`` is then in neither
+    list). ``approved_by``, ``rejected_by`` and ``approvals_needed`` are the progress."""
+
+    def __init__(
+        self,
+        run_id: str,
+        *,
+        step_name: str,
+        decided_by: str,
+        decision: str,
+        approved_by: list[str],
+        rejected_by: list[str],
+        approvals_needed: int,
+    ) -> None:
+        self.run_id = run_id
+        self.step_name = step_name
+        self.decided_by = decided_by
+        self.decision = decision
+        self.approved_by = list(approved_by)
+        self.rejected_by = list(rejected_by)
+        self.approvals_needed = approvals_needed
+        if decided_by in (*approved_by, *rejected_by):
+            message = (
+                f"{decided_by} already {decision} step '{step_name}' of run {run_id}; "
+                f"a decision counts once ({approvals_needed} more approval(s) needed)"
+            )
+        else:  # the step's quorum was reached before this person's decision came
+            message = (
+                f"step '{step_name}' of run {run_id} was already {decision} by "
+                f"{', '.join(approved_by if decision == 'approved' else rejected_by)}; "
+                f"{decided_by}'s decision was not needed"
+            )
+        super().__init__(message)
+
+
+class DeciderNotAllowedError(EngineError, PermissionError):
+    """This person may not decide this pause (``excluded_deciders``: the run's requester
+    when ``allow_requester=False``, anyone who decided a step named in
+    ``distinct_from``), or a pause that counts people was answered without ``by=``."""
+
+    def __init__(self, run_id: str, *, step_name: str, decided_by: str | None, why: str) -> None:
+        self.run_id = run_id
+        self.step_name = step_name
+        self.decided_by = decided_by
+        self.why = why
+        super().__init__(f"step '{step_name}' of run {run_id}: {why}")

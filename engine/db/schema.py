@@ -19,7 +19,7 @@ from sqlalchemy import (
 from sqlalchemy.engine import Dialect
 
 # Bump together with a new migration; a fresh database is stamped with it.
-SCHEMA_REVISION = "0002_run_leases"
+SCHEMA_REVISION = "0003_approval_votes"
 
 metadata = MetaData()
 
@@ -87,17 +87,19 @@ runs = Table(
     Index("ix_wf_runs_status_lease_expires_at", "status", "lease_expires_at"),
 )
 
-# The audit trail: every resolved pause, who, when, what, values, comment.
+# The audit trail: every resolved pause, who, when, what, values, comment; a pause that
+# needs several people has one row per person (their votes, then the one that resolved it).
 decisions = Table(
     "wf_decisions",
     metadata,
     Column("id", _Id, primary_key=True, autoincrement=True),
     Column("run_id", String(64), nullable=False, index=True),
-    Column("requirement_id", String(64), nullable=False, unique=True),
+    Column("requirement_id", String(64), nullable=False),
     Column("step_name", String(200), nullable=False),
     Column("outcome", String(16), nullable=False),
     Column("decided_by", String(200)),
     Column("decided_at", UtcDateTime(), nullable=False),
     Column("comment", Text),
     Column("values", Text),
+    Index("ux_wf_decisions_requirement_decider", "requirement_id", "decided_by", unique=True),
 )

@@ -132,6 +132,22 @@ class StepContinuedEvent(WorkflowRunEvent):
 
 
 @dataclass(kw_only=True)
+class StepApprovalProgressEvent(WorkflowRunEvent):
+    """A vote on a pause that needs several people was recorded; the pause is still open
+    (``approvals_needed`` more approvals, or ``rejections_needed`` more rejections)."""
+
+    event: ClassVar[str] = "StepApprovalProgress"
+    step_name: str
+    step_index: int
+    step_path: list[int] | None = None
+    requirement: StepRequirement | None = None
+    approved_by: list[str] = field(default_factory=list)
+    rejected_by: list[str] = field(default_factory=list)
+    approvals_needed: int = 0
+    rejections_needed: int = 0
+
+
+@dataclass(kw_only=True)
 class StepTimedOutEvent(WorkflowRunEvent):
     """A pause's deadline passed; ``on_reject`` is what happened to the step."""
 
@@ -186,6 +202,7 @@ LIFECYCLE_EVENTS: tuple[type[WorkflowRunEvent], ...] = (
     WorkflowStartedEvent,
     StepPausedEvent,
     StepContinuedEvent,
+    StepApprovalProgressEvent,
     StepTimedOutEvent,
     WorkflowCompletedEvent,
     WorkflowCancelledEvent,

@@ -10,7 +10,12 @@ from enum import StrEnum
 from typing import Any
 
 from engine.clock import format_time, parse_time, utcnow
-from engine.errors import UnknownChoiceError
+from engine.errors import (
+    AlreadyDecidedError,
+    DeciderNotAllowedError,
+    RequirementsUnresolvedError,
+    UnknownChoiceError,
+)
 from engine.workflow.types import (
     OnReject,
     OnTimeout,
@@ -171,6 +176,12 @@ class _RequirementFields:
     executor_requirements: list[ExecutorRequirement] | None = None
     executor_name: str | None = None
     executor_run_id: str | None = None
+    # approval policy (confirmation, output and iteration review) and its progress
+    approvals_required: int = 1
+    reject_quorum: int = 1
+    excluded_deciders: list[str] = field(default_factory=list)
+    approved_by: list[str] = field(default_factory=list)
+    rejected_by: list[str] = field(default_factory=list)
 
 
 class StepRequirement(_RequirementFields):
@@ -181,6 +192,14 @@ class StepRequirement(_RequirementFields):
     - an output or iteration review: ``confirm()``, ``reject(feedback=...)``, ``edit(output)``;
     - a step that raised (``on_error="pause"``): ``retry()`` or ``skip()``;
     - an agent's tool calls: answer each of ``executor_requirements``.
+
+    Approval policies: with ``approvals_required`` > 1 (a step's ``approvals=N``) each
+    ``confirm(by=...)`` handed to ``continue_run`` is one person's recorded approval; the
+    pause resolves at the Nth distinct person (``continue_run`` returns the run still
+    paused until then, with the progress in ``approved_by``, ``rejected_by``,
+    ``approvals_needed``). A rejection resolves it at once unless ``reject_quorum`` > 1.
+    The same person twice raises ``AlreadyDecidedError``; a person in
+    ``excluded_deciders`` raises ``DeciderNotAllowedError``.
 
     Each pause gets its own copy of the step's schema, so answers never leak between runs.
     """
@@ -339,6 +358,128 @@ class StepRequirement(_RequirementFields):
             self.decided_by = by
         self.decided_at = utcnow()
 
+    # -- approval policy -------------------------------------------------------
+    @property
+    def counts_votes(self) -> bool:
+        """Whether answers are votes: it needs several approvals or several rejections."""
+        return self.approvals_required > 1 or self.reject_quorum > 1
+
+    @property
+    def approvals_needed(self) -> int:
+        """How many more distinct approvals resolve it (0 once it is resolved)."""
+        if self.confirmed is not None and not self._is_open_vote():
+            return 0
+        return max(0, self.approvals_required - len(self.approved_by))
+
+    @property
+    def rejections_needed(self) -> int:
+        """How many more distinct rejections reject it (0 once it is resolved)."""
+        if self.confirmed is not None and not self._is_open_vote():
+            return 0
+        return max(0, self.reject_quorum - len(self.rejected_by))
+
+    @property
+    def quorum_reached(self) -> bool:
+        """A pause that counts votes whose approvals or rejections are complete."""
+        return self.counts_votes and (
+            len(self.approved_by) >= self.approvals_required
+            or len(self.rejected_by) >= self.reject_quorum
+        )
+
+    def _is_open_vote(self) -> bool:
+        # An answer set on an open vote pause but not yet counted.
+        return (
+            self.counts_votes
+            and len(self.approved_by) < self.approvals_required
+            and len(self.rejected_by) < self.reject_quorum
+        )
+
+    def check_decider(self, run_id: str) -> None:
+        """Refuse an answer from a person who may not decide this pause."""
+        who = self.decided_by
+        if who is None:
+            if self.counts_votes:
+                raise DeciderNotAllowedError(
+                    run_id,
+                    step_name=self.step_name,
+                    decided_by=None,
+                    why="it needs several people's decisions: answer with by=...",
+                )
+            if self.excluded_deciders:
+                raise DeciderNotAllowedError(
+                    run_id,
+                    step_name=self.step_name,
+                    decided_by=None,
+                    why="some people may not decide it: answer with by=...",
+                )
+            return
+        if who in self.excluded_deciders:
+            raise DeciderNotAllowedError(
+                run_id,
+                step_name=self.step_name,
+                decided_by=who,
+                why=f"{who} may not decide it (the requester, or a decider of an earlier step)",
+            )
+
+    def _already_decided(self, run_id: str, who: str, *, approved: bool) -> AlreadyDecidedError:
+        return AlreadyDecidedError(
+            run_id,
+            step_name=self.step_name,
+            decided_by=who,
+            decision="approved" if approved else "rejected",
+            approved_by=self.approved_by,
+            rejected_by=self.rejected_by,
+            approvals_needed=self.approvals_needed if self._is_open_vote() else 0,
+        )
+
+    def cast_vote(self, run_id: str, *, now: datetime) -> Decision:
+        """Count this requirement's answer as one person's vote and return its decision.
+
+        The pause resolves (``confirmed`` stays set) at the ``approvals_required``-th
+        distinct approval or the ``reject_quorum``-th rejection; otherwise the vote is
+        added to ``approved_by`` / ``rejected_by`` and the answer cleared for the next
+        person. Pure: the caller stores the result."""
+        self.check_decider(run_id)
+        who = self.decided_by
+        assert who is not None
+        if who in self.approved_by or who in self.rejected_by:
+            raise self._already_decided(run_id, who, approved=who in self.approved_by)
+        approve = self.confirmed is True
+        if approve and self.edited_output is not None and self.approvals_required > 1:
+            raise ValueError(
+                f"step '{self.step_name}' needs {self.approvals_required} approvals: "
+                "approve it with confirm(), an edit cannot be voted on"
+            )
+        (self.approved_by if approve else self.rejected_by).append(who)
+        at = self.decided_at or now
+        if len(self.approved_by) >= self.approvals_required or len(self.rejected_by) >= (
+            self.reject_quorum
+        ):
+            return Decision.from_requirement(run_id, self, at=now)
+        vote = Decision(
+            run_id=run_id,
+            requirement_id=self.requirement_id,
+            step_name=self.step_name,
+            outcome=Outcome.confirmed if approve else Outcome.rejected,
+            decided_by=who,
+            decided_at=at,
+            comment=self.comment if approve else self.reason,
+            values={
+                "vote": True,
+                "approved_by": list(self.approved_by),
+                "rejected_by": list(self.rejected_by),
+                "approvals_needed": self.approvals_required - len(self.approved_by),
+                "rejections_needed": self.reject_quorum - len(self.rejected_by),
+            },
+        )
+        self.confirmed = None
+        self.decided_by = None
+        self.decided_at = None
+        self.comment = None
+        self.reason = None
+        self.rejection_feedback = None
+        return vote
+
     # -- state ---------------------------------------------------------------
     @property
     def is_rejected(self) -> bool:
@@ -426,7 +567,8 @@ class StepRequirement(_RequirementFields):
             return RejectAction.skip
         return RejectAction(self.on_timeout.value)
 
-    def unresolved_reasons(self) -> list[str]:
+    # One early return per kind of answer still missing, in the order they are reported.
+    def unresolved_reasons(self) -> list[str]:  # noqa: PLR0911
         """What still needs an answer, one sentence each naming the step; empty when resolved."""
         self._adopt_field_values()
         name = self.step_name
@@ -446,11 +588,18 @@ class StepRequirement(_RequirementFields):
                 [f"step '{name}' failed and needs retry() or skip()"] if self.needs_decision else []
             )
         if self.kind in (RequirementKind.output_review, RequirementKind.iteration_review):
+            if self.confirmed is None and self.counts_votes:
+                return [f"step '{name}' needs {self.approvals_needed} more approval(s)"]
             if self.confirmed is None:
                 return [f"step '{name}' needs its output reviewed: confirm(), reject() or edit()"]
             return []
         reasons = []
-        if self.needs_confirmation:
+        if self.needs_confirmation and self.counts_votes:
+            reasons.append(
+                f"step '{name}' needs {self.approvals_needed} more approval(s)"
+                + (f" (approved by {', '.join(self.approved_by)})" if self.approved_by else "")
+            )
+        elif self.needs_confirmation:
             reasons.append(f"step '{name}' needs confirm() or reject()")
         if self.needs_user_input:
             reasons.append(f"step '{name}' needs set_user_input(...) or reject()")
@@ -564,6 +713,11 @@ class StepRequirement(_RequirementFields):
             ),
             "executor_name": self.executor_name,
             "executor_run_id": self.executor_run_id,
+            "approvals_required": self.approvals_required if self.approvals_required != 1 else None,
+            "reject_quorum": self.reject_quorum if self.reject_quorum != 1 else None,
+            "excluded_deciders": list(self.excluded_deciders) or None,
+            "approved_by": list(self.approved_by) or None,
+            "rejected_by": list(self.rejected_by) or None,
         }
         data.update({k: v for k, v in extra.items() if v is not None})
         return data
@@ -618,6 +772,11 @@ class StepRequirement(_RequirementFields):
             executor_requirements=data.get("executor_requirements"),
             executor_name=data.get("executor_name"),
             executor_run_id=data.get("executor_run_id"),
+            approvals_required=int(data.get("approvals_required") or 1),
+            reject_quorum=int(data.get("reject_quorum") or 1),
+            excluded_deciders=list(data.get("excluded_deciders") or ()),
+            approved_by=list(data.get("approved_by") or ()),
+            rejected_by=list(data.get("rejected_by") or ()),
         )
 
 
@@ -664,6 +823,14 @@ class Decision:
             values=req.decision_values(),
         )
 
+    @property
+    def is_vote(self) -> bool:
+        """A vote on a pause that needs several people, recorded while the pause stayed
+        open (``values`` then holds the progress after it: ``approved_by``,
+        ``rejected_by``, ``approvals_needed``, ``rejections_needed``). The decision that
+        resolved such a pause is not a vote: it is the pause's outcome."""
+        return bool(self.values and self.values.get("vote") is True)
+
     def describe(self) -> str:
         """One sentence for people: what was decided on which step, by whom and when."""
         who = self.decided_by or "someone"
@@ -675,4 +842,54 @@ class Decision:
         }[self.outcome]
         if self.outcome is Outcome.timed_out:
             return f"step '{self.step_name}' timed out at {self.decided_at.isoformat()}"
+        if self.is_vote:
+            verb = f"{verb} (one vote, the pause still open)"
         return f"step '{self.step_name}' was {verb} by {who} at {self.decided_at.isoformat()}"
+
+
+def tally(
+    run_id: str,
+    requirements: Sequence[StepRequirement],
+    answers: Sequence[StepRequirement],
+    *,
+    now: datetime,
+) -> tuple[list[Decision], bool]:
+    """Apply ``answers`` to a pause's ``requirements`` where some count votes.
+
+    Each answer to a requirement that counts votes is one vote (``cast_vote``); the others
+    are taken as given. Returns the decisions to record now — every vote, and when the
+    pause resolves the decisions of the requirements that do not count votes — and whether
+    the pause resolves (every requirement resolved). Pure: the caller stores the result
+    in one transaction, and on a concurrent vote calls it again on the fresh run."""
+    by_id = {r.requirement_id: r for r in requirements}
+    decisions: list[Decision] = []
+    for answer in answers:
+        target = by_id.get(answer.requirement_id)
+        if target is None:
+            raise RequirementsUnresolvedError(
+                run_id, [f"step '{answer.step_name}' is not what this run waits for"]
+            )
+        if not target.counts_votes:
+            if target is not answer:
+                target.apply_answer_from(answer)
+            if target.outcome is not None:
+                target.check_decider(run_id)
+            continue
+        if answer.confirmed is None:
+            continue  # no vote on this one in this call
+        if target.confirmed is not None and not target._is_open_vote():
+            # Resolved by an earlier call (a pause with other requirements still open).
+            who = answer.decided_by or "someone"
+            raise target._already_decided(run_id, who, approved=bool(target.confirmed))
+        if target is not answer:
+            target.apply_answer_from(answer)
+        decisions.append(target.cast_vote(run_id, now=now))
+    resolved = all(r.is_resolved for r in requirements)
+    if resolved:
+        decisions.extend(
+            Decision.from_requirement(run_id, r, at=now) for r in requirements if not r.counts_votes
+        )
+    elif not decisions:
+        problems = [p for r in requirements for p in r.unresolved_reasons()]
+        raise RequirementsUnresolvedError(run_id, problems)
+    return decisions, resolved

@@ -13,11 +13,12 @@ import logging
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
+from engine.errors import RunNotPausedError
 from engine.run.base import RunStatus
 from engine.run.events import WorkflowRunEvent
 from engine.workflow._leases import process_owner_id
 from engine.workflow._machine import Machine
-from engine.workflow._tree import Call, Claim, ContinueExecutor, Instruction, Invoke, Save
+from engine.workflow._tree import Call, Claim, ContinueExecutor, Instruction, Invoke, Reload, Save
 from engine.workflow.step import call_blocking
 
 if TYPE_CHECKING:
@@ -46,7 +47,7 @@ class _Stepper:
 
     def done(self, item: Instruction, value: Any) -> None:
         self._send = value
-        if isinstance(item, Claim):
+        if isinstance(item, Claim) and not item.keeps_paused and value is not False:
             self.claimed.append(item.run.run_id)
 
     def failed(self, exc: Exception) -> None:
@@ -82,15 +83,38 @@ class Drivers:
             return await result if inspect.isawaitable(result) else result
         return await asyncio.to_thread(self.store, item)
 
-    def store(self, item: Instruction) -> None:
+    def store(self, item: Instruction) -> Any:
         wf = self.wf
         if isinstance(item, Save):
             wf.db.save_run(item.run)
             if item.run.status is not RunStatus.running:
                 wf._leases.release(item.run.run_id)
-            return
+            return None
+        if isinstance(item, Reload):
+            fresh = wf.db.get_run(item.run_id)
+            if (
+                fresh is None
+                or not fresh.is_paused
+                or [r.requirement_id for r in fresh.step_requirements] != item.requirement_ids
+            ):
+                raise wf.db.not_paused_error(item.run_id)
+            return fresh
         assert isinstance(item, Claim)
-        owner, until = process_owner_id(), wf._leases.until()
+        if item.contended:
+            try:
+                self._claim(item)
+            except RunNotPausedError:
+                return False
+            return True
+        self._claim(item)
+        return None
+
+    def _claim(self, item: Claim) -> None:
+        wf = self.wf
+        if item.keeps_paused:
+            owner, until = None, None
+        else:
+            owner, until = process_owner_id(), wf._leases.until()
         if len(item.decisions) == 1:
             wf.db.claim_paused_run(
                 item.run,
@@ -107,7 +131,8 @@ class Drivers:
                 lease_owner=owner,
                 lease_expires_at=until,
             )
-        wf._leases.hold(item.run.run_id)
+        if not item.keeps_paused:
+            wf._leases.hold(item.run.run_id)
 
     # -- the two drives --------------------------------------------------------------------
     def drive(self, machine: Machine) -> Iterator[WorkflowRunEvent]:

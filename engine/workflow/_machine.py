@@ -12,6 +12,7 @@ from engine.errors import WorkflowConfigError
 from engine.run.base import RunStatus
 from engine.run.events import (
     RouterPausedEvent,
+    StepApprovalProgressEvent,
     StepContinuedEvent,
     StepErrorPausedEvent,
     StepExecutorPausedEvent,
@@ -23,13 +24,14 @@ from engine.run.events import (
     WorkflowErrorEvent,
     WorkflowStartedEvent,
 )
-from engine.run.requirement import Decision, RejectAction, StepRequirement
+from engine.run.requirement import Decision, RejectAction, StepRequirement, tally
 from engine.workflow._tree import (
     Claim,
     Component,
     Flow,
     Frame,
     Instruction,
+    Reload,
     Result,
     Save,
     Wait,
@@ -102,6 +104,20 @@ class RunMachine:
             **fields,
         )
 
+    def step_event(
+        self, cls: type[Any], run: WorkflowRunOutput, req: StepRequirement, **fields: Any
+    ) -> Any:
+        """An event about the pause of ``req``'s step."""
+        return self.event(
+            cls,
+            run,
+            step_name=req.step_name,
+            step_index=req.step_index,
+            step_path=list(req.step_path),
+            requirement=req,
+            **fields,
+        )
+
     def _walk_state(
         self, run: WorkflowRunOutput, decided: Sequence[StepRequirement], frame: Frame | None
     ) -> Walk:
@@ -121,32 +137,66 @@ class RunMachine:
         yield self.event(WorkflowStartedEvent, run, input=run.input, user_id=run.user_id)
         yield from self._walk(run, self._walk_state(run, (), None), None)
 
-    def resume(self, run: WorkflowRunOutput, decisions: list[Decision]) -> Machine:
-        expected_version = run.version
-        run.status = RunStatus.running
-        run.updated_at = self.wf.clock.now()
-        yield Claim(run, expected_version, decisions)
+    def resume(
+        self,
+        run: WorkflowRunOutput,
+        decisions: list[Decision],
+        answers: list[StepRequirement] | None = None,
+    ) -> Machine:
+        """Claim the answered pause and run on. With ``answers`` (a pause whose
+        requirements count votes) the answers are tallied first: a vote that leaves the
+        pause open is recorded and the run stays paused; a concurrent vote that landed
+        first makes this one tally again on the fresh run, so every vote is counted and
+        exactly one resolves the pause."""
+        if answers is not None:
+            while True:
+                now = self.wf.clock.now()
+                decisions, resolved = tally(run.run_id, run.step_requirements, answers, now=now)
+                expected_version = run.version
+                run.updated_at = now
+                if resolved:
+                    run.status = RunStatus.running
+                claimed = yield Claim(
+                    run, expected_version, decisions, contended=True, keeps_paused=not resolved
+                )
+                if claimed:
+                    break
+                # Another vote landed first: tally again on the run as it is now (kept in
+                # this same object, which the caller holds).
+                fresh = yield Reload(run.run_id, [r.requirement_id for r in run.step_requirements])
+                run.__dict__.update(fresh.__dict__)
+            if not resolved:
+                for req in run.step_requirements:
+                    yield self.step_event(
+                        StepApprovalProgressEvent,
+                        run,
+                        req,
+                        approved_by=list(req.approved_by),
+                        rejected_by=list(req.rejected_by),
+                        approvals_needed=req.approvals_needed,
+                        rejections_needed=req.rejections_needed,
+                    )
+                return
+        else:
+            expected_version = run.version
+            run.status = RunStatus.running
+            run.updated_at = self.wf.clock.now()
+            yield Claim(run, expected_version, decisions)
         for req in run.step_requirements:
             if req.timed_out:
-                yield self.event(
+                yield self.step_event(
                     StepTimedOutEvent,
                     run,
-                    step_name=req.step_name,
-                    step_index=req.step_index,
-                    step_path=list(req.step_path),
+                    req,
                     on_reject=req.on_reject,
                     expires_at=req.expires_at,
-                    requirement=req,
                 )
-            yield self.event(
+            yield self.step_event(
                 StepContinuedEvent,
                 run,
-                step_name=req.step_name,
-                step_index=req.step_index,
-                step_path=list(req.step_path),
+                req,
                 outcome=req.outcome.value if req.outcome else "",
                 decided_by=req.decided_by,
-                requirement=req,
             )
         yield from self._proceed(run)
 
@@ -215,6 +265,10 @@ class RunMachine:
 
     def _pause(self, run: WorkflowRunOutput, reqs: list[StepRequirement], frame: Frame) -> Machine:
         now = self.wf.clock.now()
+        for req in reqs:
+            component = self.wf.locate(req.step_path)
+            if component is not None:
+                req.excluded_deciders = component.excluded_deciders(run)
         run.status = RunStatus.paused
         run.step_requirements = list(reqs)
         run.pause_path = list(reqs[0].step_path)
@@ -242,13 +296,10 @@ class RunMachine:
                 }
             elif cls is StepExecutorPausedEvent:
                 extra = {"executor_name": req.executor_name}
-            yield self.event(
+            yield self.step_event(
                 cls,
                 run,
-                step_name=req.step_name,
-                step_index=req.step_index,
-                step_path=list(req.step_path),
-                requirement=req,
+                req,
                 requires_confirmation=req.requires_confirmation,
                 confirmation_message=req.confirmation_message,
                 requires_user_input=req.requires_user_input,

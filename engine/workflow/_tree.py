@@ -16,10 +16,15 @@ from collections.abc import Callable, Generator, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypedDict
 
 from engine.errors import WorkflowConfigError
-from engine.run.events import StepSkippedEvent, WorkflowRunEvent
+from engine.run.events import (
+    StepCompletedEvent,
+    StepSkippedEvent,
+    StepStartedEvent,
+    WorkflowRunEvent,
+)
 from engine.run.requirement import RejectAction, StepRequirement
 from engine.workflow.types import (
     HumanReview,
@@ -74,9 +79,23 @@ class Claim:
     run: WorkflowRunOutput
     expected_version: int
     decisions: list[Any]  # engine.run.requirement.Decision, one per requirement of the pause
+    # Votes on a pause that counts them: a lost compare-and-set is sent back as False
+    # (another vote may have landed first) instead of raised.
+    contended: bool = False
+    # A vote that leaves the pause open: the run is written back still paused, unleased.
+    keeps_paused: bool = False
 
 
-Instruction = Invoke | ContinueExecutor | Call | Save | Claim | WorkflowRunEvent
+@dataclass
+class Reload:
+    """The run as stored now; the driver raises ``RunNotPausedError`` unless it still waits
+    at the same pause (``requirement_ids``)."""
+
+    run_id: str
+    requirement_ids: list[str]
+
+
+Instruction = Invoke | ContinueExecutor | Call | Save | Claim | Reload | WorkflowRunEvent
 Walker = Generator[Instruction, Any, "Result"]
 
 
@@ -228,6 +247,38 @@ class Walk:
         )
 
 
+# The pauses an approval policy (approvals=N, reject_quorum=M) applies to.
+_VOTED_KINDS = frozenset(
+    {RequirementKind.confirmation, RequirementKind.output_review, RequirementKind.iteration_review}
+)
+
+
+class PauseOptions(TypedDict, total=False):
+    """The keyword arguments of the pause before a group (Steps, Loop, Condition, Router)
+    runs. ``requires_confirmation``: ask a person first; ``confirmation_message``: what to
+    ask; ``on_reject``: what a rejection does (``skip``, ``cancel``; a Condition also
+    ``else``); ``pause_timeout`` (or agno's ``hitl_timeout`` with ``on_timeout``): the
+    pause's deadline; ``human_review``: the same settings as one ``HumanReview`` object.
+
+    Approval policy (``Component._init_policy``): ``approvals`` distinct people must
+    approve (default 1); ``reject_quorum`` rejections reject (default 1: a veto);
+    ``allow_requester=False`` keeps the person who started the run from deciding;
+    ``distinct_from=["step"]`` keeps anyone who decided an earlier pause of those steps
+    in the same run from deciding this one (four eyes across steps)."""
+
+    requires_confirmation: bool
+    confirmation_message: str | None
+    on_reject: OnReject | str | None
+    pause_timeout: timedelta | float | None
+    hitl_timeout: float | None
+    on_timeout: OnTimeout | str | None
+    human_review: HumanReview | None
+    approvals: int
+    reject_quorum: int
+    allow_requester: bool
+    distinct_from: Sequence[str]
+
+
 class Component:
     """What every node of a workflow's tree shares: a name, and the pause before it runs.
 
@@ -238,6 +289,72 @@ class Component:
     step_type: StepType = StepType.STEP
     default_on_reject: OnReject = OnReject.skip
     name: str
+
+    def _init_group(
+        self, pause: PauseOptions, *, supports: frozenset[str] = frozenset()
+    ) -> HumanReview | None:
+        """Check ``human_review`` against what this group ``supports``, then set up the
+        pause before it (``self.name`` set first). Returns the ``human_review``."""
+        human_review = pause.get("human_review")
+        if human_review is not None:
+            try:
+                human_review.check_for(type(self).__name__, supports=supports)
+            except ValueError as exc:
+                raise WorkflowConfigError(str(exc)) from None
+        self._init_pause(
+            name=self.name,
+            requires_confirmation=pause.get("requires_confirmation", False),
+            confirmation_message=pause.get("confirmation_message"),
+            on_reject=pause.get("on_reject"),
+            pause_timeout=pause.get("pause_timeout"),
+            hitl_timeout=pause.get("hitl_timeout"),
+            on_timeout=pause.get("on_timeout"),
+            human_review=human_review,
+        )
+        self._init_policy(
+            approvals=pause.get("approvals", 1),
+            reject_quorum=pause.get("reject_quorum", 1),
+            allow_requester=pause.get("allow_requester", True),
+            distinct_from=pause.get("distinct_from", ()),
+        )
+        return human_review
+
+    def _init_policy(
+        self,
+        *,
+        approvals: int = 1,
+        reject_quorum: int = 1,
+        allow_requester: bool = True,
+        distinct_from: Sequence[str] = (),
+    ) -> None:
+        """Who decides this component's confirmation and output or iteration review, and
+        how many (see ``PauseOptions``)."""
+        what = f"{self.step_type.value} {self.name!r}"
+        for label, value in (("approvals", approvals), ("reject_quorum", reject_quorum)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise WorkflowConfigError(f"{what}: {label} must be an integer >= 1, got {value!r}")
+        if isinstance(distinct_from, str):
+            distinct_from = [distinct_from]
+        self.approvals = approvals
+        self.reject_quorum = reject_quorum
+        self.allow_requester = bool(allow_requester)
+        self.distinct_from: tuple[str, ...] = tuple(distinct_from)
+
+    def excluded_deciders(self, run: WorkflowRunOutput) -> list[str]:
+        """Who may not decide this component's pause in ``run``: its requester unless
+        ``allow_requester``, and everyone who decided a pause of a step named in
+        ``distinct_from`` earlier in the run."""
+        excluded: list[str] = []
+        if not self.allow_requester and run.user_id:
+            excluded.append(run.user_id)
+        if self.distinct_from:
+            for earlier in run.requirement_history:
+                if earlier.step_name not in self.distinct_from or earlier.timed_out:
+                    continue
+                for who in (*earlier.approved_by, *earlier.rejected_by, earlier.decided_by):
+                    if who and who not in excluded:
+                        excluded.append(who)
+        return excluded
 
     def _init_pause(
         self,
@@ -302,6 +419,9 @@ class Component:
     def new_requirement(
         self, *, path: tuple[int, ...], now: datetime, kind: RequirementKind, **fields: Any
     ) -> StepRequirement:
+        if kind in _VOTED_KINDS:
+            fields.setdefault("approvals_required", getattr(self, "approvals", 1))
+            fields.setdefault("reject_quorum", getattr(self, "reject_quorum", 1))
         return StepRequirement(
             requirement_id=uuid.uuid4().hex,
             step_name=self.name,
@@ -348,6 +468,55 @@ class Component:
             if action is not RejectAction.approve:
                 return (yield from self.rejected(w, req, path, action)), None, req
         return None, None, req
+
+    def begin(
+        self, w: Walk, path: tuple[int, ...], frame: Frame | None
+    ) -> Generator[Instruction, Any, tuple[Result | None, Frame | None, StepRequirement | None]]:
+        """``gate``, then the started event when the group starts now (not when it resumes
+        mid-way). Returns what ``gate`` returns."""
+        ended, frame, req = yield from self.gate(w, path, frame)
+        if ended is None and frame is None:
+            yield self.started_event(w, path)
+        return ended, frame, req
+
+    def started_event(self, w: Walk, path: tuple[int, ...]) -> WorkflowRunEvent:
+        return w.event(
+            StepStartedEvent, step_name=self.name, step_index=path[-1], step_path=list(path)
+        )
+
+    def completed_event(
+        self, w: Walk, path: tuple[int, ...], output: StepOutput
+    ) -> WorkflowRunEvent:
+        return w.event(
+            StepCompletedEvent,
+            step_name=self.name,
+            step_index=path[-1],
+            step_path=list(path),
+            content=output.content,
+            step_output=output,
+        )
+
+    def walk_members(
+        self,
+        w: Walk,
+        members: Sequence[tuple[int, Component]],
+        step_input: StepInput,
+        path: tuple[int, ...],
+        frame: Frame | None,
+        *,
+        state: dict[str, Any] | None = None,
+    ) -> Walker:
+        """Walk ``members`` as this group's sequence, resuming at ``frame``: a pause inside
+        keeps ``state`` in the group's frame; at the end the group's output and its
+        completed event."""
+        inner = yield from walk_sequence(w, members, step_input, path, frame)
+        if inner.frame is not None:
+            inner.frame.state.update(state or {})
+            return inner
+        result = finish_group(self, inner)
+        if result.output is not None:
+            yield self.completed_event(w, path, result.output)
+        return result
 
     def rejected(
         self, w: Walk, req: StepRequirement, path: tuple[int, ...], action: RejectAction

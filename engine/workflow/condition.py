@@ -3,33 +3,31 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from datetime import timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from engine.errors import WorkflowConfigError
-from engine.run.events import StepCompletedEvent, StepStartedEvent
 from engine.run.requirement import RejectAction
 from engine.workflow._tree import (
     Call,
     Component,
     Flow,
     Frame,
+    PauseOptions,
     Result,
     Walk,
     Walker,
     as_components,
-    finish_group,
-    walk_sequence,
 )
 from engine.workflow.types import (
-    HumanReview,
     OnError,
     OnReject,
-    OnTimeout,
     StepInput,
     StepOutput,
     StepType,
 )
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
 
 
 class Condition(Component):
@@ -42,7 +40,7 @@ class Condition(Component):
     default_on_reject = OnReject.else_branch
 
     # Keyword-only options (agno's Condition signature), not positional arguments.
-    def __init__(  # noqa: PLR0913
+    def __init__(
         self,
         name: str | None = None,
         *,
@@ -50,15 +48,10 @@ class Condition(Component):
         steps: Sequence[Any],
         else_steps: Sequence[Any] | None = None,
         description: str | None = None,
-        requires_confirmation: bool = False,
-        confirmation_message: str | None = None,
-        on_reject: OnReject | str | None = None,
         on_error: OnError | str | None = None,
-        pause_timeout: timedelta | float | None = None,
-        hitl_timeout: float | None = None,
-        on_timeout: OnTimeout | str | None = None,
-        human_review: HumanReview | None = None,
+        **pause: Unpack[PauseOptions],
     ) -> None:
+        """``pause``: the pause before the evaluator (see ``PauseOptions``)."""
         self.name = name or "condition"
         self.description = description
         if not isinstance(evaluator, bool) and not callable(evaluator):
@@ -73,22 +66,8 @@ class Condition(Component):
         )
         if not self.steps:
             raise WorkflowConfigError(f"Condition {self.name!r} has no steps")
-        if human_review is not None:
-            try:
-                human_review.check_for("Condition", supports=frozenset())
-            except ValueError as exc:
-                raise WorkflowConfigError(str(exc)) from None
         self.on_error = OnError.parse(on_error or OnError.fail)
-        self._init_pause(
-            name=self.name,
-            requires_confirmation=requires_confirmation,
-            confirmation_message=confirmation_message,
-            on_reject=on_reject,
-            pause_timeout=pause_timeout,
-            hitl_timeout=hitl_timeout,
-            on_timeout=on_timeout,
-            human_review=human_review,
-        )
+        self._init_group(pause)
         if self.on_reject is OnReject.retry:
             raise WorkflowConfigError(f"Condition {self.name!r}: on_reject='retry' is for reviews")
 
@@ -111,19 +90,15 @@ class Condition(Component):
         if frame is not None and frame.wait is None:
             branch = frame.state["branch"]
         else:
-            ended, _, req = yield from self.gate(w, path, frame)
+            ended, frame, req = yield from self.begin(w, path, frame)
             if ended is not None:
                 return ended
-            frame = None
             if (
                 req is not None
                 and req.is_rejected
                 and req.reject_action() is RejectAction.else_branch
             ):
                 branch = "else"
-            yield w.event(
-                StepStartedEvent, step_name=self.name, step_index=path[-1], step_path=list(path)
-            )
             if branch is None:
                 if isinstance(self.evaluator, bool):
                     verdict = self.evaluator
@@ -136,18 +111,8 @@ class Condition(Component):
                 step_name=self.name, step_type=self.step_type.value, skipped=True, steps=[]
             )
             return Result(Flow.done, output=output)
-        inner = yield from walk_sequence(w, members, step_input, path, frame)
-        if inner.frame is not None:
-            inner.frame.state["branch"] = branch
-            return inner
-        result = finish_group(self, inner)
-        if result.output is not None:
-            yield w.event(
-                StepCompletedEvent,
-                step_name=self.name,
-                step_index=path[-1],
-                step_path=list(path),
-                content=result.output.content,
-                step_output=result.output,
+        return (
+            yield from self.walk_members(
+                w, members, step_input, path, frame, state={"branch": branch}
             )
-        return result
+        )

@@ -4,11 +4,9 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Generator, Sequence
-from datetime import timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from engine.errors import WorkflowConfigError
-from engine.run.events import StepCompletedEvent, StepStartedEvent
 from engine.run.requirement import RejectAction
 from engine.workflow._cel import compile_end_condition
 from engine.workflow._tree import (
@@ -17,6 +15,7 @@ from engine.workflow._tree import (
     Flow,
     Frame,
     Instruction,
+    PauseOptions,
     Result,
     Wait,
     Walk,
@@ -27,14 +26,14 @@ from engine.workflow._tree import (
     walk_sequence,
 )
 from engine.workflow.types import (
-    HumanReview,
-    OnReject,
-    OnTimeout,
     RequirementKind,
     StepInput,
     StepOutput,
     StepType,
 )
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
 
 
 class Loop(Component):
@@ -53,7 +52,7 @@ class Loop(Component):
     step_type = StepType.LOOP
 
     # Keyword-only options (agno's Loop signature), not positional arguments.
-    def __init__(  # noqa: PLR0913
+    def __init__(
         self,
         name: str | None = None,
         *,
@@ -62,17 +61,12 @@ class Loop(Component):
         end_condition: Callable[..., Any] | str | None = None,
         forward_iteration_output: bool = False,
         description: str | None = None,
-        requires_confirmation: bool = False,
-        confirmation_message: str | None = None,
         requires_iteration_review: bool = False,
         iteration_review_message: str | None = None,
-        on_reject: OnReject | str | None = None,
         hitl_max_retries: int = 3,
-        pause_timeout: timedelta | float | None = None,
-        hitl_timeout: float | None = None,
-        on_timeout: OnTimeout | str | None = None,
-        human_review: HumanReview | None = None,
+        **pause: Unpack[PauseOptions],
     ) -> None:
+        """``pause``: the pause before the first iteration (see ``PauseOptions``)."""
         self.name = name or "loop"
         self.description = description
         self.steps: list[Component] = as_components(steps, owner=f"Loop {self.name!r}")
@@ -94,11 +88,8 @@ class Loop(Component):
             )
         self.end_condition = end_condition
         self.forward_iteration_output = forward_iteration_output
+        human_review = self._init_group(pause, supports=frozenset({"requires_iteration_review"}))
         if human_review is not None:
-            try:
-                human_review.check_for("Loop", supports=frozenset({"requires_iteration_review"}))
-            except ValueError as exc:
-                raise WorkflowConfigError(str(exc)) from None
             requires_iteration_review = (
                 requires_iteration_review or human_review.requires_iteration_review
             )
@@ -108,16 +99,6 @@ class Loop(Component):
         self.requires_iteration_review = requires_iteration_review
         self.iteration_review_message = iteration_review_message
         self.hitl_max_retries = hitl_max_retries
-        self._init_pause(
-            name=self.name,
-            requires_confirmation=requires_confirmation,
-            confirmation_message=confirmation_message,
-            on_reject=on_reject,
-            pause_timeout=pause_timeout,
-            hitl_timeout=hitl_timeout,
-            on_timeout=on_timeout,
-            human_review=human_review,
-        )
 
     def children(self) -> list[Component]:
         """The components a pause's path indexes into: one iteration's steps."""
@@ -126,7 +107,7 @@ class Loop(Component):
     # One walker generator per component, as the machine drives it: each way out of an iteration
     # (pause, rejection, end condition, limit) returns where it happens, with the resume state in
     # its locals.
-    def walk(  # noqa: PLR0911, PLR0912, PLR0915
+    def walk(  # noqa: PLR0911, PLR0912
         self, w: Walk, step_input: StepInput, path: tuple[int, ...], frame: Frame | None
     ) -> Walker:
         """Run iterations until the end condition or the limit, resuming inside a paused one."""
@@ -163,12 +144,9 @@ class Loop(Component):
                 else:  # skip: the loop ends here, its outputs so far kept
                     return (yield from self._finished(w, path, iterations, Flow.done))
         else:
-            ended, _, _ = yield from self.gate(w, path, frame)
+            ended, _, _ = yield from self.begin(w, path, frame)
             if ended is not None:
                 return ended
-            yield w.event(
-                StepStartedEvent, step_name=self.name, step_index=path[-1], step_path=list(path)
-            )
         retries = int(frame.state.get("retries", 0)) + 1 if feedback and frame else 0
         members = list(enumerate(self.steps))
         while iteration < self.max_iterations:
@@ -254,14 +232,7 @@ class Loop(Component):
         everything = [o for outs in iterations for o in outs]
         output = group_output(self, everything)
         output.content = last_content(iterations[-1]) if iterations else None
-        yield w.event(
-            StepCompletedEvent,
-            step_name=self.name,
-            step_index=path[-1],
-            step_path=list(path),
-            content=output.content,
-            step_output=output,
-        )
+        yield self.completed_event(w, path, output)
         return Result(
             flow,
             output=output,

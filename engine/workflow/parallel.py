@@ -6,7 +6,6 @@ from __future__ import annotations
 from typing import Any
 
 from engine.errors import WorkflowConfigError
-from engine.run.events import StepCompletedEvent, StepStartedEvent
 from engine.workflow._tree import (
     Component,
     Flow,
@@ -46,16 +45,7 @@ class Parallel(Component):
         self.steps: list[Component] = as_components(list(steps), owner=f"Parallel {self.name!r}")
         if not self.steps:
             raise WorkflowConfigError(f"Parallel {self.name!r} has no branches")
-        self._init_pause(
-            name=self.name,
-            requires_confirmation=False,
-            confirmation_message=None,
-            on_reject=None,
-            pause_timeout=None,
-            hitl_timeout=None,
-            on_timeout=None,
-            human_review=None,
-        )
+        self._init_group({})
 
     def children(self) -> list[Component]:
         """The components a pause's path indexes into: the branches."""
@@ -67,9 +57,7 @@ class Parallel(Component):
         """Walk every branch that has not finished; the pauses of all of them make one pause."""
         done: dict[int, StepOutput] = {}
         if frame is None:
-            yield w.event(
-                StepStartedEvent, step_name=self.name, step_index=path[-1], step_path=list(path)
-            )
+            yield self.started_event(w, path)
         else:
             done = {int(k): StepOutput.from_dict(v) for k, v in frame.state.get("done", {}).items()}
         waiting: dict[int, Frame] = {}
@@ -103,14 +91,7 @@ class Parallel(Component):
             return Result(Flow.paused, frame=Frame(state=state, subs=waiting))
         outputs = [done[i] for i in sorted(done)]
         output = group_output(self, outputs, content=_combined(outputs))
-        yield w.event(
-            StepCompletedEvent,
-            step_name=self.name,
-            step_index=path[-1],
-            step_path=list(path),
-            content=output.content,
-            step_output=output,
-        )
+        yield self.completed_event(w, path, output)
         stopped = any(o.stop for o in outputs)
         return Result(Flow.stopped if stopped else Flow.done, output=output)
 

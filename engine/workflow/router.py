@@ -3,33 +3,30 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from datetime import timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from engine.errors import WorkflowConfigError
-from engine.run.events import StepCompletedEvent, StepStartedEvent
 from engine.run.requirement import RejectAction
 from engine.workflow._tree import (
     Call,
     Component,
     Flow,
     Frame,
+    PauseOptions,
     Result,
     Wait,
     Walk,
     Walker,
     as_components,
-    finish_group,
-    walk_sequence,
 )
 from engine.workflow.types import (
-    HumanReview,
-    OnReject,
-    OnTimeout,
     RequirementKind,
     StepInput,
     StepType,
 )
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
 
 
 class Router(Component):
@@ -46,7 +43,7 @@ class Router(Component):
     step_type = StepType.ROUTER
 
     # Keyword-only options (agno's Router signature), not positional arguments.
-    def __init__(  # noqa: PLR0913
+    def __init__(
         self,
         name: str | None = None,
         *,
@@ -56,24 +53,16 @@ class Router(Component):
         requires_user_input: bool = False,
         user_input_message: str | None = None,
         allow_multiple_selections: bool = False,
-        requires_confirmation: bool = False,
-        confirmation_message: str | None = None,
-        on_reject: OnReject | str | None = None,
-        pause_timeout: timedelta | float | None = None,
-        hitl_timeout: float | None = None,
-        on_timeout: OnTimeout | str | None = None,
-        human_review: HumanReview | None = None,
+        **pause: Unpack[PauseOptions],
     ) -> None:
+        """``pause``: the pause before the router chooses (see ``PauseOptions``)."""
         self.name = name or "router"
         self.description = description
         self.choices: list[Component] = as_components(choices, owner=f"Router {self.name!r}")
         if not self.choices:
             raise WorkflowConfigError(f"Router {self.name!r} has no choices")
+        human_review = self._init_group(pause, supports=frozenset({"requires_user_input"}))
         if human_review is not None:
-            try:
-                human_review.check_for("Router", supports=frozenset({"requires_user_input"}))
-            except ValueError as exc:
-                raise WorkflowConfigError(str(exc)) from None
             requires_user_input = requires_user_input or human_review.requires_user_input
             user_input_message = user_input_message or human_review.user_input_message
         if selector is None and not requires_user_input:
@@ -86,16 +75,6 @@ class Router(Component):
         self.requires_user_input = requires_user_input
         self.user_input_message = user_input_message
         self.allow_multiple_selections = allow_multiple_selections
-        self._init_pause(
-            name=self.name,
-            requires_confirmation=requires_confirmation,
-            confirmation_message=confirmation_message,
-            on_reject=on_reject,
-            pause_timeout=pause_timeout,
-            hitl_timeout=hitl_timeout,
-            on_timeout=on_timeout,
-            human_review=human_review,
-        )
 
     def children(self) -> list[Component]:
         """The components a pause's path indexes into: the choices."""
@@ -136,9 +115,7 @@ class Router(Component):
                     action = RejectAction.skip
                 return (yield from self.rejected(w, req, path, action))
             selected = self._indexes(req.selected_choices)
-            yield w.event(
-                StepStartedEvent, step_name=self.name, step_index=path[-1], step_path=list(path)
-            )
+            yield self.started_event(w, path)
         else:
             ended, _, _ = yield from self.gate(w, path, frame)
             if ended is not None:
@@ -157,9 +134,7 @@ class Router(Component):
                     allow_multiple_selections=self.allow_multiple_selections,
                 )
                 return w.pause(req, Frame(wait=Wait.route))
-            yield w.event(
-                StepStartedEvent, step_name=self.name, step_index=path[-1], step_path=list(path)
-            )
+            yield self.started_event(w, path)
             assert self.selector is not None
             try:
                 picked = yield Call(self.selector, (step_input,))
@@ -168,18 +143,8 @@ class Router(Component):
                 message = f"router '{self.name}' could not choose: {type(exc).__name__}: {exc}"
                 return Result(Flow.failed, message=message, step_name=self.name)
         members = [(i, self.choices[i]) for i in selected]
-        inner = yield from walk_sequence(w, members, step_input, path, resume)
-        if inner.frame is not None:
-            inner.frame.state["selected"] = selected
-            return inner
-        result = finish_group(self, inner)
-        if result.output is not None:
-            yield w.event(
-                StepCompletedEvent,
-                step_name=self.name,
-                step_index=path[-1],
-                step_path=list(path),
-                content=result.output.content,
-                step_output=result.output,
+        return (
+            yield from self.walk_members(
+                w, members, step_input, path, resume, state={"selected": selected}
             )
-        return result
+        )

@@ -6,13 +6,12 @@ import asyncio
 import inspect
 import logging
 import threading
-from collections.abc import Callable, Generator
+from collections.abc import Callable, Generator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 from engine.errors import WorkflowConfigError
-from engine.run.events import StepCompletedEvent, StepStartedEvent
 from engine.run.requirement import ExecutorRequirement, RejectAction, StepRequirement
 from engine.workflow._tree import (
     Call,
@@ -88,7 +87,15 @@ class Step(Component):
         output_review_message: str | None = None,
         hitl_max_retries: int | None = None,
         human_review: HumanReview | None = None,
+        approvals: int = 1,
+        reject_quorum: int = 1,
+        allow_requester: bool = True,
+        distinct_from: Sequence[str] = (),
     ) -> None:
+        """Approval policy of its confirmation and output review: ``approvals`` distinct
+        people approve (default 1), ``reject_quorum`` rejections reject (default 1, a
+        veto), ``allow_requester=False`` keeps the run's requester out, ``distinct_from``
+        keeps out whoever decided those earlier steps' pauses in the run."""
         if (agent is None) == (executor is None):
             raise WorkflowConfigError(f"Step {name!r}: give exactly one of agent= or executor=")
         if agent is not None and not callable(getattr(agent, "run", None)):
@@ -162,6 +169,17 @@ class Step(Component):
         self.hitl_max_retries = retries
         if self.on_reject is OnReject.else_branch:
             raise WorkflowConfigError(f"Step {self.name!r}: on_reject='else' is for a Condition")
+        self._init_policy(
+            approvals=approvals,
+            reject_quorum=reject_quorum,
+            allow_requester=allow_requester,
+            distinct_from=distinct_from,
+        )
+        if (approvals > 1 or reject_quorum > 1) and self.requires_user_input:
+            raise WorkflowConfigError(
+                f"Step {self.name!r}: approvals/reject_quorum count people's approvals; a "
+                "step that asks for input takes it from one person"
+            )
         if self.user_input_schema:
             names = [f.name for f in self.user_input_schema]
             if len(names) != len(set(names)):
@@ -249,9 +267,7 @@ class Step(Component):
                 attempt += 1
             elif frame.wait is Wait.executor:
                 step_input = self._input_with(step_input, user_input, None)
-                yield w.event(
-                    StepStartedEvent, step_name=self.name, step_index=path[-1], step_path=list(path)
-                )
+                yield self.started_event(w, path)
                 try:
                     output: StepOutput = yield ContinueExecutor(self, step_input, req)
                 except Exception as exc:
@@ -260,9 +276,7 @@ class Step(Component):
                     yield from self._after_run(w, step_input, path, output, attempt, user_input)
                 )
         step_input = self._input_with(step_input, user_input, feedback)
-        yield w.event(
-            StepStartedEvent, step_name=self.name, step_index=path[-1], step_path=list(path)
-        )
+        yield self.started_event(w, path)
         try:
             output = yield Invoke(self, step_input)
         except Exception as exc:
@@ -364,14 +378,7 @@ class Step(Component):
         return (yield from self._completed(w, path, output))
 
     def _completed(self, w: Walk, path: tuple[int, ...], output: StepOutput) -> Walker:
-        yield w.event(
-            StepCompletedEvent,
-            step_name=self.name,
-            step_index=path[-1],
-            step_path=list(path),
-            content=output.content,
-            step_output=output,
-        )
+        yield self.completed_event(w, path, output)
         return Result(Flow.stopped if output.stop else Flow.done, output=output)
 
     def _reviewed(

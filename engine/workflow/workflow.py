@@ -103,6 +103,7 @@ class Workflow:
         self.steps: list[Component] = as_components(steps, owner=f"Workflow {self.name!r}")
         if not self.steps:
             raise WorkflowConfigError(f"Workflow {self.name!r} has no steps")
+        self._check_distinct_from()
         self._db = db
         self._db_given = db is not None
         if on_interrupted not in ("fail", "resume"):
@@ -263,12 +264,21 @@ class Workflow:
         pause atomically in the database: of two concurrent calls, one runs the remaining
         steps and the other gets ``RunNotPausedError`` saying how the pause was resolved.
         ``run_response=`` is agno's name for ``run_output``.
+
+        A pause with an approval policy (``approvals=N`` / ``reject_quorum=M``) counts each
+        answer as one person's vote, recorded in the audit trail: until the pause resolves
+        the run comes back still paused, its requirement showing ``approved_by``,
+        ``rejected_by`` and ``approvals_needed`` (and a ``StepApprovalProgressEvent`` is
+        emitted). The same person twice raises ``AlreadyDecidedError``; a person in
+        ``excluded_deciders`` raises ``DeciderNotAllowedError``; nothing is recorded then.
+        Votes given at the same moment in any processes are all counted, and exactly one
+        of them resolves the pause and runs the rest.
         """
         run_output = _one_run(run_output, run_response)
-        run, decision = self._prepare_continue(
+        run, decisions, votes = self._prepare_continue(
             run_output, run_id=run_id, session_id=session_id, step_requirements=step_requirements
         )
-        machine = self._machine.resume(run, decision)
+        machine = self._machine.resume(run, decisions, votes)
         if stream:
             return self._stream(machine, stream_events, mirror=run_output)
         self._drain(machine)
@@ -386,7 +396,7 @@ class Workflow:
         run_id: str | None,
         session_id: str | None,
         step_requirements: list[StepRequirement] | None,
-    ) -> tuple[WorkflowRunOutput, list[Decision]]:
+    ) -> tuple[WorkflowRunOutput, list[Decision], list[StepRequirement] | None]:
         return await asyncio.to_thread(
             self._prepare_continue,
             run_output,
@@ -402,10 +412,10 @@ class Workflow:
         session_id: str | None,
         step_requirements: list[StepRequirement] | None,
     ) -> WorkflowRunOutput:
-        run, decision = await self._aprepare_continue(
+        run, decisions, votes = await self._aprepare_continue(
             run_output, run_id, session_id, step_requirements
         )
-        async for _ in self._adrive(self._machine.resume(run, decision)):
+        async for _ in self._adrive(self._machine.resume(run, decisions, votes)):
             pass
         if run_output is not None and run_output is not run:
             _copy_into(run_output, run)
@@ -419,10 +429,10 @@ class Workflow:
         step_requirements: list[StepRequirement] | None,
         stream_events: bool,
     ) -> AsyncIterator[WorkflowRunEvent]:
-        run, decision = await self._aprepare_continue(
+        run, decisions, votes = await self._aprepare_continue(
             run_output, run_id, session_id, step_requirements
         )
-        machine = self._machine.resume(run, decision)
+        machine = self._machine.resume(run, decisions, votes)
         async for event in self._astream(machine, stream_events, mirror=run_output):
             yield event
 
@@ -435,7 +445,26 @@ class Workflow:
         has not passed yet.
         """
         now = require_aware(now, "expire_run(now=...)") if now else self.clock.now()
-        run = self._load_for_continue(run_id, None)
+        while True:
+            run = self._load_for_continue(run_id, None)
+            ids = [r.requirement_id for r in run.step_requirements]
+            try:
+                return self._expire(run, now=now)
+            except RunNotPausedError:
+                # A vote recorded meanwhile on a pause that counts them moved the run's
+                # version without resolving it: the deadline still decides, on the fresh run.
+                current = self.db.get_run(run_id)
+                if (
+                    current is None
+                    or not current.is_paused
+                    or current.version == run.version
+                    or not any(r.counts_votes for r in run.step_requirements)
+                    or [r.requirement_id for r in current.step_requirements] != ids
+                ):
+                    raise
+
+    def _expire(self, run: WorkflowRunOutput, *, now: datetime) -> WorkflowRunOutput:
+        run_id = run.run_id
         # Like continue_run: never apply a decision to a run this definition does not fit
         # (skipping would carry on with the wrong steps).
         check_fits(self, run)
@@ -578,6 +607,25 @@ class Workflow:
         return None
 
     # -- internals -----------------------------------------------------------------
+    def _check_distinct_from(self) -> None:
+        """A ``distinct_from`` name that is no step of this workflow would silently exclude
+        nobody: refuse it."""
+        todo: list[Component] = list(self.steps)
+        names: set[str] = set()
+        components: list[Component] = []
+        while todo:
+            node = todo.pop()
+            names.add(node.name)
+            components.append(node)
+            todo.extend(node.children())
+        for component in components:
+            unknown = sorted(set(getattr(component, "distinct_from", ())) - names)
+            if unknown:
+                raise WorkflowConfigError(
+                    f"Workflow {self.name!r}: {component.name!r} has distinct_from={unknown}, "
+                    "which are not steps of this workflow"
+                )
+
     def _new_run(
         self,
         input: Any,
@@ -618,14 +666,17 @@ class Workflow:
         return run
 
     # Checks each way a continue_run call can be wrong, in the order the errors are reported.
-    def _prepare_continue(  # noqa: PLR0912
+    def _prepare_continue(  # noqa: PLR0912, PLR0915
         self,
         run_output: WorkflowRunOutput | None,
         *,
         run_id: str | None,
         session_id: str | None,
         step_requirements: list[StepRequirement] | None,
-    ) -> tuple[WorkflowRunOutput, list[Decision]]:
+    ) -> tuple[WorkflowRunOutput, list[Decision], list[StepRequirement] | None]:
+        """The run to resume, the decisions its claim records, and for a pause whose
+        requirements count votes the answers to tally (the machine tallies them, again on
+        a fresh copy if a concurrent vote lands first)."""
         if run_output is not None and not isinstance(run_output, WorkflowRunOutput):
             raise TypeError(
                 "continue_run takes the paused WorkflowRunOutput (or run_id=...), "
@@ -660,10 +711,28 @@ class Workflow:
         self._last_session_id = run.session_id
         if not run.step_requirements:
             raise self.db.not_paused_error(run.run_id)
+        voting = any(r.counts_votes for r in run.step_requirements)
+        decided = set()
+        if voting:
+            # A step whose quorum an earlier call reached (the pause waiting for another
+            # of its requirements) takes no more votes.
+            decided = {r.requirement_id for r in run.step_requirements if r.quorum_reached}
+            by_id = {r.requirement_id: r for r in run.step_requirements}
+            by_step = {r.step_name: r for r in run.step_requirements}
+            for answer in answers:
+                target = by_id.get(answer.requirement_id) or by_step.get(answer.step_name)
+                if target is not None and target.requirement_id in decided:
+                    raise target._already_decided(
+                        run.run_id, answer.decided_by or "someone", approved=bool(target.confirmed)
+                    )
         self._apply_answers(run, answers)
-        problems = [p for r in run.step_requirements for p in r.unresolved_reasons()]
-        if problems:
-            raise RequirementsUnresolvedError(run.run_id, problems)
+        if not voting:
+            problems = [p for r in run.step_requirements for p in r.unresolved_reasons()]
+            if problems:
+                raise RequirementsUnresolvedError(run.run_id, problems)
+            for req in run.step_requirements:
+                if req.excluded_deciders:
+                    req.check_decider(run.run_id)
         now = self.clock.now()
         for req in run.step_requirements:
             if req.user_input is not None and not req.is_rejected:
@@ -682,9 +751,17 @@ class Workflow:
                 raise DecisionTooLateError(
                     run.run_id, step_name=req.step_name, expires_at=req.expires_at
                 )
-        return run, [
+        if voting:
+            given = [
+                StepRequirement.from_dict(r.to_dict())
+                for r in run.step_requirements
+                if r.requirement_id not in decided
+            ]
+            return run, [], given
+        decisions = [
             Decision.from_requirement(run.run_id, r, at=now) for r in run.step_requirements
         ]
+        return run, decisions, None
 
     @staticmethod
     def _apply_answers(run: WorkflowRunOutput, answers: list[StepRequirement]) -> None:

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import json
+import subprocess
+import time
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -11,6 +15,9 @@ from engine import ManualClock
 from engine.db.base import BaseDb
 from engine.db.postgres import PostgresDb
 from engine.db.sqlite import SqliteDb
+from tests.engine.engine_flows import child_command, child_env
+
+Race = Callable[[Mapping[str, tuple[str, ...]]], list[dict[str, Any]]]
 
 
 @pytest.fixture
@@ -52,3 +59,40 @@ def any_db(db_url: str) -> Iterator[BaseDb]:
 @pytest.fixture
 def clock() -> ManualClock:
     return ManualClock()
+
+
+@pytest.fixture
+def race(tmp_path: Path) -> Race:
+    """Start one child process (``tests.engine.engine_flows``) per entry — name: the
+    child's arguments; each also gets a ready file and the shared go file — wait until
+    every child is ready, let them all go at once, and return their JSON results in
+    the order given."""
+
+    def start_all(children: Mapping[str, tuple[str, ...]]) -> list[dict[str, Any]]:
+        go = tmp_path / "go"
+        ready = {name: tmp_path / f"ready-{name}" for name in children}
+        procs = [
+            subprocess.Popen(
+                child_command(*args, str(ready[name]), str(go)),
+                env=child_env(),
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+            for name, args in children.items()
+        ]
+        deadline = time.monotonic() + 60
+        # Polling files the children write: the only signal across processes here.
+        while not all(path.exists() for path in ready.values()):
+            assert time.monotonic() < deadline, "children did not get ready"
+            assert all(p.poll() is None for p in procs), [p.communicate() for p in procs]
+            time.sleep(0.005)
+        go.touch()
+        results = []
+        for p in procs:
+            out, err = p.communicate(timeout=60)
+            assert p.returncode == 0, err
+            results.append(json.loads(out.strip().splitlines()[-1]))
+        return results
+
+    return start_all

@@ -20,6 +20,7 @@ from engine import (
     Router,
     RunNotPausedError,
     Step,
+    StepInput,
     StepOutput,
     StepRequirement,
     Steps,
@@ -118,6 +119,24 @@ class Recorder:
             return self.calls.count(name)
 
 
+def echo(label: str, rec: Recorder | None = None) -> Step:
+    """A step that records that it ran and returns ``label<previous content>``."""
+
+    def run(step_input: StepInput) -> StepOutput:
+        if rec is not None:
+            rec.record(label)
+        return StepOutput(content=f"{label}<{step_input.previous_step_content}>")
+
+    return Step(name=label, executor=run)
+
+
+def gate(label: str, rec: Recorder | None = None, **kwargs: Any) -> Step:
+    """``echo`` that asks for confirmation first; ``kwargs`` go to the Step."""
+    return Step(
+        name=label, executor=echo(label, rec).executor, requires_confirmation=True, **kwargs
+    )
+
+
 def approval_workflow(
     db_url: str,
     effects: SideEffects | Recorder,
@@ -126,6 +145,7 @@ def approval_workflow(
     on_reject: str = "skip",
     pause_timeout: float | None = None,
     crash_in_deploy: bool = False,
+    approvals: int = 1,
 ) -> Workflow:
     """prepare -> deploy (needs confirmation) -> notify; every execution is recorded.
     ``crash_in_deploy`` kills the process inside deploy, as a power cut would."""
@@ -156,6 +176,7 @@ def approval_workflow(
                 confirmation_message="Deploy to production?",
                 on_reject=on_reject,
                 pause_timeout=pause_timeout,
+                approvals=approvals,
             ),
             Step(name="notify", executor=notify),
         ],
@@ -241,6 +262,18 @@ def _resume(db_url: str, log: str, run_id: str, session_id: str, requirements: s
     }
 
 
+def _ready_then_wait(ready: str, go: str) -> bool:
+    """Say this child is ready, then wait (polling: the only signal across processes here)
+    for the parent's go; False after 30 s without it."""
+    Path(ready).touch()
+    deadline = time.monotonic() + 30
+    while not os.path.exists(go):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.001)
+    return True
+
+
 def _race(db_url: str, log: str, run_id: str, who: str, action: str, ready: str, go: str) -> dict:
     """Load the paused run, answer it, then wait for the parent's signal and continue."""
     workflow = approval_workflow(db_url, SideEffects(log))
@@ -251,12 +284,8 @@ def _race(db_url: str, log: str, run_id: str, who: str, action: str, ready: str,
         req.confirm(by=who)
     else:
         req.reject(by=who, reason=f"{who} said no")
-    Path(ready).touch()
-    deadline = time.monotonic() + 30
-    while not os.path.exists(go):
-        if time.monotonic() > deadline:
-            return {"result": "timeout"}
-        time.sleep(0.001)
+    if not _ready_then_wait(ready, go):
+        return {"result": "timeout"}
     try:
         out = workflow.continue_run(run)
     except RunNotPausedError as exc:
@@ -283,12 +312,8 @@ def _start(db_url: str, log: str, ready: str, go: str) -> dict:
     """Wait for the parent's signal, then start a run: several of these at once race to
     create the schema of a database nobody used yet."""
     workflow = approval_workflow(db_url, SideEffects(log))
-    Path(ready).touch()
-    deadline = time.monotonic() + 30
-    while not os.path.exists(go):
-        if time.monotonic() > deadline:
-            return {"result": "timeout"}
-        time.sleep(0.001)
+    if not _ready_then_wait(ready, go):
+        return {"result": "timeout"}
     run = workflow.run("go")
     return {"result": run.status.value, "run_id": run.run_id}
 
@@ -299,17 +324,33 @@ def _race_nested(db_url: str, log: str, run_id: str, who: str, ready: str, go: s
     run = workflow.get_run(run_id)
     assert run is not None and run.is_paused, run
     run.step_requirements[0].confirm(by=who)
-    Path(ready).touch()
-    deadline = time.monotonic() + 30
-    while not os.path.exists(go):
-        if time.monotonic() > deadline:
-            return {"result": "timeout"}
-        time.sleep(0.001)
+    if not _ready_then_wait(ready, go):
+        return {"result": "timeout"}
     try:
         out = workflow.continue_run(run)
     except RunNotPausedError as exc:
         return {"result": "lost", "error": type(exc).__name__, "decided_by": exc.decided_by}
     return {"result": "won", "status": out.status.value, "who": who}
+
+
+def _race_vote(
+    db_url: str, log: str, run_id: str, approvals: str, who: str, ready: str, go: str
+) -> dict:
+    """Approve the deploy step (which needs ``approvals`` people) as ``who``, in a fresh
+    process, at the parent's signal."""
+    workflow = approval_workflow(db_url, SideEffects(log), approvals=int(approvals))
+    req = StepRequirement(step_name="deploy")
+    stored = workflow.get_run(run_id)
+    assert stored is not None and stored.is_paused, stored
+    req.requirement_id = stored.step_requirements[0].requirement_id
+    req.confirm(by=who)
+    if not _ready_then_wait(ready, go):
+        return {"result": "timeout"}
+    try:
+        out = workflow.continue_run(run_id=run_id, step_requirements=[req])
+    except RunNotPausedError as exc:
+        return {"result": "lost", "error": type(exc).__name__, "decided_by": exc.decided_by}
+    return {"result": out.status.value, "who": who}
 
 
 def main(argv: list[str]) -> None:
@@ -320,6 +361,7 @@ def main(argv: list[str]) -> None:
         "crash": _crash,
         "start": _start,
         "race_nested": _race_nested,
+        "race_vote": _race_vote,
     }
     print(json.dumps(commands[command](*args)))
 

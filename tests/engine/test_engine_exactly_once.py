@@ -4,10 +4,7 @@ who resolved the pause; a stale copy never revives a finished run."""
 
 from __future__ import annotations
 
-import json
-import subprocess
 import threading
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -15,12 +12,11 @@ from typing import Any
 import pytest
 
 from engine import RunNotPausedError, RunStatus, Workflow, WorkflowRunOutput
+from tests.engine.conftest import Race
 from tests.engine.engine_flows import (
     Recorder,
     SideEffects,
     approval_workflow,
-    child_command,
-    child_env,
 )
 
 
@@ -173,35 +169,14 @@ def test_a_stale_copy_of_an_earlier_pause_is_refused(tmp_path: Path) -> None:
     assert wf.continue_run(run).content == 2
 
 
-def race_in_processes(db_url: str, tmp_path: Path, actions: list[tuple[str, str]]) -> None:
+def race_in_processes(
+    db_url: str, tmp_path: Path, race: Race, actions: list[tuple[str, str]]
+) -> None:
     effects = SideEffects(tmp_path / "effects.log")
     wf = approval_workflow(db_url, effects)
     run = wf.run("go")
-    go = tmp_path / "go"
-    procs = []
-    for who, action in actions:
-        ready = tmp_path / f"ready-{who}"
-        args = ("race", db_url, str(effects.path), run.run_id, who, action, str(ready), str(go))
-        procs.append(
-            subprocess.Popen(
-                child_command(*args),
-                env=child_env(),
-                stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
-                text=True,
-            )
-        )
-    deadline = time.monotonic() + 60
-    while not all((tmp_path / f"ready-{who}").exists() for who, _ in actions):
-        assert time.monotonic() < deadline, "children did not get ready"
-        assert all(p.poll() is None for p in procs), [p.communicate() for p in procs]
-        time.sleep(0.005)
-    go.touch()
-    results = []
-    for p in procs:
-        out, err = p.communicate(timeout=60)
-        assert p.returncode == 0, err
-        results.append(json.loads(out.strip().splitlines()[-1]))
+    log = str(effects.path)
+    results = race({who: ("race", db_url, log, run.run_id, who, action) for who, action in actions})
 
     won = [r for r in results if r["result"] == "won"]
     lost = [r for r in results if r["result"] == "lost"]
@@ -222,9 +197,11 @@ def race_in_processes(db_url: str, tmp_path: Path, actions: list[tuple[str, str]
     wf.db.dispose()
 
 
-def test_two_processes_race_on_one_pause(db_url: str, tmp_path: Path) -> None:
-    race_in_processes(db_url, tmp_path, [("alice", "confirm"), ("bob", "confirm")])
+def test_two_processes_race_on_one_pause(db_url: str, tmp_path: Path, race: Race) -> None:
+    race_in_processes(db_url, tmp_path, race, [("alice", "confirm"), ("bob", "confirm")])
 
 
-def test_two_processes_race_with_opposite_decisions(db_url: str, tmp_path: Path) -> None:
-    race_in_processes(db_url, tmp_path, [("alice", "confirm"), ("bob", "reject")])
+def test_two_processes_race_with_opposite_decisions(
+    db_url: str, tmp_path: Path, race: Race
+) -> None:
+    race_in_processes(db_url, tmp_path, race, [("alice", "confirm"), ("bob", "reject")])

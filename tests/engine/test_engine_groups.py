@@ -34,21 +34,7 @@ from engine.workflow.loop import Loop as LoopFromModule
 from engine.workflow.parallel import Parallel as ParallelFromModule
 from engine.workflow.router import Router as RouterFromModule
 from engine.workflow.steps import Steps as StepsFromModule
-from tests.engine.engine_flows import Recorder, nested_workflow, run_async
-
-
-def echo(label: str, rec: Recorder | None = None) -> Step:
-    def run(step_input: StepInput) -> StepOutput:
-        if rec is not None:
-            rec.record(label)
-        return StepOutput(content=f"{label}<{step_input.previous_step_content}>")
-
-    return Step(name=label, executor=run)
-
-
-def gate(label: str, rec: Recorder | None = None, **kwargs: Any) -> Step:
-    step = echo(label, rec)
-    return Step(name=label, executor=step.executor, requires_confirmation=True, **kwargs)
+from tests.engine.engine_flows import Recorder, echo, gate, nested_workflow, run_async
 
 
 def test_components_import_from_every_path_agno_users_expect() -> None:

@@ -6,10 +6,7 @@ processes on a nested pause."""
 from __future__ import annotations
 
 import itertools
-import json
-import subprocess
 import threading
-import time
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -34,7 +31,6 @@ from engine import (
     Step,
     StepErrorPausedEvent,
     StepInput,
-    StepOutput,
     StepOutputReviewPausedEvent,
     StepRequirement,
     Steps,
@@ -44,28 +40,14 @@ from engine import (
     db_from_url,
 )
 from engine.db.sqlite import SqliteDb
+from tests.engine.conftest import Race
 from tests.engine.engine_flows import (
     Recorder,
     SideEffects,
-    child_command,
-    child_env,
+    echo,
+    gate,
     nested_workflow,
 )
-
-
-def echo(label: str, rec: Recorder | None = None) -> Step:
-    def run(step_input: StepInput) -> StepOutput:
-        if rec is not None:
-            rec.record(label)
-        return StepOutput(content=f"{label}<{step_input.previous_step_content}>")
-
-    return Step(name=label, executor=run)
-
-
-def gate(label: str, rec: Recorder | None = None, **kwargs: Any) -> Step:
-    return Step(
-        name=label, executor=echo(label, rec).executor, requires_confirmation=True, **kwargs
-    )
 
 
 # -- confirmation on every group --------------------------------------------------------
@@ -603,35 +585,16 @@ def test_threads_race_on_a_nested_pause(db_url: str, tmp_path: Path) -> None:
     wf.db.dispose()
 
 
-def test_processes_race_on_a_nested_pause(db_url: str, tmp_path: Path) -> None:
+def test_processes_race_on_a_nested_pause(db_url: str, tmp_path: Path, race: Race) -> None:
     effects = SideEffects(tmp_path / "effects.log")
     wf = nested_workflow(db_url, effects)
     run = wf.run("go")
-    go = tmp_path / "go"
-    procs = []
-    for who in ("alice", "bob"):
-        ready = tmp_path / f"ready-{who}"
-        args = ("race_nested", db_url, str(effects.path), run.run_id, who, str(ready), str(go))
-        procs.append(
-            subprocess.Popen(
-                child_command(*args),
-                env=child_env(),
-                stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
-                text=True,
-            )
-        )
-    deadline = time.monotonic() + 60
-    while not all((tmp_path / f"ready-{who}").exists() for who in ("alice", "bob")):
-        assert time.monotonic() < deadline, "children did not get ready"
-        assert all(p.poll() is None for p in procs), [p.communicate() for p in procs]
-        time.sleep(0.005)
-    go.touch()
-    results = []
-    for p in procs:
-        out, err = p.communicate(timeout=60)
-        assert p.returncode == 0, err
-        results.append(json.loads(out.strip().splitlines()[-1]))
+    results = race(
+        {
+            who: ("race_nested", db_url, str(effects.path), run.run_id, who)
+            for who in ("alice", "bob")
+        }
+    )
     assert sorted(r["result"] for r in results) == ["lost", "won"], results
     winner = next(r["who"] for r in results if r["result"] == "won")
     assert [r["decided_by"] for r in results if r["result"] == "lost"] == [winner]

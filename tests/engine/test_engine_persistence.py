@@ -29,6 +29,7 @@ from engine.db.migrations import upgrade
 from engine.db.postgres import PostgresDb
 from engine.db.schema import SCHEMA_REVISION, metadata
 from engine.db.sqlite import SqliteDb
+from tests.engine.conftest import Race
 from tests.engine.engine_flows import (
     Recorder,
     SideEffects,
@@ -310,39 +311,14 @@ def test_the_in_memory_default_database(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("backend", ["sqlite", "postgres"])
 def test_processes_racing_on_a_new_database_create_one_schema(
-    backend: str, tmp_path: Path, request: pytest.FixtureRequest
+    backend: str, tmp_path: Path, request: pytest.FixtureRequest, race: Race
 ) -> None:
     if backend == "sqlite":
         url = f"sqlite:///{tmp_path / 'fresh.db'}"
     else:
         url = request.getfixturevalue("pg_database_factory")()
     effects = SideEffects(tmp_path / "effects.log")
-    go = tmp_path / "go"
-    procs = []
-    for i in range(3):
-        args = ("start", url, str(effects.path), str(tmp_path / f"ready-{i}"), str(go))
-        procs.append(
-            subprocess.Popen(
-                child_command(*args),
-                env=child_env(),
-                stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
-                text=True,
-            )
-        )
-    import time
-
-    deadline = time.monotonic() + 60
-    while not all((tmp_path / f"ready-{i}").exists() for i in range(3)):
-        assert time.monotonic() < deadline
-        assert all(p.poll() is None for p in procs), [p.communicate() for p in procs]
-        time.sleep(0.005)
-    go.touch()
-    results = []
-    for p in procs:
-        out, err = p.communicate(timeout=60)
-        assert p.returncode == 0, err
-        results.append(json.loads(out.strip().splitlines()[-1]))
+    results = race({str(i): ("start", url, str(effects.path)) for i in range(3)})
     assert [r["result"] for r in results] == ["paused"] * 3
     db = db_from_url(url)
     try:
