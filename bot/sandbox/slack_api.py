@@ -110,6 +110,7 @@ class SlackWebApi:
             "views.open": self.views_open,
             "views.update": self.views_update,
             "views.push": self.views_push,
+            "views.publish": self.views_publish,
             "users.info": self.users_info,
             "usergroups.users.list": self.usergroups_users_list,
             "conversations.info": self.conversations_info,
@@ -403,6 +404,25 @@ class SlackWebApi:
             raise ApiError("hash_conflict")
         view = self._view_param(call)
         return {"view": self.state.update_view(target.id, view).payload}
+
+    def views_publish(self, call: ApiCall) -> dict[str, Any]:
+        """The user's Home tab (created on first publish, replaced after)."""
+        user_id = call.str_param("user_id")
+        if user_id is None or self.state.user(user_id) is None:
+            raise ApiError(
+                "invalid_arguments", response_metadata={"messages": ["invalid `user_id`"]}
+            )
+        view = self._view_param(call)
+        if view.get("type") != "home":
+            raise ApiError(
+                "invalid_arguments",
+                response_metadata={"messages": ["[ERROR] must be home [json-pointer:/view/type]"]},
+            )
+        try:
+            published = self.state.publish_home(user_id, view, expected_hash=call.str_param("hash"))
+        except ValueError as exc:
+            raise ApiError(str(exc)) from exc
+        return {"view": published.payload}
 
     def users_info(self, call: ApiCall) -> dict[str, Any]:
         user = self.state.user(call.str_param("user") or "")
