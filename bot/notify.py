@@ -78,6 +78,13 @@ def home_group(user_id: str) -> str:
     return f"home:{user_id}"
 
 
+def dm_group(run_id: str, user_id: str | None = None) -> str:
+    """The outbox ``run_id`` of direct messages: apart from the run's channel messages (a
+    person who cannot be written to must not hold up the run's thread), in order per person
+    (a reminder after its copy); ``user_id`` None: the updates of every copy."""
+    return f"dm:{user_id or '*'}:{run_id}"[:64]
+
+
 class NotifyStore:
     """The two tables of this module: direct-message copies and App Home users."""
 
@@ -222,7 +229,7 @@ class Notifier:
             if route.sends_dms(req.step_name):
                 self.signoff.enqueue(
                     f"{Kind.dm_resolve}:{req.requirement_id}",
-                    run.run_id,
+                    dm_group(run.run_id),
                     Kind.dm_resolve,
                     {"requirement": req.to_dict()},
                     now,
@@ -339,7 +346,7 @@ class Notifier:
                 items.append(
                     (
                         f"{kind}:{requirement_id}:{user}",
-                        run.run_id,
+                        dm_group(run.run_id, user),
                         kind,
                         {"requirement_id": requirement_id, "user_id": user},
                     )
@@ -366,9 +373,12 @@ class Notifier:
         if loaded is None:
             return
         route, run, pause, waiting = loaded
-        text, message_blocks = self._copy_message(route, run, pause, waiting)
-        if message_blocks is None:
-            return
+        if waiting is None:
+            return  # decided (or timed out) before its copy went out: nothing to ask
+        in_channel = pause.channel if route.posts_in_channel(pause.step_name) else None
+        text, message_blocks = blocks.dm_pause_message(
+            self.signoff.pause_context(route, run, waiting), channel=in_channel
+        )
         channel = self.signoff.client.conversations_open(users=user)["channel"]["id"]
         response = self.signoff.client.chat_postMessage(
             channel=channel,
@@ -384,23 +394,9 @@ class Notifier:
             message_ts=str(response["ts"]),
             now=self.signoff.clock.now(),
         )
-        if waiting is not None and self._decision(run.run_id, requirement_id) is not None:
+        if self._decision(run.run_id, requirement_id) is not None:
             # Decided while this copy was being posted: its update may have missed it.
             self._update_copies(requirement_id)
-
-    def _copy_message(
-        self, route: SlackRoute, run: WorkflowRunOutput, pause: Any, waiting: StepRequirement | None
-    ) -> tuple[str, list[dict[str, Any]] | None]:
-        """A copy with buttons while the pause waits, else with its outcome (None: neither)."""
-        channel = pause.channel if route.posts_in_channel(pause.step_name) else None
-        if waiting is not None:
-            ctx = self.signoff.pause_context(route, run, waiting)
-            return blocks.dm_pause_message(ctx, channel=channel)
-        decision = self._decision(run.run_id, pause.requirement_id)
-        req = _requirement_of(route, run, pause.step_name)
-        if decision is None or req is None:
-            return "", None
-        return blocks.resolved_message(self.signoff.pause_context(route, run, req), decision)
 
     def _deliver_dm_resolve(self, item: OutboxItem) -> None:
         req = StepRequirement.from_dict(item.data["requirement"])
@@ -522,4 +518,12 @@ def _is_user_id(who: str) -> bool:
     return bool(who) and who[0] in "UW" and who[1:].isalnum()
 
 
-__all__ = ["METADATA_EVENT_TYPE", "Kind", "Moment", "Notifier", "NotifyStore", "home_group"]
+__all__ = [
+    "METADATA_EVENT_TYPE",
+    "Kind",
+    "Moment",
+    "Notifier",
+    "NotifyStore",
+    "dm_group",
+    "home_group",
+]

@@ -23,5 +23,4 @@ def register(app: App, notifier: Notifier) -> None:
         if not isinstance(reason, str) or not reason:
             log.warning("app_home_opened without event_id or event_ts; ignored")
             return
-        notifier.request_home(user_id, reason=f"opened:{reason}")
-        notifier.signoff.outbox_wakeup.set()
+        notifier.request_home(user_id, reason=f"opened:{reason}")  # wakes the outbox

@@ -318,3 +318,29 @@ def test_a_repeated_app_home_opened_publishes_once(harness: BotHarness) -> None:
     assert response.status_code == 200
     outbox_settled(harness)
     assert len(harness.state.calls("views.publish")) == 1  # the retry was dropped at once
+
+
+def test_an_approver_who_cannot_be_written_to_does_not_hold_up_the_run(
+    harness: BotHarness,
+) -> None:
+    harness.state.fail_next("conversations.open", error="user_disabled", times=100)
+    run_id = _start(harness, "both_ways")
+    message = harness.pause_message("gate")
+    harness.wait(lambda s: len(s.calls("conversations.open")) >= 2, "both direct messages tried")
+    harness.actor(ALICE).click(message, action_id=blocks.ACTION_APPROVE)
+    harness.wait_run(run_id, "completed")
+    # The run's thread goes on while the direct messages wait for their retry.
+    harness.wait(
+        lambda s: any(
+            "Completed" in m.text for m in s.thread(DEFAULT_CHANNEL_ID, message.thread_ts or "")
+        ),
+        "completion note in the run's thread",
+    )
+    harness.state.clear_faults()
+    harness.clock.advance(timedelta(seconds=3))  # past the first retry's backoff
+    harness.runtime.signoff.outbox_wakeup.set()
+    outbox_settled(harness)
+    # Decided before their copies went out: nobody is asked any more.
+    for user in (ALICE, BOB):
+        assert harness.state.messages(dm_channel(harness, user)) == []
+    assert len(harness.state.calls("conversations.open")) == 2
