@@ -53,6 +53,8 @@ log = logging.getLogger("signoff.notify")
 #: The ``event_type`` of the metadata on every message this module posts; its payload holds
 #: the outbox key of the post (its idempotency key).
 METADATA_EVENT_TYPE = "signoff_outbox"
+#: How far back a retried direct message looks for its own earlier post.
+DM_HISTORY_CHECKED = 50
 
 
 class Kind(StrEnum):
@@ -380,23 +382,48 @@ class Notifier:
             self.signoff.pause_context(route, run, waiting), channel=in_channel
         )
         channel = self.signoff.client.conversations_open(users=user)["channel"]["id"]
-        response = self.signoff.client.chat_postMessage(
-            channel=channel,
-            text=text,
-            blocks=message_blocks,
-            metadata=_metadata(item.dedupe_key),
-        )
+        ts = self._posted_before(item, channel)
+        if ts is None:
+            response = self.signoff.client.chat_postMessage(
+                channel=channel,
+                text=text,
+                blocks=message_blocks,
+                metadata=_metadata(item.dedupe_key),
+            )
+            channel, ts = str(response.get("channel") or channel), str(response["ts"])
         self.store.add_copy(
             requirement_id=requirement_id,
             user_id=user,
             run_id=run.run_id,
-            channel_id=str(response.get("channel") or channel),
-            message_ts=str(response["ts"]),
+            channel_id=channel,
+            message_ts=ts,
             now=self.signoff.clock.now(),
         )
         if self._decision(run.run_id, requirement_id) is not None:
             # Decided while this copy was being posted: its update may have missed it.
             self._update_copies(requirement_id)
+
+    def _posted_before(
+        self, item: OutboxItem, channel: str, thread_ts: str | None = None
+    ) -> str | None:
+        """On a retry, the ts of the message an earlier attempt posted (found by the outbox
+        key in its metadata) whose answer was lost: posted once, not twice."""
+        if item.attempts <= 1:
+            return None  # a first attempt cannot have posted
+        client = self.signoff.client
+        if thread_ts is None:
+            history = client.conversations_history(
+                channel=channel, limit=DM_HISTORY_CHECKED, include_all_metadata=True
+            )
+        else:
+            history = client.conversations_replies(
+                channel=channel, ts=thread_ts, limit=DM_HISTORY_CHECKED, include_all_metadata=True
+            )
+        for message in history.get("messages") or []:
+            payload = (message.get("metadata") or {}).get("event_payload") or {}
+            if payload.get("key") == item.dedupe_key:
+                return str(message["ts"])
+        return None
 
     def _deliver_dm_resolve(self, item: OutboxItem) -> None:
         req = StepRequirement.from_dict(item.data["requirement"])
@@ -433,6 +460,8 @@ class Notifier:
         else:
             channel = self.signoff.client.conversations_open(users=user)["channel"]["id"]
             thread_ts = None
+        if self._posted_before(item, channel, thread_ts) is not None:
+            return
         self.signoff.client.chat_postMessage(
             channel=channel,
             thread_ts=thread_ts,

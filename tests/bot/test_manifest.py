@@ -29,8 +29,11 @@ METHOD_SCOPES: dict[str, frozenset[str]] = {
     "chat.postEphemeral": frozenset({"chat:write"}),
     "chat.postMessage": frozenset({"chat:write"}),
     "chat.update": frozenset({"chat:write"}),
+    # The bot reads history only of its own direct messages (bot/notify.py).
+    "conversations.history": frozenset({"im:history"}),
     "conversations.list": frozenset({"channels:read"}),
     "conversations.open": frozenset({"im:write"}),
+    "conversations.replies": frozenset({"im:history"}),
     "reactions.add": frozenset({"reactions:write"}),
     "usergroups.list": frozenset({"usergroups:read"}),
     "usergroups.users.list": frozenset({"usergroups:read"}),

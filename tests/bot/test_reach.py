@@ -344,3 +344,40 @@ def test_an_approver_who_cannot_be_written_to_does_not_hold_up_the_run(
     for user in (ALICE, BOB):
         assert harness.state.messages(dm_channel(harness, user)) == []
     assert len(harness.state.calls("conversations.open")) == 2
+
+
+def test_a_retried_copy_finds_the_post_of_an_attempt_whose_answer_was_lost(
+    harness: BotHarness,
+) -> None:
+    harness.state.fail_next("conversations.open", error="internal_error", times=2)
+    run_id = _start(harness, "both_ways")
+    message = harness.pause_message("gate")
+    harness.wait(lambda s: len(s.calls("conversations.open")) >= 2, "first attempts failed")
+    req_id = harness.runtime.db.get_run(run_id).step_requirements[0].requirement_id
+    # As if Alice's first attempt had posted and only Slack's answer was lost.
+    planted = harness.state.post_message(
+        dm_channel(harness, ALICE),
+        text="the copy an earlier attempt posted",
+        user=harness.state.bot_user_id,
+        bot_id=harness.state.bot_id,
+        metadata={
+            "event_type": METADATA_EVENT_TYPE,
+            "event_payload": {"key": f"{Kind.dm}:{req_id}:{ALICE}"},
+        },
+    )
+    harness.clock.advance(timedelta(seconds=3))  # past the first retry's backoff
+    harness.runtime.signoff.outbox_wakeup.set()
+    bob_copy = copy_for(harness, BOB)  # nothing found for Bob: posted on the retry
+    outbox_settled(harness)
+    assert [m.ts for m in harness.state.messages(dm_channel(harness, ALICE))] == [planted.ts]
+    harness.actor(BOB, channel_id=bob_copy.channel).click(bob_copy, action_id=blocks.ACTION_APPROVE)
+    harness.wait_run(run_id, "completed")
+    # The found post is Alice's copy: the decision updates it like any other.
+    harness.wait(
+        lambda s: "Approved" in str(s.message(planted.channel, planted.ts).blocks),
+        "the found copy updated",
+    )
+    harness.wait(
+        lambda s: not has_buttons(s.message(message.channel, message.ts)),
+        "the channel message updated",
+    )

@@ -96,3 +96,47 @@ def test_app_home_opened_carries_the_published_view(
     one, two = (event_callback_payload(fake.state, after) for _ in range(2))
     assert one["type"] == "event_callback" and one["event"] == after
     assert one["event_id"] != two["event_id"]
+
+
+def test_conversations_history_is_newest_first_with_metadata_on_request(
+    client: WebClient, fake: SlackFakeServer
+) -> None:
+    dm = client.conversations_open(users="U0ALICE")["channel"]["id"]
+    keys = [f"k{i}" for i in range(3)]
+    posted = [
+        client.chat_postMessage(
+            channel=dm, text=key, metadata={"event_type": "t", "event_payload": {"key": key}}
+        )["ts"]
+        for key in keys
+    ]
+    client.chat_postMessage(channel=dm, text="a reply", thread_ts=posted[0])
+    plain = client.conversations_history(channel=dm)
+    assert [m["ts"] for m in plain["messages"]] == posted[::-1], "top level, newest first"
+    assert all("metadata" not in m for m in plain["messages"])
+    first = client.conversations_history(channel=dm, limit=2, include_all_metadata=True)
+    assert [m["metadata"]["event_payload"]["key"] for m in first["messages"]] == ["k2", "k1"]
+    assert first["has_more"] is True
+    cursor = first["response_metadata"]["next_cursor"]
+    rest = client.conversations_history(channel=dm, limit=2, cursor=cursor)
+    assert [m["text"] for m in rest["messages"]] == ["k0"] and rest["has_more"] is False
+    secret = fake.state.add_channel("G0SECRET", "secret", members=["U0ALICE"], is_private=True)
+    with pytest.raises(SlackApiError) as info:  # a private channel the bot is not in
+        client.conversations_history(channel=secret.id)
+    assert info.value.response["error"] == "channel_not_found"
+
+
+def test_conversations_replies_is_the_thread_parent_first(client: WebClient) -> None:
+    dm = client.conversations_open(users="U0ALICE")["channel"]["id"]
+    parent = client.chat_postMessage(channel=dm, text="parent")["ts"]
+    reply = client.chat_postMessage(
+        channel=dm,
+        text="reply",
+        thread_ts=parent,
+        metadata={"event_type": "t", "event_payload": {"key": "r"}},
+    )["ts"]
+    thread = client.conversations_replies(channel=dm, ts=parent, include_all_metadata=True)
+    assert [m["ts"] for m in thread["messages"]] == [parent, reply]
+    assert thread["messages"][1]["metadata"]["event_payload"] == {"key": "r"}
+    with pytest.raises(SlackApiError) as info:
+        client.conversations_replies(channel=dm, ts="1.000001")
+    assert info.value.response["error"] == "thread_not_found"
