@@ -71,6 +71,19 @@ class BotHarness:
         run = db.get_run(run_id)
         raise AssertionError(f"run {run_id} is {run.status if run else 'missing'}, not {status}")
 
+    def wait_outbox_idle(self, timeout: float = 10.0) -> dict[str, int]:
+        """Every outbox item delivered or given up on: none pending or being sent (polls the
+        database, as ``wait_run`` does: the fake's condition is not woken by it)."""
+        deadline = time.monotonic() + timeout
+        store = self.runtime.signoff.store
+        while True:
+            counts = store.outbox_counts()
+            if not counts.get("pending") and not counts.get("sending"):
+                return counts
+            if time.monotonic() > deadline:
+                raise AssertionError(f"outbox not delivered within {timeout}s: {counts}")
+            time.sleep(0.01)
+
     def ephemerals_for(self, user_id: str) -> list[Message]:
         return [m for m in self.state.messages(DEFAULT_CHANNEL_ID) if m.ephemeral_for == user_id]
 

@@ -77,16 +77,16 @@ def test_channel_names_become_ids_and_pending_links_work(
         harness = BotHarness(fake, runtime, server, runtime.signoff.clock, db_file)  # type: ignore[arg-type]
         response = harness.actor(CAROL, "C0GENERAL").slash("/signoff", "run approve_me")
         run_id = response.json()["text"].split("run `")[1].split("`")[0]
-        harness.wait(
-            lambda s: (
-                runtime.signoff.store.get_pause(
-                    runtime.db.get_run(run_id).step_requirements[0].requirement_id
-                ).message_ts
-                if runtime.db.get_run(run_id) and runtime.db.get_run(run_id).is_paused
-                else None
-            ),
-            "pause posted in #general",
-        )
+
+        def pause_posted(_state: object) -> str | None:
+            run = runtime.db.get_run(run_id)
+            if run is None or not run.is_paused:
+                return None
+            # The run is paused a moment before the bot records its pause.
+            pause = runtime.signoff.store.get_pause(run.step_requirements[0].requirement_id)
+            return pause.message_ts if pause else None
+
+        harness.wait(pause_posted, "pause posted in #general")
         pending = harness.actor(ALICE, "C0GENERAL").slash("/signoff", "pending").json()
         assert "|open>" in str(pending["blocks"]), pending
     finally:

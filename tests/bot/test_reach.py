@@ -7,7 +7,6 @@ place."""
 from __future__ import annotations
 
 import json
-import time
 from datetime import timedelta
 from typing import Any
 
@@ -109,18 +108,6 @@ def waiting_count(view: View) -> str:
     return str(view.blocks[0]["text"]["text"]) if view.blocks[0]["type"] == "header" else ""
 
 
-def outbox_settled(harness: BotHarness, timeout: float = 10.0) -> dict[str, int]:
-    """Every outbox item delivered or given up on (polls the database, as ``wait_run``)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        counts = harness.runtime.signoff.store.outbox_counts()
-        if not counts.get("pending") and not counts.get("sending"):
-            return counts
-        if time.monotonic() > deadline:
-            raise AssertionError(f"outbox not delivered within {timeout}s: {counts}")
-        time.sleep(0.01)
-
-
 def test_dm_fan_out_is_decided_once_and_every_copy_is_updated(harness: BotHarness) -> None:
     run_id = _start(harness, "both_ways")
     in_channel = harness.pause_message("gate")
@@ -169,7 +156,7 @@ def test_dm_fan_out_is_decided_once_and_every_copy_is_updated(harness: BotHarnes
         "the second click answered in its DM",
     )
     assert "Already decided" in told[-1].text
-    assert outbox_settled(harness).get("failed") is None
+    assert harness.wait_outbox_idle().get("failed") is None
 
 
 def test_dm_only_route_sends_buttons_only_by_dm(harness: BotHarness) -> None:
@@ -181,7 +168,7 @@ def test_dm_only_route_sends_buttons_only_by_dm(harness: BotHarness) -> None:
     harness.actor(ALICE, channel_id=copy.channel).click(copy, action_id=blocks.ACTION_APPROVE)
     harness.wait_run(run_id, "completed")
     assert "Approved" in text_of(copy_for(harness, ALICE, buttons=False))
-    counts = outbox_settled(harness)
+    counts = harness.wait_outbox_idle()
     assert counts.get("failed") is None, counts  # the channel's resolve does not wait forever
 
 
@@ -224,10 +211,10 @@ def test_reminder_goes_to_the_thread_and_to_each_approver(harness: BotHarness) -
         lambda s: any("still waits" in m.text for m in s.thread(DEFAULT_CHANNEL_ID, thread)),
         "reminder in the run's thread",
     )
-    outbox_settled(harness)
+    harness.wait_outbox_idle()
     assert run_due_jobs(harness.runtime.scheduler) == 0
     assert harness.runtime.scheduler.reconcile() == 0  # a poll does not remind again
-    outbox_settled(harness)
+    harness.wait_outbox_idle()
     for copy in copies.values():
         assert len(harness.state.thread(copy.channel, copy.ts)) == 2, "one reminder each"
 
@@ -316,7 +303,7 @@ def test_a_repeated_app_home_opened_publishes_once(harness: BotHarness) -> None:
         retry_reason="http_timeout",
     )
     assert response.status_code == 200
-    outbox_settled(harness)
+    harness.wait_outbox_idle()
     assert len(harness.state.calls("views.publish")) == 1  # the retry was dropped at once
 
 
@@ -339,7 +326,7 @@ def test_an_approver_who_cannot_be_written_to_does_not_hold_up_the_run(
     harness.state.clear_faults()
     harness.clock.advance(timedelta(seconds=3))  # past the first retry's backoff
     harness.runtime.signoff.outbox_wakeup.set()
-    outbox_settled(harness)
+    harness.wait_outbox_idle()
     # Decided before their copies went out: nobody is asked any more.
     for user in (ALICE, BOB):
         assert harness.state.messages(dm_channel(harness, user)) == []
@@ -368,7 +355,7 @@ def test_a_retried_copy_finds_the_post_of_an_attempt_whose_answer_was_lost(
     harness.clock.advance(timedelta(seconds=3))  # past the first retry's backoff
     harness.runtime.signoff.outbox_wakeup.set()
     bob_copy = copy_for(harness, BOB)  # nothing found for Bob: posted on the retry
-    outbox_settled(harness)
+    harness.wait_outbox_idle()
     assert [m.ts for m in harness.state.messages(dm_channel(harness, ALICE))] == [planted.ts]
     harness.actor(BOB, channel_id=bob_copy.channel).click(bob_copy, action_id=blocks.ACTION_APPROVE)
     harness.wait_run(run_id, "completed")
