@@ -80,6 +80,12 @@ def home_group(user_id: str) -> str:
     return f"home:{user_id}"
 
 
+def fanout_group(run_id: str) -> str:
+    """The outbox ``run_id`` of a run's fan-outs: apart from its channel messages, which they
+    do not need (a route may not post in the channel at all)."""
+    return f"notify:{run_id}"[:64]
+
+
 def dm_group(run_id: str, user_id: str | None = None) -> str:
     """The outbox ``run_id`` of direct messages: apart from the run's channel messages (a
     person who cannot be written to must not hold up the run's thread), in order per person
@@ -280,7 +286,7 @@ class Notifier:
     def _fanout(self, run_id: str, requirement_id: str, moment: Moment, now: datetime) -> None:
         self.signoff.enqueue(
             f"{Kind.fanout}:{requirement_id}:{moment}",
-            run_id,
+            fanout_group(run_id),
             Kind.fanout,
             {"requirement_id": requirement_id, "moment": moment.value},
             now,
@@ -554,5 +560,6 @@ __all__ = [
     "Notifier",
     "NotifyStore",
     "dm_group",
+    "fanout_group",
     "home_group",
 ]
