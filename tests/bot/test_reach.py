@@ -24,7 +24,7 @@ from bot.sandbox import (
     send_signed,
 )
 from bot.testing import run_due_jobs
-from engine import Step, Workflow
+from engine import Step, UserInputField, Workflow
 from tests.bot import workflows as test_workflows
 from tests.bot.conftest import ALICE, BOB, CAROL, MALLORY, SECRET, BotHarness
 from tests.bot.test_approval_flow import _start
@@ -69,7 +69,23 @@ def bot_routes() -> list[SlackRoute]:
             steps={"gate": StepRoute(notify="dm")},
         ),
         SlackRoute(workflow=_gate("anyone")),
+        SlackRoute(workflow=_asks("asks_by_dm"), approvers=(ALICE,), notify="dm"),
     ]
+
+
+def _asks(name: str) -> Workflow:
+    return Workflow(
+        name=name,
+        steps=[
+            Step(
+                name="configure",
+                executor=test_workflows.counted(f"{name}.configure"),
+                requires_user_input=True,
+                user_input_message="How many?",
+                user_input_schema=[UserInputField(name="count", field_type="int")],
+            )
+        ],
+    )
 
 
 def dm_channel(harness: BotHarness, user: str) -> str:
@@ -368,3 +384,16 @@ def test_a_retried_copy_finds_the_post_of_an_attempt_whose_answer_was_lost(
         lambda s: not has_buttons(s.message(message.channel, message.ts)),
         "the channel message updated",
     )
+
+
+def test_input_asked_by_dm_opens_its_modal_from_the_copy(harness: BotHarness) -> None:
+    run_id = _start(harness, "asks_by_dm")
+    copy = copy_for(harness, ALICE)
+    alice = harness.actor(ALICE, channel_id=copy.channel)
+    assert alice.click(copy, action_id=blocks.ACTION_PROVIDE_INPUT).status_code == 200
+    view = harness.wait(lambda s: s.top_view(ALICE), "input modal")
+    assert alice.submit(view, {"field:count": "3"}).status_code == 200
+    run = harness.wait_run(run_id, "completed")
+    assert run.step_results[-1].content["user_input"] == {"count": 3}
+    updated = copy_for(harness, ALICE, buttons=False)
+    assert "Input given" in text_of(updated) and "count" in text_of(updated)
