@@ -549,8 +549,18 @@ def _metadata(key: str) -> dict[str, Any]:
     return {"event_type": METADATA_EVENT_TYPE, "event_payload": {"key": key}}
 
 
-def _is_user_id(who: str) -> bool:
-    return bool(who) and who[0] in "UW" and who[1:].isalnum()
+USER_ID_MAX = 32  # Slack's are about 11 characters; slack_dm_copies.user_id holds 32
+
+
+def _is_user_id(who: object) -> bool:
+    """A Slack user ID (``U…``/``W…``); anything else from a payload is ignored."""
+    return (
+        isinstance(who, str)
+        and 2 <= len(who) <= USER_ID_MAX
+        and who[0] in "UW"
+        and who[1:].isascii()
+        and who[1:].isalnum()
+    )
 
 
 __all__ = [

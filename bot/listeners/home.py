@@ -10,6 +10,7 @@ from slack_bolt import App
 from bot.notify import Notifier
 
 log = logging.getLogger("signoff.home")
+EVENT_ID_MAX = 64  # Slack's event ids are about 11 characters
 
 
 def register(app: App, notifier: Notifier) -> None:
@@ -20,7 +21,7 @@ def register(app: App, notifier: Notifier) -> None:
         if event.get("tab", "home") != "home" or not isinstance(user_id, str):
             return
         reason = body.get("event_id") or event.get("event_ts")
-        if not isinstance(reason, str) or not reason:
+        if not isinstance(reason, str) or not reason or len(reason) > EVENT_ID_MAX:
             log.warning("app_home_opened without event_id or event_ts; ignored")
             return
         notifier.request_home(user_id, reason=f"opened:{reason}")  # wakes the outbox

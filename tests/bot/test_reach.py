@@ -20,6 +20,7 @@ from bot.sandbox import (
     Message,
     View,
     block_actions_payload,
+    event_callback_payload,
     interactive_body,
     send_signed,
 )
@@ -397,3 +398,28 @@ def test_input_asked_by_dm_opens_its_modal_from_the_copy(harness: BotHarness) ->
     assert run.step_results[-1].content["user_input"] == {"count": 3}
     updated = copy_for(harness, ALICE, buttons=False)
     assert "Input given" in text_of(updated) and "count" in text_of(updated)
+
+
+@pytest.mark.parametrize(
+    "event",
+    [
+        {"type": "app_home_opened", "user": "U" + "A" * 500, "tab": "home"},
+        {"type": "app_home_opened", "user": 123, "tab": "home"},
+        {"type": "app_home_opened", "user": "<!channel>", "tab": "home"},
+        {"type": "app_home_opened", "tab": "home"},
+        {"type": "app_home_opened", "user": ALICE, "tab": {"x": 1}},
+    ],
+)
+def test_a_hostile_app_home_opened_is_refused_or_ignored(
+    harness: BotHarness, event: dict[str, Any]
+) -> None:
+    payload = event_callback_payload(harness.state, event)
+    response = send_signed(
+        harness.url, json.dumps(payload), signing_secret=SECRET, content_type="application/json"
+    )
+    assert response.status_code in (200, 400)  # acknowledged, or refused: never a 5xx
+    # A real event after it is handled: the hostile one was ignored, not left in the way.
+    harness.actor(BOB).open_home()
+    home_of(harness, BOB)
+    harness.wait_outbox_idle()
+    assert [c.params["user_id"] for c in harness.state.calls("views.publish")] == [BOB]
