@@ -22,7 +22,7 @@ import uuid
 from collections.abc import Callable, Iterable
 from datetime import datetime
 from enum import StrEnum
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeGuard
 
 from sqlalchemy import Engine, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -276,12 +276,23 @@ class Notifier:
         if notice:
             data["notice"] = notice
         self.signoff.enqueue(
-            f"{Kind.home}:{user_id}:{reason}"[:200],
+            _home_key(user_id, reason),
             home_group(user_id),
             Kind.home,
             data,
             now or self.signoff.clock.now(),
         )
+
+    def deliver_home_now(self, user_id: str, reason: str) -> None:
+        """Publish a recorded refresh from the caller's thread (the person is looking at the
+        tab now); if that fails, the outbox worker delivers it."""
+        deliver = self.signoff.deliver_now
+        if deliver is None:
+            return
+        try:
+            deliver(_home_key(user_id, reason))
+        except Exception:
+            log.warning("immediate Home tab update of %s failed", user_id, exc_info=True)
 
     def _fanout(self, run_id: str, requirement_id: str, moment: Moment, now: datetime) -> None:
         self.signoff.enqueue(
@@ -549,10 +560,32 @@ def _metadata(key: str) -> dict[str, Any]:
     return {"event_type": METADATA_EVENT_TYPE, "event_payload": {"key": key}}
 
 
+EVENT_ID_MAX = 64  # Slack's event ids are about 11 characters
+
+
+def home_request(body: Any) -> tuple[str, str] | None:
+    """(user id, reason) of an ``app_home_opened`` delivery that opened the Home tab; None
+    for the Messages tab or anything malformed (which is then ignored)."""
+    event = body.get("event") if isinstance(body, dict) else None
+    if not isinstance(event, dict) or event.get("type") != "app_home_opened":
+        return None
+    user_id, tab = event.get("user"), event.get("tab", "home")
+    event_id = body.get("event_id") or event.get("event_ts")
+    if tab != "home" or not _is_user_id(user_id):
+        return None
+    if not isinstance(event_id, str) or not 0 < len(event_id) <= EVENT_ID_MAX:
+        return None
+    return user_id, f"opened:{event_id}"
+
+
+def _home_key(user_id: str, reason: str) -> str:
+    return f"{Kind.home}:{user_id}:{reason}"[:200]
+
+
 USER_ID_MAX = 32  # Slack's are about 11 characters; slack_dm_copies.user_id holds 32
 
 
-def _is_user_id(who: object) -> bool:
+def _is_user_id(who: object) -> TypeGuard[str]:
     """A Slack user ID (``U…``/``W…``); anything else from a payload is ignored."""
     return (
         isinstance(who, str)
@@ -572,4 +605,5 @@ __all__ = [
     "dm_group",
     "fanout_group",
     "home_group",
+    "home_request",
 ]

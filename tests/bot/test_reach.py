@@ -11,6 +11,7 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
+from sqlalchemy import select
 
 from bot import blocks
 from bot.notify import METADATA_EVENT_TYPE, Kind
@@ -24,6 +25,7 @@ from bot.sandbox import (
     interactive_body,
     send_signed,
 )
+from bot.store import slack_outbox
 from bot.testing import run_due_jobs
 from engine import Step, UserInputField, Workflow
 from tests.bot import workflows as test_workflows
@@ -423,3 +425,17 @@ def test_a_hostile_app_home_opened_is_refused_or_ignored(
     home_of(harness, BOB)
     harness.wait_outbox_idle()
     assert [c.params["user_id"] for c in harness.state.calls("views.publish")] == [BOB]
+
+
+def test_app_home_opened_is_recorded_before_it_is_acknowledged(harness: BotHarness) -> None:
+    alice = harness.actor(ALICE)
+    response = alice.open_home()  # returns with Slack's ack
+    assert response.status_code == 200
+    assert alice.last_payload is not None
+    key = f"{Kind.home}:{ALICE}:opened:{alice.last_payload['event_id']}"
+    with harness.runtime.db.engine.connect() as conn:
+        recorded = conn.execute(
+            select(slack_outbox.c.kind).where(slack_outbox.c.dedupe_key == key)
+        ).all()
+    assert [r.kind for r in recorded] == [Kind.home]  # durable when Slack got its 200
+    home_of(harness, ALICE)
