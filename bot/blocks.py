@@ -728,12 +728,12 @@ def dm_pause_message(ctx: PauseContext, *, channel: str | None) -> tuple[str, li
     action ids and token, so a click in any copy takes the same decide path), saying where
     the run is followed when it is posted in a channel too."""
     text, message_blocks = pause_message(ctx)
-    if channel:
+    if channel and len(message_blocks) < MESSAGE_MAX_BLOCKS:  # the buttons stay last
         note = _context(
             [f"Sent to you directly; the run is followed in {channel_mention(channel)}"]
         )
         message_blocks = [*message_blocks[:-1], note.to_dict(), message_blocks[-1]]
-    return text, message_blocks[:MESSAGE_MAX_BLOCKS]
+    return text, message_blocks
 
 
 def dm_reminder_text(req: StepRequirement, workflow_name: str) -> str:
