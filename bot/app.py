@@ -20,6 +20,7 @@ from bot.middleware import InOrder
 from bot.middleware.ack_latency import AckLatency
 from bot.middleware.dedupe import dedupe_middleware
 from bot.middleware.shapes import RequestShapes
+from bot.notify import Notifier
 from bot.service import Signoff
 
 log = logging.getLogger("signoff.app")
@@ -73,7 +74,13 @@ def cached_authorization(client: WebClient) -> Callable[..., AuthorizeResult]:
     return authorize
 
 
-def build_app(signoff: Signoff, *, signing_secret: str, client: WebClient) -> App:
+def build_app(
+    signoff: Signoff,
+    *,
+    signing_secret: str,
+    client: WebClient,
+    notifier: Notifier | None = None,
+) -> App:
     """The Bolt app for ``signoff``: its middleware (ack timing, request shapes, dedupe) and every
     listener, with Bolt's own signature check off because the HTTP edge verifies first."""
     app = App(
@@ -93,6 +100,10 @@ def build_app(signoff: Signoff, *, signing_secret: str, client: WebClient) -> Ap
     )
     app.use(dedupe_middleware(signoff))
     listeners.register(app, signoff)
+    if notifier is not None:
+        from bot.listeners import home
+
+        home.register(app, notifier)
 
     @app.error
     def on_error(error: Exception) -> None:

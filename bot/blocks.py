@@ -1228,3 +1228,121 @@ def pending_blocks(
         due = f", due {slack_date(deadline)}" if deadline else ""
         blocks.append(_section(f"*{escape(workflow)} › {escape(step)}* (`{run_id}`{due}){where}"))
     return f"{len(items)} waiting for you", _finish(blocks)
+
+
+# -- direct messages and the App Home (bot/notify.py) -------------------------------------------
+HOME_MAX_BLOCKS = View.blocks_max_length  # a Home tab holds as many blocks as a modal
+HOME_PENDING_MAX = 20  # each pending item takes 3 blocks; the rest of the tab fits beside
+HOME_LIST_MAX = 10
+
+
+def dm_pause_message(ctx: PauseContext, *, channel: str | None) -> tuple[str, list[dict[str, Any]]]:
+    """The direct-message copy of a pause message: the same message and buttons (the same
+    action ids and token, so a click in any copy takes the same decide path), saying where
+    the run is followed when it is posted in a channel too."""
+    text, message_blocks = pause_message(ctx)
+    if channel and len(message_blocks) < MESSAGE_MAX_BLOCKS:  # the buttons stay last
+        note = _context(
+            [f"Sent to you directly; the run is followed in {channel_mention(channel)}"]
+        )
+        message_blocks = [*message_blocks[:-1], note.to_dict(), message_blocks[-1]]
+    return text, message_blocks
+
+
+def dm_reminder_text(req: StepRequirement, workflow_name: str) -> str:
+    """A reminder in a direct message, to the person it is sent to."""
+    then = "cancel" if req.on_reject is OnReject.cancel else "skip"
+    return clip(
+        f":alarm_clock: *{escape(workflow_name)} › {escape(req.step_name)}* still waits for "
+        f"your decision; due {slack_date(req.expires_at)} (then {then}).",
+        MESSAGE_TEXT_MAX,
+    )
+
+
+def _home_decision_blocks(ctx: PauseContext) -> list[Block]:
+    """The pause message's own decision blocks, for one entry of an App Home view: block ids
+    made unique per pause (a view may list several). A route is chosen in its message (the
+    choice is read from the message's state, which a Home view does not carry)."""
+    if ctx.requirement.kind is RequirementKind.route_selection:
+        return [_context(["Choose the route in its message (`/signoff pending` links it)."])]
+    found = _decision_buttons(ctx)
+    for block in found:
+        block.block_id = f"{block.block_id or 'decision'}:{ctx.token}"
+    return found
+
+
+@dataclass(frozen=True)
+class HomeDecision:
+    """One decision someone made, for their Home tab."""
+
+    workflow_name: str
+    decision: Decision
+    root_link: str | None = None
+
+
+def home_view(
+    *,
+    pending: Sequence[PauseContext],
+    started: Sequence[RunCard],
+    decided: Sequence[HomeDecision],
+    notice: str | None = None,
+) -> View:
+    """A person's App Home: what waits for their decision (soonest deadline first, with the
+    buttons of the pause message: they act in place), the runs they started, and their recent
+    decisions. ``notice``: our own mrkdwn shown on top (the answer to a click here)."""
+    view_blocks: list[Block] = []
+    if notice:
+        view_blocks.append(_context([notice]))
+    view_blocks.append(
+        HeaderBlock(text=_plain(f"Waiting for you ({len(pending)})", HEADER_TEXT_MAX))
+    )
+    if not pending:
+        view_blocks.append(_section("Nothing waits for your decision."))
+    for ctx in pending[:HOME_PENDING_MAX]:
+        req = ctx.requirement
+        line = f"*{escape(ctx.workflow_name)} › {escape(req.step_name)}*"
+        messages = [m for m in (req.confirmation_message, req.user_input_message) if m]
+        if messages:
+            line += "\n" + " ".join(escape(one_line(m)) for m in messages)
+        view_blocks.append(_section(line))
+        view_blocks.append(_context_line(ctx))
+        view_blocks.extend(_home_decision_blocks(ctx))
+    if len(pending) > HOME_PENDING_MAX:
+        more = len(pending) - HOME_PENDING_MAX
+        view_blocks.append(_context([f"and {more} more: `/signoff pending` lists them all"]))
+    view_blocks.append(DividerBlock())
+    view_blocks.append(HeaderBlock(text=_plain("Runs you started", HEADER_TEXT_MAX)))
+    if not started:
+        view_blocks.append(_context(["None yet: `/signoff run <workflow>` starts one."]))
+    for card in started[:HOME_LIST_MAX]:
+        status = _STATUS_LABEL[card.status]
+        where = ""
+        if card.run is not None and card.run.is_paused and card.run.paused_step_name:
+            where = f" at *{escape(card.run.paused_step_name)}*"
+        view_blocks.append(
+            _context(
+                [
+                    f"*{escape(card.workflow_name)}* {status}{where}",
+                    f"started {slack_date(card.created_at)}",
+                    f"run `{short_run_id(card.run_id)}`",
+                ]
+            )
+        )
+    view_blocks.append(DividerBlock())
+    view_blocks.append(HeaderBlock(text=_plain("Your recent decisions", HEADER_TEXT_MAX)))
+    if not decided:
+        view_blocks.append(_context(["None yet."]))
+    for item in decided[:HOME_LIST_MAX]:
+        decision = item.decision
+        view_blocks.append(
+            _context(
+                [
+                    f"*{escape(item.workflow_name)} › {escape(decision.step_name)}* "
+                    f"{_VERB[decision.outcome]} {slack_date(decision.decided_at)}",
+                    _run_link(decision.run_id, item.root_link),
+                ]
+            )
+        )
+    return View(
+        type="home", callback_id="signoff_home", blocks=_finish(view_blocks, HOME_MAX_BLOCKS)
+    )

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 from http import HTTPStatus
@@ -45,6 +46,9 @@ PERMANENT_ERRORS = frozenset(
 )
 PERMANENT_ATTEMPTS = 5
 DELIVERY_THREADS = 4
+# Kinds whose newest item in a run's batch supersedes the older ones (each renders the whole
+# surface as it is now).
+COALESCED_KINDS = ("root_update", "home")
 
 
 # (item id, state, error, next attempt): what a delivery pass records for each item.
@@ -67,6 +71,8 @@ class OutboxWorker:
         self._thread: threading.Thread | None = None
         self.delivered = 0
         self.errors = 0
+        # Delivery of kinds defined elsewhere (bot/notify.py), by kind; wired by the runtime.
+        self.handlers: dict[str, Callable[[OutboxItem], None]] = {}
         # Runs are delivered in parallel; Slack's per-channel limits are met by its 429s.
         self._pool = ThreadPoolExecutor(
             max_workers=DELIVERY_THREADS, thread_name_prefix="signoff-outbox"
@@ -133,10 +139,14 @@ class OutboxWorker:
     def _deliver_run(self, items: list[OutboxItem], now: datetime) -> list[Outcome]:
         outcomes: list[Outcome] = []
         # Only the newest update of a run's root message matters: it renders the run as it
-        # is now, so older ones in the same batch are dropped without a Slack call.
-        last_root_update = max((i.id for i in items if i.kind == "root_update"), default=None)
+        # is now, so older ones in the same batch are dropped without a Slack call. The same
+        # holds for a person's App Home (its items are grouped under "home:<user>").
+        newest = {
+            kind: max((i.id for i in items if i.kind == kind), default=None)
+            for kind in COALESCED_KINDS
+        }
         for position, item in enumerate(items):
-            if item.kind == "root_update" and item.id != last_root_update:
+            if item.kind in newest and item.id != newest[item.kind]:
                 outcomes.append((item.id, "sent", "superseded", now))
                 continue
             try:
@@ -183,7 +193,7 @@ class OutboxWorker:
 
     # -- delivery of each kind ----------------------------------------------------------------
     def _deliver(self, item: OutboxItem) -> None:
-        handler = getattr(self, f"_deliver_{item.kind}", None)
+        handler = self.handlers.get(item.kind) or getattr(self, f"_deliver_{item.kind}", None)
         if handler is None:
             log.error("unknown outbox kind %r; dropping item %s", item.kind, item.id)
             return
@@ -306,9 +316,11 @@ class OutboxWorker:
         pause = self.store.get_pause(req.requirement_id)
         if pause is None:
             return
-        if not pause.message_ts:
-            raise NotReady(item.run_id)
         route = self.signoff.routes.get(pause.workflow_name)
+        if not pause.message_ts:
+            if route is not None and not route.posts_in_channel(pause.step_name):
+                return  # sent only as direct messages (bot/notify.py updates those)
+            raise NotReady(item.run_id)
         run = route.workflow.get_run(pause.run_id) if route else None
         if route is None or run is None:
             return

@@ -12,6 +12,7 @@ import threading
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
+from enum import StrEnum
 from typing import Any
 
 from slack_sdk import WebClient
@@ -22,6 +23,30 @@ from engine import Workflow
 _CHANNEL_ID = re.compile(r"[CG][A-Z0-9]{2,}")
 
 
+class Notify(StrEnum):
+    """Where a pause reaches its approvers: the route's channel, a direct message to each
+    approver (user-group members expanded), or both."""
+
+    channel = "channel"
+    dm = "dm"
+    both = "both"
+
+    @property
+    def dms(self) -> bool:
+        """Whether approvers get direct messages."""
+        return self is not Notify.channel
+
+
+def _notify(value: Notify | str | None, where: str) -> Notify | None:
+    if value is None or isinstance(value, Notify):
+        return value
+    try:
+        return Notify(value)
+    except ValueError:
+        choices = ", ".join(repr(n.value) for n in Notify)
+        raise ValueError(f"{where}: notify={value!r} is not one of {choices}") from None
+
+
 @dataclass(frozen=True)
 class StepRoute:
     """Overrides for one step; unset fields fall back to the workflow's route."""
@@ -29,6 +54,10 @@ class StepRoute:
     channel: str | None = None
     approvers: tuple[str, ...] | None = None
     allow_requester: bool | None = None
+    notify: Notify | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "notify", _notify(self.notify, "step route"))
 
 
 @dataclass(frozen=True)
@@ -38,7 +67,11 @@ class SlackRoute:
     ``approvers``: Slack user IDs (``U…``/``W…``) and user-group IDs (``S…``); empty means
     anyone who can see the message. ``allow_requester``: whether the person who started a
     run may decide its pauses. ``reminder_before``: mention the approvers in the thread this
-    long before a deadline.
+    long before a deadline (and, with ``notify`` dm/both, remind each of them directly).
+    ``notify``: ``"channel"`` (default: the pause message in the run's thread), ``"dm"`` (a
+    copy of it to each approver, user-group members expanded; the channel keeps the run's
+    root message and notes) or ``"both"``. A route with ``"dm"`` and no approvers posts in
+    the channel: there is no one to write to.
     """
 
     workflow: Workflow
@@ -48,8 +81,11 @@ class SlackRoute:
     starters: tuple[str, ...] = ()
     reminder_before: timedelta | None = None
     steps: Mapping[str, StepRoute] = field(default_factory=dict)
+    notify: Notify = Notify.channel
 
     def __post_init__(self) -> None:
+        notify = _notify(self.notify, f"route {self.workflow.name!r}")
+        object.__setattr__(self, "notify", notify or Notify.channel)
         for who in (*self.approvers, *self.starters):
             if not who or who[0] not in "UWS":
                 raise ValueError(
@@ -74,6 +110,19 @@ class SlackRoute:
         """Who may decide a step: its own approvers if given, else the route's (empty: anyone)."""
         step = self.steps.get(step_name or "")
         return step.approvers if step and step.approvers is not None else self.approvers
+
+    def notify_for(self, step_name: str | None) -> Notify:
+        """Where ``step_name``'s pauses reach approvers (the step's setting, else the route's)."""
+        step = self.steps.get(step_name or "")
+        return step.notify if step and step.notify is not None else self.notify
+
+    def sends_dms(self, step_name: str | None) -> bool:
+        """Whether each approver of this step gets a direct message (there must be some)."""
+        return self.notify_for(step_name).dms and bool(self.approvers_for(step_name))
+
+    def posts_in_channel(self, step_name: str | None) -> bool:
+        """Whether the pause message (with its buttons) goes to the channel."""
+        return self.notify_for(step_name) is not Notify.dm or not self.sends_dms(step_name)
 
     def requester_may_decide(self, step_name: str | None) -> bool:
         """Whether the person who started the run may decide this step too."""

@@ -26,6 +26,7 @@ from bot.app import build_app
 from bot.config import Settings, open_database
 from bot.http_thread import BackgroundServer, PortUnavailableError
 from bot.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
+from bot.notify import Notifier
 from bot.outbox import OutboxWorker
 from bot.routing import ChannelDirectory, ChannelLookupError, SlackRoute, load_routes
 from bot.scheduler import DeadlineScheduler
@@ -84,6 +85,13 @@ class Runtime:
             workers=settings.workers,
         )
         self.outbox = OutboxWorker(self.signoff, poll_interval=outbox_poll_interval)
+        # Direct messages, reminders to each approver and the App Home (bot/notify.py).
+        self.notifier = Notifier(self.signoff)
+        self.outbox.handlers.update(self.notifier.handlers())
+        self.signoff.on_pause_recorded.append(self.notifier.on_pause_recorded)
+        self.signoff.on_event_handled.append(self.notifier.on_event)
+        self.signoff.on_reminded.append(self.notifier.on_reminded)
+        self.signoff.on_untold.append(self.notifier.on_untold)
         self.scheduler = DeadlineScheduler(
             self.signoff, poll_interval=timedelta(seconds=settings.poll_seconds)
         )
@@ -93,7 +101,10 @@ class Runtime:
         secret = settings.slack_signing_secret
         self.signing_secret = secret.get_secret_value() if secret else ""
         self.bolt: App = build_app(
-            self.signoff, signing_secret=self.signing_secret, client=self.client
+            self.signoff,
+            signing_secret=self.signing_secret,
+            client=self.client,
+            notifier=self.notifier,
         )
         self.asgi = make_asgi(self)
 

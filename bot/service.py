@@ -98,6 +98,16 @@ class Signoff:
         self._root_links: dict[str, str] = {}
         self.outbox_wakeup = threading.Event()
         self.on_pause_recorded: list[Callable[[str, StepRequirement], None]] = []
+        # Called for each event after the bot's own handling, inside the same outbox
+        # transaction; and for each reminder sent. Wired by the runtime (bot/notify.py).
+        self.on_event_handled: list[
+            Callable[[WorkflowRunEvent, SlackRoute, WorkflowRunOutput, datetime], None]
+        ] = []
+        self.on_reminded: list[
+            Callable[[SlackRoute, WorkflowRunOutput, StepRequirement, datetime], None]
+        ] = []
+        # Told what ``tell`` cannot say ephemerally (a click in a view, e.g. the App Home).
+        self.on_untold: list[Callable[[str, str], None]] = []
         self._batch = threading.local()
         # Set by the outbox worker: delivers one outbox item at once (see _continue).
         self.deliver_now: Callable[[str], bool] | None = None
@@ -155,6 +165,8 @@ class Signoff:
         now = self.clock.now()
         with self._one_transaction(now):
             self._handle_event(event, route, run, now)
+            for callback in self.on_event_handled:
+                callback(event, route, run, now)
 
     @contextmanager
     def _one_transaction(self, now: datetime) -> Iterator[None]:
@@ -268,13 +280,14 @@ class Signoff:
         ]
         if not any(r.requirement_id == lead.requirement_id for r in recorded):
             return
-        self._enqueue(
-            f"pause:{lead.requirement_id}",
-            run.run_id,
-            "pause",
-            {"requirement_id": lead.requirement_id},
-            now,
-        )
+        if route.posts_in_channel(lead.step_name):  # notify="dm": only direct messages
+            self._enqueue(
+                f"pause:{lead.requirement_id}",
+                run.run_id,
+                "pause",
+                {"requirement_id": lead.requirement_id},
+                now,
+            )
         self._enqueue_root_update(run, now)
         for r in recorded:
             for callback in self.on_pause_recorded:
@@ -286,6 +299,12 @@ class Signoff:
 
     def _note(self, run: WorkflowRunOutput, what: str, text: str, now: datetime) -> None:
         self._enqueue(f"note:{run.run_id}:{what}", run.run_id, "note", {"text": text}, now)
+
+    def enqueue(
+        self, key: str, run_id: str, kind: str, data: dict[str, Any], now: datetime
+    ) -> None:
+        """Add an outbox item (in the current event's transaction, when there is one)."""
+        self._enqueue(key, run_id, kind, data, now)
 
     def _enqueue(
         self, key: str, run_id: str, kind: str, data: dict[str, Any], now: datetime
@@ -347,6 +366,10 @@ class Signoff:
                 return True, ""
         who = ", ".join(blocks.mention(a) for a in approvers)
         return False, f"only {who} may decide this step."
+
+    def group_members(self, group_id: str) -> frozenset[str]:
+        """The members of a user group (cached for a few minutes; empty if Slack cannot say)."""
+        return self._group_members(group_id)
 
     def _group_members(self, group_id: str) -> frozenset[str]:
         with self._group_lock:
@@ -546,19 +569,26 @@ class Signoff:
         req = run.step_requirements[0]
         if req.requirement_id != requirement_id:
             return False
-        self._note(
-            run,
-            f"reminder:{requirement_id}",
-            blocks.reminder_note(req, route.approvers_for(req.step_name)),
-            self.clock.now(),
-        )
+        now = self.clock.now()
+        with self._one_transaction(now):
+            self._note(
+                run,
+                f"reminder:{requirement_id}",
+                blocks.reminder_note(req, route.approvers_for(req.step_name)),
+                now,
+            )
+            for callback in self.on_reminded:
+                callback(route, run, req, now)
         return True
 
     def tell(
         self, *, channel: str | None, user_id: str, text: str, thread_ts: str | None = None
     ) -> None:
-        """An ephemeral message to one person (in ``thread_ts``'s thread if given); best effort."""
+        """An ephemeral message to one person (in ``thread_ts``'s thread if given); best effort.
+        Without a channel (a click in a view), ``on_untold`` is told instead."""
         if not channel:
+            for callback in self.on_untold:
+                callback(user_id, text)
             return
         try:
             self.client.chat_postEphemeral(

@@ -6,6 +6,8 @@
   so a pause is posted even if Slack was down or rate-limiting when it happened, and
   posted once even when several replicas see it (unique ``dedupe_key`` + a claim).
 - ``slack_seen_requests``: keys of handled interactions, so retries and replays act once.
+- ``slack_dm_copies``, ``slack_home_users``: direct-message copies of pauses and the people
+  with a published App Home (read and written by ``bot/notify.py``).
 """
 
 from __future__ import annotations
@@ -83,6 +85,28 @@ slack_seen_requests = Table(
     metadata,
     Column("request_key", String(200), primary_key=True),
     Column("seen_at", UtcDateTime(), nullable=False),
+)
+
+# Direct-message copies of pause messages (``bot/notify.py``): one per (pause, approver), so
+# a decision in any copy updates every copy.
+slack_dm_copies = Table(
+    "slack_dm_copies",
+    metadata,
+    Column("requirement_id", String(64), primary_key=True),
+    Column("user_id", String(32), primary_key=True),
+    Column("run_id", String(64), nullable=False, index=True),
+    Column("channel_id", String(100), nullable=False),
+    Column("message_ts", String(32), nullable=False),
+    Column("created_at", UtcDateTime(), nullable=False),
+)
+
+# People whose App Home tab Signoff has published: refreshed when a pause anyone may decide
+# comes or goes (``bot/notify.py``).
+slack_home_users = Table(
+    "slack_home_users",
+    metadata,
+    Column("user_id", String(32), primary_key=True),
+    Column("published_at", UtcDateTime(), nullable=False),
 )
 
 

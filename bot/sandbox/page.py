@@ -124,6 +124,7 @@ class SandboxPage:
             Route("/page/api/submit", self.post_submit, methods=["POST"]),
             Route("/page/api/close", self.post_close, methods=["POST"]),
             Route("/page/api/dismiss", self.post_dismiss, methods=["POST"]),
+            Route("/page/api/home", self.post_home, methods=["POST"]),
             Mount("/static", app=StaticFiles(directory=STATIC_DIR), name="static"),
         ]
 
@@ -210,6 +211,12 @@ class SandboxPage:
                 "errors": top.errors,
                 "depth": len(stack),
             }
+        published = state.home_view(user_id)
+        home = (
+            {"id": published.id, "hash": published.hash, "payload": published.payload}
+            if published is not None
+            else None
+        )
         calls = [
             {"method": c.method, "ok": c.ok, "error": c.error, "status": c.status, "at": c.at}
             for c in state.calls()[-RECENT_CALLS:]
@@ -232,6 +239,7 @@ class SandboxPage:
             "channels": channels,
             "messages": messages,
             "view": view,
+            "home": home,
             "calls": calls,
             "commands": [
                 {"command": c.command, "usage": c.usage, "description": c.description}
@@ -324,6 +332,10 @@ class SandboxPage:
     async def post_dismiss(self, request: Request) -> Response:
         """``POST /page/api/dismiss``: dismiss an ephemeral message."""
         return await self._post(request, self.dismiss)
+
+    async def post_home(self, request: Request) -> Response:
+        """Open the acting person's App Home (``app_home_opened`` to the bot)."""
+        return await self._post(request, self.open_home)
 
     def resolve_person(self, who: str) -> str | None:
         """A person's user ID from their ID, handle (``alice``, ``@alice``) or real name,
@@ -485,6 +497,16 @@ class SandboxPage:
             except httpx.HTTPError:
                 return {"status": None, "error": "the bot did not answer"}
         return {"status": None} if response is None else _outcome(response)
+
+    def open_home(self, body: Mapping[str, Any]) -> dict[str, Any]:
+        """The app's Home tab opened: Slack sends ``app_home_opened``; the bot publishes it."""
+        user_id = self._person(body)
+        with self._actor(user_id, DEFAULT_CHANNEL_ID) as actor:
+            try:
+                response = actor.open_home()
+            except httpx.HTTPError as exc:
+                raise PageError(f"the bot did not answer ({type(exc).__name__})", 502) from exc
+        return _outcome(response)
 
     def dismiss(self, body: Mapping[str, Any]) -> dict[str, Any]:
         """The "Dismiss" link of an ephemeral message: gone for good, as in Slack."""

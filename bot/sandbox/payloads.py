@@ -430,6 +430,48 @@ def view_closed_payload(
     }
 
 
+def event_callback_payload(state: WorkspaceState, event: Mapping[str, Any]) -> dict[str, Any]:
+    """An Events API delivery (``event_callback``) wrapping ``event``, with a fresh event_id."""
+    return {
+        "token": VERIFICATION_TOKEN,
+        "team_id": state.team_id,
+        "api_app_id": state.app_id,
+        "event": dict(event),
+        "type": "event_callback",
+        "event_id": state.new_event_id(),
+        "event_time": int(state.clock()),
+        "authorizations": [
+            {
+                "enterprise_id": None,
+                "team_id": state.team_id,
+                "user_id": state.bot_user_id,
+                "is_bot": True,
+                "is_enterprise_install": False,
+            }
+        ],
+        "is_ext_shared_channel": False,
+    }
+
+
+def app_home_opened_event(
+    state: WorkspaceState, *, user_id: str, tab: str = "home"
+) -> dict[str, Any]:
+    """``app_home_opened`` as Slack sends it: the DM channel with the app, the tab, and the
+    Home tab's current view once one has been published."""
+    dm = state.open_dm(user_id)
+    event: dict[str, Any] = {
+        "type": "app_home_opened",
+        "user": user_id,
+        "channel": dm.id,
+        "tab": tab,
+        "event_ts": f"{state.clock():.6f}",
+    }
+    home = state.home_view(user_id)
+    if tab == "home" and home is not None:
+        event["view"] = home.payload
+    return event
+
+
 # --------------------------------------------------------------------------------- actor ----
 
 
@@ -494,11 +536,13 @@ class SlackActor:
         signature: str | None,
         retry_num: int | None,
         retry_reason: str | None,
+        content_type: str = FORM_CONTENT_TYPE,
     ) -> httpx.Response:
         return send_signed(
             url,
             body,
             signing_secret=self.signing_secret,
+            content_type=content_type,
             timestamp=timestamp,
             signature=signature,
             retry_num=retry_num,
@@ -677,6 +721,22 @@ class SlackActor:
             self.state.close_view(view.id, clear=True)
         else:
             self.state.close_view(view.id)
+
+    def open_home(self, *, tab: str = "home", retry_num: int | None = None) -> httpx.Response:
+        """Open the app's Home (its ``tab``): Slack sends ``app_home_opened``."""
+        payload = event_callback_payload(
+            self.state, app_home_opened_event(self.state, user_id=self.user_id, tab=tab)
+        )
+        self.last_payload = payload
+        return self._send(
+            self.interactivity_url,
+            json.dumps(payload, separators=(",", ":")),
+            timestamp=None,
+            signature=None,
+            retry_num=retry_num,
+            retry_reason=None,
+            content_type="application/json",
+        )
 
     def close(
         self,

@@ -114,12 +114,15 @@ class SlackWebApi:
             "views.open": self.views_open,
             "views.update": self.views_update,
             "views.push": self.views_push,
+            "views.publish": self.views_publish,
             "users.info": self.users_info,
             "usergroups.users.list": self.usergroups_users_list,
             "conversations.info": self.conversations_info,
             "conversations.list": self.conversations_list,
             "conversations.members": self.conversations_members,
             "conversations.open": self.conversations_open,
+            "conversations.history": self.conversations_history,
+            "conversations.replies": self.conversations_replies,
         }
 
     # ----------------------------------------------------------------------------- plumbing ----
@@ -422,6 +425,25 @@ class SlackWebApi:
         view = self._view_param(call)
         return {"view": self.state.update_view(target.id, view).payload}
 
+    def views_publish(self, call: ApiCall) -> dict[str, Any]:
+        """The user's Home tab (created on first publish, replaced after)."""
+        user_id = call.str_param("user_id")
+        if user_id is None or self.state.user(user_id) is None:
+            raise ApiError(
+                "invalid_arguments", response_metadata={"messages": ["invalid `user_id`"]}
+            )
+        view = self._view_param(call)
+        if view.get("type") != "home":
+            raise ApiError(
+                "invalid_arguments",
+                response_metadata={"messages": ["[ERROR] must be home [json-pointer:/view/type]"]},
+            )
+        try:
+            published = self.state.publish_home(user_id, view, expected_hash=call.str_param("hash"))
+        except ValueError as exc:
+            raise ApiError(str(exc)) from exc
+        return {"view": published.payload}
+
     def users_info(self, call: ApiCall) -> dict[str, Any]:
         """``users.info``: one user's profile."""
         user = self.state.user(call.str_param("user") or "")
@@ -488,6 +510,59 @@ class SlackWebApi:
             "members": page,
             "response_metadata": {"next_cursor": str(start + limit) if more else ""},
         }
+
+    def _readable_channel(self, call: ApiCall) -> Channel:
+        channel = self.state.channel(call.str_param("channel") or "")
+        if channel is None or (
+            (channel.is_private or channel.is_im) and call.caller.user_id not in channel.members
+        ):
+            raise ApiError("channel_not_found")
+        if call.caller.user_id not in channel.members:
+            raise ApiError("not_in_channel")
+        return channel
+
+    def _message_page(self, call: ApiCall, messages: list[Message]) -> dict[str, Any]:
+        """One page of ``messages`` with Slack's cursor paging; metadata only when asked
+        with ``include_all_metadata``."""
+        try:
+            start = int(call.str_param("cursor") or 0)
+            limit = min(max(int(call.str_param("limit") or 100), 1), 999)
+        except ValueError as exc:
+            raise ApiError("invalid_cursor") from exc
+        with_metadata = _truthy(call.get("include_all_metadata"))
+        page = messages[start : start + limit]
+        more = start + limit < len(messages)
+        found = []
+        for message in page:
+            data = message.to_api()
+            if not with_metadata:
+                data.pop("metadata", None)
+            found.append(data)
+        return {
+            "messages": found,
+            "has_more": more,
+            "response_metadata": {"next_cursor": str(start + limit) if more else ""},
+        }
+
+    def conversations_history(self, call: ApiCall) -> dict[str, Any]:
+        """A channel's top-level messages, newest first."""
+        channel = self._readable_channel(call)
+        top = [
+            m
+            for m in reversed(self.state.messages(channel.id, include_ephemeral=False))
+            if not m.is_reply
+        ]
+        return self._message_page(call, top)
+
+    def conversations_replies(self, call: ApiCall) -> dict[str, Any]:
+        """A thread: its parent message first, then the replies, oldest first."""
+        channel = self._readable_channel(call)
+        ts = call.str_param("ts")
+        parent = self.state.message(channel.id, ts or "")
+        if ts is None or parent is None or parent.is_ephemeral:
+            raise ApiError("thread_not_found")
+        thread = [m for m in self.state.thread(channel.id, parent.ts) if not m.is_ephemeral]
+        return self._message_page(call, thread)
 
     def conversations_open(self, call: ApiCall) -> dict[str, Any]:
         """``conversations.open``: the direct message channel with one user."""

@@ -362,6 +362,7 @@ class WorkspaceState:
         # Slack client keeps it and sends it with every block_actions of that message.
         self._message_state: dict[tuple[str, str, str], dict[str, dict[str, Any]]] = {}
         self._view_stacks: dict[str, list[str]] = {}  # user id -> open view ids, root first
+        self._home_views: dict[str, str] = {}  # user id -> the id of their Home tab view
         self._triggers: dict[str, Trigger] = {}
         self._response_urls: dict[str, ResponseUrl] = {}
         self._response_posts: list[ResponsePost] = []
@@ -465,6 +466,11 @@ class WorkspaceState:
         now_us = int(self.clock() * 1_000_000)
         self._last_ts_us = max(now_us, self._last_ts_us + 1)
         return f"{self._last_ts_us // 1_000_000}.{self._last_ts_us % 1_000_000:06d}"
+
+    def new_event_id(self) -> str:
+        """An Events API ``event_id`` (``Ev…``), unique per delivery of a new event."""
+        with self._lock:
+            return self._random_id("Ev")
 
     def _short_id(self) -> str:
         alphabet = string.ascii_letters + string.digits
@@ -1020,16 +1026,57 @@ class WorkspaceState:
             )
             return copy.deepcopy(found)
 
-    def views(self, *, user_id: str | None = None, open_only: bool = True) -> list[View]:
-        """Copies of the views, of one user and only the open ones by default."""
+    def views(
+        self, *, user_id: str | None = None, open_only: bool = True, kind: str = "modal"
+    ) -> list[View]:
+        """Views of ``kind`` (``"modal"``, or ``"home"`` for published Home tabs)."""
         with self._lock:
             return copy.deepcopy(
                 [
                     v
                     for v in self._views.values()
-                    if (not open_only or v.is_open) and (user_id is None or v.user_id == user_id)
+                    if (not open_only or v.is_open)
+                    and (user_id is None or v.user_id == user_id)
+                    and v.payload.get("type", "modal") == kind
                 ]
             )
+
+    # ------------------------------------------------------------------------ App Home ----
+
+    def publish_home(
+        self, user_id: str, view: Mapping[str, Any], *, expected_hash: str | None = None
+    ) -> View:
+        """views.publish: the user's Home tab, created on first publish and replaced after;
+        its id stays the same, its hash changes. ``expected_hash`` that is not the current
+        one raises ValueError("hash_conflict"), as Slack answers."""
+        with self._lock:
+            old_id = self._home_views.get(user_id)
+            old = self._views.get(old_id) if old_id else None
+            if expected_hash is not None and (old is None or old.hash != expected_hash):
+                raise ValueError("hash_conflict")
+            view_id = old.id if old else self._random_id("V")
+            record = View(
+                id=view_id,
+                user_id=user_id,
+                payload=self._view_payload(
+                    {**view, "type": "home"},
+                    view_id=view_id,
+                    root_view_id=view_id,
+                    previous_view_id=None,
+                ),
+                trigger_id=None,
+                root_view_id=view_id,
+            )
+            self._views[view_id] = record
+            self._home_views[user_id] = view_id
+            self._emit("home.published", view_id=view_id, user_id=user_id)
+            return copy.deepcopy(record)
+
+    def home_view(self, user_id: str) -> View | None:
+        """The user's published Home tab, or None before the app's first views.publish."""
+        with self._lock:
+            view_id = self._home_views.get(user_id)
+            return copy.deepcopy(self._views[view_id]) if view_id else None
 
     def view_stack(self, user_id: str) -> list[View]:
         """The user's open modals, root first; the last one is what the user sees."""

@@ -127,7 +127,13 @@ def make_routes() -> list[SlackRoute]:
 
 
 @pytest.fixture
-def harness(tmp_path: Path) -> Iterator[BotHarness]:
+def bot_routes() -> list[SlackRoute]:
+    """The routes the harness serves; a test module overrides this fixture for its own."""
+    return make_routes()
+
+
+@pytest.fixture
+def harness(tmp_path: Path, bot_routes: list[SlackRoute]) -> Iterator[BotHarness]:
     test_workflows.EXECUTIONS.clear()
     test_workflows.SLOW_GATE.clear()
     test_workflows.FLAKY_FAILURES["left"] = 0
@@ -145,7 +151,7 @@ def harness(tmp_path: Path) -> Iterator[BotHarness]:
     )
     runtime = Runtime(
         settings,
-        routes=make_routes(),
+        routes=bot_routes,
         db=SqliteDb(db_file=db_file),
         clock=clock,
         scheduler_paused=True,

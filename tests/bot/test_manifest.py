@@ -29,13 +29,18 @@ METHOD_SCOPES: dict[str, frozenset[str]] = {
     "chat.postEphemeral": frozenset({"chat:write"}),
     "chat.postMessage": frozenset({"chat:write"}),
     "chat.update": frozenset({"chat:write"}),
+    # The bot reads history only of its own direct messages (bot/notify.py).
+    "conversations.history": frozenset({"im:history"}),
     "conversations.list": frozenset({"channels:read"}),
+    "conversations.open": frozenset({"im:write"}),
+    "conversations.replies": frozenset({"im:history"}),
     "reactions.add": frozenset({"reactions:write"}),
     "usergroups.list": frozenset({"usergroups:read"}),
     "usergroups.users.list": frozenset({"usergroups:read"}),
     "users.info": frozenset({"users:read"}),
     "views.open": frozenset(),
     "views.push": frozenset(),
+    "views.publish": frozenset(),
     "views.update": frozenset(),
 }
 # Bolt listener kinds and the scope each needs (actions and views need none: interactivity).
@@ -47,7 +52,9 @@ LISTENER_SCOPES: dict[str, frozenset[str]] = {
     "view_closed": frozenset(),
     "view_submission": frozenset(),
 }
-EVENT_LISTENERS = {"event", "message"}  # would need event_subscriptions in the manifest
+EVENT_LISTENERS = {"event", "message"}  # need event_subscriptions in the manifest
+# Bot events the bot may listen to (https://api.slack.com/events/<event>, "Required scopes").
+EVENT_SCOPES: dict[str, frozenset[str]] = {"app_home_opened": frozenset()}
 
 
 def load(text: str) -> dict[str, Any]:
@@ -124,8 +131,13 @@ def required_scopes() -> set[str]:
     scopes: set[str] = set()
     for method in calls:
         scopes |= METHOD_SCOPES[method]
-    for kind in listeners:
+    for kind, idents in listeners.items():
         scopes |= LISTENER_SCOPES.get(kind, frozenset())
+        if kind in EVENT_LISTENERS:
+            unknown_events = [e for e in idents if e not in EVENT_SCOPES]
+            assert not unknown_events, f"add these events to EVENT_SCOPES: {unknown_events}"
+            for event in idents:
+                scopes |= EVENT_SCOPES[event]
     return scopes
 
 
@@ -136,9 +148,24 @@ def test_scan_finds_the_web_api_calls_the_bot_makes() -> None:
     for method in ("chat.postMessage", "chat.update", "views.open", "usergroups.users.list"):
         assert method in calls, f"scan missed {method}: {sorted(calls)}"
     assert "command" in listeners and "action" in listeners and "view" in listeners
-    assert not any(kind in listeners for kind in EVENT_LISTENERS), (
-        "the bot listens to events: the manifest then needs event_subscriptions"
-    )
+    # Direct messages to approvers and their App Home.
+    assert "conversations.open" in calls and "views.publish" in calls
+    assert listeners.get("event") == ["app_home_opened"]
+
+
+def test_manifest_subscribes_to_exactly_the_events_the_bot_listens_to() -> None:
+    manifest = load(MANIFEST.read_text(encoding="utf-8"))
+    _, listeners = scan_bot()
+    events = manifest["settings"]["event_subscriptions"]
+    assert events["request_url"] == PLACEHOLDER_URL
+    assert sorted(events["bot_events"]) == sorted(listeners.get("event", []))
+    assert "user_events" not in events, "a bot token only"
+    # The Home tab the bot publishes is enabled; the bot reads no messages sent to it.
+    assert manifest["features"]["app_home"] == {
+        "home_tab_enabled": True,
+        "messages_tab_enabled": True,
+        "messages_tab_read_only_enabled": True,
+    }
 
 
 def test_manifest_scopes_are_exactly_those_the_bot_uses() -> None:
@@ -191,7 +218,7 @@ def test_manifest_is_a_valid_slack_app_manifest() -> None:
     assert settings["org_deploy_enabled"] is False
     assert settings["socket_mode_enabled"] is False
     assert settings["token_rotation_enabled"] is False
-    assert "event_subscriptions" not in settings
+    assert set(settings["event_subscriptions"]) == {"request_url", "bot_events"}
 
 
 def test_request_path_is_the_one_the_server_serves() -> None:
@@ -224,10 +251,12 @@ def test_url_is_filled_in(given: str, expected: str) -> None:
     manifest = load(text)
     assert manifest["features"]["slash_commands"][0]["url"] == expected
     assert manifest["settings"]["interactivity"]["request_url"] == expected
+    assert manifest["settings"]["event_subscriptions"]["request_url"] == expected
     # Everything but the URLs is unchanged.
     template = load(manifest_template())
     template["features"]["slash_commands"][0]["url"] = expected
     template["settings"]["interactivity"]["request_url"] = expected
+    template["settings"]["event_subscriptions"]["request_url"] = expected
     assert manifest == template
 
 

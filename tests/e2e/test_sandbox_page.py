@@ -312,3 +312,33 @@ def test_people_by_name_and_a_narrow_screen(browser: Any, sandbox: Sandbox, tmp_
         expect(narrow.get_by_test_id("user-picker")).to_have_value("U0ALICE")
     finally:
         context.close()
+
+
+def test_the_app_home_lists_what_waits_and_acts_in_place(
+    page: Page, sandbox: Sandbox, tmp_path: Path
+) -> None:
+    send(page, "/signoff run data_pipeline")
+    run_id = started_run_id(page, "data_pipeline")
+    expect(
+        messages(page).filter(has=page.locator(".bk-actions")).filter(has_text="process_data")
+    ).to_be_visible()
+
+    page.get_by_test_id("app-home").click()  # Slack sends app_home_opened; the bot publishes
+    home = page.get_by_test_id("home")
+    expect(home.locator(".bk-header").first).to_have_text("Waiting for you (1)")
+    expect(home).to_contain_text("data_pipeline › process_data")
+    expect(home).to_contain_text("Process sensitive data?")
+    expect(home).to_contain_text("Runs you started")
+    expect(page.get_by_test_id("composer")).to_be_hidden()  # a Home tab has no composer
+    screenshot(page, tmp_path, "home-1-waiting")
+
+    home.get_by_role("button", name="Approve").click()  # acts in place, as in the channel
+    expect(home.locator(".bk-header").first).to_have_text("Waiting for you (0)")
+    expect(home).to_contain_text("Nothing waits for your decision.")
+    expect(home).to_contain_text("data_pipeline › process_data approved")
+    wait_run(sandbox, run_id, "completed")
+    screenshot(page, tmp_path, "home-2-decided")
+
+    page.locator(".nav-item", has_text="signoff").first.click()  # back to the channel
+    expect(page.get_by_role("heading", name="#signoff", exact=True)).to_be_visible()
+    expect(messages(page).filter(has_text="Approved by @alice")).to_be_visible()

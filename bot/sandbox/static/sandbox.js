@@ -24,6 +24,7 @@
     modalKey: null,
     localErrors: {},
     stickToBottom: true,
+    home: params.get("home") === "1",
     refreshing: null,
     again: false,
     live: false,
@@ -172,8 +173,13 @@
     if (channel) S.channel = channel.id;
     renderPeople();
     renderSidebar();
-    renderHeader(channel);
-    renderMessages(channel);
+    if (S.home) {
+      renderHome();
+    } else {
+      renderHeader(channel);
+      renderMessages(channel);
+    }
+    $("#composer").hidden = S.home;
     renderModal();
     renderLog();
     const bot = data.bot_url ? ` at <code>${esc(data.bot_url)}</code>` : " (the bot is starting…)";
@@ -210,10 +216,11 @@
       const unread = c.id === S.channel ? 0 : unreadCount(c.id);
       const prefix = c.is_im ? '<span class="dm-dot"></span>' : '<span class="hash">#</span>';
       const label = c.is_im ? c.label : c.name;
-      return `<li><button type="button" class="nav-item${c.id === S.channel ? " active" : ""}${unread ? " unread" : ""}"`
+      return `<li><button type="button" class="nav-item${c.id === S.channel && !S.home ? " active" : ""}${unread ? " unread" : ""}"`
         + ` data-channel="${esc(c.id)}">${prefix}<span class="nav-label">${esc(label)}</span>`
         + `${unread ? `<span class="badge">${unread}</span>` : ""}</button></li>`;
     };
+    $("#open-home").classList.toggle("active", S.home);
     $("#channel-list").innerHTML = channels.filter((c) => !c.is_im).map(item).join("");
     const dms = channels.filter((c) => c.is_im);
     $("#dm-list").innerHTML = dms.map(item).join("");
@@ -230,6 +237,34 @@
     const where = channel.is_im ? channel.label : `#${channel.name}`;
     input.placeholder = `Message ${where} — try /signoff run data_pipeline`;
     document.title = `${where} · Signoff sandbox`;
+  }
+
+  // The app's Home tab: the view the bot published for this person (views.publish).
+  function renderHome() {
+    const home = S.data.home;
+    $("#channel-name").textContent = "Signoff";
+    $("#channel-meta").textContent = "Home";
+    document.title = "Signoff · Home · Signoff sandbox";
+    const box = $("#messages");
+    box.dataset.channel = "";
+    S.sigs = new Map();
+    if (!home) {
+      box.innerHTML = '<div class="empty"><h2>Opening the Home tab…</h2>'
+        + "<p>Slack sent <code>app_home_opened</code>; the bot publishes this tab with"
+        + " <code>views.publish</code>.</p></div>";
+      return;
+    }
+    const ctx = { mrkdwn: mrkdwnCtx(), surface: "home" };
+    box.innerHTML = `<div class="home-view" data-view-id="${esc(home.id)}" data-testid="home">`
+      + `${BK.renderBlocks(home.payload.blocks || [], ctx)}</div>`;
+  }
+
+  async function openHome() {
+    S.home = true;
+    render();
+    const result = await api("/page/api/home", {});
+    if (!result.ok || result.error) toast(result.error || "The bot did not answer.", "error");
+    refresh();
   }
 
   function messageBody(m) {
@@ -507,6 +542,11 @@
   }
 
   function sourceOf(el) {
+    const home = el.closest(".home-view");
+    if (home) {
+      const view = S.data.home;
+      return { body: { view_id: home.dataset.viewId }, blocks: view ? view.payload.blocks : [] };
+    }
     const modal = el.closest(".modal-backdrop");
     if (modal) {
       const view = S.data.view;
@@ -616,6 +656,7 @@
       const digits = (p || "").replace(/^p/, "");
       event.preventDefault();
       S.channel = channel;
+      S.home = false;
       S.focusTs = digits.length > 6 ? `${digits.slice(0, -6)}.${digits.slice(-6)}` : null;
       render();
       return;
@@ -625,7 +666,10 @@
     if (button.classList.contains("bk-button")) {
       event.preventDefault();
       act(button, null);
+    } else if (button.id === "open-home") {
+      openHome();
     } else if (button.dataset.channel && button.classList.contains("nav-item")) {
+      S.home = false;
       S.channel = button.dataset.channel;
       localStorage.setItem("signoff-sandbox-channel", S.channel);
       render();
@@ -707,6 +751,6 @@
     refresh();
   });
 
-  refresh().then(() => input.focus());
+  refresh().then(() => (S.home ? openHome() : input.focus()));
   connect();
 })();

@@ -172,7 +172,37 @@ def build_bolt_app(client: WebClient, seen: list[dict[str, Any]]) -> App:
         ack()
         seen.append({"kind": "closed", "body": body})
 
+    @app.event("app_home_opened")
+    def home(event: dict[str, Any], client: WebClient) -> None:
+        seen.append({"kind": "home", "event": event})
+        client.views_publish(user_id=event["user"], view=HOME_VIEW)
+
+    @app.action("home_approve")
+    def home_approve(ack: Any, body: dict[str, Any]) -> None:
+        seen.append({"kind": "home_approve", "body": body})  # before the ack the page waits for
+        ack()
+
     return app
+
+
+HOME_VIEW: dict[str, Any] = {
+    "type": "home",
+    "blocks": [
+        {"type": "header", "text": {"type": "plain_text", "text": "Waiting for you"}},
+        {
+            "type": "actions",
+            "block_id": "decision",
+            "elements": [
+                {
+                    "type": "button",
+                    "action_id": "home_approve",
+                    "text": {"type": "plain_text", "text": "Approve"},
+                    "value": "approve:home",
+                }
+            ],
+        },
+    ],
+}
 
 
 class Bot:

@@ -282,3 +282,22 @@ def test_people_are_found_by_the_names_the_readme_uses(http: httpx.Client) -> No
         "/page/api/compose", json={"user": "bob", "channel": "C0GENERAL", "text": "hi"}
     )
     assert composed.json()["ok"], composed.text
+
+
+def test_the_home_tab_is_opened_published_and_clicked(
+    http: httpx.Client, fake: SlackFakeServer, bot: Bot
+) -> None:
+    assert seen_by(http, "U0ALICE")["home"] is None
+    assert post(http, "home")["status"] == 200
+    home = fake.state.wait_for(lambda s: s.home_view("U0ALICE"), what="home published")
+    event = next(e["event"] for e in bot.seen if e["kind"] == "home")  # seen before publishing
+    assert event["type"] == "app_home_opened" and event["tab"] == "home"
+    shown = seen_by(http, "U0ALICE")["home"]
+    assert shown["id"] == home.id and shown["payload"]["blocks"][0]["type"] == "header"
+    assert seen_by(http, "U0BOB")["home"] is None, "each person has their own Home tab"
+    # A button in the Home tab is a block_actions from the view, as Slack sends it.
+    clicked = post(http, "action", view_id=home.id, action_id="home_approve", block_id="decision")
+    assert clicked["status"] == 200
+    approve = next(e["body"] for e in bot.seen if e["kind"] == "home_approve")
+    assert approve["container"] == {"type": "view", "view_id": home.id}
+    assert approve["view"]["type"] == "home"
