@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from bot import blocks
 from bot.sandbox import block_actions_payload, interactive_body, send_signed
 from tests.bot import workflows as test_workflows
@@ -31,7 +33,7 @@ def test_approve_runs_the_step_updates_message_and_notifies(harness: BotHarness)
     assert test_workflows.EXECUTIONS == {"prepare": 1, "ship": 1, "announce": 1}
     assert run.content.startswith("announce done")
 
-    def updated(state):  # type: ignore[no-untyped-def]
+    def updated(state):
         current = state.message(message.channel, message.ts)
         return current if current.edited and "Approved" in str(current.blocks) else None
 
@@ -39,7 +41,7 @@ def test_approve_runs_the_step_updates_message_and_notifies(harness: BotHarness)
     assert not any(b.get("type") == "actions" for b in current.blocks)
     assert f"<@{ALICE}>" in str(current.blocks)
 
-    def completed_note(state):  # type: ignore[no-untyped-def]
+    def completed_note(state):
         return [
             m for m in state.thread(message.channel, message.thread_ts) if "Completed" in m.text
         ]
@@ -65,12 +67,12 @@ def test_user_group_member_may_approve_but_requester_and_outsider_may_not(
         # click only, which goes to the thread of the message clicked.
         before = {m.ts for m in harness.ephemerals_for(outsider)}
         harness.actor(outsider).click(message, action_id=blocks.ACTION_APPROVE)
-        note = harness.wait(
-            lambda s, u=outsider, seen=before: [
+        def replies(s: Any, u: str = outsider, seen: set[str] = before) -> list[Any]:
+            return [
                 m for m in s.messages(message.channel) if m.ephemeral_for == u and m.ts not in seen
-            ],
-            "the reply to this click",
-        )
+            ]
+
+        note = harness.wait(replies, "the reply to this click")
         assert len(note) == 1 and note[-1].thread_ts == message.thread_ts
         assert "not allowed" in note[-1].text
     assert harness.runtime.db.get_run(run_id).is_paused
@@ -113,7 +115,7 @@ def test_replayed_click_and_slack_retry_act_once(harness: BotHarness) -> None:
     for retry in (None, 1):
         response = send_signed(
             harness.url,
-            interactive_body(payload),
+            interactive_body(payload or {}),
             signing_secret=SECRET,
             retry_num=retry,
             retry_reason="http_timeout",

@@ -8,7 +8,7 @@ from tests.bot.conftest import ALICE, BOB, CAROL, BotHarness
 from tests.bot.test_approval_flow import _start
 
 
-def _reply(harness: BotHarness, text: str, user: str = ALICE) -> dict:  # type: ignore[type-arg]
+def _reply(harness: BotHarness, text: str, user: str = ALICE) -> dict:
     response = harness.actor(user).slash("/signoff", text)
     assert response.status_code == 200
     return response.json()

@@ -136,7 +136,7 @@ def test_unsigned_requests_any_headers_and_bytes_are_refused(
     harness: BotHarness, headers: dict[str, bytes], body: bytes, query: str
 ) -> None:
     run_id = _paused_run(harness)
-    response = httpx.post(harness.url, params={"q": query}, content=body, headers=headers)
+    response = httpx.post(harness.url, params={"q": query}, content=body, headers=headers)  # type: ignore[arg-type]
     # Nothing here is signed with the secret: refused, whatever it carries.
     assert response.status_code == 401, (response.status_code, response.text)
     _unchanged(harness, run_id)
@@ -161,7 +161,7 @@ def test_signed_requests_any_bytes_and_headers_never_5xx(
         "X-Slack-Request-Timestamp": timestamp,
         "X-Slack-Signature": _sign_bytes(body, timestamp),
     }
-    response = httpx.post(harness.url, content=body, headers=headers, timeout=10)
+    response = httpx.post(harness.url, content=body, headers=headers, timeout=10)  # type: ignore[arg-type]
     assert response.status_code < 500, (response.status_code, response.text)
     _unchanged(harness, run_id)
 

@@ -9,7 +9,7 @@ from tests.bot.conftest import ALICE, SECRET, BotHarness
 from tests.bot.test_approval_flow import _start
 
 
-def _element_types(view) -> dict[str, str]:  # type: ignore[no-untyped-def]
+def _element_types(view) -> dict[str, str]:
     return {
         b["block_id"]: b["element"]["type"] for b in view.payload["blocks"] if b["type"] == "input"
     }

@@ -356,7 +356,7 @@ def test_mismatched_and_malformed_answers_are_refused(harness: BotHarness) -> No
     result = harness.runtime.signoff.decide(token, user_id=ALICE, action="explode")
     assert not result.ok
     result = harness.runtime.signoff.decide(
-        token, user_id=ALICE, action="select", choices=[{"$ne": 1}]
+        token, user_id=ALICE, action="select", choices=[{"$ne": 1}],  # type: ignore[list-item]  # hostile on purpose
     )
     assert not result.ok
     assert harness.runtime.db.get_run(run_id).is_paused

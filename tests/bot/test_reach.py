@@ -60,7 +60,7 @@ def bot_routes() -> list[SlackRoute]:
             workflow=_gate("both_ways", timedelta(hours=1), "Deploy <!channel> now?"),
             approvers=(BOB, GROUP),
             allow_requester=False,
-            notify="both",
+            notify=Notify.both,
             reminder_before=timedelta(minutes=10),
         ),
         SlackRoute(workflow=_gate("dm_only"), approvers=(ALICE,), notify=Notify.dm),
@@ -69,10 +69,10 @@ def bot_routes() -> list[SlackRoute]:
         SlackRoute(
             workflow=_gate("by_step"),
             approvers=(BOB,),
-            steps={"gate": StepRoute(notify="dm")},
+            steps={"gate": StepRoute(notify=Notify.dm)},
         ),
         SlackRoute(workflow=_gate("anyone")),
-        SlackRoute(workflow=_asks("asks_by_dm"), approvers=(ALICE,), notify="dm"),
+        SlackRoute(workflow=_asks("asks_by_dm"), approvers=(ALICE,), notify=Notify.dm),
     ]
 
 
@@ -203,7 +203,7 @@ def test_routes_refuse_an_unknown_notify() -> None:
         SlackRoute(workflow=_gate("x"), notify="pager")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="notify='sms'"):
         StepRoute(notify="sms")  # type: ignore[arg-type]
-    route = SlackRoute(workflow=_gate("y"), notify="dm")
+    route = SlackRoute(workflow=_gate("y"), notify=Notify.dm)
     assert route.notify is Notify.dm
     assert route.posts_in_channel("gate"), "dm without approvers: no one to write to"
 
@@ -215,10 +215,10 @@ def test_reminder_goes_to_the_thread_and_to_each_approver(harness: BotHarness) -
     assert run_due_jobs(harness.runtime.scheduler) == 1  # the reminder, not the deadline
     req_id = harness.runtime.db.get_run(run_id).step_requirements[0].requirement_id
     for user, copy in copies.items():
-        reminder = harness.wait(
-            lambda s, c=copy: next((m for m in s.thread(c.channel, c.ts) if m.ts != c.ts), None),
-            f"reminder to {user}",
-        )
+        def reply_in_copy(s: Any, c: Any = copy) -> Any:
+            return next((m for m in s.thread(c.channel, c.ts) if m.ts != c.ts), None)
+
+        reminder = harness.wait(reply_in_copy, f"reminder to {user}")
         assert "still waits for your decision" in reminder.text and "due <!date^" in reminder.text
         assert reminder.metadata == {
             "event_type": METADATA_EVENT_TYPE,

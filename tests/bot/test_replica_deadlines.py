@@ -145,6 +145,7 @@ def test_two_replicas_remind_once_and_expire_once(
     run = first.db.get_run(run_id)
     assert run is not None and run.is_paused
     req = run.step_requirements[0]
+    assert req.expires_at is not None
     expected = {
         f"expire:{req.requirement_id}": req.expires_at,
         f"remind:{req.requirement_id}": req.expires_at - timedelta(minutes=10),

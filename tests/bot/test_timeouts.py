@@ -94,6 +94,7 @@ def test_reminder_mentions_the_approvers_before_the_deadline(harness: BotHarness
     run_id = _start(harness, "cancel_me")
     message = harness.pause_message("danger")
     req = harness.runtime.db.get_run(run_id).step_requirements[0]
+    assert req.expires_at is not None
     jobs = pending_jobs(harness.runtime.scheduler)
     assert jobs[f"remind:{req.requirement_id}"] == req.expires_at - timedelta(minutes=10)
     harness.clock.advance(timedelta(minutes=51))

@@ -27,7 +27,7 @@ _lock = threading.Lock()
 SLOW_GATE = threading.Event()
 
 
-def counted(name: str):  # type: ignore[no-untyped-def]
+def counted(name: str):
     def run(step_input: StepInput) -> StepOutput:
         with _lock:
             EXECUTIONS[name] = EXECUTIONS.get(name, 0) + 1
@@ -137,7 +137,7 @@ FLAKY_FAILURES = {"left": 0}
 LONG_OUTPUT = "line of a long report `with backticks`\n" * 120
 
 
-def echo(name: str):  # type: ignore[no-untyped-def]
+def echo(name: str):
     def run(step_input: StepInput) -> StepOutput:
         with _lock:
             EXECUTIONS[name] = EXECUTIONS.get(name, 0) + 1

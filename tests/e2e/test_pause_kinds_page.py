@@ -19,7 +19,7 @@ from tests.e2e.test_sandbox_page import (
 )
 
 
-def _pause(page: Page, title: str):  # type: ignore[no-untyped-def]
+def _pause(page: Page, title: str):
     return messages(page).filter(has=page.locator(".bk-actions")).filter(has_text=title)
 
 

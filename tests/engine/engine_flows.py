@@ -50,7 +50,7 @@ def run_async(coro: Coroutine[Any, Any, T]) -> T:
     thread.join()
     if "error" in box:
         raise box["error"]
-    return box["result"]  # type: ignore[no-any-return]
+    return box["result"]
 
 
 @dataclass
@@ -355,7 +355,7 @@ def _race_vote(
 
 def main(argv: list[str]) -> None:
     command, *args = argv
-    commands = {
+    commands: dict[str, Callable[..., Any]] = {
         "resume": _resume,
         "race": _race,
         "crash": _crash,

@@ -39,7 +39,11 @@ def noop(step_input: Any) -> str:
             "exactly one of agent= or executor=",
         ),
         (lambda: Step(name="x", agent=object()), WorkflowConfigError, r"run\(input=...\)"),
-        (lambda: Step(name="x", executor="noop"), WorkflowConfigError, "must be callable"),
+        (
+            lambda: Step(name="x", executor="noop"),  # type: ignore[arg-type]  # on purpose
+            WorkflowConfigError,
+            "must be callable",
+        ),
         (
             lambda: Step(name="x", executor=noop, on_reject="explode"),
             ValueError,
@@ -53,7 +57,7 @@ def noop(step_input: Any) -> str:
         ),
         (lambda: Step(name="x", executor=noop, pause_timeout=-5), ValueError, "must be positive"),
         (
-            lambda: Step(name="x", executor=noop, pause_timeout="5m"),
+            lambda: Step(name="x", executor=noop, pause_timeout="5m"),  # type: ignore[arg-type]
             TypeError,
             "timedelta or a number of seconds",
         ),
@@ -116,7 +120,7 @@ def test_continue_run_without_a_run(wf: Workflow) -> None:
 
 def test_continue_run_with_something_else_than_a_run(wf: Workflow) -> None:
     with pytest.raises(TypeError, match="takes the paused WorkflowRunOutput"):
-        wf.continue_run("run-123")  # type: ignore[arg-type]
+        wf.continue_run("run-123")  # type: ignore[call-overload]
 
 
 def test_continue_run_with_two_different_runs(wf: Workflow) -> None:
@@ -146,7 +150,7 @@ def test_continue_unresolved(wf: Workflow) -> None:
         wf.continue_run(run)
     # Refused before anything was written.
     assert wf.get_decisions(run.run_id) == []
-    assert wf.get_run(run.run_id).version == run.version  # type: ignore[union-attr]
+    assert wf.get_run(run.run_id).version == run.version
 
 
 def test_continue_with_requirements_of_another_step(sqlite_db: SqliteDb) -> None:
@@ -187,7 +191,7 @@ def test_continue_after_the_workflow_changed(wf: Workflow, sqlite_db: SqliteDb) 
     shorter = Workflow(name="bad", db=sqlite_db, steps=[Step(name="prepare", executor=noop)])
     with pytest.raises(WorkflowConfigError, match="unknown pause position"):
         shorter.continue_run(run)
-    assert wf.get_run(run.run_id).is_paused  # type: ignore[union-attr]
+    assert wf.get_run(run.run_id).is_paused
 
 
 def test_continue_a_finished_run(wf: Workflow) -> None:
@@ -265,7 +269,7 @@ def test_starting_a_run_with_a_used_run_id(wf: Workflow) -> None:
         dup.run("second", run_id="fixed-id")
     assert isinstance(info.value, ValueError)
     assert rec.count("prepare") == 1  # refused before any step ran
-    assert wf.get_run("fixed-id").input == "first"  # type: ignore[union-attr]
+    assert wf.get_run("fixed-id").input == "first"
 
 
 def test_two_runs_racing_for_one_run_id(wf: Workflow) -> None:

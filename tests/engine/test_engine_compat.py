@@ -148,15 +148,13 @@ def test_unanswered_executor_requirements_are_refused(sqlite_db: SqliteDb) -> No
 def test_dict_schemas_list_and_dict_fields_and_get_user_input(sqlite_db: SqliteDb) -> None:
     seen: dict[str, Any] = {}
 
-    @pause(
-        name="configure",
-        requires_user_input=True,
-        user_input_schema=[
-            {"name": "tags", "field_type": "list"},
-            {"name": "options", "field_type": "dict", "required": False},
-            {"name": "level", "field_type": "int", "description": "how much"},
-        ],
-    )
+    schema: list[dict[str, Any]] = [  # dicts, as agno users write them
+        {"name": "tags", "field_type": "list"},
+        {"name": "options", "field_type": "dict", "required": False},
+        {"name": "level", "field_type": "int", "description": "how much"},
+    ]
+
+    @pause(name="configure", requires_user_input=True, user_input_schema=schema)
     def configure(si: StepInput) -> str:
         seen.update(si.user_input)
         return "configured"

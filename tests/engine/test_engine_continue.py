@@ -81,7 +81,7 @@ def test_continue_by_id_in_process_with_a_workflow_that_loaded_nothing(db_file: 
     out = fresh.continue_run(run_id=run.run_id, session_id=run.session_id, step_requirements=reqs)
     assert out.status is RunStatus.completed
     assert rec.calls == ["notify"]
-    assert fresh.get_session().runs[-1].run_id == run.run_id  # type: ignore[union-attr]
+    assert fresh.get_session().runs[-1].run_id == run.run_id
 
 
 def test_continue_by_id_with_field_values_set_directly(db_file: Path) -> None:
@@ -118,7 +118,7 @@ def test_continue_a_run_loaded_by_session_and_by_id(db_file: Path) -> None:
     run = wf.run("go", session_id="conversation-1")
 
     other = approval_workflow(url, rec)
-    by_session = other.get_session("conversation-1").runs[-1]  # type: ignore[union-attr]
+    by_session = other.get_session("conversation-1").runs[-1]
     assert by_session.run_id == run.run_id and by_session.is_paused
     by_session.step_requirements[0].confirm(by="ann")
     assert other.continue_run(by_session).status is RunStatus.completed
@@ -129,7 +129,7 @@ def test_continue_a_run_loaded_by_session_and_by_id(db_file: Path) -> None:
     by_id.step_requirements[0].confirm()
     assert other.continue_run(by_id).status is RunStatus.completed
     assert rec.count("deploy") == 2
-    assert [r.status for r in wf.get_session("conversation-1").runs] == [  # type: ignore[union-attr]
+    assert [r.status for r in wf.get_session("conversation-1").runs] == [
         RunStatus.completed,
         RunStatus.completed,
     ]
@@ -190,6 +190,6 @@ def test_one_workflow_serves_concurrent_runs_from_threads(db_file: Path, storage
         t.join()
     assert errors == []
     assert results == {n: f"t{n}:{n}" for n in results} and len(results) == 30
-    assert wf.steps[1].user_input_schema[0].value is None  # type: ignore[index]
+    assert wf.steps[1].user_input_schema[0].value is None  # type: ignore[attr-defined]
     completed = wf.db.list_runs(workflow_name="shared", statuses=[RunStatus.completed], limit=100)
     assert len(completed) == 30

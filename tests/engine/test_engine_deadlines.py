@@ -34,8 +34,8 @@ def gated(
     timeout: timedelta | float | None = timedelta(minutes=5),
     on_reject: str = "skip",
 ) -> Workflow:
-    def step(label: str):  # type: ignore[no-untyped-def]
-        def run(si):  # type: ignore[no-untyped-def]
+    def step(label: str):
+        def run(si):
             rec.record(label)
             return f"{label}<{si.previous_step_content}>"
 
@@ -71,7 +71,7 @@ def test_pause_timeout_as_timedelta_sets_expires_at(
     stored = wf.get_run(run.run_id)
     assert stored is not None
     assert stored.step_requirements[0].expires_at == req.expires_at
-    assert stored.step_requirements[0].expires_at.tzinfo is not None  # type: ignore[union-attr]
+    assert stored.step_requirements[0].expires_at.tzinfo is not None
 
 
 def test_pause_timeout_in_seconds_and_from_the_decorator(
@@ -81,7 +81,7 @@ def test_pause_timeout_in_seconds_and_from_the_decorator(
     assert wf.run("x").step_requirements[0].expires_at == clock.now() + timedelta(seconds=90)
 
     @pause(requires_confirmation=True, pause_timeout=2.5)
-    def decorated(si):  # type: ignore[no-untyped-def]
+    def decorated(si):
         return "ok"
 
     step = Step(name="d", executor=decorated)
@@ -98,7 +98,7 @@ def test_a_pause_without_timeout_has_no_deadline(sqlite_db: SqliteDb, clock: Man
     with pytest.raises(RunNotPausedError, match="has no deadline"):
         wf.expire_run(run.run_id)
     assert wf.expire_due_runs() == []
-    assert wf.get_run(run.run_id).is_paused  # type: ignore[union-attr]
+    assert wf.get_run(run.run_id).is_paused
 
 
 def test_expire_run_before_the_deadline_is_refused(sqlite_db: SqliteDb, clock: ManualClock) -> None:
@@ -107,7 +107,7 @@ def test_expire_run_before_the_deadline_is_refused(sqlite_db: SqliteDb, clock: M
     clock.advance(timedelta(minutes=4, seconds=59))
     with pytest.raises(RunNotPausedError, match="is due at"):
         wf.expire_run(run.run_id)
-    assert wf.get_run(run.run_id).is_paused  # type: ignore[union-attr]
+    assert wf.get_run(run.run_id).is_paused
     assert wf.get_decisions(run.run_id) == []
 
 
@@ -165,9 +165,9 @@ def test_expire_due_runs_expires_exactly_the_due_ones(
     assert sorted(r.run_id for r in expired) == sorted(r.run_id for r in due)
     assert all(r.status is RunStatus.completed for r in expired)
     for r in later:
-        assert short.get_run(r.run_id).is_paused  # type: ignore[union-attr]
+        assert short.get_run(r.run_id).is_paused
     # Only this workflow's runs.
-    assert short.get_run(foreign.run_id).is_paused  # type: ignore[union-attr]
+    assert short.get_run(foreign.run_id).is_paused
     assert short.expire_due_runs() == []
     assert rec.count("after") == 3 and rec.count("gate") == 0
 
@@ -227,7 +227,7 @@ def test_a_person_and_the_timeout_race(sqlite_db: SqliteDb, clock: ManualClock) 
         barrier = threading.Barrier(2)
         errors: list[RunNotPausedError] = []
 
-        def call(fn, barrier=barrier, errors=errors):  # type: ignore[no-untyped-def]
+        def call(fn, barrier=barrier, errors=errors):
             barrier.wait()
             try:
                 fn()
@@ -245,7 +245,7 @@ def test_a_person_and_the_timeout_race(sqlite_db: SqliteDb, clock: ManualClock) 
         assert len(errors) == 1
         [decision] = wf.get_decisions(run.run_id)
         winners.add(decision.decided_by)
-        status = wf.get_run(run.run_id).status  # type: ignore[union-attr]
+        status = wf.get_run(run.run_id).status
         if decision.decided_by == "alice":
             assert status is RunStatus.completed
         else:
@@ -365,7 +365,7 @@ def test_expiring_a_run_the_workflow_no_longer_fits_is_refused(
     with pytest.raises(WorkflowConfigError, match="was the workflow changed"):
         changed.expire_run(stranded.run_id)
     assert changed.expire_due_runs() == []  # logged and left, not raised
-    assert sqlite_db.get_run(stranded.run_id).is_paused  # type: ignore[union-attr]
+    assert sqlite_db.get_run(stranded.run_id).is_paused
     assert sqlite_db.get_decisions(stranded.run_id) == []
     # The original definition still expires both.
     assert {r.run_id for r in old.expire_due_runs()} == {stranded.run_id, fine.run_id}

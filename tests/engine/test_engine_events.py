@@ -87,7 +87,7 @@ def test_streamed_events_in_order_through_a_pause(sqlite_db: SqliteDb) -> None:
     assert paused.requirement.step_name == "b"
 
     # After a streamed pause, the session's last run is the paused run.
-    run = wf.get_session().runs[-1]  # type: ignore[union-attr]
+    run = wf.get_session().runs[-1]
     assert run.run_id == run_id and run.is_paused
     run.step_requirements[0].set_user_input(size=2, by="ann")
     run.step_requirements[0].confirm(by="ann")
@@ -153,7 +153,7 @@ def test_stream_without_step_events_yields_the_workflow_events(sqlite_db: Sqlite
     wf = three_steps(sqlite_db)
     events = list(wf.run("x", stream=True))
     assert kinds(events) == [("WorkflowStartedEvent", None), ("StepPausedEvent", "b")]
-    run = wf.get_session().runs[-1]  # type: ignore[union-attr]
+    run = wf.get_session().runs[-1]
     run.step_requirements[0].confirm()
     assert kinds(list(wf.continue_run(run, stream=True))) == [("WorkflowCompletedEvent", None)]
 
@@ -208,7 +208,7 @@ def test_arun_and_acontinue_run_with_async_executors_and_agent(sqlite_db: Sqlite
     assert seen == ["fetch", "review {'depth': 'deep'}"]
     assert agent.async_calls == ["reviewed fetched"] and agent.calls == []
     assert out.content == "async-writer(reviewed fetched)"
-    assert wf.get_run(out.run_id).status is RunStatus.completed  # type: ignore[union-attr]
+    assert wf.get_run(out.run_id).status is RunStatus.completed
 
 
 def test_async_executors_and_agents_also_run_from_the_sync_api(sqlite_db: SqliteDb) -> None:
@@ -249,7 +249,7 @@ def test_async_streaming(sqlite_db: SqliteDb) -> None:
 
     async def main() -> tuple[list[WorkflowRunEvent], list[WorkflowRunEvent]]:
         first = [e async for e in wf.arun("topic", stream=True, stream_events=True)]
-        run = wf.get_session().runs[-1]  # type: ignore[union-attr]
+        run = wf.get_session().runs[-1]
         run.step_requirements[0].set_user_input(depth="d")
         second = [e async for e in wf.acontinue_run(run, stream=True, stream_events=True)]
         return first, second
@@ -283,7 +283,7 @@ def test_async_streaming_can_also_be_awaited_first(sqlite_db: SqliteDb) -> None:
     assert kinds(run_async(main())) == [("WorkflowStartedEvent", None), ("StepPausedEvent", "b")]
 
 
-def test_async_runs_share_one_workflow_concurrently(tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_async_runs_share_one_workflow_concurrently(tmp_path) -> None:
     async def slow(step_input: StepInput) -> str:
         await asyncio.sleep(0.01)
         return f"done {step_input.input}"
@@ -367,7 +367,7 @@ def test_observers_see_every_lifecycle_event(sqlite_db: SqliteDb) -> None:
     assert len(seen) == count
 
 
-def test_an_observer_that_raises_does_not_break_the_run(sqlite_db: SqliteDb, caplog) -> None:  # type: ignore[no-untyped-def]
+def test_an_observer_that_raises_does_not_break_the_run(sqlite_db: SqliteDb, caplog) -> None:
     wf = three_steps(sqlite_db)
     good: list[str] = []
 
@@ -384,7 +384,7 @@ def test_an_observer_that_raises_does_not_break_the_run(sqlite_db: SqliteDb, cap
     assert "observer bug" in caplog.text
 
 
-def test_observers_get_events_of_runs_from_threads(tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_observers_get_events_of_runs_from_threads(tmp_path) -> None:
     import threading
 
     wf = Workflow(
@@ -420,6 +420,11 @@ def test_an_agent_whose_run_is_async(sqlite_db: SqliteDb) -> None:
     assert agent.calls == ["x", "y"]
 
 
+def _record(log: list[str], name: str, result: str) -> str:
+    log.append(name)
+    return result
+
+
 def test_two_acontinue_run_race_in_one_loop(sqlite_db: SqliteDb) -> None:
     counter: list[str] = []
     wf = Workflow(
@@ -428,7 +433,7 @@ def test_two_acontinue_run_race_in_one_loop(sqlite_db: SqliteDb) -> None:
         steps=[
             Step(
                 name="s",
-                executor=lambda si: counter.append("s") or "done",
+                executor=lambda si: _record(counter, "s", "done"),
                 requires_confirmation=True,
             )
         ],

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -53,7 +54,7 @@ def test_two_threads_continue_the_same_object(db_url: str) -> None:
     for round_ in range(8):
         run = wf.run(f"r{round_}")
         run.step_requirements[0].confirm(by="alice")
-        won, lost = split(race(lambda r=run: wf.continue_run(r), lambda r=run: wf.continue_run(r)))
+        won, lost = split(race(partial(wf.continue_run, run), partial(wf.continue_run, run)))
         assert len(won) == 1 and len(lost) == 1
         error = lost[0]
         assert error.run_id == run.run_id
@@ -77,7 +78,7 @@ def test_two_loaded_copies_with_opposite_decisions(db_url: str) -> None:
         assert a is not None and b is not None and a is not b
         a.step_requirements[0].confirm(by="alice")
         b.step_requirements[0].reject(by="bob", reason="nope")
-        results = race(lambda a=a: wf.continue_run(a), lambda b=b: wf.continue_run(b))
+        results = race(partial(wf.continue_run, a), partial(wf.continue_run, b))
         won, lost = split(results)
         assert len(won) == 1 and len(lost) == 1
         winner = "alice" if results[0] is won[0] else "bob"
@@ -104,7 +105,7 @@ def test_a_stale_copy_cannot_revive_a_completed_run(db_url: str) -> None:
     stale = wf.get_run(run.run_id)
     run.step_requirements[0].confirm(by="alice")
     wf.continue_run(run)
-    version = wf.get_run(run.run_id).version  # type: ignore[union-attr]
+    version = wf.get_run(run.run_id).version
 
     assert stale is not None and stale.is_paused
     stale.step_requirements[0].reject(by="mallory")
@@ -136,7 +137,7 @@ def test_a_stale_copy_cannot_revive_a_cancelled_run(db_url: str) -> None:
     with pytest.raises(RunNotPausedError) as info:
         wf.continue_run(stale)
     assert info.value.status == "cancelled" and info.value.decided_by == "bob"
-    assert wf.get_run(run.run_id).status is RunStatus.cancelled  # type: ignore[union-attr]
+    assert wf.get_run(run.run_id).status is RunStatus.cancelled
     assert rec.calls == ["prepare"]
     wf.db.dispose()
 

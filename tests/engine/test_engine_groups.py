@@ -192,7 +192,7 @@ def test_condition_evaluators_and_else_steps(sqlite_db: SqliteDb, flavour: str) 
     assert wf.run("yes").content == "then<None>"
     if flavour != "bool":
         assert wf.run("no").content == "otherwise<None>"
-        assert run_async(wf.arun("no")).content == "otherwise<None>"  # type: ignore[arg-type]
+        assert run_async(wf.arun("no")).content == "otherwise<None>"
     no_else = Workflow(
         name="n",
         db=sqlite_db,
@@ -366,7 +366,7 @@ def test_nested_pause_async_and_streamed(db_file: Path) -> None:
     events = list(wf2.run("y", stream=True, stream_events=True))
     paused = [e for e in events if isinstance(e, StepPausedEvent)]
     assert len(paused) == 1 and paused[0].step_path == [0, 0, 0, 0, 0]
-    run = wf2.get_session().runs[-1]  # type: ignore[union-attr]
+    run = wf2.get_session().runs[-1]
     run.step_requirements[0].confirm()
     events = list(wf2.continue_run(run, stream=True, stream_events=True))
     assert isinstance(events[0], StepContinuedEvent) and events[0].step_path == [0, 0, 0, 0, 0]
@@ -381,7 +381,7 @@ def test_a_run_stored_by_the_previous_release_loads_and_continues(sqlite_db: Sql
         db=sqlite_db,
         steps=[echo("prepare", rec), gate("deploy", rec), echo("notify", rec)],
     )
-    previous_release = {
+    previous_release: dict[str, Any] = {
         "run_id": "r-legacy",
         "session_id": "s-legacy",
         "workflow_name": "legacy",

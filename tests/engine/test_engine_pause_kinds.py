@@ -485,7 +485,7 @@ def test_hitl_timeout_on_a_nested_pause(
 
 def test_hitl_timeout_defaults_to_cancel_and_pause_timeout_to_on_reject() -> None:
     assert gate("a", hitl_timeout=5).on_timeout is not None
-    assert gate("a", hitl_timeout=5).on_timeout.value == "cancel"  # type: ignore[union-attr]
+    assert gate("a", hitl_timeout=5).on_timeout.value == "cancel"
     assert gate("a", pause_timeout=timedelta(seconds=5)).on_timeout is None
     with pytest.raises(WorkflowConfigError, match="not both"):
         gate("a", hitl_timeout=5, pause_timeout=5)

@@ -303,7 +303,7 @@ def test_the_in_memory_default_database(tmp_path: Path) -> None:
     assert not wf.has_db
     run = wf.run()
     assert wf.has_db and isinstance(wf.db, SqliteDb)
-    assert wf.get_run(run.run_id).is_paused  # type: ignore[union-attr]
+    assert wf.get_run(run.run_id).is_paused
     other = Workflow(name="mem", steps=[Step(name="s", executor=lambda si: 1)])
     assert other.get_run(run.run_id) is None  # each default database is private
     json.dumps(run.to_dict())  # what is stored is JSON

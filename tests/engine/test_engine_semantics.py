@@ -318,7 +318,7 @@ def test_schema_objects_on_a_step_are_never_mutated(sqlite_db: SqliteDb) -> None
     assert all(a is not b for a in req.user_input_schema for b in step.user_input_schema or [])
     req.set_user_input(threshold=0.9, mode="fast")
     assert [f.value for f in req.user_input_schema] == [0.9, "fast"]
-    req.user_input_schema[1].allowed_values.append("sloppy")  # type: ignore[union-attr]
+    req.user_input_schema[1].allowed_values.append("sloppy")
 
     second = wf.run("2")
     req2 = second.step_requirements[0]
@@ -330,7 +330,7 @@ def test_schema_objects_on_a_step_are_never_mutated(sqlite_db: SqliteDb) -> None
     assert wf.continue_run(first).content == "{'threshold': 0.9, 'mode': 'fast'}"
     assert [dataclasses.asdict(f) for f in fields] == snapshot
     assert [dataclasses.asdict(f) for f in step.user_input_schema or []] == step_snapshot
-    assert wf.get_run(second.run_id).steps_requiring_user_input  # type: ignore[union-attr]
+    assert wf.get_run(second.run_id).steps_requiring_user_input
 
 
 def test_a_step_that_raises_ends_the_run_as_error(sqlite_db: SqliteDb, rec: Recorder) -> None:
@@ -514,8 +514,8 @@ def test_get_session_without_argument_is_the_last_runs_session(
     assert session is not None and session.session_id == "s1"
     assert [r.run_id for r in session.runs] == [first.run_id, second.run_id]
     other = wf.run("3")
-    assert wf.get_session().session_id == other.session_id  # type: ignore[union-attr]
-    assert wf.get_session("s1").runs[-1].run_id == second.run_id  # type: ignore[union-attr]
+    assert wf.get_session().session_id == other.session_id
+    assert wf.get_session("s1").runs[-1].run_id == second.run_id
 
 
 def test_previous_step_outputs_by_name(sqlite_db: SqliteDb) -> None:
@@ -546,7 +546,7 @@ def test_bare_functions_become_steps(tmp_path: Path) -> None:
     assert wf.run().content == "one-two"
 
 
-def test_use_default_db_only_replaces_a_default(tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_use_default_db_only_replaces_a_default(tmp_path) -> None:
     from engine import SqliteDb
 
     first, second = SqliteDb(db_file=tmp_path / "a.db"), SqliteDb(db_file=tmp_path / "b.db")

@@ -8,6 +8,7 @@ from __future__ import annotations
 import builtins
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -34,7 +35,7 @@ def canned_input(monkeypatch: pytest.MonkeyPatch, answers: list[str]) -> list[st
     return prompts
 
 
-def confirmation_sample(fetch_agent, process_agent, save_agent):  # type: ignore[no-untyped-def]
+def confirmation_sample(fetch_agent, process_agent, save_agent):
     from engine.db.sqlite import SqliteDb
     from engine.workflow import OnReject, Workflow
     from engine.workflow.step import Step
@@ -73,7 +74,7 @@ def confirmation_sample(fetch_agent, process_agent, save_agent):  # type: ignore
     return workflow, run_output
 
 
-def test_confirmation_sample_confirmed(monkeypatch: pytest.MonkeyPatch, capsys) -> None:  # type: ignore[no-untyped-def]
+def test_confirmation_sample_confirmed(monkeypatch: pytest.MonkeyPatch, capsys) -> None:
     prompts = canned_input(monkeypatch, ["y"])
     fetch, process, save = FakeAgent("fetch"), FakeAgent("process"), FakeAgent("save")
     workflow, run_output = confirmation_sample(fetch, process, save)
@@ -99,7 +100,7 @@ def test_confirmation_sample_confirmed(monkeypatch: pytest.MonkeyPatch, capsys) 
     ]
 
 
-def test_confirmation_sample_rejected_skips(monkeypatch: pytest.MonkeyPatch, capsys) -> None:  # type: ignore[no-untyped-def]
+def test_confirmation_sample_rejected_skips(monkeypatch: pytest.MonkeyPatch, capsys) -> None:
     canned_input(monkeypatch, ["n"])
     fetch, process, save = FakeAgent("fetch"), FakeAgent("process"), FakeAgent("save")
     _, run_output = confirmation_sample(fetch, process, save)
@@ -116,7 +117,7 @@ def test_confirmation_sample_rejected_skips(monkeypatch: pytest.MonkeyPatch, cap
     assert capsys.readouterr().out.splitlines()[-1] == "save(fetch(Process user data))"
 
 
-def user_input_sample(analyze_agent, report_agent):  # type: ignore[no-untyped-def]
+def user_input_sample(analyze_agent, report_agent):
     from engine.db.sqlite import SqliteDb
     from engine.workflow import Workflow
     from engine.workflow.step import Step
@@ -171,7 +172,7 @@ def user_input_sample(analyze_agent, report_agent):  # type: ignore[no-untyped-d
             print(f"Step: {req.step_name}")
             print(f"Message: {req.user_input_message}")
 
-            values = {}
+            values: dict[str, Any] = {}
             for field in req.user_input_schema:
                 marker = "*" if field.required else ""
                 prompt = f"{field.name}{marker} ({field.field_type}): "
@@ -196,7 +197,7 @@ def user_input_sample(analyze_agent, report_agent):  # type: ignore[no-untyped-d
     return workflow, run_output
 
 
-def test_user_input_sample(monkeypatch: pytest.MonkeyPatch, capsys) -> None:  # type: ignore[no-untyped-def]
+def test_user_input_sample(monkeypatch: pytest.MonkeyPatch, capsys) -> None:
     prompts = canned_input(monkeypatch, ["0.8", "accurate", ""])  # batch_size left empty
     analyze, report = FakeAgent("analyze"), FakeAgent("report")
     workflow, run_output = user_input_sample(analyze, report)
@@ -305,7 +306,7 @@ def test_pause_decorator_sample() -> None:
     ]
 
 
-def test_streaming_sample(capsys) -> None:  # type: ignore[no-untyped-def]
+def test_streaming_sample(capsys) -> None:
     from engine.db.sqlite import SqliteDb
     from engine.run.workflow import StepPausedEvent
     from engine.workflow import Workflow

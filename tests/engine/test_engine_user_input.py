@@ -40,7 +40,7 @@ def requirement(schema: list[UserInputField] | None = None) -> StepRequirement:
     return step.new_requirement(index=0, path=[0], now=datetime.now(UTC))
 
 
-GOOD = {"name": "x", "count": 3, "ratio": 0.5, "dry_run": False, "env": "dev"}
+GOOD: dict[str, Any] = {"name": "x", "count": 3, "ratio": 0.5, "dry_run": False, "env": "dev"}
 
 
 def test_valid_values_are_stored_and_returned() -> None:
@@ -207,7 +207,7 @@ def test_other_strings_are_not_bools(value: str) -> None:
         UserInputField(name="b", field_type="bool").convert(value)
 
 
-def test_continue_run_refuses_invalid_values_set_by_hand(tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_continue_run_refuses_invalid_values_set_by_hand(tmp_path) -> None:
     wf = Workflow(
         name="w",
         db=SqliteDb(db_file=tmp_path / "w.db"),
@@ -226,11 +226,11 @@ def test_continue_run_refuses_invalid_values_set_by_hand(tmp_path) -> None:  # t
     req.confirmed = True
     with pytest.raises(UserInputValidationError, match="count"):
         wf.continue_run(run)
-    assert wf.get_run(run.run_id).is_paused  # type: ignore[union-attr]
+    assert wf.get_run(run.run_id).is_paused
     assert wf.get_decisions(run.run_id) == []
 
 
-def test_field_values_set_directly_are_adopted(tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_field_values_set_directly_are_adopted(tmp_path) -> None:
     # Users of other engines set ``field.value``; continue_run validates and uses it.
     wf = Workflow(
         name="w",
@@ -254,7 +254,7 @@ def test_field_values_set_directly_are_adopted(tmp_path) -> None:  # type: ignor
         wf.continue_run(bad)
 
 
-def test_continue_run_refuses_unanswered_input(tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_continue_run_refuses_unanswered_input(tmp_path) -> None:
     wf = Workflow(
         name="w",
         db=SqliteDb(db_file=tmp_path / "w.db"),

@@ -180,7 +180,7 @@ def test_reject_opens_modal_errors_then_submit_updates_message(
 
     ok = alice.submit(view, {"reason": "numbers look off", "severity_block": {"severity": "high"}})
     assert ok.status_code == 200
-    assert state.view(view.id).is_open is False  # type: ignore[union-attr]
+    assert state.view(view.id).is_open is False
     updated = state.wait_for(edited(message), what="chat.update")
     assert updated.text == "Rejected: numbers look off" and updated.blocks == []
     submitted = next(e["view"] for e in bot.seen if e["kind"] == "submission")

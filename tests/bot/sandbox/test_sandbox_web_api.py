@@ -74,7 +74,7 @@ def test_post_update_ephemeral_and_thread_roundtrip(
         "chat.update",
         "chat.postEphemeral",
     ]
-    assert state.last_call("chat.update").params == {  # type: ignore[union-attr]
+    assert state.last_call("chat.update").params == {
         "channel": DEFAULT_CHANNEL_ID,
         "ts": posted["ts"],
         "text": "bye",
@@ -137,7 +137,7 @@ def test_directory_methods(client: WebClient, fake: SlackFakeServer) -> None:
     assert pages == [[DEFAULT_BOT_USER_ID, "U0ALICE"], ["U0BOB", "U0CAROL"]]
     dm = client.chat_postMessage(channel="U0BOB", text="direct")
     assert dm["channel"].startswith("D")
-    assert fake.state.channel(dm["channel"]).is_im  # type: ignore[union-attr]
+    assert fake.state.channel(dm["channel"]).is_im
 
 
 def test_permalink_points_at_the_sandbox(client: WebClient, fake: SlackFakeServer) -> None:
@@ -173,7 +173,7 @@ def test_form_encoded_body_with_json_string_blocks_and_token_param(fake: SlackFa
     body = resp.json()
     assert body["ok"] is True
     assert body["message"]["blocks"] == [{"type": "divider", "block_id": "d1"}]
-    assert fake.state.last_call().params["blocks"] == [{"type": "divider", "block_id": "d1"}]  # type: ignore[union-attr]
+    assert fake.state.last_call().params["blocks"] == [{"type": "divider", "block_id": "d1"}]
     bad = httpx.post(
         fake.api_url + "chat.postMessage",
         data={"token": fake.state.bot_token, "channel": DEFAULT_CHANNEL_ID, "blocks": "[nope"},
@@ -217,7 +217,7 @@ def test_rate_limit_retry_handler_then_succeeds(
     resp = client.chat_postMessage(channel=DEFAULT_CHANNEL_ID, text="eventually")
     assert resp["ok"] is True
     assert [c.status for c in fake.state.calls("chat.postMessage")] == [429, 429, 200]
-    assert fake.state.last_message(DEFAULT_CHANNEL_ID).text == "eventually"  # type: ignore[union-attr]
+    assert fake.state.last_message(DEFAULT_CHANNEL_ID).text == "eventually"
 
 
 def test_set_down_answers_503_until_back_up(client: WebClient, fake: SlackFakeServer) -> None:
