@@ -923,33 +923,19 @@ def input_modal(ctx: PauseContext) -> View:
             )
         )
     submit = "Approve" if req.requires_confirmation else "Submit"
-    view = View(
-        type="modal",
-        callback_id=VIEW_INPUT,
-        private_metadata=ctx.token,
-        notify_on_close=True,
-        title=_plain(req.step_name.replace("_", " "), MODAL_TITLE_MAX),
-        submit=_plain(submit, MODAL_BUTTON_MAX),
-        close=_plain("Cancel", MODAL_BUTTON_MAX),
-        blocks=blocks[:MODAL_MAX_BLOCKS],
+    return _modal(
+        VIEW_INPUT, req.step_name.replace("_", " "), blocks, token=ctx.token, submit=submit
     )
-    view.validate_json()
-    return view
 
 
 def reject_modal(ctx: PauseContext) -> View:
     """Reject with a reason; for an output review the reason is feedback for the step."""
     req = ctx.requirement
     review = req.kind in _REVIEW_KINDS
-    view = View(
-        type="modal",
-        callback_id=VIEW_REJECT,
-        private_metadata=ctx.token,
-        notify_on_close=True,
-        title=_plain(f"Reject {req.step_name.replace('_', ' ')}", MODAL_TITLE_MAX),
-        submit=_plain("Reject", MODAL_BUTTON_MAX),
-        close=_plain("Back", MODAL_BUTTON_MAX),
-        blocks=[
+    return _modal(
+        VIEW_REJECT,
+        f"Reject {req.step_name.replace('_', ' ')}",
+        [
             _section(
                 f"Reject *{escape(req.step_name)}* of *{escape(ctx.workflow_name)}*? "
                 f"{_then(req)[:1].upper()}{_then(req)[1:]}."
@@ -968,9 +954,10 @@ def reject_modal(ctx: PauseContext) -> View:
                 ),
             ),
         ],
+        token=ctx.token,
+        submit="Reject",
+        close="Back",
     )
-    view.validate_json()
-    return view
 
 
 def _chunks(text: str, size: int) -> list[str]:
@@ -994,15 +981,7 @@ def output_modal(ctx: PauseContext) -> View:
     body: list[Block] = [_section(code_block(p, SECTION_TEXT_MAX)) for p in pieces[:room]]
     if len(pieces) > room:
         body.append(_context(["_The rest of the output does not fit in a modal._"]))
-    view = View(
-        type="modal",
-        callback_id=VIEW_OUTPUT,
-        title=_plain(f"Output of {req.step_name.replace('_', ' ')}", MODAL_TITLE_MAX),
-        close=_plain("Close", MODAL_BUTTON_MAX),
-        blocks=body[:MODAL_MAX_BLOCKS],
-    )
-    view.validate_json()
-    return view
+    return _modal(VIEW_OUTPUT, f"Output of {req.step_name.replace('_', ' ')}", body, close="Close")
 
 
 def edit_output_modal(ctx: PauseContext) -> View:
@@ -1015,15 +994,10 @@ def edit_output_modal(ctx: PauseContext) -> View:
             f"\n:warning: The output is longer than {TEXT_INPUT_MAX} characters: only its "
             "beginning is shown, and what you submit replaces all of it."
         )
-    view = View(
-        type="modal",
-        callback_id=VIEW_EDIT_OUTPUT,
-        private_metadata=ctx.token,
-        notify_on_close=True,
-        title=_plain(f"Edit {req.step_name.replace('_', ' ')}", MODAL_TITLE_MAX),
-        submit=_plain("Approve edited", MODAL_BUTTON_MAX),
-        close=_plain("Cancel", MODAL_BUTTON_MAX),
-        blocks=[
+    return _modal(
+        VIEW_EDIT_OUTPUT,
+        f"Edit {req.step_name.replace('_', ' ')}",
+        [
             _section(intro),
             InputBlock(
                 block_id=OUTPUT_BLOCK,
@@ -1036,19 +1010,36 @@ def edit_output_modal(ctx: PauseContext) -> View:
                 ),
             ),
         ],
+        token=ctx.token,
+        submit="Approve edited",
     )
-    view.validate_json()
-    return view
 
 
 def closed_modal(title: str, message: str) -> View:
     """What an open form becomes when its pause was decided elsewhere or timed out."""
+    return _modal(VIEW_CLOSED, title, [_section(message)], close="Close")
+
+
+def _modal(
+    callback_id: str,
+    title: str,
+    body: Sequence[Block],
+    *,
+    token: str | None = None,
+    submit: str | None = None,
+    close: str = "Cancel",
+) -> View:
+    """A modal, validated. With ``token`` (the pause it answers) Slack tells us when it is
+    closed; with ``submit`` it can be submitted."""
     view = View(
         type="modal",
-        callback_id=VIEW_CLOSED,
+        callback_id=callback_id,
+        private_metadata=token,
+        notify_on_close=True if token is not None else None,
         title=_plain(title, MODAL_TITLE_MAX),
-        close=_plain("Close", MODAL_BUTTON_MAX),
-        blocks=[_section(message)],
+        submit=_plain(submit, MODAL_BUTTON_MAX) if submit is not None else None,
+        close=_plain(close, MODAL_BUTTON_MAX),
+        blocks=list(body[:MODAL_MAX_BLOCKS]),
     )
     view.validate_json()
     return view
