@@ -5,7 +5,9 @@
 - ``slack_outbox``: every Slack post/update to make, delivered by a worker with retries,
   so a pause is posted even if Slack was down or rate-limiting when it happened, and
   posted once even when several replicas see it (unique ``dedupe_key`` + a claim).
-- ``slack_seen_requests``: keys of handled interactions, so retries and replays act once.
+- ``slack_inbox``: every interaction Slack sent us, keyed by its de-dup key, recorded before
+  the ack: a state-changing one (a click, a form, a command that starts or decides) is
+  ``pending`` until a worker applies it (``bot/inbox.py``); a repeat of any key is a no-op.
 """
 
 from __future__ import annotations
@@ -18,7 +20,10 @@ from typing import Any
 
 from sqlalchemy import (
     Column,
+    Connection,
     Engine,
+    Enum,
+    Index,
     Integer,
     MetaData,
     String,
@@ -26,6 +31,7 @@ from sqlalchemy import (
     Text,
     bindparam,
     delete,
+    func,
     or_,
     select,
     update,
@@ -59,6 +65,7 @@ slack_pauses = Table(
     Column("channel", String(100), nullable=False),
     Column("channel_id", String(100)),
     Column("message_ts", String(32)),
+    Column("permalink", String(500)),  # fetched by the outbox after posting
     Column("created_at", UtcDateTime(), nullable=False),
 )
 
@@ -76,13 +83,30 @@ slack_outbox = Table(
     Column("lease_until", UtcDateTime()),
     Column("last_error", Text),
     Column("created_at", UtcDateTime(), nullable=False),
+    # Claims and /metrics counts by state; retention by (state, when it was finished).
+    Index("ix_slack_outbox_state_next", "state", "next_attempt_at"),
 )
 
-slack_seen_requests = Table(
-    "slack_seen_requests",
+INBOX_STATES = ("pending", "done", "failed")
+slack_inbox = Table(
+    "slack_inbox",
     metadata,
     Column("request_key", String(200), primary_key=True),
-    Column("seen_at", UtcDateTime(), nullable=False),
+    Column("kind", String(32), nullable=False),
+    Column("user_id", String(64)),
+    Column("data", Text, nullable=False),
+    Column(
+        "state",
+        Enum(*INBOX_STATES, name="slack_inbox_state", native_enum=False, length=16),
+        nullable=False,
+    ),
+    Column("attempts", Integer, nullable=False),
+    Column("next_attempt_at", UtcDateTime(), nullable=False),
+    Column("lease_until", UtcDateTime()),
+    Column("last_error", Text),
+    Column("created_at", UtcDateTime(), nullable=False),
+    Column("finished_at", UtcDateTime()),
+    Index("ix_slack_inbox_state_next", "state", "next_attempt_at"),
 )
 
 
@@ -104,6 +128,7 @@ class PauseRef:
     channel: str
     message_ts: str | None
     channel_id: str | None = None
+    permalink: str | None = None
 
 
 @dataclass(frozen=True)
@@ -223,7 +248,29 @@ class BotStore:
             row.channel,
             row.message_ts,
             row.channel_id,
+            row.permalink,
         )
+
+    def permalinks(self, requirement_ids: list[str]) -> dict[str, str]:
+        """The stored permalinks of these pauses (those known): one read, no Slack call."""
+        if not requirement_ids:
+            return {}
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(slack_pauses.c.requirement_id, slack_pauses.c.permalink).where(
+                    slack_pauses.c.requirement_id.in_(requirement_ids),
+                    slack_pauses.c.permalink.is_not(None),
+                )
+            ).all()
+        return {r.requirement_id: r.permalink for r in rows}
+
+    def set_pause_permalink(self, requirement_id: str, permalink: str) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(
+                update(slack_pauses)
+                .where(slack_pauses.c.requirement_id == requirement_id)
+                .values(permalink=permalink[:500])
+            )
 
     def known_pause_ids(self, requirement_ids: list[str]) -> set[str]:
         if not requirement_ids:
@@ -274,23 +321,30 @@ class BotStore:
         were new (a key already enqueued, by this or another replica, is skipped)."""
         if not items:
             return 0
-        added = 0
         with self.engine.begin() as conn:
-            for key, run_id, kind, data in items:
-                result = conn.execute(
-                    self._insert_ignore(slack_outbox),
-                    {
-                        "dedupe_key": key,
-                        "run_id": run_id,
-                        "kind": kind,
-                        "data": json.dumps(data, default=str),
-                        "state": "pending",
-                        "attempts": 0,
-                        "next_attempt_at": now,
-                        "created_at": now,
-                    },
-                )
-                added += int(result.first() is not None)
+            return self.enqueue_on(conn, items, now=now)
+
+    def enqueue_on(
+        self, conn: Connection, items: list[tuple[str, str, str, dict[str, Any]]], *, now: datetime
+    ) -> int:
+        """``enqueue_many`` inside the caller's transaction (the engine's claim of a pause:
+        the outbox rows it causes commit with it)."""
+        added = 0
+        for key, run_id, kind, data in items:
+            result = conn.execute(
+                self._insert_ignore(slack_outbox),
+                {
+                    "dedupe_key": key,
+                    "run_id": run_id,
+                    "kind": kind,
+                    "data": json.dumps(data, default=str),
+                    "state": "pending",
+                    "attempts": 0,
+                    "next_attempt_at": now,
+                    "created_at": now,
+                },
+            )
+            added += int(result.first() is not None)
         return added
 
     def claim_due(self, *, now: datetime, lease: timedelta, limit: int = 200) -> list[OutboxItem]:
@@ -372,28 +426,194 @@ class BotStore:
             )
 
     def outbox_counts(self) -> dict[str, int]:
+        """Items by state: one GROUP BY on the (state, next_attempt_at) index."""
         with self.engine.connect() as conn:
-            rows = conn.execute(select(slack_outbox.c.state)).all()
-        counts: dict[str, int] = {}
-        for row in rows:
-            counts[row.state] = counts.get(row.state, 0) + 1
-        return counts
+            rows = conn.execute(
+                select(slack_outbox.c.state, func.count()).group_by(slack_outbox.c.state)
+            ).all()
+        return {str(state): int(n) for state, n in rows}
 
-    # -- request de-duplication ---------------------------------------------------------------
+    def forget_sent_before(self, when: datetime, *, batch: int = 1000) -> int:
+        """Delete delivered items finished before ``when`` (retention), in small batches so
+        no transaction holds the write lock for long; returns how many went."""
+        removed = 0
+        while True:
+            with self.engine.begin() as conn:
+                ids = (
+                    select(slack_outbox.c.id)
+                    .where(slack_outbox.c.state == "sent", slack_outbox.c.next_attempt_at < when)
+                    .limit(batch)
+                    .scalar_subquery()
+                )
+                n = conn.execute(delete(slack_outbox).where(slack_outbox.c.id.in_(ids))).rowcount
+            removed += n
+            if n < batch:
+                return removed
+
+    # -- the inbox ------------------------------------------------------------------------
+    def record_inbox(
+        self, entries: list[InboxEntry], *, now: datetime, lock_timeout: float
+    ) -> list[bool]:
+        """Insert these interactions in ONE transaction, skipping keys already recorded;
+        returns, per entry, whether it was new. Waits at most ``lock_timeout`` seconds for
+        a lock another process holds (then the driver raises): the caller is acking Slack."""
+        ms = max(1, int(lock_timeout * 1000))
+        sqlite = self.engine.dialect.name == "sqlite"
+        with self.engine.connect() as conn:
+            previous = None
+            if sqlite:
+                previous = conn.exec_driver_sql("PRAGMA busy_timeout").scalar()
+                conn.exec_driver_sql(f"PRAGMA busy_timeout={ms}")
+                conn.commit()
+            try:
+                with conn.begin():
+                    if not sqlite:
+                        conn.exec_driver_sql(f"SET LOCAL lock_timeout = {ms}")
+                        conn.exec_driver_sql(f"SET LOCAL statement_timeout = {ms}")
+                    inserted = [
+                        conn.execute(self._insert_ignore(slack_inbox), e.row(now)).first()
+                        is not None
+                        for e in entries
+                    ]
+            finally:
+                if sqlite and previous is not None:
+                    conn.exec_driver_sql(f"PRAGMA busy_timeout={int(previous)}")
+                    conn.commit()
+        return inserted
+
+    def claim_inbox(self, *, now: datetime, lease: timedelta, limit: int = 50) -> list[InboxItem]:
+        """Take due pending interactions (a lease another replica's worker waits out)."""
+        due = (
+            (slack_inbox.c.state == "pending")
+            & (slack_inbox.c.next_attempt_at <= now)
+            & (slack_inbox.c.lease_until.is_(None) | (slack_inbox.c.lease_until < now))
+        )
+        query = (
+            select(slack_inbox).where(due).order_by(slack_inbox.c.next_attempt_at).limit(limit)
+        )
+        if self.engine.dialect.name == "postgresql":
+            query = query.with_for_update(skip_locked=True)
+        with self.engine.execution_options(sqlite_begin="IMMEDIATE").begin() as conn:
+            rows = conn.execute(query).all()
+            if not rows:
+                return []
+            conn.execute(
+                update(slack_inbox)
+                .where(slack_inbox.c.request_key.in_([r.request_key for r in rows]))
+                .values(lease_until=now + lease, attempts=slack_inbox.c.attempts + 1)
+            )
+        return [
+            InboxItem(r.request_key, r.kind, r.user_id, json.loads(r.data), r.attempts + 1)
+            for r in rows
+        ]
+
+    def finish_inbox_on(
+        self, conn: Connection, key: str, *, state: str, now: datetime, error: str | None = None
+    ) -> None:
+        """Mark an interaction done or failed inside the caller's transaction."""
+        conn.execute(
+            update(slack_inbox)
+            .where(slack_inbox.c.request_key == key)
+            .values(state=state, finished_at=now, lease_until=None, last_error=error)
+        )
+
+    def finish_inbox(
+        self, key: str, *, state: str, now: datetime, error: str | None = None
+    ) -> None:
+        with self.engine.begin() as conn:
+            self.finish_inbox_on(conn, key, state=state, now=now, error=error)
+
+    def retry_inbox(self, key: str, *, at: datetime, error: str) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(
+                update(slack_inbox)
+                .where(slack_inbox.c.request_key == key)
+                .values(next_attempt_at=at, lease_until=None, last_error=error[:2000])
+            )
+
+    def inbox_state(self, key: str) -> str | None:
+        with self.engine.connect() as conn:
+            return conn.execute(
+                select(slack_inbox.c.state).where(slack_inbox.c.request_key == key)
+            ).scalar()
+
+    def inbox_counts(self) -> dict[str, int]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(slack_inbox.c.state, func.count()).group_by(slack_inbox.c.state)
+            ).all()
+        return {str(state): int(n) for state, n in rows}
+
+    def next_inbox_due(self) -> datetime | None:
+        """When the soonest pending interaction is due (None: nothing pending)."""
+        with self.engine.connect() as conn:
+            return conn.execute(
+                select(func.min(slack_inbox.c.next_attempt_at)).where(
+                    slack_inbox.c.state == "pending"
+                )
+            ).scalar()
+
+    # -- request de-duplication (on the inbox) ---------------------------------------------
     def first_time_seen(self, key: str, *, now: datetime) -> bool:
+        """Record an interaction that changes nothing (done at once); True the first time."""
         with self.engine.begin() as conn:
             inserted = (
                 conn.execute(
-                    self._insert_ignore(slack_seen_requests),
-                    {"request_key": key[:200], "seen_at": now},
+                    self._insert_ignore(slack_inbox), InboxEntry(key, "seen", None, None).row(now)
                 ).first()
                 is not None
             )
         return inserted
 
     def forget_seen_before(self, when: datetime) -> None:
+        """Drop finished interactions recorded before ``when`` (pending ones stay)."""
         with self.engine.begin() as conn:
-            conn.execute(delete(slack_seen_requests).where(slack_seen_requests.c.seen_at < when))
+            conn.execute(
+                delete(slack_inbox).where(
+                    slack_inbox.c.state != "pending", slack_inbox.c.created_at < when
+                )
+            )
 
 
-__all__ = ["BotStore", "OutboxItem", "PauseRef", "RunRef", "metadata"]
+@dataclass(frozen=True)
+class InboxEntry:
+    """One interaction to record: ``data`` None means it changes nothing (recorded done,
+    for de-duplication only)."""
+
+    key: str
+    kind: str
+    user_id: str | None
+    data: dict[str, Any] | None
+
+    def row(self, now: datetime) -> dict[str, Any]:
+        return {
+            "request_key": self.key[:200],
+            "kind": self.kind,
+            "user_id": self.user_id,
+            "data": json.dumps(self.data or {}, default=str),
+            "state": "pending" if self.data is not None else "done",
+            "attempts": 0,
+            "next_attempt_at": now,
+            "created_at": now,
+            "finished_at": None if self.data is not None else now,
+        }
+
+
+@dataclass(frozen=True)
+class InboxItem:
+    key: str
+    kind: str
+    user_id: str | None
+    data: dict[str, Any]
+    attempts: int
+
+
+__all__ = [
+    "BotStore",
+    "InboxEntry",
+    "InboxItem",
+    "OutboxItem",
+    "PauseRef",
+    "RunRef",
+    "metadata",
+]
