@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextvars
 import json
 import logging
 import threading
@@ -72,6 +73,24 @@ _DECISION_COLUMNS = (
     "decided_by", "decided_at", "comment", "values",
 )
 StatementListener = Callable[[str, int], None]
+# Run inside the transaction that claims a pause, after the claim and its decisions: a
+# front-end's writes that must commit with the claim or not at all (its outbox, its inbox).
+ClaimHook = Callable[[Connection], None]
+_CLAIM_HOOK: contextvars.ContextVar[ClaimHook | None] = contextvars.ContextVar(
+    "engine_claim_hook", default=None
+)
+
+
+@contextmanager
+def claim_hook(hook: ClaimHook) -> Iterator[None]:
+    """Within this block (this thread or task), every claim of a pause also runs ``hook(conn)``
+    in its transaction: the claim commits with what the hook wrote, or neither does (an
+    exception from the hook rolls the claim back and reaches the caller)."""
+    token = _CLAIM_HOOK.set(hook)
+    try:
+        yield
+    finally:
+        _CLAIM_HOOK.reset(token)
 
 
 class RunWrites(ABC):
@@ -292,6 +311,15 @@ class BaseDb:
         RunNotPausedError describing how the pause was resolved.
         """
         self.ensure_schema()
+        if _CLAIM_HOOK.get() is not None:
+            self.claim_paused_run_with_decisions(
+                run,
+                expected_version=expected_version,
+                decisions_made=[decision],
+                lease_owner=lease_owner,
+                lease_expires_at=lease_expires_at,
+            )
+            return
         state = self._run_state(
             run,
             version=expected_version + 1,
@@ -332,6 +360,8 @@ class BaseDb:
             )
             .values(values)
         )
+        hook = _CLAIM_HOOK.get()
+        claimed = False
         with self._begin() as conn:
             if conn.execute(claim).rowcount == 1:
                 conn.execute(
@@ -341,8 +371,12 @@ class BaseDb:
                         for d in decisions_made
                     ],
                 )
-                run.version = expected_version + 1
-                return
+                if hook is not None:
+                    hook(conn)
+                claimed = True
+        if claimed:
+            run.version = expected_version + 1
+            return
         raise self.not_paused_error(run.run_id)
 
     # -- leases of running runs ---------------------------------------------------------
