@@ -57,7 +57,6 @@ class NotReady(Exception):
 class OutboxWorker:
     def __init__(self, signoff: Signoff, *, poll_interval: float = 0.5) -> None:
         self.signoff = signoff
-        signoff.deliver_now = self.deliver_key
         self.store = signoff.store
         self.poll_interval = poll_interval
         self._stop = threading.Event()
@@ -109,21 +108,6 @@ class OutboxWorker:
         delivered = sum(1 for _, state, _, _ in outcomes if state == "sent")
         self.delivered += delivered
         return delivered
-
-    def deliver_key(self, key: str) -> bool:
-        """Deliver one item now, from the caller's thread (the click's own update, right
-        after its claim), instead of at the worker's next pass. Returns whether it went."""
-        now = self.signoff.clock.now()
-        item = self.store.claim_key(key, now=now, lease=LEASE)
-        if item is None:
-            return False  # already delivered, or being delivered by someone else
-        outcomes = self._deliver_run([item], now)
-        self.store.finish_many(outcomes)
-        if outcomes[0][1] != "sent":
-            self.signoff.outbox_wakeup.set()
-            return False
-        self.delivered += 1
-        return True
 
     def _deliver_run(self, items: list[OutboxItem], now: datetime) -> list[Outcome]:
         outcomes: list[Outcome] = []
@@ -264,9 +248,24 @@ class OutboxWorker:
         response = self.signoff.client.chat_postMessage(
             channel=pause.channel, text=text, blocks=message_blocks, thread_ts=thread_ts
         )
-        self.store.set_pause_ts(
-            pause.requirement_id, response["ts"], response.get("channel") or pause.channel
-        )
+        channel_id = response.get("channel") or pause.channel
+        self.store.set_pause_ts(pause.requirement_id, response["ts"], channel_id)
+        self._store_permalink(pause.requirement_id, channel_id, response["ts"])
+
+    def _store_permalink(self, requirement_id: str, channel_id: str, ts: str) -> None:
+        """For ``/signoff pending``, which answers from the database alone. Best effort:
+        without it the list shows the pause without a link."""
+        try:
+            link = self.signoff.client.chat_getPermalink(channel=channel_id, message_ts=ts).get(
+                "permalink"
+            )
+        except Exception as exc:
+            if isinstance(exc, SlackApiError):
+                self.signoff.record_slack_error("chat.getPermalink", exc)
+            log.warning("no permalink for pause %s: %s", requirement_id, exc)
+            return
+        if isinstance(link, str):
+            self.store.set_pause_permalink(requirement_id, link)
 
     def _deliver_resolve(self, item: OutboxItem) -> None:
         req = StepRequirement.from_dict(item.data["requirement"])

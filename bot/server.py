@@ -24,6 +24,7 @@ from starlette.routing import Route
 from bot.app import build_app
 from bot.config import Settings, open_database
 from bot.http_thread import BackgroundServer, PortUnavailableError
+from bot.inbox import InboxWorker
 from bot.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from bot.outbox import OutboxWorker
 from bot.routing import SlackRoute, load_routes, resolve_channels
@@ -83,6 +84,7 @@ class Runtime:
             workers=settings.workers,
         )
         self.outbox = OutboxWorker(self.signoff, poll_interval=outbox_poll_interval)
+        self.inbox = InboxWorker(self.signoff, poll_interval=outbox_poll_interval)
         self.scheduler = DeadlineScheduler(
             self.signoff, poll_interval=timedelta(seconds=settings.poll_seconds)
         )
@@ -97,10 +99,12 @@ class Runtime:
     def start(self) -> None:
         self.signoff.start()
         self.outbox.start()
+        self.inbox.start()
         self.scheduler.start(paused=self._scheduler_paused)
 
     def stop(self) -> None:
         self.scheduler.stop()
+        self.inbox.stop()
         self.signoff.stop()
         self.outbox.stop()
 

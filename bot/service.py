@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import contextvars
 import logging
 import threading
 import time
@@ -22,11 +23,14 @@ from typing import Any
 
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
+from slack_sdk.webhook import WebhookClient
+from sqlalchemy import Connection
 
 from bot import blocks
+from bot.inbox import START_LEASE, InboxWriter
 from bot.metrics import Metrics
 from bot.routing import SlackRoute
-from bot.store import BotStore, PauseRef
+from bot.store import BotStore, InboxItem, PauseRef
 from engine import (
     TIMEOUT_ACTOR,
     Clock,
@@ -46,13 +50,23 @@ from engine import (
     WorkflowStartedEvent,
 )
 from engine.clock import SYSTEM_CLOCK
-from engine.db.base import BaseDb
+from engine.db.base import BaseDb, claim_hook
+from engine.errors import DuplicateRunError
 
 log = logging.getLogger("signoff.bot")
-GROUP_CACHE_SECONDS = 300.0
+GROUP_CACHE_SECONDS = 60.0  # the fallback: Slack's subteam events refresh it sooner
 # Longer than Slack's 5-minute signature window, so every acceptable repeat is still caught.
 SEEN_REQUESTS_KEPT = timedelta(hours=1)
 ROOT_LINKS_CACHED = 10_000
+SYNC_PAGE = 500
+# The inbox row a decision being applied came from: marked done in the claim's transaction.
+_INBOX_KEY: contextvars.ContextVar[str | None] = contextvars.ContextVar(
+    "signoff_inbox_key", default=None
+)
+
+
+class GroupCheckError(Exception):
+    """Slack did not say who is in a user group (not cached: asked again next time)."""
 
 
 @dataclass(frozen=True)
@@ -87,12 +101,20 @@ class Signoff:
         self._group_lock = threading.Lock()
         self._root_links: dict[str, str] = {}
         self.outbox_wakeup = threading.Event()
+        self.inbox_wakeup = threading.Event()
         self.on_pause_recorded: list[Callable[[str, StepRequirement], None]] = []
         self._batch = threading.local()
-        # Set by the outbox worker: delivers one outbox item at once (see _continue).
-        self.deliver_now: Callable[[str], bool] | None = None
         self.metrics = Metrics()
-        self.metrics.watch_state(self.pending_count, self.store.outbox_counts)
+        self.metrics.watch_state(
+            self.pending_count, self.store.outbox_counts, self.store.inbox_counts
+        )
+        self.inbox_writer = InboxWriter(self)
+        # What the inbox worker does with each kind of recorded interaction; other
+        # listeners add theirs (a handler returns None when it finishes the row itself).
+        self.inbox_handlers: dict[str, Callable[[Signoff, InboxItem], DecisionResult | None]] = {
+            "decide": _apply_decide,
+            "start": _apply_start,
+        }
         for route in routes:
             wf = route.workflow
             wf.use_default_db(db)  # workflows given without a db get the bot's
@@ -110,6 +132,7 @@ class Signoff:
         for unsubscribe in self._unsubscribe:
             unsubscribe()
         self._unsubscribe.clear()
+        self.inbox_writer.stop()
         self.executor.shutdown(wait=True, cancel_futures=False)
 
     def workflow(self, name: str) -> Workflow | None:
@@ -117,20 +140,41 @@ class Signoff:
         return route.workflow if route else None
 
     # -- starting runs -------------------------------------------------------------------------
-    def start_run(self, workflow_name: str, input: Any, *, user_id: str | None) -> str:
-        """Start a run in the background; returns its run id at once."""
+    def start_run(
+        self,
+        workflow_name: str,
+        input: Any,
+        *,
+        user_id: str | None,
+        run_id: str | None = None,
+        then: Callable[[], None] | None = None,
+    ) -> str:
+        """Start a run in the background; returns its run id at once. ``then`` is called
+        once the run paused, ended or failed (the inbox marks its start done then)."""
         route = self.routes[workflow_name]
-        run_id = _new_run_id()
-        self.executor.submit(self._run_in_background, route.workflow, input, user_id, run_id)
+        run_id = run_id or new_run_id()
+        self.executor.submit(self._run_in_background, route.workflow, input, user_id, run_id, then)
         return run_id
 
     def _run_in_background(
-        self, wf: Workflow, input: Any, user_id: str | None, run_id: str
+        self,
+        wf: Workflow,
+        input: Any,
+        user_id: str | None,
+        run_id: str,
+        then: Callable[[], None] | None = None,
     ) -> None:
         try:
             wf.run(input, user_id=user_id, run_id=run_id)
+        except DuplicateRunError:
+            log.info("run %s of %s was started already", run_id, wf.name)
         except Exception:
             log.exception("run %s of %s failed outside its steps", run_id, wf.name)
+        if then is not None:
+            try:
+                then()
+            except Exception:
+                log.warning("after run %s", run_id, exc_info=True)
 
     # -- events -> Slack (through the outbox) ----------------------------------------------------
     def _on_event(self, event: WorkflowRunEvent) -> None:
@@ -247,16 +291,21 @@ class Signoff:
         posted = 0
         now = self.clock.now()
         for route in self.routes.values():
-            paused = route.workflow.list_paused_runs(limit=500)
-            known = self.store.known_pause_ids([p.requirement.requirement_id for p in paused])
-            for item in paused:
-                if item.requirement.requirement_id in known:
-                    continue
-                run = route.workflow.get_run(item.run_id)
-                if run is None or not run.is_paused:
-                    continue
-                self._post_pause(route, run, run.step_requirements[0], now=now)
-                posted += 1
+            offset = 0
+            while True:  # every paused run, a page at a time: none starves behind others
+                paused = route.workflow.list_paused_runs(limit=SYNC_PAGE, offset=offset)
+                offset += len(paused)
+                known = self.store.known_pause_ids([p.requirement.requirement_id for p in paused])
+                for item in paused:
+                    if item.requirement.requirement_id in known:
+                        continue
+                    run = route.workflow.get_run(item.run_id)
+                    if run is None or not run.is_paused:
+                        continue
+                    self._post_pause(route, run, run.step_requirements[0], now=now)
+                    posted += 1
+                if len(paused) < SYNC_PAGE:
+                    break
         return posted
 
     def recover_interrupted_runs(self) -> None:
@@ -279,45 +328,92 @@ class Signoff:
 
     # -- permissions ---------------------------------------------------------------------------
     def may_decide(
-        self, user_id: str, route: SlackRoute, run: WorkflowRunOutput, step_name: str
+        self,
+        user_id: str,
+        route: SlackRoute,
+        run: WorkflowRunOutput,
+        step_name: str,
+        *,
+        cached_only: bool = False,
     ) -> tuple[bool, str]:
+        """Whether ``user_id`` may decide; ``cached_only`` (before an ack) never asks Slack
+        and counts a group not known yet as allowing (the worker checks it for real)."""
         if run.user_id and user_id == run.user_id and not route.requester_may_decide(step_name):
             return False, "you started this run, and its approvals need someone else."
         approvers = route.approvers_for(step_name)
         if not approvers or user_id in approvers:
             return True, ""
+        unchecked = []
         for group in (a for a in approvers if a.startswith("S")):
-            if user_id in self._group_members(group):
+            try:
+                members = self._group_members(group, cached_only=cached_only)
+            except GroupCheckError as exc:
+                unchecked.append((group, str(exc)))
+                continue
+            if members is None:
+                return True, ""  # not known before the ack: the worker decides
+            if user_id in members:
                 return True, ""
+        if unchecked:
+            groups = ", ".join(blocks.mention(g) for g, _ in unchecked)
+            return False, (
+                f"Signoff could not check who is in {groups} (Slack said "
+                f"`{blocks.escape(unchecked[0][1])}`); please try again."
+            )
         who = ", ".join(blocks.mention(a) for a in approvers)
         return False, f"only {who} may decide this step."
 
-    def _group_members(self, group_id: str) -> frozenset[str]:
+    def _group_members(self, group_id: str, *, cached_only: bool = False) -> frozenset[str] | None:
+        """The members of a user group: cached for ``GROUP_CACHE_SECONDS`` (refreshed sooner
+        by Slack's subteam events). A failure is never cached: an ``ok: false`` answer
+        raises ``GroupCheckError``; a timeout or 5xx propagates (the inbox retries it).
+        ``cached_only``: None instead of asking Slack."""
         with self._group_lock:
             cached = self._group_cache.get(group_id)
             if cached and time.monotonic() - cached[0] < GROUP_CACHE_SECONDS:
                 return cached[1]
+        if cached_only:
+            return None
         try:
-            members = frozenset(
-                self.client.usergroups_users_list(usergroup=group_id).get("users") or []
-            )
+            response = self.client.usergroups_users_list(usergroup=group_id)
         except SlackApiError as exc:
-            log.warning("cannot list members of %s: %s", group_id, exc.response.get("error"))
-            members = frozenset()
+            self.record_slack_error("usergroups.users.list", exc)
+            status = getattr(exc.response, "status_code", 200)
+            if status == 429 or status >= 500:
+                raise
+            error = str(exc.response.get("error") or "unknown")
+            log.warning("cannot list members of %s: %s", group_id, error)
+            raise GroupCheckError(error) from exc
+        members = frozenset(response.get("users") or [])
         with self._group_lock:
             self._group_cache[group_id] = (time.monotonic(), members)
         return members
 
-    def can_start(self, user_id: str, route: SlackRoute) -> bool:
+    def forget_group(self, group_id: str | None) -> None:
+        """A group changed (``subteam_members_changed`` / ``subteam_updated``): ask again."""
+        with self._group_lock:
+            if group_id is None:
+                self._group_cache.clear()
+            else:
+                self._group_cache.pop(group_id, None)
+
+    def can_start(self, user_id: str, route: SlackRoute, *, cached_only: bool = False) -> bool:
+        """Whether ``user_id`` may start runs of ``route``; ``cached_only`` (before an ack)
+        counts a group not known yet as allowing (the worker checks it for real)."""
         if not route.starters or user_id in route.starters:
             return True
-        return any(user_id in self._group_members(g) for g in route.starters if g.startswith("S"))
+        for group in (g for g in route.starters if g.startswith("S")):
+            members = self._group_members(group, cached_only=cached_only)
+            if members is None or user_id in members:
+                return True
+        return False
 
     # -- decisions ---------------------------------------------------------------------------------
     def load_pause(
-        self, token: Any, user_id: str
+        self, token: Any, user_id: str, *, cached_only: bool = False
     ) -> tuple[PauseRef, SlackRoute, WorkflowRunOutput, StepRequirement] | DecisionResult:
-        """Look the opaque token up and check the user may act on it (nothing trusted)."""
+        """Look the opaque token up and check the user may act on it (nothing trusted).
+        ``cached_only``: reads only, no Slack call (a modal's validation, before its ack)."""
         pause = self.store.get_pause(token) if isinstance(token, str) else None
         route = self.routes.get(pause.workflow_name) if pause else None
         if pause is None or route is None:
@@ -325,8 +421,12 @@ class Signoff:
         run = route.workflow.get_run(pause.run_id)
         if run is None:
             return DecisionResult(False, "This run no longer exists.")
-        allowed, why = self.may_decide(user_id, route, run, pause.step_name)
+        allowed, why = self.may_decide(
+            user_id, route, run, pause.step_name, cached_only=cached_only
+        )
         if not allowed:
+            if why.startswith("Signoff could not check"):
+                return DecisionResult(False, f":warning: {why}")
             return DecisionResult(False, f":lock: You are not allowed to decide this: {why}")
         current = run.step_requirements[0] if run.is_paused and run.step_requirements else None
         if current is None or current.requirement_id != pause.requirement_id:
@@ -376,23 +476,48 @@ class Signoff:
             )
         return self._continue(route.workflow, run, req)
 
+    def input_errors(
+        self, req: StepRequirement, values: dict[str, Any], *, user_id: str
+    ) -> dict[str, str] | None:
+        """A form's field errors by block id, found by the engine's validation on this loaded
+        copy of the requirement (nothing is stored): a modal's inline check before its ack."""
+        try:
+            req.set_user_input(values, by=user_id)
+        except UserInputValidationError as exc:
+            return blocks.errors_for_modal(exc.errors, req.user_input_schema)
+        return None
+
     def _continue(
         self, wf: Workflow, run: WorkflowRunOutput, req: StepRequirement
     ) -> DecisionResult:
+        inbox_key = _INBOX_KEY.get()
+        now = self.clock.now()
+
+        def in_the_claim(conn: Connection) -> None:
+            # The message's update (its buttons go) and the inbox row's end commit with the
+            # claim: a crash cannot leave live buttons on a decided step, nor a decision
+            # applied twice.
+            resolve = (
+                f"resolve:{req.requirement_id}",
+                run.run_id,
+                "resolve",
+                {"requirement": req.to_dict(), "decision_at": (req.decided_at or now).isoformat()},
+            )
+            self.store.enqueue_on(conn, [resolve], now=now)
+            if inbox_key is not None:
+                self.store.finish_inbox_on(conn, inbox_key, state="done", now=now)
+
         try:
-            events = wf.continue_run(run, stream=True, stream_events=True)
-            next(events)  # the claim: raises for everyone but the one winner
+            with claim_hook(in_the_claim):
+                events = wf.continue_run(run, stream=True, stream_events=True)
+                next(events)  # the claim: raises for everyone but the one winner
         except RunNotPausedError:
             return DecisionResult(False, self._already_decided(run.run_id, req.requirement_id))
         except EngineError as exc:
             return DecisionResult(False, f"Cannot continue: {exc}")
+        # Not from this thread: the outbox worker updates the message (no Slack call here).
+        self.outbox_wakeup.set()
         self.executor.submit(_drain, events, run.run_id)
-        if self.deliver_now is not None:
-            # The person who clicked sees the message change now, not at the next pass.
-            try:
-                self.deliver_now(f"resolve:{req.requirement_id}")
-            except Exception:  # the outbox worker will deliver it
-                log.warning("immediate update of run %s failed", run.run_id, exc_info=True)
         verb = "Rejected" if req.is_rejected else "Approved"
         return DecisionResult(True, f"{verb} *{blocks.escape(req.step_name)}*.")
 
@@ -441,20 +566,50 @@ class Signoff:
             self.record_slack_error("chat.postEphemeral", exc)
             log.warning("could not tell %s: %s", user_id, exc.response.get("error"))
 
+    def reply_to(self, item: InboxItem, text: str) -> None:
+        """Tell the person behind a recorded interaction how it went (best effort): in the
+        ack's place for a slash command (its ``response_url``), else ephemerally next to
+        what they clicked."""
+        reply = item.data.get("reply") or {}
+        user_id = item.user_id
+        response_url = reply.get("response_url")
+        if isinstance(response_url, str) and response_url:
+            try:
+                WebhookClient(response_url, timeout=10).send(
+                    text=text, response_type="ephemeral", replace_original=False
+                )
+                return
+            except Exception:
+                log.warning("response_url reply to %s failed", user_id, exc_info=True)
+        if isinstance(user_id, str):
+            self.tell(
+                channel=reply.get("channel"),
+                user_id=user_id,
+                text=text,
+                thread_ts=reply.get("thread_ts"),
+            )
+
     def record_slack_error(self, method: str, exc: SlackApiError) -> None:
         error = exc.response.get("error") if exc.response is not None else None
         self.metrics.slack_errors.labels(method=method, error=str(error or "unknown")).inc()
 
     def pending_count(self) -> int:
-        return sum(len(r.workflow.list_paused_runs()) for r in self.routes.values())
+        """Paused runs of the served workflows: one indexed count, no run's JSON read."""
+        return self.db.count_paused_runs(workflow_names=list(self.routes))
 
     # -- slash command data ------------------------------------------------------------------------
     def pending_for(self, user_id: str) -> list[tuple[str, str, str, datetime | None, str | None]]:
+        """What ``user_id`` may decide, for ``/signoff pending``'s ack: database reads only
+        (permalinks stored by the outbox when it posted; groups as cached)."""
         items = []
         for route in self.routes.values():
-            for paused in route.workflow.list_paused_runs(limit=200):
+            paused_runs = route.workflow.list_paused_runs(limit=200)
+            links = self.store.permalinks([p.requirement.requirement_id for p in paused_runs])
+            for paused in paused_runs:
                 run = route.workflow.get_run(paused.run_id)
-                if run is None or not self.may_decide(user_id, route, run, paused.step_name)[0]:
+                if run is None:
+                    continue
+                if not self.may_decide(user_id, route, run, paused.step_name, cached_only=True)[0]:
                     continue
                 items.append(
                     (
@@ -462,21 +617,10 @@ class Signoff:
                         paused.step_name,
                         paused.run_id,
                         paused.expires_at,
-                        self._permalink(paused.requirement.requirement_id),
+                        links.get(paused.requirement.requirement_id),
                     )
                 )
         return items
-
-    def _permalink(self, requirement_id: str) -> str | None:
-        pause = self.store.get_pause(requirement_id)
-        if pause is None or pause.message_ts is None:
-            return None
-        try:
-            return self.client.chat_getPermalink(
-                channel=pause.channel, message_ts=pause.message_ts
-            ).get("permalink")
-        except SlackApiError:
-            return None
 
     def pause_context(
         self,
@@ -531,10 +675,57 @@ def _describe(decision: Decision) -> str:
     return blocks.describe_decision(decision)
 
 
-def _new_run_id() -> str:
+def new_run_id() -> str:
     import uuid
 
     return uuid.uuid4().hex
 
 
-__all__ = ["DecisionResult", "Signoff"]
+# -- what the inbox worker does with each recorded kind -------------------------------------------
+def _apply_decide(signoff: Signoff, item: InboxItem) -> DecisionResult | None:
+    """A recorded decision: ``decide`` with the payload as recorded (new actions pass
+    through). Done in the claim's transaction when it wins; else done with a reply."""
+    kwargs = dict(item.data.get("decide") or {})
+    token = kwargs.pop("token", None)
+    if not isinstance(item.user_id, str):
+        return DecisionResult(False, "This request had no user.")
+    key = _INBOX_KEY.set(item.key)
+    try:
+        result = signoff.decide(token, user_id=item.user_id, **kwargs)
+    finally:
+        _INBOX_KEY.reset(key)
+    return None if result.ok else result
+
+
+def _apply_start(signoff: Signoff, item: InboxItem) -> DecisionResult | None:
+    """A recorded ``/signoff run``: starts the run under the id its ack announced; done
+    once the run paused or ended (a crash before that starts it again, under that id)."""
+    data = item.data
+    name, run_id = data.get("workflow"), data.get("run_id")
+    route = signoff.routes.get(name) if isinstance(name, str) else None
+    if route is None or not isinstance(run_id, str) or not isinstance(item.user_id, str):
+        return DecisionResult(False, "That workflow is not served any more.")
+    try:
+        allowed = signoff.can_start(item.user_id, route)
+    except GroupCheckError as exc:
+        return DecisionResult(
+            False,
+            f":warning: Signoff could not check whether you may start `{name}` (Slack said "
+            f"`{blocks.escape(str(exc))}`); nothing was started. Please try again.",
+        )
+    if not allowed:
+        return DecisionResult(False, f"You may not start `{name}`; nothing was started.")
+    if signoff.db.get_run(run_id) is not None:
+        return DecisionResult(True, "")  # started before a crash: once is enough
+    signoff.store.extend_inbox_lease(item.key, until=signoff.clock.now() + START_LEASE)
+
+    def started() -> None:
+        signoff.store.finish_inbox(item.key, state="done", now=signoff.clock.now())
+
+    signoff.start_run(
+        str(name), data.get("input"), user_id=item.user_id, run_id=run_id, then=started
+    )
+    return None
+
+
+__all__ = ["DecisionResult", "GroupCheckError", "Signoff", "new_run_id"]

@@ -433,6 +433,18 @@ class BotStore:
             ).all()
         return {str(state): int(n) for state, n in rows}
 
+    def outbox_due(self, *, now: datetime) -> int:
+        """Pending items due by ``now``."""
+        with self.engine.connect() as conn:
+            return int(
+                conn.execute(
+                    select(func.count()).where(
+                        slack_outbox.c.state == "pending", slack_outbox.c.next_attempt_at <= now
+                    )
+                ).scalar()
+                or 0
+            )
+
     def forget_sent_before(self, when: datetime, *, batch: int = 1000) -> int:
         """Delete delivered items finished before ``when`` (retention), in small batches so
         no transaction holds the write lock for long; returns how many went."""
@@ -488,9 +500,7 @@ class BotStore:
             & (slack_inbox.c.next_attempt_at <= now)
             & (slack_inbox.c.lease_until.is_(None) | (slack_inbox.c.lease_until < now))
         )
-        query = (
-            select(slack_inbox).where(due).order_by(slack_inbox.c.next_attempt_at).limit(limit)
-        )
+        query = select(slack_inbox).where(due).order_by(slack_inbox.c.next_attempt_at).limit(limit)
         if self.engine.dialect.name == "postgresql":
             query = query.with_for_update(skip_locked=True)
         with self.engine.execution_options(sqlite_begin="IMMEDIATE").begin() as conn:
@@ -531,11 +541,31 @@ class BotStore:
                 .values(next_attempt_at=at, lease_until=None, last_error=error[:2000])
             )
 
+    def extend_inbox_lease(self, key: str, *, until: datetime) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(
+                update(slack_inbox)
+                .where(slack_inbox.c.request_key == key, slack_inbox.c.state == "pending")
+                .values(lease_until=until)
+            )
+
     def inbox_state(self, key: str) -> str | None:
         with self.engine.connect() as conn:
             return conn.execute(
                 select(slack_inbox.c.state).where(slack_inbox.c.request_key == key)
             ).scalar()
+
+    def inbox_in_flight(self, *, now: datetime) -> int:
+        """Pending interactions a worker holds right now (an unexpired lease)."""
+        with self.engine.connect() as conn:
+            return int(
+                conn.execute(
+                    select(func.count()).where(
+                        slack_inbox.c.state == "pending", slack_inbox.c.lease_until >= now
+                    )
+                ).scalar()
+                or 0
+            )
 
     def inbox_counts(self) -> dict[str, int]:
         with self.engine.connect() as conn:

@@ -10,8 +10,9 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
 from bot import blocks
+from bot.inbox import record_then_ack
 from bot.listeners.payload import dig
-from bot.middleware.dedupe import first_delivery
+from bot.middleware.dedupe import first_delivery, interaction_key
 from bot.service import DecisionResult, Signoff
 
 log = logging.getLogger("signoff.actions")
@@ -20,15 +21,11 @@ log = logging.getLogger("signoff.actions")
 def register(app: App, signoff: Signoff) -> None:
     @app.action(blocks.ACTION_APPROVE)
     def on_approve(ack: Ack, body: dict[str, Any]) -> None:
-        ack()
-        if first_delivery(signoff, body):
-            _decide(signoff, body, "confirm")
+        record_decision(signoff, ack, body, action="confirm")
 
     @app.action(blocks.ACTION_REJECT)
     def on_reject(ack: Ack, body: dict[str, Any]) -> None:
-        ack()
-        if first_delivery(signoff, body):
-            _decide(signoff, body, "reject")
+        record_decision(signoff, ack, body, action="reject")
 
     @app.action(blocks.ACTION_PROVIDE_INPUT)
     def on_provide_input(ack: Ack, body: dict[str, Any], client: WebClient) -> None:
@@ -58,16 +55,29 @@ def _thread_of(body: dict[str, Any]) -> str | None:
     return None
 
 
-def _decide(signoff: Signoff, body: dict[str, Any], action: str) -> None:
+def record_decision(
+    signoff: Signoff, ack: Ack, body: dict[str, Any], *, action: str, **decide: Any
+) -> None:
+    """A button that decides: recorded, then acked; the inbox worker calls
+    ``Signoff.decide(token, user_id=..., action=action, **decide)`` and tells the person
+    if it did not go through. For any new deciding button."""
     user_id, channel, token = _who(body)
     if not isinstance(user_id, str):
         log.warning("block_actions without a user; ignored")
+        ack()
         return
-    result = signoff.decide(token, user_id=user_id, action=action)
-    if not result.ok:
-        signoff.tell(
-            channel=channel, user_id=user_id, text=result.message, thread_ts=_thread_of(body)
-        )
+    record_then_ack(
+        signoff,
+        ack,
+        key=interaction_key(body),
+        kind="decide",
+        user_id=user_id,
+        data={
+            "decide": {"token": token, "action": action, **decide},
+            "reply": {"channel": channel, "thread_ts": _thread_of(body)},
+        },
+        surface="action",
+    )
 
 
 def _open_modal(signoff: Signoff, body: dict[str, Any], client: WebClient, build: Any) -> None:

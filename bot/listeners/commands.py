@@ -9,7 +9,9 @@ from typing import Any
 from slack_bolt import Ack, App
 
 from bot import blocks
-from bot.service import Signoff
+from bot.inbox import record_then_ack
+from bot.middleware.dedupe import interaction_key
+from bot.service import Signoff, new_run_id
 from bot.text import code
 
 log = logging.getLogger("signoff.commands")
@@ -21,7 +23,19 @@ NAME_MAX = 100  # a name echoed back from what someone typed
 def register(app: App, signoff: Signoff) -> None:
     @app.command(COMMAND)
     def on_command(ack: Ack, command: dict[str, Any]) -> None:
-        ack(**reply(signoff, command))
+        answer = reply(signoff, command)
+        record = answer.pop("record", None)
+        if record is None:
+            ack(**answer)  # reads only: nothing to record
+            return
+        record_then_ack(
+            signoff,
+            ack,
+            key=interaction_key({**command, "command": command.get("command") or COMMAND}),
+            surface="command",
+            ack_kwargs=answer,
+            **record,
+        )
 
 
 def _ephemeral(text_and_blocks: tuple[str, list[dict[str, Any]]]) -> dict[str, Any]:
@@ -30,8 +44,9 @@ def _ephemeral(text_and_blocks: tuple[str, list[dict[str, Any]]]) -> dict[str, A
 
 
 def reply(signoff: Signoff, command: dict[str, Any]) -> dict[str, Any]:
-    """The ack of a slash command: answered within Slack's 3 s, never starting work there
-    (a run starts in the background)."""
+    """The ack of a slash command: answered within Slack's 3 s from database reads and
+    cached groups only. A command that changes something also returns ``record`` (what
+    ``record_then_ack`` records first; the inbox worker then carries it out)."""
     user_id = command.get("user_id")
     text = command.get("text")
     if not isinstance(user_id, str) or not isinstance(text, (str, type(None))):
@@ -45,7 +60,7 @@ def reply(signoff: Signoff, command: dict[str, Any]) -> dict[str, Any]:
         items = [
             (r.name, r.workflow.description, [s.name for s in r.workflow.steps])
             for r in signoff.routes.values()
-            if signoff.can_start(user_id, r)
+            if signoff.can_start(user_id, r, cached_only=True)
         ]
         return _ephemeral(blocks.list_blocks(items))
     if verb == "run":
@@ -60,13 +75,27 @@ def reply(signoff: Signoff, command: dict[str, Any]) -> dict[str, Any]:
             return _ephemeral(
                 blocks.help_blocks(f"Unknown workflow {code(name, NAME_MAX)}. Known: {known}.")
             )
-        if not signoff.can_start(user_id, route):
+        if not signoff.can_start(user_id, route, cached_only=True):
             return _ephemeral(blocks.problem_blocks(f"You may not start {code(name, NAME_MAX)}."))
-        run_id = signoff.start_run(name, run_input.strip() or None, user_id=user_id)
+        run_id = new_run_id()
         channel = route.channel_for(None, signoff.default_channel)
+        response_url = command.get("response_url")
         return {
             "response_type": "ephemeral",
             "text": blocks.started_text(name, run_id, channel=channel, link=None),
+            "record": {
+                "kind": "start",
+                "user_id": user_id,
+                "data": {
+                    "workflow": name,
+                    "input": run_input.strip() or None,
+                    "run_id": run_id,
+                    "reply": {
+                        "response_url": response_url if isinstance(response_url, str) else None,
+                        "channel": command.get("channel_id"),
+                    },
+                },
+            },
         }
     if verb == "status":
         if not rest:

@@ -9,7 +9,9 @@ from typing import Any
 from slack_bolt import Ack, App
 
 from bot import blocks
+from bot.inbox import record_then_ack
 from bot.listeners.payload import dig
+from bot.middleware.dedupe import interaction_key
 from bot.service import DecisionResult, Signoff
 
 log = logging.getLogger("signoff.views")
@@ -25,7 +27,8 @@ def register(app: App, signoff: Signoff) -> None:
         if not isinstance(user_id, str) or not isinstance(state, dict):
             ack(response_action="errors", errors={"_": "malformed submission"})
             return
-        loaded = signoff.load_pause(token, user_id)
+        # Validation inline and by reads only: nothing waits on Slack before the ack.
+        loaded = signoff.load_pause(token, user_id, cached_only=True)
         if isinstance(loaded, DecisionResult):
             _error_on_first_field(ack, body, loaded.message)
             return
@@ -37,13 +40,13 @@ def register(app: App, signoff: Signoff) -> None:
             return
         if not req.user_input_schema:
             values = {"input": values.get("input")}
-        result = signoff.decide(token, user_id=user_id, action="input", values=values)
-        if result.errors:
-            ack(response_action="errors", errors=result.errors)
-        elif not result.ok:
-            _error_on_first_field(ack, body, result.message)
-        else:
-            ack()
+        errors = signoff.input_errors(req, values, user_id=user_id)
+        if errors:
+            ack(response_action="errors", errors=errors)
+            return
+        record_view_decision(
+            signoff, ack, body, action="input", values=values, error_block=_first_block(body)
+        )
 
     @app.view(blocks.VIEW_REJECT)
     def on_reject_submitted(ack: Ack, body: dict[str, Any]) -> None:
@@ -54,14 +57,16 @@ def register(app: App, signoff: Signoff) -> None:
             ack(response_action="errors", errors={blocks.REASON_BLOCK: "malformed submission"})
             return
         reason = blocks.reject_reason(state if isinstance(state, dict) else {})
-        result = signoff.decide(token, user_id=user_id, action="reject", reason=reason)
-        if result.ok:
-            ack()
-        else:
+        loaded = signoff.load_pause(token, user_id, cached_only=True)
+        if isinstance(loaded, DecisionResult):
             ack(
                 response_action="errors",
-                errors={blocks.REASON_BLOCK: blocks.modal_error(result.message)},
+                errors={blocks.REASON_BLOCK: blocks.modal_error(loaded.message)},
             )
+            return
+        record_view_decision(
+            signoff, ack, body, action="reject", reason=reason, error_block=blocks.REASON_BLOCK
+        )
 
     @app.view_closed(blocks.VIEW_INPUT)
     @app.view_closed(blocks.VIEW_REJECT)
@@ -70,12 +75,49 @@ def register(app: App, signoff: Signoff) -> None:
         ack()
 
 
-def _error_on_first_field(ack: Ack, body: dict[str, Any], message: str) -> None:
+def record_view_decision(
+    signoff: Signoff,
+    ack: Ack,
+    body: dict[str, Any],
+    *,
+    action: str,
+    error_block: str,
+    **decide: Any,
+) -> None:
+    """A modal submission that decides, validated already: recorded, then acked (the modal
+    closes); the inbox worker calls ``Signoff.decide(token, user_id=..., action=action,
+    **decide)``. Not recorded: the modal stays open with the error on ``error_block``."""
+    user_id = dig(body, "user", "id")
+    token = dig(body, "view", "private_metadata")
+    record_then_ack(
+        signoff,
+        ack,
+        key=interaction_key(body),
+        kind="decide",
+        user_id=user_id if isinstance(user_id, str) else "",
+        data={
+            "decide": {"token": token, "action": action, **decide},
+            "reply": {"channel": _channel_of(signoff, token)},
+        },
+        surface="view",
+        error_block=error_block,
+    )
+
+
+def _channel_of(signoff: Signoff, token: Any) -> str | None:
+    pause = signoff.store.get_pause(token) if isinstance(token, str) else None
+    return pause.channel_id or pause.channel if pause else None
+
+
+def _first_block(body: dict[str, Any]) -> str:
     view_blocks = dig(body, "view", "blocks")
     block_ids: list[str] = [
         str(b["block_id"])
         for b in view_blocks or []
         if isinstance(b, dict) and b.get("type") == "input" and isinstance(b.get("block_id"), str)
     ]
-    target = block_ids[0] if block_ids else "_"
-    ack(response_action="errors", errors={target: blocks.modal_error(message)})
+    return block_ids[0] if block_ids else "_"
+
+
+def _error_on_first_field(ack: Ack, body: dict[str, Any], message: str) -> None:
+    ack(response_action="errors", errors={_first_block(body): blocks.modal_error(message)})

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Engine, insert, inspect, select, text, update
+from sqlalchemy import Connection, Engine, func, insert, inspect, select, text, update
 
 from engine.clock import require_aware
 from engine.db import schema
@@ -69,8 +69,14 @@ RunState = tuple[Any, ...]
 DecisionRow = tuple[Any, ...]
 # The order of _decision_row's values.
 _DECISION_COLUMNS = (
-    "run_id", "requirement_id", "step_name", "outcome",
-    "decided_by", "decided_at", "comment", "values",
+    "run_id",
+    "requirement_id",
+    "step_name",
+    "outcome",
+    "decided_by",
+    "decided_at",
+    "comment",
+    "values",
 )
 StatementListener = Callable[[str, int], None]
 # Run inside the transaction that claims a pause, after the claim and its decisions: a
@@ -565,8 +571,10 @@ class BaseDb:
         expires_before: datetime | None = None,
         has_deadline: bool | None = None,
         limit: int | None = None,
+        offset: int = 0,
     ) -> list[PausedRun]:
-        """Paused runs across the database, soonest deadline first (no deadline last)."""
+        """Paused runs across the database, soonest deadline first (no deadline last);
+        ``limit`` and ``offset`` page through them."""
         self.ensure_schema()
         query = select(runs.c.data, runs.c.version).where(runs.c.status == RunStatus.paused.value)
         if workflow_name is not None:
@@ -585,6 +593,8 @@ class BaseDb:
         query = query.order_by(runs.c.expires_at.is_(None), runs.c.expires_at, runs.c.id)
         if limit is not None:
             query = query.limit(limit)
+        if offset:
+            query = query.offset(offset)
         with self._connect() as conn:
             rows = conn.execute(query).all()
         result = []
@@ -607,6 +617,17 @@ class BaseDb:
                 )
             )
         return result
+
+    def count_paused_runs(self, *, workflow_names: list[str] | None = None) -> int:
+        """How many runs are paused (of these workflows): a count, no run's data read."""
+        self.ensure_schema()
+        query = (
+            select(func.count()).select_from(runs).where(runs.c.status == RunStatus.paused.value)
+        )
+        if workflow_names is not None:
+            query = query.where(runs.c.workflow_name.in_(workflow_names))
+        with self._connect() as conn:
+            return int(conn.execute(query).scalar() or 0)
 
     def get_decisions(self, run_id: str) -> list[Decision]:
         self.ensure_schema()

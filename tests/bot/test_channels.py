@@ -81,11 +81,11 @@ def test_channel_names_become_ids_and_pending_links_work(
             lambda s: (
                 runtime.signoff.store.get_pause(
                     runtime.db.get_run(run_id).step_requirements[0].requirement_id
-                ).message_ts
+                ).permalink
                 if runtime.db.get_run(run_id) and runtime.db.get_run(run_id).is_paused
                 else None
             ),
-            "pause posted in #general",
+            "pause posted in #general, its permalink stored",
         )
         pending = harness.actor(ALICE, "C0GENERAL").slash("/signoff", "pending").json()
         assert "|open>" in str(pending["blocks"]), pending

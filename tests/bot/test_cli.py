@@ -242,7 +242,7 @@ def test_migrate_creates_the_schema_and_is_idempotent(tmp_path: Path) -> None:
     # It says what it applied: every engine and bot migration the first time, none after.
     assert outputs[0] == (
         f"signoff: database schema is up to date (sqlite:///{db_file}): applied engine "
-        "0001_initial, engine 0002_run_leases, bot 0001_bot_tables\n"
+        "0001_initial, engine 0002_run_leases, bot 0001_bot_tables, bot 0002_inbox\n"
     )
     assert outputs[1].endswith("): nothing to apply\n")
     with sqlite3.connect(db_file) as conn:

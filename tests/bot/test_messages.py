@@ -5,11 +5,10 @@ errors are plain text and come all at once, and replies go next to what was clic
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Any
 
 from bot import blocks
 from bot.sandbox import Message
-from bot.testing import run_due_jobs
+from bot.testing import run_due_jobs, wait_outbox_idle
 from tests.bot.conftest import ALICE, BOB, CAROL, BotHarness
 from tests.bot.test_approval_flow import _start
 
@@ -21,11 +20,6 @@ def _types(message: Message) -> list[str]:
 def _context_text(message: Message) -> str:
     (context,) = [b for b in message.blocks if b["type"] == "context"]
     return " ".join(e["text"] for e in context["elements"])
-
-
-def _outbox_idle(harness: BotHarness) -> Any:
-    counts = harness.runtime.signoff.store.outbox_counts()
-    return counts if not counts.get("pending") else None
 
 
 def test_pause_message_is_short_and_links_to_the_root_message(harness: BotHarness) -> None:
@@ -60,7 +54,13 @@ def test_a_deadline_is_in_the_context_line_and_a_timeout_is_one_notice(
         lambda s: "Cancelled" in s.message(message.channel, message.thread_ts).text,
         "root message shows the cancellation",
     )
-    harness.wait(lambda s: _outbox_idle(harness), "everything delivered")
+    harness.wait(
+        lambda s: [
+            m for m in s.thread(message.channel, message.thread_ts) if "timed out" in m.text
+        ],
+        "the timeout notice",
+    )
+    wait_outbox_idle(harness.runtime)  # everything delivered: a second notice would be there
     notes = [
         m.text
         for m in harness.state.thread(message.channel, message.thread_ts)
