@@ -251,11 +251,15 @@ class InboxWorker:
             except Exception:
                 log.exception("inbox pass failed")
 
-    def apply_due(self) -> int:
-        """One pass: claim what is due and apply it. Returns how many were taken."""
+    def apply_due(self, *, in_this_thread: bool = False) -> int:
+        """One pass: claim what is due and apply it (in parallel, or ``in_this_thread``).
+        Returns how many were taken."""
         now = self.signoff.clock.now()
         items = self.signoff.store.claim_inbox(now=now, lease=LEASE)
-        if items:
+        if in_this_thread:
+            for item in items:
+                self.apply(item)
+        elif items:
             list(self._pool.map(self.apply, items))
         return len(items)
 
@@ -316,7 +320,7 @@ def drain(signoff: Signoff, worker: InboxWorker, *, timeout: float = 10.0) -> in
     applied = 0
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        n = worker.apply_due()
+        n = worker.apply_due(in_this_thread=True)
         applied += n
         if n == 0:
             return applied

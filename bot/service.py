@@ -13,7 +13,6 @@ from __future__ import annotations
 import contextvars
 import logging
 import threading
-import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -54,7 +53,7 @@ from engine.db.base import BaseDb, claim_hook
 from engine.errors import DuplicateRunError
 
 log = logging.getLogger("signoff.bot")
-GROUP_CACHE_SECONDS = 60.0  # the fallback: Slack's subteam events refresh it sooner
+GROUP_CACHE_TTL = timedelta(seconds=60)  # the fallback: Slack's subteam events refresh sooner
 # Longer than Slack's 5-minute signature window, so every acceptable repeat is still caught.
 SEEN_REQUESTS_KEPT = timedelta(hours=1)
 ROOT_LINKS_CACHED = 10_000
@@ -97,7 +96,7 @@ class Signoff:
         self.store = BotStore(db)
         self.executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="signoff-run")
         self._unsubscribe: list[Callable[[], None]] = []
-        self._group_cache: dict[str, tuple[float, frozenset[str]]] = {}
+        self._group_cache: dict[str, tuple[datetime, frozenset[str]]] = {}
         self._group_lock = threading.Lock()
         self._root_links: dict[str, str] = {}
         self.outbox_wakeup = threading.Event()
@@ -364,13 +363,13 @@ class Signoff:
         return False, f"only {who} may decide this step."
 
     def _group_members(self, group_id: str, *, cached_only: bool = False) -> frozenset[str] | None:
-        """The members of a user group: cached for ``GROUP_CACHE_SECONDS`` (refreshed sooner
+        """The members of a user group: cached for ``GROUP_CACHE_TTL`` (refreshed sooner
         by Slack's subteam events). A failure is never cached: an ``ok: false`` answer
         raises ``GroupCheckError``; a timeout or 5xx propagates (the inbox retries it).
         ``cached_only``: None instead of asking Slack."""
         with self._group_lock:
             cached = self._group_cache.get(group_id)
-            if cached and time.monotonic() - cached[0] < GROUP_CACHE_SECONDS:
+            if cached and self.clock.now() - cached[0] < GROUP_CACHE_TTL:
                 return cached[1]
         if cached_only:
             return None
@@ -386,7 +385,7 @@ class Signoff:
             raise GroupCheckError(error) from exc
         members = frozenset(response.get("users") or [])
         with self._group_lock:
-            self._group_cache[group_id] = (time.monotonic(), members)
+            self._group_cache[group_id] = (self.clock.now(), members)
         return members
 
     def forget_group(self, group_id: str | None) -> None:

@@ -1,0 +1,156 @@
+"""Record, then ack (issue 8 §1): every click, form and ``/signoff run`` is one durable insert
+before its ack; if that cannot happen in time the person is told at once (503 for a click,
+an inline error for a form, an ephemeral text for a command) and nothing is done. What was
+acked is applied by a worker — after a crash by another one — retried while the failure is
+transient, and given up with a word to the person and a count in /metrics."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import timedelta
+
+from bot import blocks
+from bot.inbox import LEASE, MAX_ATTEMPTS, NOT_RECORDED, InboxWorker
+from bot.middleware.dedupe import interaction_key
+from bot.testing import drain_inbox
+from tests.bot.conftest import ALICE, BOB, BotHarness
+from tests.bot.test_approval_flow import _start
+
+# What Slack gives a request before it shows the person an error: the tests' HTTP clients
+# wait no longer, so an ack later than this fails the test.
+SLACK_ACK_LIMIT = 3.0
+
+
+@contextmanager
+def write_locked(harness: BotHarness) -> Iterator[None]:
+    """Another process holding SQLite's write lock (as ``sqlite3`` from a script would)."""
+    conn = sqlite3.connect(harness.db_file, isolation_level=None, timeout=30)
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield
+    finally:
+        conn.execute("ROLLBACK")
+        conn.close()
+
+
+def _metric(harness: BotHarness, line_start: str) -> float:
+    text = harness.runtime.signoff.metrics.render().decode()
+    for line in text.splitlines():
+        if line.startswith(line_start):
+            return float(line.rsplit(" ", 1)[1])
+    return 0.0
+
+
+def test_a_click_is_recorded_before_its_ack_and_applied_after_it(harness: BotHarness) -> None:
+    run_id = _start(harness, "approve_me")
+    message = harness.pause_message("ship")
+    harness.runtime.inbox.stop()  # nobody applies anything: what the ack promised is on disk
+    alice = harness.actor(ALICE)
+    alice.timeout = SLACK_ACK_LIMIT
+    assert alice.click(message, action_id=blocks.ACTION_APPROVE).status_code == 200
+    key = interaction_key(alice.last_payload or {})
+    assert key is not None
+    store = harness.runtime.signoff.store
+    assert store.inbox_state(key) == "pending"
+    assert harness.runtime.db.get_run(run_id).is_paused  # type: ignore[union-attr]
+
+    # The replica that took it died holding its lease (kill -9 before the claim committed):
+    # another one applies it once the lease has run out, not before.
+    taken = store.claim_inbox(now=harness.clock.now(), lease=LEASE)
+    assert [i.key for i in taken] == [key]
+    other = InboxWorker(harness.runtime.signoff)
+    assert other.apply_due() == 0
+    harness.clock.advance(LEASE + timedelta(seconds=1))
+    assert other.apply_due() == 1
+    harness.wait_run(run_id, "completed")
+    assert store.inbox_state(key) == "done"  # marked in the claim's own transaction
+    assert [d.decided_by for d in harness.runtime.db.get_decisions(run_id)] == [ALICE]
+    assert other.apply_due() == 0  # done: never applied twice
+    other.stop()
+
+
+def test_a_write_locked_database_is_an_error_within_3_s_never_a_lost_ack(
+    harness: BotHarness,
+) -> None:
+    run_id = _start(harness, "cancel_me")
+    message = harness.pause_message("danger")
+    bob = harness.actor(BOB)
+    bob.timeout = SLACK_ACK_LIMIT
+    bob.click(message, action_id=blocks.ACTION_REJECT_WITH_REASON)
+    view = harness.wait(lambda s: s.top_view(BOB), "reason modal")
+    carol = harness.actor("U0CAROL")
+    carol.timeout = SLACK_ACK_LIMIT
+    with write_locked(harness):
+        click = bob.click(message, action_id=blocks.ACTION_APPROVE)
+        submitted = bob.submit(view, {blocks.REASON_BLOCK: "not now"})
+        command = carol.slash("/signoff", "run approve_me")
+    # A click: non-2xx, so Slack shows the person it failed.
+    assert click.status_code == 503
+    # A form: stays open with the error under its field.
+    assert submitted.status_code == 200
+    assert submitted.json()["response_action"] == "errors"
+    assert "could not record" in submitted.json()["errors"][blocks.REASON_BLOCK]
+    # A command: the answer says nothing was done.
+    assert command.status_code == 200 and command.json()["text"] == NOT_RECORDED
+    assert _metric(harness, "signoff_inbox_record_failures_total") == 3
+    drain_inbox(harness.runtime)
+    assert harness.runtime.db.get_run(run_id).is_paused  # type: ignore[union-attr]
+    assert harness.runtime.db.get_decisions(run_id) == []
+    assert len(harness.runtime.db.list_runs(workflow_name="approve_me")) == 0
+
+    # The lock gone, the same click goes through, once.
+    assert bob.click(message, action_id=blocks.ACTION_APPROVE).status_code == 200
+    drain_inbox(harness.runtime)
+    harness.wait_run(run_id, "completed")
+    assert [d.decided_by for d in harness.runtime.db.get_decisions(run_id)] == [BOB]
+
+
+def test_a_transient_failure_is_retried_with_backoff_then_applied(harness: BotHarness) -> None:
+    run_id = _start(harness, "approve_me")
+    message = harness.pause_message("ship")
+    # BOB may decide as a member of S0APPROVERS; Slack fails to list it twice.
+    harness.fake.http_error_next("usergroups.users.list", status=500, times=2)
+    assert harness.actor(BOB).click(message, action_id=blocks.ACTION_APPROVE).status_code == 200
+    drain_inbox(harness.runtime)
+    for _ in range(2):
+        assert harness.runtime.db.get_run(run_id).is_paused  # type: ignore[union-attr]
+        harness.clock.advance(timedelta(minutes=2))  # past any backoff with its jitter
+        drain_inbox(harness.runtime)
+    harness.wait_run(run_id, "completed")
+    assert len(harness.state.calls("usergroups.users.list")) == 3
+    assert _metric(harness, 'signoff_inbox_retries_total{kind="decide"}') == 2
+    assert harness.ephemerals_for(BOB) == []
+
+
+def test_a_failure_that_does_not_pass_is_given_up_and_the_person_told(
+    harness: BotHarness,
+) -> None:
+    run_id = _start(harness, "approve_me")
+    message = harness.pause_message("ship")
+    harness.fake.http_error_next("usergroups.users.list", status=503, times=MAX_ATTEMPTS)
+    bob = harness.actor(BOB)
+    assert bob.click(message, action_id=blocks.ACTION_APPROVE).status_code == 200
+    key = interaction_key(bob.last_payload or {})
+    drain_inbox(harness.runtime)
+    for _ in range(MAX_ATTEMPTS - 1):
+        harness.clock.advance(timedelta(minutes=2))
+        drain_inbox(harness.runtime)
+    assert harness.runtime.signoff.store.inbox_state(key or "") == "failed"
+    assert _metric(harness, 'signoff_inbox_given_up_total{kind="decide"}') == 1
+    told = harness.wait(lambda s: harness.ephemerals_for(BOB), "bob told")
+    assert "could not carry this out" in told[-1].text
+    assert told[-1].thread_ts == message.thread_ts
+    assert harness.runtime.db.get_run(run_id).is_paused  # type: ignore[union-attr]
+    assert harness.runtime.db.get_decisions(run_id) == []
+
+
+def test_a_start_is_recorded_and_runs_once_under_the_announced_id(harness: BotHarness) -> None:
+    harness.runtime.inbox.stop()
+    run_id = _start(harness, "approve_me")
+    assert harness.runtime.db.get_run(run_id) is None  # acked, recorded, not applied yet
+    drain_inbox(harness.runtime)
+    harness.wait_run(run_id, "paused")
+    drain_inbox(harness.runtime)
+    assert len(harness.runtime.db.list_runs(workflow_name="approve_me")) == 1
