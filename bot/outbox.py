@@ -44,6 +44,8 @@ PERMANENT_ERRORS = frozenset(
 )
 PERMANENT_ATTEMPTS = 5
 DELIVERY_THREADS = 4
+OUTBOX_EVENT = "signoff_outbox"  # message metadata event_type: the post's outbox key inside
+LOOKUP_WINDOW = 200  # recent messages searched for an earlier attempt's post
 
 
 # (item id, state, error, next attempt): what a delivery pass records for each item.
@@ -199,15 +201,53 @@ class OutboxWorker:
             step_names=steps,
         )
 
+    # -- posting exactly once -------------------------------------------------------------------
+    def _post(
+        self, item: OutboxItem, *, channel: str, thread_ts: str | None = None, **fields: Any
+    ) -> tuple[str, str]:
+        """chat.postMessage carrying the item's key in its metadata; returns (ts, channel id).
+
+        Slack has no idempotency key, and an attempt may have posted although its answer was
+        lost (a timeout, a 5xx, a reset connection, a crash before the ts was stored). So
+        every attempt after the first looks the message up by its key first and adopts it.
+        """
+        if item.attempts > 1:
+            found = self._find_posted(item, channel=channel, thread_ts=thread_ts)
+            if found is not None:
+                log.info("adopting %s of run %s, already posted", item.kind, item.run_id)
+                return found, channel
+        response = self.signoff.client.chat_postMessage(
+            channel=channel,
+            thread_ts=thread_ts,
+            metadata={"event_type": OUTBOX_EVENT, "event_payload": {"key": item.dedupe_key}},
+            **fields,
+        )
+        return str(response["ts"]), str(response.get("channel") or channel)
+
+    def _find_posted(self, item: OutboxItem, *, channel: str, thread_ts: str | None) -> str | None:
+        client = self.signoff.client
+        if thread_ts is not None:
+            response = client.conversations_replies(
+                channel=channel, ts=thread_ts, include_all_metadata=True, limit=LOOKUP_WINDOW
+            )
+        else:
+            response = client.conversations_history(
+                channel=channel, include_all_metadata=True, limit=LOOKUP_WINDOW
+            )
+        for message in response.get("messages") or []:
+            metadata = message.get("metadata") or {}
+            payload = metadata.get("event_payload") or {}
+            if metadata.get("event_type") == OUTBOX_EVENT and payload.get("key") == item.dedupe_key:
+                return str(message["ts"])
+        return None
+
     def _deliver_root(self, item: OutboxItem) -> None:
         ref = self._ref(item.run_id)
         if ref.root_ts:
             return
         text, message_blocks = blocks.run_root_message(self._card(item.run_id, item.data))
-        response = self.signoff.client.chat_postMessage(
-            channel=ref.channel, text=text, blocks=message_blocks
-        )
-        self.store.set_root_ts(item.run_id, response["ts"], response.get("channel") or ref.channel)
+        ts, channel_id = self._post(item, channel=ref.channel, text=text, blocks=message_blocks)
+        self.store.set_root_ts(item.run_id, ts, channel_id)
 
     def _deliver_root_update(self, item: OutboxItem) -> None:
         ref = self._ref(item.run_id)
@@ -245,12 +285,11 @@ class OutboxWorker:
         else:
             text, message_blocks = blocks.pause_message(self.signoff.pause_context(route, run, req))
         thread_ts = ref.root_ts if pause.channel == ref.channel else None
-        response = self.signoff.client.chat_postMessage(
-            channel=pause.channel, text=text, blocks=message_blocks, thread_ts=thread_ts
+        ts, channel_id = self._post(
+            item, channel=pause.channel, text=text, blocks=message_blocks, thread_ts=thread_ts
         )
-        channel_id = response.get("channel") or pause.channel
-        self.store.set_pause_ts(pause.requirement_id, response["ts"], channel_id)
-        self._store_permalink(pause.requirement_id, channel_id, response["ts"])
+        self.store.set_pause_ts(pause.requirement_id, ts, channel_id)
+        self._store_permalink(pause.requirement_id, channel_id, ts)
 
     def _store_permalink(self, requirement_id: str, channel_id: str, ts: str) -> None:
         """For ``/signoff pending``, which answers from the database alone. Best effort:
@@ -294,7 +333,8 @@ class OutboxWorker:
         ref = self._ref(item.run_id)
         if not ref.root_ts:
             raise NotReady(item.run_id)
-        self.signoff.client.chat_postMessage(
+        self._post(
+            item,
             channel=ref.channel,
             thread_ts=ref.root_ts,
             text=blocks.clip(item.data["text"], blocks.MESSAGE_TEXT_MAX),

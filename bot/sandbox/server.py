@@ -90,3 +90,12 @@ class SlackFakeServer:
 
     def set_down(self, down: bool = True) -> None:
         self.state.set_down(down)
+
+    def http_error_next(self, method: str, status: int = 500, times: int = 1) -> None:
+        self.state.http_error_next(method, status=status, times=times)
+
+    def fail_after_acting_next(self, method: str, status: int = 500, times: int = 1) -> None:
+        self.state.fail_after_acting_next(method, status=status, times=times)
+
+    def slow_next(self, method: str, delay: float, times: int = 1) -> None:
+        self.state.slow_next(method, delay=delay, times=times)

@@ -7,6 +7,7 @@ Every call is recorded in the state, successful or not, so tests can assert on w
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -116,6 +117,8 @@ class SlackWebApi:
             "conversations.list": self.conversations_list,
             "conversations.members": self.conversations_members,
             "conversations.open": self.conversations_open,
+            "conversations.history": self.conversations_history,
+            "conversations.replies": self.conversations_replies,
         }
 
     # ----------------------------------------------------------------------------- plumbing ----
@@ -126,6 +129,9 @@ class SlackWebApi:
         token = _bearer(request) or params.pop("token", None)
         params.pop("token", None)
         status, body, headers = self._answer(method, params, token, parse_error, request)
+        delay = float(headers.pop("x-fake-delay", "0") or 0)
+        if delay:
+            await asyncio.sleep(delay)
         self.state.record_call(
             RecordedCall(
                 method=method,
@@ -168,13 +174,19 @@ class SlackWebApi:
                 {"ok": False, "error": "ratelimited"},
                 {"Retry-After": str(fault.retry_after)},
             )
-        if fault is not None:
+        if fault is not None and fault.kind == "http":
+            return fault.status, {"ok": False, "error": "internal_error"}, {}
+        if fault is not None and fault.kind == "error":
             return 200, {"ok": False, "error": fault.error}, {}
         call = ApiCall(method=method, params=params, caller=caller, base_url=_base_url(request))
         try:
             result = handler(call)
         except ApiError as exc:
             return 200, {"ok": False, "error": exc.error, **exc.extra}, {}
+        if fault is not None and fault.kind == "after":
+            return fault.status, {"ok": False, "error": "internal_error"}, {}
+        if fault is not None and fault.kind == "slow":
+            return 200, {"ok": True, **result}, {"x-fake-delay": str(fault.delay)}
         return 200, {"ok": True, **result}, {}
 
     async def handle_response_url(self, request: Request) -> Response:
@@ -466,6 +478,30 @@ class SlackWebApi:
             "members": page,
             "response_metadata": {"next_cursor": str(start + limit) if more else ""},
         }
+
+    def _history(self, call: ApiCall, thread_ts: str | None) -> dict[str, Any]:
+        channel = self._channel_for_post(call)
+        try:
+            limit = max(1, min(int(call.get("limit") or 100), 1000))
+        except (TypeError, ValueError):
+            raise ApiError("invalid_limit") from None
+        with_metadata = _truthy(call.get("include_all_metadata"))
+        messages = []
+        for message in self.state.history(channel.id, thread_ts=thread_ts, limit=limit):
+            data = message.to_api()
+            if not with_metadata:
+                data.pop("metadata", None)
+            messages.append(data)
+        return {"messages": messages, "has_more": False, "response_metadata": {"next_cursor": ""}}
+
+    def conversations_history(self, call: ApiCall) -> dict[str, Any]:
+        return self._history(call, None)
+
+    def conversations_replies(self, call: ApiCall) -> dict[str, Any]:
+        ts = call.str_param("ts")
+        if not ts:
+            raise ApiError("thread_not_found")
+        return self._history(call, ts)
 
     def conversations_open(self, call: ApiCall) -> dict[str, Any]:
         users = [u for u in (call.str_param("users") or "").split(",") if u]

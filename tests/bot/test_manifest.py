@@ -29,7 +29,9 @@ METHOD_SCOPES: dict[str, frozenset[str]] = {
     "chat.postEphemeral": frozenset({"chat:write"}),
     "chat.postMessage": frozenset({"chat:write"}),
     "chat.update": frozenset({"chat:write"}),
+    "conversations.history": frozenset({"channels:history", "groups:history"}),
     "conversations.list": frozenset({"channels:read"}),
+    "conversations.replies": frozenset({"channels:history", "groups:history"}),
     "reactions.add": frozenset({"reactions:write"}),
     "usergroups.list": frozenset({"usergroups:read"}),
     "usergroups.users.list": frozenset({"usergroups:read"}),
@@ -47,7 +49,13 @@ LISTENER_SCOPES: dict[str, frozenset[str]] = {
     "view_closed": frozenset(),
     "view_submission": frozenset(),
 }
-EVENT_LISTENERS = {"event", "message"}  # would need event_subscriptions in the manifest
+EVENT_LISTENERS = {"event", "message"}  # need event_subscriptions in the manifest
+# The bot scopes each event needs (https://api.slack.com/events/<event>, "Required scopes").
+EVENT_SCOPES: dict[str, frozenset[str]] = {
+    "app_home_opened": frozenset(),
+    "subteam_members_changed": frozenset({"usergroups:read"}),
+    "subteam_updated": frozenset({"usergroups:read"}),
+}
 
 
 def load(text: str) -> dict[str, Any]:
@@ -124,8 +132,11 @@ def required_scopes() -> set[str]:
     scopes: set[str] = set()
     for method in calls:
         scopes |= METHOD_SCOPES[method]
-    for kind in listeners:
+    for kind, idents in listeners.items():
         scopes |= LISTENER_SCOPES.get(kind, frozenset())
+        if kind == "event":
+            for event in idents:
+                scopes |= EVENT_SCOPES[event]
     return scopes
 
 
@@ -136,9 +147,16 @@ def test_scan_finds_the_web_api_calls_the_bot_makes() -> None:
     for method in ("chat.postMessage", "chat.update", "views.open", "usergroups.users.list"):
         assert method in calls, f"scan missed {method}: {sorted(calls)}"
     assert "command" in listeners and "action" in listeners and "view" in listeners
-    assert not any(kind in listeners for kind in EVENT_LISTENERS), (
-        "the bot listens to events: the manifest then needs event_subscriptions"
-    )
+    assert "message" not in listeners, "message events would need a history scope per kind"
+
+
+def test_manifest_subscribes_to_exactly_the_events_the_bot_listens_to() -> None:
+    manifest = load(MANIFEST.read_text(encoding="utf-8"))
+    _, listeners = scan_bot()
+    subscriptions = manifest["settings"]["event_subscriptions"]
+    assert subscriptions["request_url"] == PLACEHOLDER_URL
+    assert sorted(subscriptions["bot_events"]) == sorted(set(listeners["event"]))
+    assert {"subteam_members_changed", "subteam_updated"} <= set(listeners["event"])
 
 
 def test_manifest_scopes_are_exactly_those_the_bot_uses() -> None:
@@ -191,7 +209,7 @@ def test_manifest_is_a_valid_slack_app_manifest() -> None:
     assert settings["org_deploy_enabled"] is False
     assert settings["socket_mode_enabled"] is False
     assert settings["token_rotation_enabled"] is False
-    assert "event_subscriptions" not in settings
+    assert set(settings["event_subscriptions"]) == {"request_url", "bot_events"}
 
 
 def test_request_path_is_the_one_the_server_serves() -> None:
@@ -228,6 +246,7 @@ def test_url_is_filled_in(given: str, expected: str) -> None:
     template = load(manifest_template())
     template["features"]["slash_commands"][0]["url"] = expected
     template["settings"]["interactivity"]["request_url"] = expected
+    template["settings"]["event_subscriptions"]["request_url"] = expected
     assert manifest == template
 
 
