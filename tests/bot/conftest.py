@@ -60,6 +60,20 @@ class BotHarness:
 
         return self.wait(find, f"pause message for {step_name}")
 
+    def pause_message_of(self, run_id: str) -> Message:
+        """The pause message (with its buttons) of one run, once posted."""
+
+        def find(state: Any) -> Message | None:
+            run = self.runtime.db.get_run(run_id)
+            if run is None or not run.step_requirements:
+                return None
+            pause = self.runtime.signoff.store.get_pause(run.step_requirements[0].requirement_id)
+            if pause is None or pause.message_ts is None:
+                return None
+            return state.message(pause.channel_id or pause.channel, pause.message_ts)
+
+        return self.wait(find, f"pause message of run {run_id}")
+
     def wait_run(self, run_id: str, status: str, timeout: float = 10.0) -> Any:
         deadline = time.monotonic() + timeout
         db = self.runtime.db
