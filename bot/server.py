@@ -82,6 +82,7 @@ class Runtime:
             default_channel=default_channel,
             clock=clock,
             workers=settings.workers,
+            outbox_retention=timedelta(days=settings.outbox_retention_days),
         )
         self.outbox = OutboxWorker(self.signoff, poll_interval=outbox_poll_interval)
         self.inbox = InboxWorker(self.signoff, poll_interval=outbox_poll_interval)

@@ -87,12 +87,14 @@ class Signoff:
         default_channel: str,
         clock: Clock | None = None,
         workers: int = 8,
+        outbox_retention: timedelta = timedelta(days=7),
     ) -> None:
         self.routes = {r.name: r for r in routes}
         self.db = db
         self.client = client
         self.default_channel = default_channel
         self.clock: Clock = clock or SYSTEM_CLOCK
+        self.outbox_retention = outbox_retention
         self.store = BotStore(db)
         self.executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="signoff-run")
         self._unsubscribe: list[Callable[[], None]] = []
@@ -318,6 +320,11 @@ class Signoff:
         """Drop de-duplication keys older than any request that could still be accepted:
         a signature older than 5 minutes is refused before it reaches the bot."""
         self.store.forget_seen_before(self.clock.now() - SEEN_REQUESTS_KEPT)
+
+    def forget_old_outbox(self) -> int:
+        """Delete delivered outbox rows older than the retention
+        (``SIGNOFF_OUTBOX_RETENTION_DAYS``); returns how many went."""
+        return self.store.forget_sent_before(self.clock.now() - self.outbox_retention)
 
     def _recover(self, route: SlackRoute) -> None:
         try:
