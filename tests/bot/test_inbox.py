@@ -12,9 +12,10 @@ from contextlib import contextmanager
 from datetime import timedelta
 
 from bot import blocks
+from bot.app import CachedAuthorization
 from bot.inbox import LEASE, MAX_ATTEMPTS, NOT_RECORDED, InboxWorker
 from bot.middleware.dedupe import interaction_key
-from bot.testing import drain_inbox
+from bot.testing import drain_inbox, wait_outbox_idle
 from tests.bot.conftest import ALICE, BOB, BotHarness
 from tests.bot.test_approval_flow import _start
 
@@ -154,3 +155,39 @@ def test_a_start_is_recorded_and_runs_once_under_the_announced_id(harness: BotHa
     harness.wait_run(run_id, "paused")
     drain_inbox(harness.runtime)
     assert len(harness.runtime.db.list_runs(workflow_name="approve_me")) == 1
+
+
+def test_nothing_before_an_ack_waits_on_slack(harness: BotHarness) -> None:
+    run_ids = [_start(harness, "approve_me") for _ in range(3)]
+    for run_id in run_ids:
+        harness.pause_message_of(run_id)
+    wait_outbox_idle(harness.runtime)  # permalinks are stored by the outbox after posting
+    harness.fake.set_down(True)  # from here, any Slack call before an ack would fail
+
+    def slack_reads() -> int:
+        return len(harness.state.calls("chat.getPermalink")) + len(
+            harness.state.calls("usergroups.users.list")
+        )
+
+    before = slack_reads()
+    alice = harness.actor(ALICE)
+    alice.timeout = SLACK_ACK_LIMIT
+    pending = alice.slash("/signoff", "pending").json()
+    links = str(pending["blocks"]).count("|open>")
+    assert links == len(run_ids), pending
+    assert slack_reads() == before  # not one chat.getPermalink
+
+
+def test_auth_test_is_asked_in_the_background_never_before_a_request(
+    harness: BotHarness,
+) -> None:
+    harness.fake.set_down(True)
+    auth = CachedAuthorization(harness.runtime.client, start=False)
+    before = len(harness.state.calls("auth.test"))
+    result = auth.authorize(enterprise_id=None, team_id="T1")
+    assert result.bot_token == harness.runtime.client.token and result.bot_user_id is None
+    assert len(harness.state.calls("auth.test")) == before  # the request did not ask Slack
+    assert auth.refresh() is False  # the background's try: failed, nothing cached
+    harness.fake.set_down(False)
+    assert auth.refresh() is True
+    assert auth.authorize(enterprise_id=None, team_id="T1").bot_user_id == harness.state.bot_user_id
