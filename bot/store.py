@@ -482,11 +482,14 @@ class BotStore:
                     if not sqlite:
                         conn.exec_driver_sql(f"SET LOCAL lock_timeout = {ms}")
                         conn.exec_driver_sql(f"SET LOCAL statement_timeout = {ms}")
-                    inserted = [
-                        conn.execute(self._insert_ignore(slack_inbox), e.row(now)).first()
-                        is not None
-                        for e in entries
-                    ]
+                    # In key order: two replicas' batches then lock keys in one order, and
+                    # cannot deadlock on each other's uncommitted duplicates.
+                    new_by_index: dict[int, bool] = {}
+                    for index in sorted(range(len(entries)), key=lambda i: entries[i].key):
+                        row = entries[index].row(now)
+                        result = conn.execute(self._insert_ignore(slack_inbox), row)
+                        new_by_index[index] = result.first() is not None
+                    inserted = [new_by_index[i] for i in range(len(entries))]
             finally:
                 if sqlite and previous is not None:
                     conn.exec_driver_sql(f"PRAGMA busy_timeout={int(previous)}")
