@@ -324,7 +324,9 @@ class Signoff:
     def forget_old_outbox(self) -> int:
         """Delete delivered outbox rows older than the retention
         (``SIGNOFF_OUTBOX_RETENTION_DAYS``); returns how many went."""
-        return self.store.forget_sent_before(self.clock.now() - self.outbox_retention)
+        cutoff = self.clock.now() - self.outbox_retention
+        self.store.forget_failed_before(cutoff)  # given-up interactions: kept as long
+        return self.store.forget_sent_before(cutoff)
 
     def _recover(self, route: SlackRoute) -> None:
         try:

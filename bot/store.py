@@ -599,13 +599,38 @@ class BotStore:
         return inserted
 
     def forget_seen_before(self, when: datetime) -> None:
-        """Drop finished interactions recorded before ``when`` (pending ones stay)."""
+        """Drop interactions applied (or only seen) before ``when``; pending ones stay, and
+        given-up ones stay until ``forget_failed_before`` (``signoff runs`` shows them)."""
         with self.engine.begin() as conn:
             conn.execute(
                 delete(slack_inbox).where(
-                    slack_inbox.c.state != "pending", slack_inbox.c.created_at < when
+                    slack_inbox.c.state == "done", slack_inbox.c.created_at < when
                 )
             )
+
+    def forget_failed_before(self, when: datetime) -> int:
+        with self.engine.begin() as conn:
+            return int(
+                conn.execute(
+                    delete(slack_inbox).where(
+                        slack_inbox.c.state == "failed", slack_inbox.c.created_at < when
+                    )
+                ).rowcount
+            )
+
+    def failed_inbox(self, *, limit: int = 20) -> list[InboxFailure]:
+        """The latest interactions given up on, newest first."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(slack_inbox)
+                .where(slack_inbox.c.state == "failed")
+                .order_by(slack_inbox.c.finished_at.desc())
+                .limit(limit)
+            ).all()
+        return [
+            InboxFailure(r.request_key, r.kind, r.user_id, r.attempts, r.last_error, r.finished_at)
+            for r in rows
+        ]
 
 
 @dataclass(frozen=True)
@@ -630,6 +655,16 @@ class InboxEntry:
             "created_at": now,
             "finished_at": None if self.data is not None else now,
         }
+
+
+@dataclass(frozen=True)
+class InboxFailure:
+    key: str
+    kind: str
+    user_id: str | None
+    attempts: int
+    error: str | None
+    finished_at: datetime | None
 
 
 @dataclass(frozen=True)

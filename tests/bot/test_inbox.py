@@ -6,6 +6,7 @@ transient, and given up with a word to the person and a count in /metrics."""
 
 from __future__ import annotations
 
+import io
 import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -13,8 +14,10 @@ from datetime import timedelta
 
 from bot import blocks
 from bot.app import CachedAuthorization
+from bot.config import Settings
 from bot.inbox import LEASE, MAX_ATTEMPTS, NOT_RECORDED, InboxWorker
 from bot.middleware.dedupe import interaction_key
+from bot.runs_cli import show_runs
 from bot.testing import drain_inbox, wait_outbox_idle
 from tests.bot.conftest import ALICE, BOB, BotHarness
 from tests.bot.test_approval_flow import _start
@@ -145,6 +148,12 @@ def test_a_failure_that_does_not_pass_is_given_up_and_the_person_told(
     assert told[-1].thread_ts == message.thread_ts
     assert harness.runtime.db.get_run(run_id).is_paused  # type: ignore[union-attr]
     assert harness.runtime.db.get_decisions(run_id) == []
+    # The operator sees it too.
+    out = io.StringIO()
+    settings = Settings(SIGNOFF_DATABASE_URL=f"sqlite:///{harness.db_file}")
+    assert show_runs(settings, run_id=None, limit=5, out=out, now=harness.clock.now()) == 0
+    given_up = out.getvalue().split("Given up: 1")[1].splitlines()
+    assert given_up[2].split()[:3] == ["decide", BOB, str(MAX_ATTEMPTS)], given_up
 
 
 def test_a_start_is_recorded_and_runs_once_under_the_announced_id(harness: BotHarness) -> None:
