@@ -837,10 +837,14 @@ class ClickResult:
     ack: Summary
     errors: int
     drained_after_s: float | None  # after the last ack, until no interaction was pending
-    lost: int
+    refused: int  # not recorded in time: answered 503, the person sees it failed
+    lost: int  # acked with a 200, and never decided
     doubled: int
     not_completed: int
     duplicate_pause_messages: int
+    inbox: dict[str, int]
+    retries: float
+    given_up: float
 
 
 def _inbox_drain_time(runtime: Any, last_ack: float) -> float | None:
@@ -852,6 +856,19 @@ def _inbox_drain_time(runtime: Any, last_ack: float) -> float | None:
             return max(0.0, time.perf_counter() - last_ack)
         time.sleep(0.02)  # settling, bounded; its resolution is in the figure
     return None
+
+
+def _approve_button(message: Any) -> Any:
+    from bot import blocks
+    from bot.sandbox import find_element
+
+    return find_element(message.blocks, blocks.ACTION_APPROVE)
+
+
+def _counter_total(counter: Any) -> float:
+    return float(
+        sum(s.value for m in counter.collect() for s in m.samples if s.name.endswith("_total"))
+    )
 
 
 def click_profile(rate: float, seconds: float, sender: Any, tmp: Path) -> ClickResult:
@@ -879,6 +896,17 @@ def click_profile(rate: float, seconds: float, sender: Any, tmp: Path) -> ClickR
             setup.runtime, max(answered) if answered else time.perf_counter()
         )
         integrity = bi.check_integrity(setup)
+        db = setup.runtime.db
+        refused = lost = 0
+        for message, result in zip(setup.pauses, phase.results, strict=True):
+            (_, button) = _approve_button(message)
+            run_id = setup.run_by_token[button["value"]]
+            decided = bool(db.get_decisions(run_id))
+            if result[3] == 200:
+                lost += not decided
+            else:
+                refused += 1
+        metrics = setup.runtime.signoff.metrics
         posted: collections.Counter[str] = collections.Counter()
         for message in state.messages(CHANNEL, include_ephemeral=False):
             key = ((message.metadata or {}).get("event_payload") or {}).get("key", "")
@@ -892,10 +920,14 @@ def click_profile(rate: float, seconds: float, sender: Any, tmp: Path) -> ClickR
             ack=Summary.of(phase.acks),
             errors=phase.errors,
             drained_after_s=drained,
-            lost=integrity.lost,
+            refused=refused,
+            lost=lost,
             doubled=integrity.duplicated,
             not_completed=integrity.not_completed,
             duplicate_pause_messages=sum(c - 1 for c in posted.values() if c > 1),
+            inbox=setup.runtime.signoff.store.inbox_counts(),
+            retries=_counter_total(metrics.inbox_retries),
+            given_up=_counter_total(metrics.inbox_given_up),
         )
     finally:
         setup.server.stop()
@@ -937,8 +969,13 @@ def clicks_main(args: argparse.Namespace) -> int:
                     [
                         ("clicks / rate sent", f"{result.clicks} / {result.achieved_rate:.1f}/s"),
                         ("errors (no answer or non-200)", str(result.errors)),
+                        ("503s (not recorded; told)", str(result.refused)),
                         ("backlog applied, after last ack", drained),
-                        ("lost / doubled decisions", f"{result.lost} / {result.doubled}"),
+                        ("acked yet lost / doubled", f"{result.lost} / {result.doubled}"),
+                        (
+                            "inbox rows / retries / given up",
+                            f"{result.inbox} / {result.retries:g} / {result.given_up:g}",
+                        ),
                         ("runs not completed", str(result.not_completed)),
                         ("pause messages posted twice", str(result.duplicate_pause_messages)),
                     ]
@@ -950,7 +987,7 @@ def clicks_main(args: argparse.Namespace) -> int:
     for r in results:
         name = f"{r.rate:g}/s x {r.seconds:g}s"
         clean = r.lost == 0 and r.doubled == 0 and r.duplicate_pause_messages == 0
-        drained = r.drained_after_s is not None and r.not_completed == 0
+        drained = r.drained_after_s is not None and r.not_completed == r.refused
         p99_target = r.rate == CLICK_PROFILES[0][0]
         rows.append(
             (
