@@ -46,6 +46,7 @@ PERMANENT_ATTEMPTS = 5
 DELIVERY_THREADS = 4
 OUTBOX_EVENT = "signoff_outbox"  # message metadata event_type: the post's outbox key inside
 LOOKUP_WINDOW = 200  # recent messages searched for an earlier attempt's post
+LOOKUP_UNAVAILABLE = frozenset({"missing_scope", "not_allowed_token_type", "no_permission"})
 
 
 # (item id, state, error, next attempt): what a delivery pass records for each item.
@@ -226,14 +227,24 @@ class OutboxWorker:
 
     def _find_posted(self, item: OutboxItem, *, channel: str, thread_ts: str | None) -> str | None:
         client = self.signoff.client
-        if thread_ts is not None:
-            response = client.conversations_replies(
-                channel=channel, ts=thread_ts, include_all_metadata=True, limit=LOOKUP_WINDOW
-            )
-        else:
-            response = client.conversations_history(
-                channel=channel, include_all_metadata=True, limit=LOOKUP_WINDOW
-            )
+        try:
+            if thread_ts is not None:
+                response = client.conversations_replies(
+                    channel=channel, ts=thread_ts, include_all_metadata=True, limit=LOOKUP_WINDOW
+                )
+            else:
+                response = client.conversations_history(
+                    channel=channel, include_all_metadata=True, limit=LOOKUP_WINDOW
+                )
+        except SlackApiError as exc:
+            error = exc.response.get("error") if exc.response is not None else None
+            if error not in LOOKUP_UNAVAILABLE:
+                raise  # Slack down or slow: retried later, like the post itself
+            # An app installed before it asked for the history scopes: post anyway (as
+            # before), rather than never.
+            self.signoff.record_slack_error("conversations.history", exc)
+            log.warning("cannot look up earlier posts (%s); posting %s again", error, item.kind)
+            return None
         for message in response.get("messages") or []:
             metadata = message.get("metadata") or {}
             payload = metadata.get("event_payload") or {}

@@ -84,3 +84,15 @@ def test_a_500_after_posting_posts_each_message_once(harness: BotHarness) -> Non
     failed = [c for c in harness.state.calls("chat.postMessage") if c.status == 500]
     assert len(failed) == RUNS * 3
     _assert_each_posted_once(harness, run_ids)
+
+
+def test_without_the_history_scope_a_retry_posts_again_rather_than_never(
+    harness: BotHarness,
+) -> None:
+    harness.fake.fail_after_acting_next("chat.postMessage", status=500, times=1)
+    harness.fake.fail_next("conversations.history", "missing_scope", times=1)
+    run_id = _start(harness, "approve_me")
+    harness.wait_run(run_id, "paused")
+    _retry_until_idle(harness)
+    harness.pause_message_of(run_id)  # posted in the end
+    assert _posts_by_key(harness)[f"root:{run_id}"] == 2  # the one case of a second post
