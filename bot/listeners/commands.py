@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import re
 from typing import Any
@@ -31,7 +32,7 @@ def register(app: App, signoff: Signoff) -> None:
         record_then_ack(
             signoff,
             ack,
-            key=interaction_key({**command, "command": command.get("command") or COMMAND}),
+            key=interaction_key(command),
             surface="command",
             ack_kwargs=answer,
             **record,
@@ -77,7 +78,10 @@ def reply(signoff: Signoff, command: dict[str, Any]) -> dict[str, Any]:
             )
         if not signoff.can_start(user_id, route, cached_only=True):
             return _ephemeral(blocks.problem_blocks(f"You may not start {code(name, NAME_MAX)}."))
-        run_id = new_run_id()
+        # From the interaction's key when it has one: a Slack retry of this command is
+        # answered with the same run id, the one its first delivery recorded.
+        key = interaction_key(command)
+        run_id = hashlib.sha256(key.encode()).hexdigest()[:32] if key else new_run_id()
         channel = route.channel_for(None, signoff.default_channel)
         response_url = command.get("response_url")
         return {

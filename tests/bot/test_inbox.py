@@ -19,7 +19,7 @@ from bot.inbox import LEASE, MAX_ATTEMPTS, NOT_RECORDED, InboxWorker
 from bot.middleware.dedupe import interaction_key
 from bot.runs_cli import show_runs
 from bot.testing import drain_inbox, wait_outbox_idle
-from tests.bot.conftest import ALICE, BOB, BotHarness
+from tests.bot.conftest import ALICE, BOB, SECRET, BotHarness
 from tests.bot.test_approval_flow import _start
 
 # What Slack gives a request before it shows the person an error: the tests' HTTP clients
@@ -200,3 +200,24 @@ def test_auth_test_is_asked_in_the_background_never_before_a_request(
     harness.fake.set_down(False)
     assert auth.refresh() is True
     assert auth.authorize(enterprise_id=None, team_id="T1").bot_user_id == harness.state.bot_user_id
+
+
+def test_a_retried_command_names_the_run_its_first_delivery_started(harness: BotHarness) -> None:
+    from urllib.parse import urlencode
+
+    from bot.sandbox import DEFAULT_CHANNEL_ID, send_signed, slash_command_form
+
+    form = slash_command_form(
+        harness.state,
+        command="/signoff",
+        user_id="U0CAROL",
+        channel_id=DEFAULT_CHANNEL_ID,
+        text="run approve_me",
+    )
+    first, retry = (
+        send_signed(harness.url, urlencode(form), signing_secret=SECRET, retry_num=n).json()
+        for n in (None, 1)
+    )
+    assert first["text"] == retry["text"] and "Started" in first["text"]
+    drain_inbox(harness.runtime)
+    assert len(harness.runtime.db.list_runs(workflow_name="approve_me")) == 1
