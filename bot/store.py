@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -38,6 +39,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.exc import OperationalError
 
 from engine.db.base import BaseDb
 from engine.db.schema import UtcDateTime
@@ -469,32 +471,52 @@ class BotStore:
         """Insert these interactions in ONE transaction, skipping keys already recorded;
         returns, per entry, whether it was new. Waits at most ``lock_timeout`` seconds for
         a lock another process holds (then the driver raises): the caller is acking Slack."""
+        if self.engine.dialect.name == "sqlite":
+            return self._record_inbox_sqlite(entries, now=now, lock_timeout=lock_timeout)
         ms = max(1, int(lock_timeout * 1000))
-        sqlite = self.engine.dialect.name == "sqlite"
+        with self.engine.begin() as conn:
+            conn.exec_driver_sql(f"SET LOCAL lock_timeout = {ms}")
+            conn.exec_driver_sql(f"SET LOCAL statement_timeout = {ms}")
+            return self._insert_inbox(conn, entries, now)
+
+    def _insert_inbox(
+        self, conn: Connection, entries: list[InboxEntry], now: datetime
+    ) -> list[bool]:
+        # In key order: two replicas' batches then lock keys in one order, and cannot
+        # deadlock on each other's uncommitted duplicates.
+        new_by_index: dict[int, bool] = {}
+        for index in sorted(range(len(entries)), key=lambda i: entries[i].key):
+            result = conn.execute(self._insert_ignore(slack_inbox), entries[index].row(now))
+            new_by_index[index] = result.first() is not None
+        return [new_by_index[i] for i in range(len(entries))]
+
+    def _record_inbox_sqlite(
+        self, entries: list[InboxEntry], *, now: datetime, lock_timeout: float
+    ) -> list[bool]:
+        """SQLite's own busy handler sleeps up to 100 ms between tries, so under many
+        writers it loses the lock to them again and again; this asks for the write lock
+        (BEGIN IMMEDIATE) every millisecond instead, until ``lock_timeout``."""
+        deadline = time.monotonic() + lock_timeout
         with self.engine.connect() as conn:
-            previous = None
-            if sqlite:
-                previous = conn.exec_driver_sql("PRAGMA busy_timeout").scalar()
-                conn.exec_driver_sql(f"PRAGMA busy_timeout={ms}")
-                conn.commit()
+            previous = conn.exec_driver_sql("PRAGMA busy_timeout").scalar()
+            conn.exec_driver_sql("PRAGMA busy_timeout=0")
+            conn.commit()
+            conn.execution_options(sqlite_begin="IMMEDIATE")
             try:
-                with conn.begin():
-                    if not sqlite:
-                        conn.exec_driver_sql(f"SET LOCAL lock_timeout = {ms}")
-                        conn.exec_driver_sql(f"SET LOCAL statement_timeout = {ms}")
-                    # In key order: two replicas' batches then lock keys in one order, and
-                    # cannot deadlock on each other's uncommitted duplicates.
-                    new_by_index: dict[int, bool] = {}
-                    for index in sorted(range(len(entries)), key=lambda i: entries[i].key):
-                        row = entries[index].row(now)
-                        result = conn.execute(self._insert_ignore(slack_inbox), row)
-                        new_by_index[index] = result.first() is not None
-                    inserted = [new_by_index[i] for i in range(len(entries))]
+                while True:
+                    try:
+                        with conn.begin():
+                            return self._insert_inbox(conn, entries, now)
+                    except OperationalError as exc:
+                        if "locked" not in str(exc) and "busy" not in str(exc):
+                            raise
+                        if time.monotonic() >= deadline:
+                            raise
+                    time.sleep(0.001)
             finally:
-                if sqlite and previous is not None:
-                    conn.exec_driver_sql(f"PRAGMA busy_timeout={int(previous)}")
-                    conn.commit()
-        return inserted
+                conn.execution_options(sqlite_begin="")
+                conn.exec_driver_sql(f"PRAGMA busy_timeout={int(previous or 0)}")
+                conn.commit()
 
     def claim_inbox(self, *, now: datetime, lease: timedelta, limit: int = 50) -> list[InboxItem]:
         """Take due pending interactions (a lease another replica's worker waits out)."""
