@@ -536,6 +536,16 @@ def _wait_outbox_idle(runtime: Any, timeout: float) -> dict[str, int]:
         time.sleep(0.1)
 
 
+def _wait_inbox_applied(runtime: Any, timeout: float) -> dict[str, int]:
+    """Settling only: poll until no recorded interaction is pending."""
+    deadline = time.monotonic() + timeout
+    while True:
+        counts = runtime.signoff.store.inbox_counts()
+        if not counts.get("pending") or time.monotonic() > deadline:
+            return counts
+        time.sleep(0.05)
+
+
 @dataclass
 class Integrity:
     runs: int
@@ -554,6 +564,7 @@ def check_integrity(setup: BotSetup) -> Integrity:
     from bot.sandbox import DEFAULT_CHANNEL_ID
     from engine import RunStatus
 
+    _wait_inbox_applied(setup.runtime, SETTLE_TIMEOUT_S)  # decisions are applied after acks
     outbox = _wait_outbox_idle(setup.runtime, SETTLE_TIMEOUT_S)
     db = setup.runtime.db
     lost = duplicated = not_completed = 0

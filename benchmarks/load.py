@@ -3,6 +3,15 @@
     .venv/bin/python -m benchmarks.load                  # 1000 runs per set-up
     .venv/bin/python -m benchmarks.load --quick          # 100 runs per set-up, a smoke run
     .venv/bin/python -m benchmarks.load --skip-postgres  # only one replica on SQLite
+    .venv/bin/python -m benchmarks.load --clicks         # click rates through the inbox
+    .venv/bin/python -m benchmarks.load --clicks --quick # the same, a tenth as long
+
+``--clicks``: one replica (in this process, ``bot.server.Runtime``) on a SQLite file, the
+Slack fake, and an open-loop sender in a child process, all on this machine: 100 Approve
+clicks/s for 60 s, then (a fresh set-up) 300 clicks/s for 20 s, each click on its own
+paused run made beforehand. Printed beside their targets: ack p50/p99/max, how long after
+the last click the inbox's backlog was applied, and from the database and the fake: runs
+with no decision (lost), with more than one (doubled), and pause messages posted twice.
 
 Two set-ups, each a fresh database and a fresh Slack fake (served over real HTTP on
 127.0.0.1 in this process), the bots being real ``python -m bot serve`` processes:
@@ -812,6 +821,205 @@ def bench_postgres(tmp: Path, args: argparse.Namespace) -> tuple[Result, str]:
 
 
 # -- main ----------------------------------------------------------------------------------------
+# -- --clicks: click rates through the durable inbox --------------------------------------------
+CLICK_PROFILES = ((100.0, 60.0), (300.0, 20.0))  # (clicks/s, seconds)
+CLICK_ACK_P99_TARGET_MS = 300.0  # at 100 clicks/s
+SLACK_ACK_LIMIT_MS = 3000.0
+DRAIN_TIMEOUT_S = 300.0
+
+
+@dataclass
+class ClickResult:
+    rate: float
+    seconds: float
+    clicks: int
+    achieved_rate: float
+    ack: Summary
+    errors: int
+    drained_after_s: float | None  # after the last ack, until no interaction was pending
+    refused: int  # not recorded in time: answered 503, the person sees it failed
+    lost: int  # acked with a 200, and never decided
+    doubled: int
+    not_completed: int
+    duplicate_pause_messages: int
+    inbox: dict[str, int]
+    retries: float
+    given_up: float
+
+
+def _inbox_drain_time(runtime: Any, last_ack: float) -> float | None:
+    """Seconds from ``last_ack`` (perf_counter) until the inbox has nothing pending."""
+    deadline = time.monotonic() + DRAIN_TIMEOUT_S
+    store = runtime.signoff.store
+    while time.monotonic() < deadline:
+        if not store.inbox_counts().get("pending"):
+            return max(0.0, time.perf_counter() - last_ack)
+        time.sleep(0.02)  # settling, bounded; its resolution is in the figure
+    return None
+
+
+def _approve_button(message: Any) -> Any:
+    from bot import blocks
+    from bot.sandbox import find_element
+
+    return find_element(message.blocks, blocks.ACTION_APPROVE)
+
+
+def _counter_total(counter: Any) -> float:
+    return float(
+        sum(s.value for m in counter.collect() for s in m.samples if s.name.endswith("_total"))
+    )
+
+
+def click_profile(rate: float, seconds: float, sender: Any, tmp: Path) -> ClickResult:
+    from benchmarks import bot_interactions as bi
+
+    n = max(2, int(rate * seconds))
+    where = tmp / f"clicks-{rate:g}"
+    where.mkdir()
+    setup = bi.start_bot(str(where), n)
+    try:
+        state = setup.fake.state
+        phase = bi.click_phase(
+            f"{rate:g}/s",
+            executor=sender,
+            state=state,
+            url=setup.server.url + "/slack/events",
+            bodies=bi.click_bodies(state, setup.pauses),
+            keys=[(m.channel, m.ts) for m in setup.pauses],
+            rate=rate,
+            warmup=0,
+            expects_updates=True,
+        )
+        answered = [r[2] for r in phase.results if r[3] != -1]
+        drained = _inbox_drain_time(
+            setup.runtime, max(answered) if answered else time.perf_counter()
+        )
+        integrity = bi.check_integrity(setup)
+        db = setup.runtime.db
+        refused = lost = 0
+        for message, result in zip(setup.pauses, phase.results, strict=True):
+            (_, button) = _approve_button(message)
+            run_id = setup.run_by_token[button["value"]]
+            decided = bool(db.get_decisions(run_id))
+            if result[3] == 200:
+                lost += not decided
+            else:
+                refused += 1
+        metrics = setup.runtime.signoff.metrics
+        posted: collections.Counter[str] = collections.Counter()
+        for message in state.messages(CHANNEL, include_ephemeral=False):
+            key = ((message.metadata or {}).get("event_payload") or {}).get("key", "")
+            if key.startswith("pause:"):
+                posted[key] += 1
+        return ClickResult(
+            rate=rate,
+            seconds=seconds,
+            clicks=n,
+            achieved_rate=phase.achieved_rate,
+            ack=Summary.of(phase.acks),
+            errors=phase.errors,
+            drained_after_s=drained,
+            refused=refused,
+            lost=lost,
+            doubled=integrity.duplicated,
+            not_completed=integrity.not_completed,
+            duplicate_pause_messages=sum(c - 1 for c in posted.values() if c > 1),
+            inbox=setup.runtime.signoff.store.inbox_counts(),
+            retries=_counter_total(metrics.inbox_retries),
+            given_up=_counter_total(metrics.inbox_given_up),
+        )
+    finally:
+        setup.server.stop()
+        setup.runtime.stop()
+        setup.fake.stop()
+
+
+def clicks_main(args: argparse.Namespace) -> int:
+    import logging
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    from benchmarks import bot_interactions as bi
+
+    warnings = bi.WarningCounter()
+    logging.basicConfig(level=logging.WARNING, handlers=[warnings])
+    scale = 0.1 if args.quick else 1.0
+    profiles = [(rate, seconds * scale) for rate, seconds in CLICK_PROFILES]
+    print(
+        "benchmarks.load --clicks: one replica on SQLite, the Slack fake and the sender on "
+        f"this machine; {os.cpu_count()} CPUs"
+    )
+    tmp = Path(tempfile.mkdtemp(prefix="signoff-clicks-"))
+    results: list[ClickResult] = []
+    try:
+        spawn = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(max_workers=1, mp_context=spawn) as sender:
+            for number, (rate, seconds) in enumerate(profiles, 1):
+                print_header(f"{number}. {rate:g} clicks/s for {seconds:g} s")
+                result = click_profile(rate, seconds, sender, tmp)
+                results.append(result)
+                print_latency_table([("ack (HTTP response)", result.ack)])
+                drained = (
+                    f"{result.drained_after_s:.2f} s"
+                    if result.drained_after_s is not None
+                    else f"not within {DRAIN_TIMEOUT_S:g} s"
+                )
+                print_kv(
+                    [
+                        ("clicks / rate sent", f"{result.clicks} / {result.achieved_rate:.1f}/s"),
+                        ("errors (no answer or non-200)", str(result.errors)),
+                        ("503s (not recorded; told)", str(result.refused)),
+                        ("backlog applied, after last ack", drained),
+                        ("acked yet lost / doubled", f"{result.lost} / {result.doubled}"),
+                        (
+                            "inbox rows / retries / given up",
+                            f"{result.inbox} / {result.retries:g} / {result.given_up:g}",
+                        ),
+                        ("runs not completed", str(result.not_completed)),
+                        ("pause messages posted twice", str(result.duplicate_pause_messages)),
+                    ]
+                )
+                bi.print_warnings(warnings)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    rows: list[tuple[str, str, str, bool | None]] = []
+    for r in results:
+        name = f"{r.rate:g}/s x {r.seconds:g}s"
+        clean = r.lost == 0 and r.doubled == 0 and r.duplicate_pause_messages == 0
+        backlog_done = r.drained_after_s is not None and r.not_completed == r.refused
+        p99_target = r.rate == CLICK_PROFILES[0][0]
+        rows.append(
+            (
+                f"{name}: ack p50 / p99",
+                f"p99 < {CLICK_ACK_P99_TARGET_MS:.0f} ms" if p99_target else "",
+                f"{r.ack.p50_ms:.0f}/{r.ack.p99_ms:.0f} ms",
+                r.ack.p99_ms < CLICK_ACK_P99_TARGET_MS if p99_target else None,
+            )
+        )
+        rows.append(
+            (
+                f"{name}: ack max, errors",
+                f"< {SLACK_ACK_LIMIT_MS:.0f} ms, 0",
+                f"{r.ack.max_ms:.0f} ms, {r.errors}",
+                r.ack.max_ms < SLACK_ACK_LIMIT_MS and r.errors == 0,
+            )
+        )
+        rows.append(
+            (
+                f"{name}: lost/doubled/dup msgs",
+                "0/0/0",
+                f"{r.lost}/{r.doubled}/{r.duplicate_pause_messages}",
+                clean,
+            )
+        )
+        rows.append(
+            (f"{name}: backlog drained", "yes", "yes" if backlog_done else "no", backlog_done)
+        )
+    print_summary(rows)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m benchmarks.load",
@@ -829,7 +1037,14 @@ def main(argv: list[str] | None = None) -> int:
         default="postgresql://postgres@127.0.0.1:5432/test",
         help="a database on the server to create the throwaway one from",
     )
+    parser.add_argument(
+        "--clicks",
+        action="store_true",
+        help="click rates through the inbox instead: 100/s x 60 s, 300/s x 20 s (one replica)",
+    )
     args = parser.parse_args(argv)
+    if args.clicks:
+        return clicks_main(args)
     if args.quick:
         args.runs = min(args.runs, 100)
         args.concurrency = min(args.concurrency, 16)

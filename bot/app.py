@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import random
+import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
@@ -41,35 +43,83 @@ _BOLT_LOG = logging.getLogger("signoff.bolt")
 _BOLT_LOG.addFilter(_DropDeliberateTokenWarnings())
 
 
-def cached_authorization(client: WebClient) -> Callable[..., AuthorizeResult]:
-    """Single-workspace authorization that needs Slack only once.
+AUTH_BACKOFF_START = 1.0
+AUTH_BACKOFF_MAX = 300.0
 
-    Bolt's default calls auth.test before handling the first request; if Slack is
-    unreachable then, requests would be refused. This asks once, caches the answer, and
-    until it has one works with the token alone.
+
+class CachedAuthorization:
+    """Single-workspace authorization that never makes a request wait on Slack.
+
+    Bolt's default calls auth.test before handling the first request, and again after each
+    failure (10 s each when Slack is slow or down). This asks in a background thread, with
+    back-off until Slack answers once, and caches that answer; until then every request is
+    authorized with the token alone.
     """
-    cache: list[AuthorizeResult] = []
+
+    def __init__(self, client: WebClient, *, start: bool = True) -> None:
+        self.client = client
+        self._cached: AuthorizeResult | None = None
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        if start:
+            self.start()
+
+    def start(self) -> None:
+        """Ask ``auth.test`` in the background, with back-off, until it answers."""
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._ask, name="signoff-auth", daemon=True)
+            self._thread.start()
+
+    def stop(self) -> None:
+        """Stop asking."""
+        self._stop.set()
+
+    def _ask(self) -> None:
+        delay = AUTH_BACKOFF_START
+        while not self._stop.is_set():
+            if self.refresh():
+                return
+            self._stop.wait(delay * (0.5 + random.random()))
+            delay = min(delay * 2, AUTH_BACKOFF_MAX)
+
+    def refresh(self) -> bool:
+        """Ask auth.test once; True if the answer is cached now."""
+        try:
+            auth = self.client.auth_test()
+        except (SlackApiError, OSError) as exc:
+            log.warning("auth.test failed (%s); working with the token alone meanwhile", exc)
+            return False
+        self._cached = AuthorizeResult(
+            enterprise_id=auth.get("enterprise_id"),
+            team_id=auth.get("team_id"),
+            bot_token=self.client.token,
+            bot_id=auth.get("bot_id"),
+            bot_user_id=auth.get("user_id"),
+        )
+        return True
+
+    def authorize(self, enterprise_id: str | None, team_id: str | None) -> AuthorizeResult:
+        """Bolt's authorize: the cached ``auth.test`` answer, or the token alone (never a
+        Slack call on a request's path)."""
+        cached = self._cached
+        if cached is not None:
+            return cached
+        return AuthorizeResult(
+            enterprise_id=enterprise_id, team_id=team_id, bot_token=self.client.token
+        )
+
+
+def cached_authorization(client: WebClient) -> Callable[..., AuthorizeResult]:
+    """``CachedAuthorization`` asking in the background from now on, as the function Bolt
+    calls."""
+    return bolt_authorize(CachedAuthorization(client))
+
+
+def bolt_authorize(cache: CachedAuthorization) -> Callable[..., AuthorizeResult]:
+    """``cache`` as the function Bolt calls (it passes arguments by their names)."""
 
     def authorize(enterprise_id: str | None, team_id: str | None) -> AuthorizeResult:
-        if cache:
-            return cache[0]
-        try:
-            auth = client.auth_test()
-        except (SlackApiError, OSError) as exc:
-            log.warning("auth.test failed (%s); continuing with the token alone", exc)
-            return AuthorizeResult(
-                enterprise_id=enterprise_id, team_id=team_id, bot_token=client.token
-            )
-        cache.append(
-            AuthorizeResult(
-                enterprise_id=auth.get("enterprise_id"),
-                team_id=auth.get("team_id"),
-                bot_token=client.token,
-                bot_id=auth.get("bot_id"),
-                bot_user_id=auth.get("user_id"),
-            )
-        )
-        return cache[0]
+        return cache.authorize(enterprise_id, team_id)
 
     return authorize
 
@@ -79,6 +129,7 @@ def build_app(
     *,
     signing_secret: str,
     client: WebClient,
+    authorization: CachedAuthorization | None = None,
     notifier: Notifier | None = None,
 ) -> App:
     """The Bolt app for ``signoff``: its middleware (ack timing, request shapes, dedupe) and every
@@ -86,7 +137,7 @@ def build_app(
     app = App(
         client=client,
         signing_secret=signing_secret,
-        authorize=cached_authorization(client),
+        authorize=bolt_authorize(authorization or CachedAuthorization(client)),
         # Verified once, at the HTTP edge before any byte is parsed (bot/slack_http.py);
         # Bolt's own check would parse the unverified body first, and skips Socket Mode anyway.
         request_verification_enabled=False,

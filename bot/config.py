@@ -35,6 +35,8 @@ class Settings(BaseSettings):
     channel: str = Field(default="#signoff", alias="SIGNOFF_CHANNEL")
     poll_seconds: float = Field(default=5.0, gt=0, alias="SIGNOFF_POLL_SECONDS")
     workers: int = Field(default=8, ge=1, le=256, alias="SIGNOFF_WORKERS")
+    # Delivered Slack outbox rows older than this are deleted (the outbox stays small).
+    outbox_retention_days: float = Field(default=7.0, gt=0, alias="SIGNOFF_OUTBOX_RETENTION_DAYS")
     log_level: str = Field(default="INFO", alias="SIGNOFF_LOG_LEVEL")
 
     @field_validator("slack_api_url")

@@ -15,9 +15,15 @@ CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 class _StateCollector(Collector):
     """Values read from the database at scrape time, so every replica reports the truth."""
 
-    def __init__(self, pending: Callable[[], int], outbox: Callable[[], dict[str, int]]) -> None:
+    def __init__(
+        self,
+        pending: Callable[[], int],
+        outbox: Callable[[], dict[str, int]],
+        inbox: Callable[[], dict[str, int]] | None = None,
+    ) -> None:
         self._pending = pending
         self._outbox = outbox
+        self._inbox = inbox
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
         yield GaugeMetricFamily(
@@ -31,6 +37,13 @@ class _StateCollector(Collector):
         for state, count in sorted(self._outbox().items()):
             backlog.add_metric([state], count)
         yield backlog
+        if self._inbox is not None:
+            inbox = GaugeMetricFamily(
+                "signoff_inbox_items", "Recorded interactions by state", labels=["state"]
+            )
+            for state, count in sorted(self._inbox().items()):
+                inbox.add_metric([state], count)
+            yield inbox
 
 
 class Metrics:
@@ -61,9 +74,32 @@ class Metrics:
             registry=self.registry,
         )
 
-    def watch_state(self, pending: Callable[[], int], outbox: Callable[[], dict[str, int]]) -> None:
-        """Report pending approvals and the outbox backlog, read by these callables at scrapes."""
-        self.registry.register(_StateCollector(pending, outbox))
+        self.inbox_record_failures = Counter(
+            "signoff_inbox_record_failures",
+            "Interactions that could not be recorded before their ack (the person was told)",
+            registry=self.registry,
+        )
+        self.inbox_retries = Counter(
+            "signoff_inbox_retries",
+            "Recorded interactions retried after a transient failure",
+            ["kind"],
+            registry=self.registry,
+        )
+        self.inbox_given_up = Counter(
+            "signoff_inbox_given_up",
+            "Recorded interactions given up on (the person was told)",
+            ["kind"],
+            registry=self.registry,
+        )
+
+    def watch_state(
+        self,
+        pending: Callable[[], int],
+        outbox: Callable[[], dict[str, int]],
+        inbox: Callable[[], dict[str, int]] | None = None,
+    ) -> None:
+        """Report pending approvals and the outbox (and inbox) backlog, read at scrapes."""
+        self.registry.register(_StateCollector(pending, outbox, inbox))
 
     def render(self) -> bytes:
         """Every metric in Prometheus' text format, for ``/metrics``."""

@@ -290,15 +290,10 @@ class Notifier:
         )
 
     def deliver_home_now(self, user_id: str, reason: str) -> None:
-        """Publish a recorded refresh from the caller's thread (the person is looking at the
-        tab now); if that fails, the outbox worker delivers it."""
-        deliver = self.signoff.deliver_now
-        if deliver is None:
-            return
-        try:
-            deliver(_home_key(user_id, reason))
-        except Exception:
-            log.warning("immediate Home tab update of %s failed", user_id, exc_info=True)
+        """A recorded refresh is wanted now (the person is looking at the tab): wake the
+        outbox worker, which publishes it (no Slack call from a listener's thread)."""
+        del user_id, reason  # the refresh is already an outbox row
+        self.signoff.outbox_wakeup.set()
 
     def _fanout(self, run_id: str, requirement_id: str, moment: Moment, now: datetime) -> None:
         self.signoff.enqueue(

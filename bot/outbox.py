@@ -49,6 +49,9 @@ DELIVERY_THREADS = 4
 # Kinds whose newest item in a run's batch supersedes the older ones (each renders the whole
 # surface as it is now).
 COALESCED_KINDS = ("root_update", "home")
+OUTBOX_EVENT = "signoff_outbox"  # message metadata event_type: the post's outbox key inside
+LOOKUP_WINDOW = 200  # recent messages searched for an earlier attempt's post
+LOOKUP_UNAVAILABLE = frozenset({"missing_scope", "not_allowed_token_type", "no_permission"})
 
 
 # (item id, state, error, next attempt): what a delivery pass records for each item.
@@ -64,7 +67,6 @@ class OutboxWorker:
 
     def __init__(self, signoff: Signoff, *, poll_interval: float = 0.5) -> None:
         self.signoff = signoff
-        signoff.deliver_now = self.deliver_key
         self.store = signoff.store
         self.poll_interval = poll_interval
         self._stop = threading.Event()
@@ -120,21 +122,6 @@ class OutboxWorker:
         delivered = sum(1 for _, state, _, _ in outcomes if state == "sent")
         self.delivered += delivered
         return delivered
-
-    def deliver_key(self, key: str) -> bool:
-        """Deliver one item now, from the caller's thread (the click's own update, right
-        after its claim), instead of at the worker's next pass. Returns whether it went."""
-        now = self.signoff.clock.now()
-        item = self.store.claim_key(key, now=now, lease=LEASE)
-        if item is None:
-            return False  # already delivered, or being delivered by someone else
-        outcomes = self._deliver_run([item], now)
-        self.store.finish_many(outcomes)
-        if outcomes[0][1] != "sent":
-            self.signoff.outbox_wakeup.set()
-            return False
-        self.delivered += 1
-        return True
 
     def _deliver_run(self, items: list[OutboxItem], now: datetime) -> list[Outcome]:
         outcomes: list[Outcome] = []
@@ -230,15 +217,63 @@ class OutboxWorker:
             step_names=steps,
         )
 
+    # -- posting exactly once -------------------------------------------------------------------
+    def _post(
+        self, item: OutboxItem, *, channel: str, thread_ts: str | None = None, **fields: Any
+    ) -> tuple[str, str]:
+        """chat.postMessage carrying the item's key in its metadata; returns (ts, channel id).
+
+        Slack has no idempotency key, and an attempt may have posted although its answer was
+        lost (a timeout, a 5xx, a reset connection, a crash before the ts was stored). So
+        every attempt after the first looks the message up by its key first and adopts it.
+        """
+        if item.attempts > 1:
+            found = self._find_posted(item, channel=channel, thread_ts=thread_ts)
+            if found is not None:
+                log.info("adopting %s of run %s, already posted", item.kind, item.run_id)
+                return found, channel
+        response = self.signoff.client.chat_postMessage(
+            channel=channel,
+            thread_ts=thread_ts,
+            metadata={"event_type": OUTBOX_EVENT, "event_payload": {"key": item.dedupe_key}},
+            **fields,
+        )
+        return str(response["ts"]), str(response.get("channel") or channel)
+
+    def _find_posted(self, item: OutboxItem, *, channel: str, thread_ts: str | None) -> str | None:
+        client = self.signoff.client
+        try:
+            if thread_ts is not None:
+                response = client.conversations_replies(
+                    channel=channel, ts=thread_ts, include_all_metadata=True, limit=LOOKUP_WINDOW
+                )
+            else:
+                response = client.conversations_history(
+                    channel=channel, include_all_metadata=True, limit=LOOKUP_WINDOW
+                )
+        except SlackApiError as exc:
+            error = exc.response.get("error") if exc.response is not None else None
+            if error not in LOOKUP_UNAVAILABLE:
+                raise  # Slack down or slow: retried later, like the post itself
+            # An app installed before it asked for the history scopes: post anyway (as
+            # before), rather than never.
+            self.signoff.record_slack_error("conversations.history", exc)
+            log.warning("cannot look up earlier posts (%s); posting %s again", error, item.kind)
+            return None
+        for message in response.get("messages") or []:
+            metadata = message.get("metadata") or {}
+            payload = metadata.get("event_payload") or {}
+            if metadata.get("event_type") == OUTBOX_EVENT and payload.get("key") == item.dedupe_key:
+                return str(message["ts"])
+        return None
+
     def _deliver_root(self, item: OutboxItem) -> None:
         ref = self._ref(item.run_id)
         if ref.root_ts:
             return
         text, message_blocks = blocks.run_root_message(self._card(item.run_id, item.data))
-        response = self.signoff.client.chat_postMessage(
-            channel=ref.channel, text=text, blocks=message_blocks
-        )
-        self.store.set_root_ts(item.run_id, response["ts"], response.get("channel") or ref.channel)
+        ts, channel_id = self._post(item, channel=ref.channel, text=text, blocks=message_blocks)
+        self.store.set_root_ts(item.run_id, ts, channel_id)
 
     def _deliver_root_update(self, item: OutboxItem) -> None:
         ref = self._ref(item.run_id)
@@ -276,15 +311,14 @@ class OutboxWorker:
         else:
             text, message_blocks = blocks.pause_message(self.signoff.pause_context(route, run, req))
         thread_ts = ref.root_ts if pause.channel == ref.channel else None
-        response = self.signoff.client.chat_postMessage(
-            channel=pause.channel, text=text, blocks=message_blocks, thread_ts=thread_ts
+        ts, channel_id = self._post(
+            item, channel=pause.channel, text=text, blocks=message_blocks, thread_ts=thread_ts
         )
         # A pause with several requirements is one message: each requirement points at it.
-        ids = {pause.requirement_id, *(r.requirement_id for r in run.step_requirements)}
-        for requirement_id in sorted(ids):
-            self.store.set_pause_ts(
-                requirement_id, response["ts"], response.get("channel") or pause.channel
-            )
+        ids = sorted({pause.requirement_id, *(r.requirement_id for r in run.step_requirements)})
+        for requirement_id in ids:
+            self.store.set_pause_ts(requirement_id, ts, channel_id)
+        self._store_permalink(ids, channel_id, ts)
 
     def _deliver_pause_update(self, item: OutboxItem) -> None:
         """A pause with several requirements after one of them was answered: the message
@@ -310,6 +344,23 @@ class OutboxWorker:
             text=text,
             blocks=message_blocks,
         )
+
+    def _store_permalink(self, requirement_ids: list[str], channel_id: str, ts: str) -> None:
+        """For ``/signoff pending``, which answers from the database alone: the message's
+        link, stored for each requirement it shows. Best effort: without it the list shows
+        the pause without a link."""
+        try:
+            link = self.signoff.client.chat_getPermalink(channel=channel_id, message_ts=ts).get(
+                "permalink"
+            )
+        except Exception as exc:
+            if isinstance(exc, SlackApiError):
+                self.signoff.record_slack_error("chat.getPermalink", exc)
+            log.warning("no permalink for pause %s: %s", requirement_ids[0], exc)
+            return
+        if isinstance(link, str):
+            for requirement_id in requirement_ids:
+                self.store.set_pause_permalink(requirement_id, link)
 
     def _deliver_resolve(self, item: OutboxItem) -> None:
         req = StepRequirement.from_dict(item.data["requirement"])
@@ -341,7 +392,8 @@ class OutboxWorker:
         ref = self._ref(item.run_id)
         if not ref.root_ts:
             raise NotReady(item.run_id)
-        self.signoff.client.chat_postMessage(
+        self._post(
+            item,
             channel=ref.channel,
             thread_ts=ref.root_ts,
             text=blocks.clip(item.data["text"], blocks.MESSAGE_TEXT_MAX),

@@ -63,6 +63,7 @@ def show_runs(
             return 0
         paused, recent = db.list_paused_runs(), db.list_runs(limit=limit)
         out.write(render_overview(paused, recent, now=now, limit=limit))
+        out.write(render_given_up(given_up(db), now=now))
         return 0
     finally:
         db.dispose()
@@ -122,6 +123,38 @@ def render_overview(
     else:
         lines.append("  no runs yet")
     lines += ["", "Show one run in full: signoff runs RUN_ID"]
+    return "\n".join(lines) + "\n"
+
+
+def given_up(db: Any) -> list[Any]:
+    """Interactions the bot gave up on (read only: nothing if its tables do not exist)."""
+    from sqlalchemy import inspect
+
+    from bot.store import BotStore, slack_inbox
+
+    with db.engine.connect() as conn:
+        if not inspect(conn).has_table(slack_inbox.name):
+            return []
+    return BotStore(db).failed_inbox()
+
+
+def render_given_up(failures: Sequence[Any], *, now: datetime) -> str:
+    """Clicks, forms and commands acknowledged to Slack that could not be carried out
+    (after every retry); their people were told. Nothing when there are none."""
+    if not failures:
+        return ""
+    rows = [
+        [
+            f.kind,
+            clip(f.user_id or "-"),
+            str(f.attempts),
+            ago(f.finished_at, now),
+            clip(f.error or "-"),
+        ]
+        for f in failures
+    ]
+    lines = ["", f"Given up: {len(failures)}  (interactions not carried out; newest first)"]
+    lines += indent(table(["KIND", "BY", "TRIES", "WHEN", "LAST ERROR"], rows))
     return "\n".join(lines) + "\n"
 
 

@@ -22,9 +22,10 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from bot.app import build_app
+from bot.app import CachedAuthorization, build_app
 from bot.config import Settings, open_database
 from bot.http_thread import BackgroundServer, PortUnavailableError
+from bot.inbox import InboxWorker
 from bot.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from bot.notify import Notifier
 from bot.outbox import OutboxWorker
@@ -83,6 +84,7 @@ class Runtime:
             channels=self.channels,
             clock=clock,
             workers=settings.workers,
+            outbox_retention=timedelta(days=settings.outbox_retention_days),
         )
         self.outbox = OutboxWorker(self.signoff, poll_interval=outbox_poll_interval)
         # Direct messages, reminders to each approver and the App Home (bot/notify.py).
@@ -92,6 +94,7 @@ class Runtime:
         self.signoff.on_event_handled.append(self.notifier.on_event)
         self.signoff.on_reminded.append(self.notifier.on_reminded)
         self.signoff.on_untold.append(self.notifier.on_untold)
+        self.inbox = InboxWorker(self.signoff, poll_interval=outbox_poll_interval)
         self.scheduler = DeadlineScheduler(
             self.signoff, poll_interval=timedelta(seconds=settings.poll_seconds)
         )
@@ -100,10 +103,13 @@ class Runtime:
         self._channel_retry: threading.Thread | None = None
         secret = settings.slack_signing_secret
         self.signing_secret = secret.get_secret_value() if secret else ""
+        # auth.test is asked in the background once serving starts, never on a request's path.
+        self.authorization = CachedAuthorization(self.client, start=False)
         self.bolt: App = build_app(
             self.signoff,
             signing_secret=self.signing_secret,
             client=self.client,
+            authorization=self.authorization,
             notifier=self.notifier,
         )
         self.asgi = make_asgi(self)
@@ -112,7 +118,9 @@ class Runtime:
         """Start serving; raises for what an operator must fix (database, a missing channel)."""
         self.signoff.start()
         self._load_channels()
+        self.authorization.start()
         self.outbox.start()
+        self.inbox.start()
         self.scheduler.start(paused=self._scheduler_paused)
 
     def _load_channels(self) -> None:
@@ -144,7 +152,9 @@ class Runtime:
     def stop(self) -> None:
         """Stop the scheduler, the core and the outbox, in that order."""
         self._stopping.set()
+        self.authorization.stop()
         self.scheduler.stop()
+        self.inbox.stop()
         self.signoff.stop()
         self.outbox.stop()
 

@@ -10,25 +10,29 @@
 
 from __future__ import annotations
 
+import contextvars
 import logging
 import threading
-import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from http import HTTPStatus
 from typing import Any
 
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
+from slack_sdk.webhook import WebhookClient
+from sqlalchemy import Connection
 
 from bot import blocks
 from bot.decisions import DecisionAction
 from bot.forms import OpenForms
+from bot.inbox import START_LEASE, InboxWriter
 from bot.metrics import Metrics
 from bot.routing import ChannelDirectory, SlackRoute
-from bot.store import BotStore, PauseRef
+from bot.store import BotStore, InboxItem, PauseRef
 from engine import (
     TIMEOUT_ACTOR,
     Clock,
@@ -54,13 +58,23 @@ from engine import (
     WorkflowStartedEvent,
 )
 from engine.clock import SYSTEM_CLOCK
-from engine.db.base import BaseDb
+from engine.db.base import BaseDb, claim_hook
+from engine.errors import DuplicateRunError
 
 log = logging.getLogger("signoff.bot")
-GROUP_CACHE_SECONDS = 300.0
+GROUP_CACHE_TTL = timedelta(seconds=60)  # the fallback: Slack's subteam events refresh sooner
 # Longer than Slack's 5-minute signature window, so every acceptable repeat is still caught.
 SEEN_REQUESTS_KEPT = timedelta(hours=1)
 ROOT_LINKS_CACHED = 10_000
+SYNC_PAGE = 500
+# The inbox row a decision being applied came from: marked done in the claim's transaction.
+_INBOX_KEY: contextvars.ContextVar[str | None] = contextvars.ContextVar(
+    "signoff_inbox_key", default=None
+)
+
+
+class GroupCheckError(Exception):
+    """Slack did not say who is in a user group (not cached: asked again next time)."""
 
 
 @dataclass(frozen=True)
@@ -84,19 +98,22 @@ class Signoff:
         channels: ChannelDirectory,
         clock: Clock | None = None,
         workers: int = 8,
+        outbox_retention: timedelta = timedelta(days=7),
     ) -> None:
         self.routes = {r.name: r for r in routes}
         self.db = db
         self.client = client
         self.channels = channels
         self.clock: Clock = clock or SYSTEM_CLOCK
+        self.outbox_retention = outbox_retention
         self.store = BotStore(db)
         self.executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="signoff-run")
         self._unsubscribe: list[Callable[[], None]] = []
-        self._group_cache: dict[str, tuple[float, frozenset[str]]] = {}
+        self._group_cache: dict[str, tuple[datetime, frozenset[str]]] = {}
         self._group_lock = threading.Lock()
         self._root_links: dict[str, str] = {}
         self.outbox_wakeup = threading.Event()
+        self.inbox_wakeup = threading.Event()
         self.on_pause_recorded: list[Callable[[str, StepRequirement], None]] = []
         # Called for each event after the bot's own handling, inside the same outbox
         # transaction; and for each reminder sent. Wired by the runtime (bot/notify.py).
@@ -109,11 +126,18 @@ class Signoff:
         # Told what ``tell`` cannot say ephemerally (a click in a view, e.g. the App Home).
         self.on_untold: list[Callable[[str, str], None]] = []
         self._batch = threading.local()
-        # Set by the outbox worker: delivers one outbox item at once (see _continue).
-        self.deliver_now: Callable[[str], bool] | None = None
         self.metrics = Metrics()
         self.forms = OpenForms()
-        self.metrics.watch_state(self.pending_count, self.store.outbox_counts)
+        self.metrics.watch_state(
+            self.pending_count, self.store.outbox_counts, self.store.inbox_counts
+        )
+        self.inbox_writer = InboxWriter(self)
+        # What the inbox worker does with each kind of recorded interaction; other
+        # listeners add theirs (a handler returns None when it finishes the row itself).
+        self.inbox_handlers: dict[str, Callable[[Signoff, InboxItem], DecisionResult | None]] = {
+            "decide": _apply_decide,
+            "start": _apply_start,
+        }
         for route in routes:
             wf = route.workflow
             wf.use_default_db(db)  # workflows given without a db get the bot's
@@ -133,6 +157,7 @@ class Signoff:
         for unsubscribe in self._unsubscribe:
             unsubscribe()
         self._unsubscribe.clear()
+        self.inbox_writer.stop()
         self.executor.shutdown(wait=True, cancel_futures=False)
 
     def workflow(self, name: str) -> Workflow | None:
@@ -141,20 +166,41 @@ class Signoff:
         return route.workflow if route else None
 
     # -- starting runs -------------------------------------------------------------------------
-    def start_run(self, workflow_name: str, input: Any, *, user_id: str | None) -> str:
-        """Start a run in the background; returns its run id at once."""
+    def start_run(
+        self,
+        workflow_name: str,
+        input: Any,
+        *,
+        user_id: str | None,
+        run_id: str | None = None,
+        then: Callable[[], None] | None = None,
+    ) -> str:
+        """Start a run in the background; returns its run id at once. ``then`` is called
+        once the run paused, ended or failed (the inbox marks its start done then)."""
         route = self.routes[workflow_name]
-        run_id = _new_run_id()
-        self.executor.submit(self._run_in_background, route.workflow, input, user_id, run_id)
+        run_id = run_id or new_run_id()
+        self.executor.submit(self._run_in_background, route.workflow, input, user_id, run_id, then)
         return run_id
 
     def _run_in_background(
-        self, wf: Workflow, input: Any, user_id: str | None, run_id: str
+        self,
+        wf: Workflow,
+        input: Any,
+        user_id: str | None,
+        run_id: str,
+        then: Callable[[], None] | None = None,
     ) -> None:
         try:
             wf.run(input, user_id=user_id, run_id=run_id)
+        except DuplicateRunError:
+            log.info("run %s of %s was started already", run_id, wf.name)
         except Exception:
             log.exception("run %s of %s failed outside its steps", run_id, wf.name)
+        if then is not None:
+            try:
+                then()
+            except Exception:
+                log.warning("after run %s", run_id, exc_info=True)
 
     # -- events -> Slack (through the outbox) ----------------------------------------------------
     def _on_event(self, event: WorkflowRunEvent) -> None:
@@ -194,32 +240,7 @@ class Signoff:
                 # A deadline may pass before any replica posted the pause (paused elsewhere,
                 # expired at once): post it now, so its thread shows what timed out.
                 self._post_pause(route, run, req, now=now)
-            group = list(run.step_requirements)
-            if len(group) > 1:
-                # One message for the pause: one update, showing every requirement's outcome.
-                lead = group[0]
-                self._enqueue(
-                    f"resolve:{lead.requirement_id}",
-                    run.run_id,
-                    "resolve",
-                    {
-                        "requirement": lead.to_dict(),
-                        "siblings": [r.to_dict() for r in group],
-                        "decision_at": (lead.decided_at or now).isoformat(),
-                    },
-                    now,
-                )
-            else:
-                self._enqueue(
-                    f"resolve:{req.requirement_id}",
-                    run.run_id,
-                    "resolve",
-                    {
-                        "requirement": req.to_dict(),
-                        "decision_at": (req.decided_at or now).isoformat(),
-                    },
-                    now,
-                )
+            self._enqueue(*_resolve_item(run, req, now), now)
             self._enqueue_root_update(run, now)
             if req.timed_out:
                 self._note(run, f"timeout:{req.requirement_id}", blocks.timeout_note(req), now)
@@ -321,16 +342,21 @@ class Signoff:
         posted = 0
         now = self.clock.now()
         for route in self.routes.values():
-            paused = route.workflow.list_paused_runs(limit=500)
-            known = self.store.known_pause_ids([p.requirement.requirement_id for p in paused])
-            for item in paused:
-                if item.requirement.requirement_id in known:
-                    continue
-                run = route.workflow.get_run(item.run_id)
-                if run is None or not run.is_paused:
-                    continue
-                self._post_pause(route, run, run.step_requirements[0], now=now)
-                posted += 1
+            offset = 0
+            while True:  # every paused run, a page at a time: none starves behind others
+                paused = route.workflow.list_paused_runs(limit=SYNC_PAGE, offset=offset)
+                offset += len(paused)
+                known = self.store.known_pause_ids([p.requirement.requirement_id for p in paused])
+                for item in paused:
+                    if item.requirement.requirement_id in known:
+                        continue
+                    run = route.workflow.get_run(item.run_id)
+                    if run is None or not run.is_paused:
+                        continue
+                    self._post_pause(route, run, run.step_requirements[0], now=now)
+                    posted += 1
+                if len(paused) < SYNC_PAGE:
+                    break
         return posted
 
     def recover_interrupted_runs(self) -> None:
@@ -345,6 +371,13 @@ class Signoff:
         a signature older than 5 minutes is refused before it reaches the bot."""
         self.store.forget_seen_before(self.clock.now() - SEEN_REQUESTS_KEPT)
 
+    def forget_old_outbox(self) -> int:
+        """Delete delivered outbox rows older than the retention
+        (``SIGNOFF_OUTBOX_RETENTION_DAYS``); returns how many went."""
+        cutoff = self.clock.now() - self.outbox_retention
+        self.store.forget_failed_before(cutoff)  # given-up interactions: kept as long
+        return self.store.forget_sent_before(cutoff)
+
     def _recover(self, route: SlackRoute) -> None:
         try:
             route.workflow.recover_interrupted_runs(now=self.clock.now())
@@ -353,51 +386,102 @@ class Signoff:
 
     # -- permissions ---------------------------------------------------------------------------
     def may_decide(
-        self, user_id: str, route: SlackRoute, run: WorkflowRunOutput, step_name: str
+        self,
+        user_id: str,
+        route: SlackRoute,
+        run: WorkflowRunOutput,
+        step_name: str,
+        *,
+        cached_only: bool = False,
     ) -> tuple[bool, str]:
-        """Whether ``user_id`` may decide this step, and if not, why (for the person to read)."""
+        """Whether ``user_id`` may decide; ``cached_only`` (before an ack) never asks Slack
+        and counts a group not known yet as allowing (the worker checks it for real)."""
         if run.user_id and user_id == run.user_id and not route.requester_may_decide(step_name):
             return False, "you started this run, and its approvals need someone else."
         approvers = route.approvers_for(step_name)
         if not approvers or user_id in approvers:
             return True, ""
+        unchecked = []
         for group in (a for a in approvers if a.startswith("S")):
-            if user_id in self._group_members(group):
+            try:
+                members = self._group_members(group, cached_only=cached_only)
+            except GroupCheckError as exc:
+                unchecked.append((group, str(exc)))
+                continue
+            if members is None:
+                return True, ""  # not known before the ack: the worker decides
+            if user_id in members:
                 return True, ""
+        if unchecked:
+            groups = ", ".join(blocks.mention(g) for g, _ in unchecked)
+            return False, (
+                f"Signoff could not check who is in {groups} (Slack said "
+                f"`{blocks.escape(unchecked[0][1])}`); please try again."
+            )
         who = ", ".join(blocks.mention(a) for a in approvers)
         return False, f"only {who} may decide this step."
 
     def group_members(self, group_id: str) -> frozenset[str]:
-        """The members of a user group (cached for a few minutes; empty if Slack cannot say)."""
-        return self._group_members(group_id)
+        """The members of a user group, for fan-out (DMs, Home refreshes): empty if Slack
+        cannot say now (the cache is not touched by a failure)."""
+        try:
+            return self._group_members(group_id) or frozenset()
+        except (GroupCheckError, SlackApiError, OSError) as exc:
+            log.warning("members of group %s unknown for now: %s", group_id, exc)
+            return frozenset()
 
-    def _group_members(self, group_id: str) -> frozenset[str]:
+    def _group_members(self, group_id: str, *, cached_only: bool = False) -> frozenset[str] | None:
+        """The members of a user group: cached for ``GROUP_CACHE_TTL`` (refreshed sooner
+        by Slack's subteam events). A failure is never cached: an ``ok: false`` answer
+        raises ``GroupCheckError``; a timeout or 5xx propagates (the inbox retries it).
+        ``cached_only``: None instead of asking Slack."""
         with self._group_lock:
             cached = self._group_cache.get(group_id)
-            if cached and time.monotonic() - cached[0] < GROUP_CACHE_SECONDS:
+            if cached and self.clock.now() - cached[0] < GROUP_CACHE_TTL:
                 return cached[1]
+        if cached_only:
+            return None
         try:
-            members = frozenset(
-                self.client.usergroups_users_list(usergroup=group_id).get("users") or []
-            )
+            response = self.client.usergroups_users_list(usergroup=group_id)
         except SlackApiError as exc:
-            log.warning("cannot list members of %s: %s", group_id, exc.response.get("error"))
-            members = frozenset()
+            self.record_slack_error("usergroups.users.list", exc)
+            status = getattr(exc.response, "status_code", HTTPStatus.OK)
+            if status == HTTPStatus.TOO_MANY_REQUESTS or status >= HTTPStatus.INTERNAL_SERVER_ERROR:
+                raise
+            error = str(exc.response.get("error") or "unknown")
+            log.warning("cannot list members of %s: %s", group_id, error)
+            raise GroupCheckError(error) from exc
+        members = frozenset(response.get("users") or [])
         with self._group_lock:
-            self._group_cache[group_id] = (time.monotonic(), members)
+            self._group_cache[group_id] = (self.clock.now(), members)
         return members
 
-    def can_start(self, user_id: str, route: SlackRoute) -> bool:
-        """Whether ``user_id`` may start the route's workflow (a starter, or in a starter group)."""
+    def forget_group(self, group_id: str | None) -> None:
+        """A group changed (``subteam_members_changed`` / ``subteam_updated``): ask again."""
+        with self._group_lock:
+            if group_id is None:
+                self._group_cache.clear()
+            else:
+                self._group_cache.pop(group_id, None)
+
+    def can_start(self, user_id: str, route: SlackRoute, *, cached_only: bool = False) -> bool:
+        """Whether ``user_id`` may start runs of ``route``; ``cached_only`` (before an ack)
+        counts a group not known yet as allowing (the worker checks it for real)."""
         if not route.starters or user_id in route.starters:
             return True
-        return any(user_id in self._group_members(g) for g in route.starters if g.startswith("S"))
+        for group in (g for g in route.starters if g.startswith("S")):
+            members = self._group_members(group, cached_only=cached_only)
+            if members is None or user_id in members:
+                return True
+        return False
 
     # -- decisions ---------------------------------------------------------------------------------
-    def load_pause(
-        self, token: Any, user_id: str
+    # One early return per reason a click cannot act, each with what to tell the person.
+    def load_pause(  # noqa: PLR0911
+        self, token: Any, user_id: str, *, cached_only: bool = False
     ) -> tuple[PauseRef, SlackRoute, WorkflowRunOutput, StepRequirement] | DecisionResult:
-        """Look the opaque token up and check the user may act on it (nothing trusted)."""
+        """Look the opaque token up and check the user may act on it (nothing trusted).
+        ``cached_only``: reads only, no Slack call (a modal's validation, before its ack)."""
         pause = self.store.get_pause(token) if isinstance(token, str) else None
         route = self.routes.get(pause.workflow_name) if pause else None
         if pause is None or route is None:
@@ -405,8 +489,12 @@ class Signoff:
         run = route.workflow.get_run(pause.run_id)
         if run is None:
             return DecisionResult(False, "This run no longer exists.")
-        allowed, why = self.may_decide(user_id, route, run, pause.step_name)
+        allowed, why = self.may_decide(
+            user_id, route, run, pause.step_name, cached_only=cached_only
+        )
         if not allowed:
+            if why.startswith("Signoff could not check"):
+                return DecisionResult(False, f":warning: {why}")
             return DecisionResult(False, f":lock: You are not allowed to decide this: {why}")
         current = next(
             (r for r in run.step_requirements if r.requirement_id == pause.requirement_id), None
@@ -492,20 +580,39 @@ class Signoff:
         now = self.clock.now()
         key = f"pause_update:{lead}:{run.version}"
         self._enqueue(key, run.run_id, "pause_update", {"requirement_id": lead}, now)
-        if self.deliver_now is not None:
-            try:
-                self.deliver_now(key)
-            except Exception:  # the outbox worker will deliver it
-                log.warning("immediate update of run %s failed", run.run_id, exc_info=True)
+        self.outbox_wakeup.set()  # the outbox worker updates the message (no Slack call here)
         more = f"{left} more to decide" if left > 1 else "1 more to decide"
         return DecisionResult(True, f"{_DONE[act]} *{blocks.escape(req.step_name)}*; {more}.")
+
+    def input_errors(
+        self, req: StepRequirement, values: dict[str, Any], *, user_id: str
+    ) -> dict[str, str] | None:
+        """A form's field errors by block id, found by the engine's validation on this loaded
+        copy of the requirement (nothing is stored): a modal's inline check before its ack."""
+        try:
+            req.set_user_input(values, by=user_id)
+        except UserInputValidationError as exc:
+            return blocks.errors_for_modal(exc.errors, req.user_input_schema)
+        return None
 
     def _continue(
         self, wf: Workflow, run: WorkflowRunOutput, req: StepRequirement, act: DecisionAction
     ) -> DecisionResult:
+        inbox_key = _INBOX_KEY.get()
+        now = self.clock.now()
+
+        def in_the_claim(conn: Connection) -> None:
+            # The message's update (its buttons go) and the inbox row's end commit with the
+            # claim: a crash cannot leave live buttons on a decided step, nor a decision
+            # applied twice.
+            self.store.enqueue_on(conn, [_resolve_item(run, req, now)], now=now)
+            if inbox_key is not None:
+                self.store.finish_inbox_on(conn, inbox_key, state="done", now=now)
+
         try:
-            events = wf.continue_run(run, stream=True, stream_events=True)
-            next(events)  # the claim: raises for everyone but the one winner
+            with claim_hook(in_the_claim):
+                events = wf.continue_run(run, stream=True, stream_events=True)
+                next(events)  # the claim: raises for everyone but the one winner
         except DecisionTooLateError as exc:
             when = exc.expires_at if isinstance(exc.expires_at, datetime) else req.expires_at
             return DecisionResult(
@@ -517,15 +624,9 @@ class Signoff:
             return DecisionResult(False, self._already_decided(run.run_id, req.requirement_id))
         except EngineError as exc:
             return DecisionResult(False, f"Cannot continue: {exc}")
+        # Not from this thread: the outbox worker updates the message (no Slack call here).
+        self.outbox_wakeup.set()
         self.executor.submit(_drain, events, run.run_id)
-        if self.deliver_now is not None:
-            # The person who clicked sees the message change now, not at the next pass.
-            try:
-                # A pause with several requirements has one message, keyed by its first.
-                lead = run.step_requirements[0] if run.step_requirements else req
-                self.deliver_now(f"resolve:{lead.requirement_id}")
-            except Exception:  # the outbox worker will deliver it
-                log.warning("immediate update of run %s failed", run.run_id, exc_info=True)
         return DecisionResult(True, f"{_DONE[act]} *{blocks.escape(req.step_name)}*.")
 
     def _close_forms(
@@ -598,23 +699,51 @@ class Signoff:
             self.record_slack_error("chat.postEphemeral", exc)
             log.warning("could not tell %s: %s", user_id, exc.response.get("error"))
 
+    def reply_to(self, item: InboxItem, text: str) -> None:
+        """Tell the person behind a recorded interaction how it went (best effort): in the
+        ack's place for a slash command (its ``response_url``), else ephemerally next to
+        what they clicked."""
+        reply = item.data.get("reply") or {}
+        user_id = item.user_id
+        response_url = reply.get("response_url")
+        if isinstance(response_url, str) and response_url:
+            try:
+                WebhookClient(response_url, timeout=10).send(
+                    text=text, response_type="ephemeral", replace_original=False
+                )
+                return
+            except Exception:
+                log.warning("response_url reply to %s failed", user_id, exc_info=True)
+        if isinstance(user_id, str):
+            self.tell(
+                channel=reply.get("channel"),
+                user_id=user_id,
+                text=text,
+                thread_ts=reply.get("thread_ts"),
+            )
+
     def record_slack_error(self, method: str, exc: SlackApiError) -> None:
         """Count a Slack API error in ``signoff_slack_api_errors``."""
         error = exc.response.get("error") if exc.response is not None else None
         self.metrics.slack_errors.labels(method=method, error=str(error or "unknown")).inc()
 
     def pending_count(self) -> int:
-        """How many runs wait for a decision, over every route."""
-        return sum(len(r.workflow.list_paused_runs()) for r in self.routes.values())
+        """Paused runs of the served workflows: one indexed count, no run's JSON read."""
+        return self.db.count_paused_runs(workflow_names=list(self.routes))
 
     # -- slash command data ------------------------------------------------------------------------
     def pending_for(self, user_id: str) -> list[tuple[str, str, str, datetime | None, str | None]]:
-        """The pauses ``user_id`` may decide: (workflow, step, run id, deadline, link) each."""
+        """What ``user_id`` may decide, for ``/signoff pending``'s ack: database reads only
+        (permalinks stored by the outbox when it posted; groups as cached)."""
         items = []
         for route in self.routes.values():
-            for paused in route.workflow.list_paused_runs(limit=200):
+            paused_runs = route.workflow.list_paused_runs(limit=200)
+            links = self.store.permalinks([p.requirement.requirement_id for p in paused_runs])
+            for paused in paused_runs:
                 run = route.workflow.get_run(paused.run_id)
-                if run is None or not self.may_decide(user_id, route, run, paused.step_name)[0]:
+                if run is None:
+                    continue
+                if not self.may_decide(user_id, route, run, paused.step_name, cached_only=True)[0]:
                     continue
                 items.append(
                     (
@@ -622,21 +751,10 @@ class Signoff:
                         paused.step_name,
                         paused.run_id,
                         paused.expires_at,
-                        self._permalink(paused.requirement.requirement_id),
+                        links.get(paused.requirement.requirement_id),
                     )
                 )
         return items
-
-    def _permalink(self, requirement_id: str) -> str | None:
-        pause = self.store.get_pause(requirement_id)
-        if pause is None or pause.message_ts is None:
-            return None
-        try:
-            return self.client.chat_getPermalink(
-                channel=pause.channel_id or pause.channel, message_ts=pause.message_ts
-            ).get("permalink")
-        except SlackApiError:
-            return None
 
     def pause_context(
         self,
@@ -802,10 +920,77 @@ def _describe(decision: Decision) -> str:
     return blocks.describe_decision(decision)
 
 
-def _new_run_id() -> str:
+def new_run_id() -> str:
+    """A fresh run id (32 hex digits), for a run not started by a keyed interaction."""
     import uuid
 
     return uuid.uuid4().hex
 
 
-__all__ = ["DecisionResult", "Signoff"]
+# -- what the inbox worker does with each recorded kind -------------------------------------------
+def _apply_decide(signoff: Signoff, item: InboxItem) -> DecisionResult | None:
+    """A recorded decision: ``decide`` with the payload as recorded (new actions pass
+    through). Done in the claim's transaction when it wins; else done with a reply."""
+    kwargs = dict(item.data.get("decide") or {})
+    token = kwargs.pop("token", None)
+    if not isinstance(item.user_id, str):
+        return DecisionResult(False, "This request had no user.")
+    key = _INBOX_KEY.set(item.key)
+    try:
+        result = signoff.decide(token, user_id=item.user_id, **kwargs)
+    finally:
+        _INBOX_KEY.reset(key)
+    return None if result.ok else result
+
+
+def _apply_start(signoff: Signoff, item: InboxItem) -> DecisionResult | None:
+    """A recorded ``/signoff run``: starts the run under the id its ack announced; done
+    once the run paused or ended (a crash before that starts it again, under that id)."""
+    data = item.data
+    name, run_id = data.get("workflow"), data.get("run_id")
+    route = signoff.routes.get(name) if isinstance(name, str) else None
+    if route is None or not isinstance(run_id, str) or not isinstance(item.user_id, str):
+        return DecisionResult(False, "That workflow is not served any more.")
+    try:
+        allowed = signoff.can_start(item.user_id, route)
+    except GroupCheckError as exc:
+        return DecisionResult(
+            False,
+            f":warning: Signoff could not check whether you may start `{name}` (Slack said "
+            f"`{blocks.escape(str(exc))}`); nothing was started. Please try again.",
+        )
+    if not allowed:
+        return DecisionResult(False, f"You may not start `{name}`; nothing was started.")
+    if signoff.db.get_run(run_id) is not None:
+        return DecisionResult(True, "")  # started before a crash: once is enough
+    signoff.store.extend_inbox_lease(item.key, until=signoff.clock.now() + START_LEASE)
+
+    def started() -> None:
+        signoff.store.finish_inbox(item.key, state="done", now=signoff.clock.now())
+
+    signoff.start_run(
+        str(name), data.get("input"), user_id=item.user_id, run_id=run_id, then=started
+    )
+    return None
+
+
+__all__ = ["DecisionResult", "GroupCheckError", "Signoff", "new_run_id"]
+
+
+def _resolve_item(
+    run: WorkflowRunOutput, req: StepRequirement, now: datetime
+) -> tuple[str, str, str, dict[str, Any]]:
+    """The outbox item that updates a decided pause's message (key, run id, kind, data). A
+    pause with several requirements (a Parallel's) is one message: one update keyed by its
+    first requirement, showing every requirement's outcome."""
+    group = list(run.step_requirements)
+    if len(group) > 1 and any(r.requirement_id == req.requirement_id for r in group):
+        lead = group[0]
+        data = {
+            "requirement": lead.to_dict(),
+            "siblings": [r.to_dict() for r in group],
+            "decision_at": (lead.decided_at or now).isoformat(),
+        }
+        return f"resolve:{lead.requirement_id}", run.run_id, "resolve", data
+    data = {"requirement": req.to_dict(), "decision_at": (req.decided_at or now).isoformat()}
+    return f"resolve:{req.requirement_id}", run.run_id, "resolve", data

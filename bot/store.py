@@ -5,7 +5,9 @@
 - ``slack_outbox``: every Slack post/update to make, delivered by a worker with retries,
   so a pause is posted even if Slack was down or rate-limiting when it happened, and
   posted once even when several replicas see it (unique ``dedupe_key`` + a claim).
-- ``slack_seen_requests``: keys of handled interactions, so retries and replays act once.
+- ``slack_inbox``: every interaction Slack sent us, keyed by its de-dup key, recorded before
+  the ack: a state-changing one (a click, a form, a command that starts or decides) is
+  ``pending`` until a worker applies it (``bot/inbox.py``); a repeat of any key is a no-op.
 - ``slack_dm_copies``, ``slack_home_users``: direct-message copies of pauses and the people
   with a published App Home (read and written by ``bot/notify.py``).
 """
@@ -14,13 +16,17 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import (
     Column,
+    Connection,
     Engine,
+    Enum,
+    Index,
     Integer,
     MetaData,
     String,
@@ -28,12 +34,14 @@ from sqlalchemy import (
     Text,
     bindparam,
     delete,
+    func,
     or_,
     select,
     update,
 )
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.exc import OperationalError
 
 from engine.db.base import BaseDb
 from engine.db.schema import UtcDateTime
@@ -61,6 +69,7 @@ slack_pauses = Table(
     Column("channel", String(100), nullable=False),
     Column("channel_id", String(100)),
     Column("message_ts", String(32)),
+    Column("permalink", String(500)),  # fetched by the outbox after posting
     Column("created_at", UtcDateTime(), nullable=False),
 )
 
@@ -78,13 +87,30 @@ slack_outbox = Table(
     Column("lease_until", UtcDateTime()),
     Column("last_error", Text),
     Column("created_at", UtcDateTime(), nullable=False),
+    # Claims and /metrics counts by state; retention by (state, when it was finished).
+    Index("ix_slack_outbox_state_next", "state", "next_attempt_at"),
 )
 
-slack_seen_requests = Table(
-    "slack_seen_requests",
+INBOX_STATES = ("pending", "done", "failed")
+slack_inbox = Table(
+    "slack_inbox",
     metadata,
     Column("request_key", String(200), primary_key=True),
-    Column("seen_at", UtcDateTime(), nullable=False),
+    Column("kind", String(32), nullable=False),
+    Column("user_id", String(64)),
+    Column("data", Text, nullable=False),
+    Column(
+        "state",
+        Enum(*INBOX_STATES, name="slack_inbox_state", native_enum=False, length=16),
+        nullable=False,
+    ),
+    Column("attempts", Integer, nullable=False),
+    Column("next_attempt_at", UtcDateTime(), nullable=False),
+    Column("lease_until", UtcDateTime()),
+    Column("last_error", Text),
+    Column("created_at", UtcDateTime(), nullable=False),
+    Column("finished_at", UtcDateTime()),
+    Index("ix_slack_inbox_state_next", "state", "next_attempt_at"),
 )
 
 # Direct-message copies of pause messages (``bot/notify.py``): one per (pause, approver), so
@@ -132,6 +158,7 @@ class PauseRef:
     channel: str
     message_ts: str | None
     channel_id: str | None = None
+    permalink: str | None = None
 
 
 @dataclass(frozen=True)
@@ -259,7 +286,30 @@ class BotStore:
             row.channel,
             row.message_ts,
             row.channel_id,
+            row.permalink,
         )
+
+    def permalinks(self, requirement_ids: list[str]) -> dict[str, str]:
+        """The stored permalinks of these pauses (those known): one read, no Slack call."""
+        if not requirement_ids:
+            return {}
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(slack_pauses.c.requirement_id, slack_pauses.c.permalink).where(
+                    slack_pauses.c.requirement_id.in_(requirement_ids),
+                    slack_pauses.c.permalink.is_not(None),
+                )
+            ).all()
+        return {r.requirement_id: r.permalink for r in rows}
+
+    def set_pause_permalink(self, requirement_id: str, permalink: str) -> None:
+        """Store the pause message's permalink (what ``/signoff pending`` links to)."""
+        with self.engine.begin() as conn:
+            conn.execute(
+                update(slack_pauses)
+                .where(slack_pauses.c.requirement_id == requirement_id)
+                .values(permalink=permalink[:500])
+            )
 
     def known_pause_ids(self, requirement_ids: list[str]) -> set[str]:
         """Which of these pauses the bot has already recorded."""
@@ -313,23 +363,30 @@ class BotStore:
         were new (a key already enqueued, by this or another replica, is skipped)."""
         if not items:
             return 0
-        added = 0
         with self.engine.begin() as conn:
-            for key, run_id, kind, data in items:
-                result = conn.execute(
-                    self._insert_ignore(slack_outbox),
-                    {
-                        "dedupe_key": key,
-                        "run_id": run_id,
-                        "kind": kind,
-                        "data": json.dumps(data, default=str),
-                        "state": "pending",
-                        "attempts": 0,
-                        "next_attempt_at": now,
-                        "created_at": now,
-                    },
-                )
-                added += int(result.first() is not None)
+            return self.enqueue_on(conn, items, now=now)
+
+    def enqueue_on(
+        self, conn: Connection, items: list[tuple[str, str, str, dict[str, Any]]], *, now: datetime
+    ) -> int:
+        """``enqueue_many`` inside the caller's transaction (the engine's claim of a pause:
+        the outbox rows it causes commit with it)."""
+        added = 0
+        for key, run_id, kind, data in items:
+            result = conn.execute(
+                self._insert_ignore(slack_outbox),
+                {
+                    "dedupe_key": key,
+                    "run_id": run_id,
+                    "kind": kind,
+                    "data": json.dumps(data, default=str),
+                    "state": "pending",
+                    "attempts": 0,
+                    "next_attempt_at": now,
+                    "created_at": now,
+                },
+            )
+            added += int(result.first() is not None)
         return added
 
     def claim_due(self, *, now: datetime, lease: timedelta, limit: int = 200) -> list[OutboxItem]:
@@ -411,31 +468,291 @@ class BotStore:
             )
 
     def outbox_counts(self) -> dict[str, int]:
-        """The number of outbox items in each state."""
+        """Items by state: one GROUP BY on the (state, next_attempt_at) index."""
         with self.engine.connect() as conn:
-            rows = conn.execute(select(slack_outbox.c.state)).all()
-        counts: dict[str, int] = {}
-        for row in rows:
-            counts[row.state] = counts.get(row.state, 0) + 1
-        return counts
+            rows = conn.execute(
+                select(slack_outbox.c.state, func.count()).group_by(slack_outbox.c.state)
+            ).all()
+        return {str(state): int(n) for state, n in rows}
 
-    # -- request de-duplication ---------------------------------------------------------------
+    def outbox_due(self, *, now: datetime) -> int:
+        """Pending items due by ``now``."""
+        with self.engine.connect() as conn:
+            return int(
+                conn.execute(
+                    select(func.count()).where(
+                        slack_outbox.c.state == "pending", slack_outbox.c.next_attempt_at <= now
+                    )
+                ).scalar()
+                or 0
+            )
+
+    def forget_sent_before(self, when: datetime, *, batch: int = 1000) -> int:
+        """Delete delivered items finished before ``when`` (retention), in small batches so
+        no transaction holds the write lock for long; returns how many went."""
+        removed = 0
+        while True:
+            with self.engine.begin() as conn:
+                ids = (
+                    select(slack_outbox.c.id)
+                    .where(slack_outbox.c.state == "sent", slack_outbox.c.next_attempt_at < when)
+                    .limit(batch)
+                    .scalar_subquery()
+                )
+                n = conn.execute(delete(slack_outbox).where(slack_outbox.c.id.in_(ids))).rowcount
+            removed += n
+            if n < batch:
+                return removed
+
+    # -- the inbox ------------------------------------------------------------------------
+    def record_inbox(
+        self, entries: list[InboxEntry], *, now: datetime, lock_timeout: float
+    ) -> list[bool]:
+        """Insert these interactions in ONE transaction, skipping keys already recorded;
+        returns, per entry, whether it was new. Waits at most ``lock_timeout`` seconds for
+        a lock another process holds (then the driver raises): the caller is acking Slack."""
+        if self.engine.dialect.name == "sqlite":
+            return self._record_inbox_sqlite(entries, now=now, lock_timeout=lock_timeout)
+        ms = max(1, int(lock_timeout * 1000))
+        with self.engine.begin() as conn:
+            conn.exec_driver_sql(f"SET LOCAL lock_timeout = {ms}")
+            conn.exec_driver_sql(f"SET LOCAL statement_timeout = {ms}")
+            return self._insert_inbox(conn, entries, now)
+
+    def _insert_inbox(
+        self, conn: Connection, entries: list[InboxEntry], now: datetime
+    ) -> list[bool]:
+        # In key order: two replicas' batches then lock keys in one order, and cannot
+        # deadlock on each other's uncommitted duplicates.
+        new_by_index: dict[int, bool] = {}
+        for index in sorted(range(len(entries)), key=lambda i: entries[i].key):
+            result = conn.execute(self._insert_ignore(slack_inbox), entries[index].row(now))
+            new_by_index[index] = result.first() is not None
+        return [new_by_index[i] for i in range(len(entries))]
+
+    def _record_inbox_sqlite(
+        self, entries: list[InboxEntry], *, now: datetime, lock_timeout: float
+    ) -> list[bool]:
+        """SQLite's own busy handler sleeps up to 100 ms between tries, so under many
+        writers it loses the lock to them again and again; this asks for the write lock
+        (BEGIN IMMEDIATE) every millisecond instead, until ``lock_timeout``."""
+        deadline = time.monotonic() + lock_timeout
+        with self.engine.connect() as conn:
+            previous = conn.exec_driver_sql("PRAGMA busy_timeout").scalar()
+            conn.exec_driver_sql("PRAGMA busy_timeout=0")
+            conn.commit()
+            conn.execution_options(sqlite_begin="IMMEDIATE")
+            try:
+                while True:
+                    try:
+                        with conn.begin():
+                            return self._insert_inbox(conn, entries, now)
+                    except OperationalError as exc:
+                        if "locked" not in str(exc) and "busy" not in str(exc):
+                            raise
+                        if time.monotonic() >= deadline:
+                            raise
+                    time.sleep(0.001)
+            finally:
+                conn.execution_options(sqlite_begin="")
+                conn.exec_driver_sql(f"PRAGMA busy_timeout={int(previous or 0)}")
+                conn.commit()
+
+    def claim_inbox(self, *, now: datetime, lease: timedelta, limit: int = 50) -> list[InboxItem]:
+        """Take due pending interactions (a lease another replica's worker waits out)."""
+        due = (
+            (slack_inbox.c.state == "pending")
+            & (slack_inbox.c.next_attempt_at <= now)
+            & (slack_inbox.c.lease_until.is_(None) | (slack_inbox.c.lease_until < now))
+        )
+        query = select(slack_inbox).where(due).order_by(slack_inbox.c.next_attempt_at).limit(limit)
+        if self.engine.dialect.name == "postgresql":
+            query = query.with_for_update(skip_locked=True)
+        with self.engine.execution_options(sqlite_begin="IMMEDIATE").begin() as conn:
+            rows = conn.execute(query).all()
+            if not rows:
+                return []
+            conn.execute(
+                update(slack_inbox)
+                .where(slack_inbox.c.request_key.in_([r.request_key for r in rows]))
+                .values(lease_until=now + lease, attempts=slack_inbox.c.attempts + 1)
+            )
+        return [
+            InboxItem(r.request_key, r.kind, r.user_id, json.loads(r.data), r.attempts + 1)
+            for r in rows
+        ]
+
+    def finish_inbox_on(
+        self, conn: Connection, key: str, *, state: str, now: datetime, error: str | None = None
+    ) -> None:
+        """Mark an interaction done or failed inside the caller's transaction."""
+        conn.execute(
+            update(slack_inbox)
+            .where(slack_inbox.c.request_key == key)
+            .values(state=state, finished_at=now, lease_until=None, last_error=error)
+        )
+
+    def finish_inbox(
+        self, key: str, *, state: str, now: datetime, error: str | None = None
+    ) -> None:
+        """End an inbox row (``done`` or ``failed``) in a transaction of its own."""
+        with self.engine.begin() as conn:
+            self.finish_inbox_on(conn, key, state=state, now=now, error=error)
+
+    def retry_inbox(self, key: str, *, at: datetime, error: str) -> None:
+        """Give an inbox row back for another attempt at ``at``, with the error seen."""
+        with self.engine.begin() as conn:
+            conn.execute(
+                update(slack_inbox)
+                .where(slack_inbox.c.request_key == key)
+                .values(next_attempt_at=at, lease_until=None, last_error=error[:2000])
+            )
+
+    def extend_inbox_lease(self, key: str, *, until: datetime) -> None:
+        """Keep a row being applied taken (a long apply must not lose it to another worker)."""
+        with self.engine.begin() as conn:
+            conn.execute(
+                update(slack_inbox)
+                .where(slack_inbox.c.request_key == key, slack_inbox.c.state == "pending")
+                .values(lease_until=until)
+            )
+
+    def inbox_state(self, key: str) -> str | None:
+        """The state of the inbox row ``key`` (None if there is none)."""
+        with self.engine.connect() as conn:
+            return conn.execute(
+                select(slack_inbox.c.state).where(slack_inbox.c.request_key == key)
+            ).scalar()
+
+    def inbox_in_flight(self, *, now: datetime) -> int:
+        """Pending interactions a worker holds right now (an unexpired lease)."""
+        with self.engine.connect() as conn:
+            return int(
+                conn.execute(
+                    select(func.count()).where(
+                        slack_inbox.c.state == "pending", slack_inbox.c.lease_until >= now
+                    )
+                ).scalar()
+                or 0
+            )
+
+    def inbox_counts(self) -> dict[str, int]:
+        """Inbox rows by state: one GROUP BY on the (state, next_attempt_at) index."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(slack_inbox.c.state, func.count()).group_by(slack_inbox.c.state)
+            ).all()
+        return {str(state): int(n) for state, n in rows}
+
+    def next_inbox_due(self) -> datetime | None:
+        """When the soonest pending interaction is due (None: nothing pending)."""
+        with self.engine.connect() as conn:
+            return conn.execute(
+                select(func.min(slack_inbox.c.next_attempt_at)).where(
+                    slack_inbox.c.state == "pending"
+                )
+            ).scalar()
+
+    # -- request de-duplication (on the inbox) ---------------------------------------------
     def first_time_seen(self, key: str, *, now: datetime) -> bool:
-        """Record ``key`` as handled; True only the first time."""
+        """Record an interaction that changes nothing (done at once); True the first time."""
         with self.engine.begin() as conn:
             inserted = (
                 conn.execute(
-                    self._insert_ignore(slack_seen_requests),
-                    {"request_key": key[:200], "seen_at": now},
+                    self._insert_ignore(slack_inbox), InboxEntry(key, "seen", None, None).row(now)
                 ).first()
                 is not None
             )
         return inserted
 
     def forget_seen_before(self, when: datetime) -> None:
-        """Forget the handled keys older than ``when``."""
+        """Drop interactions applied (or only seen) before ``when``; pending ones stay, and
+        given-up ones stay until ``forget_failed_before`` (``signoff runs`` shows them)."""
         with self.engine.begin() as conn:
-            conn.execute(delete(slack_seen_requests).where(slack_seen_requests.c.seen_at < when))
+            conn.execute(
+                delete(slack_inbox).where(
+                    slack_inbox.c.state == "done", slack_inbox.c.created_at < when
+                )
+            )
+
+    def forget_failed_before(self, when: datetime) -> int:
+        """Delete given-up rows older than ``when``; returns how many."""
+        with self.engine.begin() as conn:
+            return int(
+                conn.execute(
+                    delete(slack_inbox).where(
+                        slack_inbox.c.state == "failed", slack_inbox.c.created_at < when
+                    )
+                ).rowcount
+            )
+
+    def failed_inbox(self, *, limit: int = 20) -> list[InboxFailure]:
+        """The latest interactions given up on, newest first."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(slack_inbox)
+                .where(slack_inbox.c.state == "failed")
+                .order_by(slack_inbox.c.finished_at.desc())
+                .limit(limit)
+            ).all()
+        return [
+            InboxFailure(r.request_key, r.kind, r.user_id, r.attempts, r.last_error, r.finished_at)
+            for r in rows
+        ]
 
 
-__all__ = ["BotStore", "OutboxItem", "PauseRef", "RunRef", "metadata"]
+@dataclass(frozen=True)
+class InboxEntry:
+    """One interaction to record: ``data`` None means it changes nothing (recorded done,
+    for de-duplication only)."""
+
+    key: str
+    kind: str
+    user_id: str | None
+    data: dict[str, Any] | None
+
+    def row(self, now: datetime) -> dict[str, Any]:
+        """The row to insert for this entry at ``now``."""
+        return {
+            "request_key": self.key[:200],
+            "kind": self.kind,
+            "user_id": self.user_id,
+            "data": json.dumps(self.data or {}, default=str),
+            "state": "pending" if self.data is not None else "done",
+            "attempts": 0,
+            "next_attempt_at": now,
+            "created_at": now,
+            "finished_at": None if self.data is not None else now,
+        }
+
+
+@dataclass(frozen=True)
+class InboxFailure:
+    key: str
+    kind: str
+    user_id: str | None
+    attempts: int
+    error: str | None
+    finished_at: datetime | None
+
+
+@dataclass(frozen=True)
+class InboxItem:
+    """A recorded interaction taken by a worker to apply."""
+
+    key: str
+    kind: str
+    user_id: str | None
+    data: dict[str, Any]
+    attempts: int
+
+
+__all__ = [
+    "BotStore",
+    "InboxEntry",
+    "InboxItem",
+    "OutboxItem",
+    "PauseRef",
+    "RunRef",
+    "metadata",
+]

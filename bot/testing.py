@@ -14,10 +14,15 @@ time itself::
 
 from __future__ import annotations
 
+import time
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from bot.scheduler import DEADLINE_JOBSTORE, DeadlineScheduler
 from engine.clock import Clock, ManualClock
+
+if TYPE_CHECKING:
+    from bot.server import Runtime
 
 
 def pending_jobs(scheduler: DeadlineScheduler) -> dict[str, datetime]:
@@ -48,4 +53,42 @@ def run_due_jobs(scheduler: DeadlineScheduler, *, now: datetime | None = None) -
     return len(due)
 
 
-__all__ = ["Clock", "ManualClock", "pending_jobs", "run_due_jobs"]
+def drain_inbox(runtime: Runtime, *, timeout: float = 10.0) -> int:
+    """Apply, in this thread, every recorded interaction that is due by the bot's clock
+    (clicks, forms, commands recorded before their acks), then wait until none is being
+    applied by the worker either. Returns how many this call applied. After it, every
+    acknowledged interaction has been applied (or is waiting for a retry time not come)."""
+    from bot.inbox import drain
+
+    applied = drain(runtime.signoff, runtime.inbox, timeout=timeout)
+    store = runtime.signoff.store
+    deadline = time.monotonic() + timeout
+    while store.inbox_in_flight(now=runtime.signoff.clock.now()):
+        if time.monotonic() > deadline:
+            raise TimeoutError("an interaction is still being applied")
+        time.sleep(0.005)
+    return applied
+
+
+def wait_outbox_idle(runtime: Runtime, *, timeout: float = 10.0) -> dict[str, int]:
+    """Wait until the outbox has nothing due and nothing being delivered; returns its
+    counts by state."""
+    store = runtime.signoff.store
+    deadline = time.monotonic() + timeout
+    while True:
+        counts = store.outbox_counts()
+        if not counts.get("sending") and not store.outbox_due(now=runtime.signoff.clock.now()):
+            return counts
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"the outbox is not idle: {counts}")
+        time.sleep(0.005)
+
+
+__all__ = [
+    "Clock",
+    "ManualClock",
+    "drain_inbox",
+    "pending_jobs",
+    "run_due_jobs",
+    "wait_outbox_idle",
+]

@@ -1,5 +1,6 @@
-"""Buttons on a pause message. Each handler: ack, parse the payload, validate (reads only),
-call ``Signoff.decide`` — or open a form (a modal) for the answer."""
+"""Buttons on a pause message. A button that decides is recorded in the inbox, then acked
+(``record_decision``); the inbox worker calls ``Signoff.decide``. A button that opens a form
+(a modal) acks, then opens it: a trigger_id dies after 3 seconds."""
 
 from __future__ import annotations
 
@@ -14,8 +15,9 @@ from slack_sdk.models.views import View
 
 from bot import blocks
 from bot.decisions import DecisionAction
+from bot.inbox import record_then_ack
 from bot.listeners.payload import dig
-from bot.middleware.dedupe import first_delivery
+from bot.middleware.dedupe import first_delivery, interaction_key
 from bot.service import DecisionResult, Signoff
 
 log = logging.getLogger("signoff.actions")
@@ -39,11 +41,9 @@ def register(app: App, signoff: Signoff) -> None:
 
     @app.action(blocks.ACTION_CHOOSE_ROUTE)
     def on_choose_route(ack: Ack, body: dict[str, Any]) -> None:
-        ack()
-        if first_delivery(signoff, body):
-            where = blocks.route_block_for(dig(body, "actions", 0, "block_id"))
-            choices = blocks.route_selection(dig(body, "state", "values"), where)
-            _decide(signoff, body, DecisionAction.select, choices=choices or [])
+        where = blocks.route_block_for(dig(body, "actions", 0, "block_id"))
+        choices = blocks.route_selection(dig(body, "state", "values"), where)
+        record_decision(signoff, ack, body, action=DecisionAction.select, choices=choices or [])
 
     @app.action(blocks.ACTION_ROUTE_CHOICE)
     def on_route_choice(ack: Ack) -> None:
@@ -54,9 +54,7 @@ def register(app: App, signoff: Signoff) -> None:
 
 def _decider(signoff: Signoff, act: DecisionAction) -> Callable[..., None]:
     def on_click(ack: Ack, body: dict[str, Any]) -> None:
-        ack()
-        if first_delivery(signoff, body):
-            _decide(signoff, body, act)
+        record_decision(signoff, ack, body, action=act)
 
     return on_click
 
@@ -87,16 +85,29 @@ def _thread_of(body: dict[str, Any]) -> str | None:
     return None
 
 
-def _decide(signoff: Signoff, body: dict[str, Any], act: DecisionAction, **answer: Any) -> None:
+def record_decision(
+    signoff: Signoff, ack: Ack, body: dict[str, Any], *, action: DecisionAction, **decide: Any
+) -> None:
+    """A button that decides: recorded, then acked; the inbox worker calls
+    ``Signoff.decide(token, user_id=..., action=action, **decide)`` and tells the person
+    if it did not go through. For any new deciding button."""
     user_id, channel, token = _who(body)
     if not isinstance(user_id, str):
         log.warning("block_actions without a user; ignored")
+        ack()
         return
-    result = signoff.decide(token, user_id=user_id, action=act, **answer)
-    if not result.ok:
-        signoff.tell(
-            channel=channel, user_id=user_id, text=result.message, thread_ts=_thread_of(body)
-        )
+    record_then_ack(
+        signoff,
+        ack,
+        key=interaction_key(body),
+        kind="decide",
+        user_id=user_id,
+        data={
+            "decide": {"token": token, "action": action, **decide},
+            "reply": {"channel": channel, "thread_ts": _thread_of(body)},
+        },
+        surface="action",
+    )
 
 
 def _open_modal(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import re
 from typing import Any
@@ -9,7 +10,9 @@ from typing import Any
 from slack_bolt import Ack, App
 
 from bot import blocks
-from bot.service import Signoff
+from bot.inbox import record_then_ack
+from bot.middleware.dedupe import interaction_key
+from bot.service import Signoff, new_run_id
 from bot.text import code
 
 log = logging.getLogger("signoff.commands")
@@ -22,7 +25,19 @@ def register(app: App, signoff: Signoff) -> None:
     """Register ``/signoff``, whose ack is the whole reply."""
     @app.command(COMMAND)
     def on_command(ack: Ack, command: dict[str, Any]) -> None:
-        ack(**reply(signoff, command))
+        answer = reply(signoff, command)
+        record = answer.pop("record", None)
+        if record is None:
+            ack(**answer)  # reads only: nothing to record
+            return
+        record_then_ack(
+            signoff,
+            ack,
+            key=interaction_key(command),
+            surface="command",
+            ack_kwargs=answer,
+            **record,
+        )
 
 
 def _ephemeral(text_and_blocks: tuple[str, list[dict[str, Any]]]) -> dict[str, Any]:
@@ -32,8 +47,9 @@ def _ephemeral(text_and_blocks: tuple[str, list[dict[str, Any]]]) -> dict[str, A
 
 # One return per /signoff verb: each is that verb's whole ack.
 def reply(signoff: Signoff, command: dict[str, Any]) -> dict[str, Any]:  # noqa: PLR0911
-    """The ack of a slash command: answered within Slack's 3 s, never starting work there
-    (a run starts in the background)."""
+    """The ack of a slash command: answered within Slack's 3 s from database reads and
+    cached groups only. A command that changes something also returns ``record`` (what
+    ``record_then_ack`` records first; the inbox worker then carries it out)."""
     user_id = command.get("user_id")
     text = command.get("text")
     if not isinstance(user_id, str) or not isinstance(text, (str, type(None))):
@@ -47,7 +63,7 @@ def reply(signoff: Signoff, command: dict[str, Any]) -> dict[str, Any]:  # noqa:
         items = [
             (r.name, r.workflow.description, [s.name for s in r.workflow.steps])
             for r in signoff.routes.values()
-            if signoff.can_start(user_id, r)
+            if signoff.can_start(user_id, r, cached_only=True)
         ]
         return _ephemeral(blocks.list_blocks(items))
     if verb == "run":
@@ -62,13 +78,30 @@ def reply(signoff: Signoff, command: dict[str, Any]) -> dict[str, Any]:  # noqa:
             return _ephemeral(
                 blocks.help_blocks(f"Unknown workflow {code(name, NAME_MAX)}. Known: {known}.")
             )
-        if not signoff.can_start(user_id, route):
+        if not signoff.can_start(user_id, route, cached_only=True):
             return _ephemeral(blocks.problem_blocks(f"You may not start {code(name, NAME_MAX)}."))
-        run_id = signoff.start_run(name, run_input.strip() or None, user_id=user_id)
+        # From the interaction's key when it has one: a Slack retry of this command is
+        # answered with the same run id, the one its first delivery recorded.
+        key = interaction_key(command)
+        run_id = hashlib.sha256(key.encode()).hexdigest()[:32] if key else new_run_id()
         channel = signoff.channels.channel_for(route, None)
+        response_url = command.get("response_url")
         return {
             "response_type": "ephemeral",
             "text": blocks.started_text(name, run_id, channel=channel, link=None),
+            "record": {
+                "kind": "start",
+                "user_id": user_id,
+                "data": {
+                    "workflow": name,
+                    "input": run_input.strip() or None,
+                    "run_id": run_id,
+                    "reply": {
+                        "response_url": response_url if isinstance(response_url, str) else None,
+                        "channel": command.get("channel_id"),
+                    },
+                },
+            },
         }
     if verb == "status":
         if not rest:

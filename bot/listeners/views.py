@@ -1,6 +1,7 @@
 """Modal submissions: the input form (validated by the engine, errors inline), the
 reject-with-reason (or feedback) form and the edit-output form. Each: parse, validate
-(reads only), call ``Signoff.decide``."""
+(reads only), then record the decision before the ack (``record_view_decision``); the inbox
+worker calls ``Signoff.decide``."""
 
 from __future__ import annotations
 
@@ -11,7 +12,9 @@ from slack_bolt import Ack, App
 
 from bot import blocks
 from bot.decisions import DecisionAction
+from bot.inbox import record_then_ack
 from bot.listeners.payload import dig
+from bot.middleware.dedupe import interaction_key
 from bot.service import DecisionResult, Signoff
 
 log = logging.getLogger("signoff.views")
@@ -28,7 +31,8 @@ def register(app: App, signoff: Signoff) -> None:
         if not isinstance(user_id, str) or not isinstance(state, dict):
             ack(response_action="errors", errors={"_": "malformed submission"})
             return
-        loaded = signoff.load_pause(token, user_id)
+        # Validation inline and by reads only: nothing waits on Slack before the ack.
+        loaded = signoff.load_pause(token, user_id, cached_only=True)
         if isinstance(loaded, DecisionResult):
             _error_on_first_field(ack, body, loaded.message)
             return
@@ -40,14 +44,17 @@ def register(app: App, signoff: Signoff) -> None:
             return
         if not req.user_input_schema:
             values = {"input": values.get("input")}
-        _submit(
+        errors = signoff.input_errors(req, values, user_id=user_id)
+        if errors:
+            ack(response_action="errors", errors=errors)
+            return
+        record_view_decision(
             signoff,
             ack,
             body,
-            user_id=user_id,
-            token=token,
-            act=DecisionAction.input,
+            action=DecisionAction.input,
             values=values,
+            error_block=_first_block(body),
         )
 
     @app.view(blocks.VIEW_REJECT)
@@ -59,14 +66,20 @@ def register(app: App, signoff: Signoff) -> None:
             ack(response_action="errors", errors={blocks.REASON_BLOCK: "malformed submission"})
             return
         reason = blocks.reject_reason(state if isinstance(state, dict) else {})
-        _submit(
+        loaded = signoff.load_pause(token, user_id, cached_only=True)
+        if isinstance(loaded, DecisionResult):
+            ack(
+                response_action="errors",
+                errors={blocks.REASON_BLOCK: blocks.modal_error(loaded.message)},
+            )
+            return
+        record_view_decision(
             signoff,
             ack,
             body,
-            user_id=user_id,
-            token=token,
-            act=DecisionAction.reject,
+            action=DecisionAction.reject,
             reason=reason,
+            error_block=blocks.REASON_BLOCK,
         )
 
     @app.view(blocks.VIEW_EDIT_OUTPUT)
@@ -77,8 +90,20 @@ def register(app: App, signoff: Signoff) -> None:
         if not isinstance(user_id, str) or output is None:
             ack(response_action="errors", errors={blocks.OUTPUT_BLOCK: "malformed submission"})
             return
-        _submit(
-            signoff, ack, body, user_id=user_id, token=token, act=DecisionAction.edit, output=output
+        loaded = signoff.load_pause(token, user_id, cached_only=True)
+        if isinstance(loaded, DecisionResult):
+            ack(
+                response_action="errors",
+                errors={blocks.OUTPUT_BLOCK: blocks.modal_error(loaded.message)},
+            )
+            return
+        record_view_decision(
+            signoff,
+            ack,
+            body,
+            action=DecisionAction.edit,
+            output=output,
+            error_block=blocks.OUTPUT_BLOCK,
         )
 
     @app.view_closed(blocks.VIEW_INPUT)
@@ -92,40 +117,53 @@ def register(app: App, signoff: Signoff) -> None:
             signoff.forms.closed(view_id)
 
 
-def _submit(
+def record_view_decision(
     signoff: Signoff,
     ack: Ack,
     body: dict[str, Any],
     *,
-    user_id: str,
-    token: Any,
-    act: DecisionAction,
-    **answer: Any,
+    action: DecisionAction,
+    error_block: str,
+    **decide: Any,
 ) -> None:
-    """Decide from a submitted form; its errors shown in the form, which then stays open."""
+    """A modal submission that decides, validated already: recorded, then acked (the modal
+    closes); the inbox worker calls ``Signoff.decide(token, user_id=..., action=action,
+    **decide)``. Not recorded: the modal stays open with the error on ``error_block``."""
+    user_id = dig(body, "user", "id")
+    token = dig(body, "view", "private_metadata")
     view_id = dig(body, "view", "id")
     if isinstance(view_id, str):
         # This form closes with its decision: no "decided elsewhere" update for it.
         signoff.forms.closed(view_id)
-    result = signoff.decide(token, user_id=user_id, action=act, **answer)
-    if result.ok:
-        ack()
-        return
-    if result.errors:
-        ack(response_action="errors", errors=result.errors)
-    else:
-        _error_on_first_field(ack, body, result.message)
+    record_then_ack(
+        signoff,
+        ack,
+        key=interaction_key(body),
+        kind="decide",
+        user_id=user_id if isinstance(user_id, str) else "",
+        data={
+            "decide": {"token": token, "action": action, **decide},
+            "reply": {"channel": _channel_of(signoff, token)},
+        },
+        surface="view",
+        error_block=error_block,
+    )
+
+
+def _channel_of(signoff: Signoff, token: Any) -> str | None:
     pause = signoff.store.get_pause(token) if isinstance(token, str) else None
-    if isinstance(view_id, str) and pause is not None and result.errors:
-        signoff.forms.opened(pause.requirement_id, user_id, view_id)
+    return pause.channel_id or pause.channel if pause else None
 
 
-def _error_on_first_field(ack: Ack, body: dict[str, Any], message: str) -> None:
+def _first_block(body: dict[str, Any]) -> str:
     view_blocks = dig(body, "view", "blocks")
     block_ids: list[str] = [
         str(b["block_id"])
         for b in view_blocks or []
         if isinstance(b, dict) and b.get("type") == "input" and isinstance(b.get("block_id"), str)
     ]
-    target = block_ids[0] if block_ids else "_"
-    ack(response_action="errors", errors={target: blocks.modal_error(message)})
+    return block_ids[0] if block_ids else "_"
+
+
+def _error_on_first_field(ack: Ack, body: dict[str, Any], message: str) -> None:
+    ack(response_action="errors", errors={_first_block(body): blocks.modal_error(message)})

@@ -1,5 +1,9 @@
 """Act once per interaction: Slack's retries (``X-Slack-Retry-Num``) and replays of a
-request already handled are acknowledged and dropped."""
+request already handled are acknowledged and dropped.
+
+Every interaction's key (``interaction_key``) is its row in the inbox: state-changing ones
+are recorded there by ``bot.inbox.record_then_ack`` (a repeat is a no-op insert); events
+are recorded here, before their listeners run."""
 
 from __future__ import annotations
 
@@ -11,8 +15,10 @@ from typing import Any
 
 from slack_bolt import BoltRequest, BoltResponse
 
+from bot.inbox import InboxUnavailableError
 from bot.listeners.payload import dig
 from bot.service import Signoff
+from bot.store import InboxEntry
 
 log = logging.getLogger("signoff.dedupe")
 
@@ -39,9 +45,16 @@ def interaction_key(body: dict[str, Any]) -> str | None:
 
 
 def first_delivery(signoff: Signoff, body: dict[str, Any]) -> bool:
-    """True the first time this interaction arrives (at any replica), False for repeats."""
+    """True the first time this interaction arrives (at any replica), False for repeats:
+    for what changes nothing (opening a form), after its ack. If it cannot be recorded it
+    counts as new (opening a form twice is harmless)."""
     key = interaction_key(body)
-    return key is None or signoff.store.first_time_seen(key, now=signoff.clock.now())
+    if key is None:
+        return True
+    try:
+        return signoff.inbox_writer.record(InboxEntry(key, "seen", None, None))
+    except InboxUnavailableError:
+        return True
 
 
 def dedupe_middleware(signoff: Signoff) -> Callable[..., BoltResponse | None]:
@@ -50,12 +63,19 @@ def dedupe_middleware(signoff: Signoff) -> Callable[..., BoltResponse | None]:
         req: BoltRequest, resp: BoltResponse, next: Callable[[], BoltResponse]
     ) -> BoltResponse | None:
         body = req.body if isinstance(req.body, dict) else {}
-        if body.get("type") == "block_actions":
-            # Clicks are checked by their listeners after the ack: the check is a durable
-            # write, and acking a repeat twice is harmless where acting twice is not.
+        if body.get("type") != "event_callback":
+            # Clicks, forms and commands are recorded by their listeners, with what to do
+            # (bot.inbox.record_then_ack); what only reads is answered again on a repeat.
             return next()
         key = interaction_key(body)
-        if key is not None and not signoff.store.first_time_seen(key, now=signoff.clock.now()):
+        if key is None:
+            return next()
+        try:
+            new = signoff.inbox_writer.record(InboxEntry(key, "seen", None, None))
+        except InboxUnavailableError:
+            # Not recorded: Slack retries an event answered with an error.
+            return BoltResponse(status=503, body={"error": "could not record the event"})
+        if not new:
             retry = req.headers.get("x-slack-retry-num", [None])[0]
             log.info("dropping repeated delivery %s (retry %s)", key, retry)
             return BoltResponse(status=200, body="")

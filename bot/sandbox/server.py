@@ -97,3 +97,15 @@ class SlackFakeServer:
     def set_down(self, down: bool = True) -> None:
         """Answer every call with a 503 until ``set_down(False)``."""
         self.state.set_down(down)
+
+    def http_error_next(self, method: str, status: int = 500, times: int = 1) -> None:
+        """The next ``times`` calls of ``method`` answer HTTP ``status`` without acting."""
+        self.state.http_error_next(method, status=status, times=times)
+
+    def fail_after_acting_next(self, method: str, status: int = 500, times: int = 1) -> None:
+        """The next ``times`` calls act, then answer HTTP ``status`` (the caller cannot tell)."""
+        self.state.fail_after_acting_next(method, status=status, times=times)
+
+    def slow_next(self, method: str, delay: float, times: int = 1) -> None:
+        """The next ``times`` calls act, then answer after ``delay`` seconds."""
+        self.state.slow_next(method, delay=delay, times=times)

@@ -7,6 +7,7 @@ Every call is recorded in the state, successful or not, so tests can assert on w
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -134,6 +135,9 @@ class SlackWebApi:
         token = _bearer(request) or params.pop("token", None)
         params.pop("token", None)
         status, body, headers = self._answer(method, params, token, parse_error, request)
+        delay = float(headers.pop("x-fake-delay", "0") or 0)
+        if delay:
+            await asyncio.sleep(delay)
         self.state.record_call(
             RecordedCall(
                 method=method,
@@ -178,13 +182,19 @@ class SlackWebApi:
                 {"ok": False, "error": "ratelimited"},
                 {"Retry-After": str(fault.retry_after)},
             )
-        if fault is not None:
+        if fault is not None and fault.kind == "http":
+            return fault.status, {"ok": False, "error": "internal_error"}, {}
+        if fault is not None and fault.kind == "error":
             return 200, {"ok": False, "error": fault.error}, {}
         call = ApiCall(method=method, params=params, caller=caller, base_url=_base_url(request))
         try:
             result = handler(call)
         except ApiError as exc:
             return 200, {"ok": False, "error": exc.error, **exc.extra}, {}
+        if fault is not None and fault.kind == "after":
+            return fault.status, {"ok": False, "error": "internal_error"}, {}
+        if fault is not None and fault.kind == "slow":
+            return 200, {"ok": True, **result}, {"x-fake-delay": str(fault.delay)}
         return 200, {"ok": True, **result}, {}
 
     async def handle_response_url(self, request: Request) -> Response:

@@ -290,11 +290,15 @@ class ChangeEvent:
 
 @dataclass(frozen=True)
 class Fault:
-    """An injected failure for the next calls of a method: an error or a rate limit."""
+    """``error``: ok=false; ``ratelimit``: HTTP 429; ``http``: HTTP ``status`` without acting;
+    ``after``: acts, then answers HTTP ``status`` (the caller cannot tell it happened);
+    ``slow``: acts, then answers after ``delay`` seconds (past a client's timeout)."""
 
-    kind: Literal["error", "ratelimit"]
+    kind: Literal["error", "ratelimit", "http", "after", "slow"]
     error: str = "ratelimited"
     retry_after: int = 1
+    status: int = 500
+    delay: float = 0.0
 
 
 Listener = Callable[[ChangeEvent], None]
@@ -1218,6 +1222,43 @@ class WorkspaceState:
             queue = self._faults.setdefault(method, deque())
             queue.extend(Fault("ratelimit", retry_after=retry_after) for _ in range(times))
             self._emit("faults.changed", method=method)
+
+    def http_error_next(self, method: str, status: int = 500, times: int = 1) -> None:
+        """Answer the next ``times`` calls of ``method`` with HTTP ``status``, doing nothing."""
+        self._add_faults(method, Fault("http", status=status), times)
+
+    def fail_after_acting_next(self, method: str, status: int = 500, times: int = 1) -> None:
+        """Carry out the next ``times`` calls of ``method`` (a message is posted…), then
+        answer HTTP ``status``, as Slack does when it fails after acting."""
+        self._add_faults(method, Fault("after", status=status), times)
+
+    def slow_next(self, method: str, delay: float, times: int = 1) -> None:
+        """Carry out the next ``times`` calls of ``method`` at once, but answer only after
+        ``delay`` seconds: a client with a shorter timeout sees a timeout."""
+        self._add_faults(method, Fault("slow", delay=delay), times)
+
+    def _add_faults(self, method: str, fault: Fault, times: int) -> None:
+        with self._lock:
+            self._faults.setdefault(method, deque()).extend(fault for _ in range(times))
+            self._emit("faults.changed", method=method)
+
+    def history(
+        self, channel: str, *, thread_ts: str | None = None, limit: int = 100
+    ) -> list[Message]:
+        """What conversations.history (root messages, newest first) or, with ``thread_ts``,
+        conversations.replies (parent then replies, oldest first) returns; no ephemerals."""
+        with self._lock:
+            found = [
+                m
+                for m in self._messages.get(channel, {}).values()
+                if not m.is_ephemeral
+                and (
+                    (thread_ts is None and not m.is_reply)
+                    or (thread_ts is not None and thread_ts in (m.ts, m.thread_ts))
+                )
+            ]
+            found.sort(key=lambda m: m.ts, reverse=thread_ts is None)
+            return copy.deepcopy(found[:limit])
 
     def set_down(self, down: bool = True) -> None:
         """Simulate a Slack outage: every API call answers HTTP 503 until set back."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextvars
 import json
 import logging
 import threading
@@ -12,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Engine, insert, inspect, select, text, update
+from sqlalchemy import Connection, Engine, func, insert, inspect, select, text, update
 
 from engine.clock import require_aware
 from engine.db import schema
@@ -68,10 +69,34 @@ RunState = tuple[Any, ...]
 DecisionRow = tuple[Any, ...]
 # The order of _decision_row's values.
 _DECISION_COLUMNS = (
-    "run_id", "requirement_id", "step_name", "outcome",
-    "decided_by", "decided_at", "comment", "values",
+    "run_id",
+    "requirement_id",
+    "step_name",
+    "outcome",
+    "decided_by",
+    "decided_at",
+    "comment",
+    "values",
 )
 StatementListener = Callable[[str, int], None]
+# Run inside the transaction that claims a pause, after the claim and its decisions: a
+# front-end's writes that must commit with the claim or not at all (its outbox, its inbox).
+ClaimHook = Callable[[Connection], None]
+_CLAIM_HOOK: contextvars.ContextVar[ClaimHook | None] = contextvars.ContextVar(
+    "engine_claim_hook", default=None
+)
+
+
+@contextmanager
+def claim_hook(hook: ClaimHook) -> Iterator[None]:
+    """Within this block (this thread or task), every claim of a pause also runs ``hook(conn)``
+    in its transaction: the claim commits with what the hook wrote, or neither does (an
+    exception from the hook rolls the claim back and reaches the caller)."""
+    token = _CLAIM_HOOK.set(hook)
+    try:
+        yield
+    finally:
+        _CLAIM_HOOK.reset(token)
 
 
 class RunWrites(ABC):
@@ -300,6 +325,15 @@ class BaseDb:
         RunNotPausedError describing how the pause was resolved.
         """
         self.ensure_schema()
+        if _CLAIM_HOOK.get() is not None:
+            self.claim_paused_run_with_decisions(
+                run,
+                expected_version=expected_version,
+                decisions_made=[decision],
+                lease_owner=lease_owner,
+                lease_expires_at=lease_expires_at,
+            )
+            return
         state = self._run_state(
             run,
             version=expected_version + 1,
@@ -340,6 +374,8 @@ class BaseDb:
             )
             .values(values)
         )
+        hook = _CLAIM_HOOK.get()
+        claimed = False
         with self._begin() as conn:
             if conn.execute(claim).rowcount == 1:
                 conn.execute(
@@ -349,8 +385,12 @@ class BaseDb:
                         for d in decisions_made
                     ],
                 )
-                run.version = expected_version + 1
-                return
+                if hook is not None:
+                    hook(conn)
+                claimed = True
+        if claimed:
+            run.version = expected_version + 1
+            return
         raise self.not_paused_error(run.run_id)
 
     # -- leases of running runs ---------------------------------------------------------
@@ -541,8 +581,10 @@ class BaseDb:
         expires_before: datetime | None = None,
         has_deadline: bool | None = None,
         limit: int | None = None,
+        offset: int = 0,
     ) -> list[PausedRun]:
-        """Paused runs across the database, soonest deadline first (no deadline last)."""
+        """Paused runs across the database, soonest deadline first (no deadline last);
+        ``limit`` and ``offset`` page through them."""
         self.ensure_schema()
         query = select(runs.c.data, runs.c.version).where(runs.c.status == RunStatus.paused.value)
         if workflow_name is not None:
@@ -561,6 +603,8 @@ class BaseDb:
         query = query.order_by(runs.c.expires_at.is_(None), runs.c.expires_at, runs.c.id)
         if limit is not None:
             query = query.limit(limit)
+        if offset:
+            query = query.offset(offset)
         with self._connect() as conn:
             rows = conn.execute(query).all()
         result = []
@@ -583,6 +627,17 @@ class BaseDb:
                 )
             )
         return result
+
+    def count_paused_runs(self, *, workflow_names: list[str] | None = None) -> int:
+        """How many runs are paused (of these workflows): a count, no run's data read."""
+        self.ensure_schema()
+        query = (
+            select(func.count()).select_from(runs).where(runs.c.status == RunStatus.paused.value)
+        )
+        if workflow_names is not None:
+            query = query.where(runs.c.workflow_name.in_(workflow_names))
+        with self._connect() as conn:
+            return int(conn.execute(query).scalar() or 0)
 
     def get_decisions(self, run_id: str) -> list[Decision]:
         """The run's audit trail: every recorded decision, oldest first."""

@@ -565,9 +565,10 @@ class Workflow:
         expires_before: datetime | None = None,
         has_deadline: bool | None = None,
         limit: int | None = None,
+        offset: int = 0,
     ) -> list[PausedRun]:
         """Paused runs of this workflow, soonest deadline first (``db.list_paused_runs``
-        lists every workflow's)."""
+        lists every workflow's); ``limit`` and ``offset`` page through them."""
         return self.db.list_paused_runs(
             workflow_name=self.name,
             session_id=session_id,
@@ -575,6 +576,7 @@ class Workflow:
             expires_before=expires_before,
             has_deadline=has_deadline,
             limit=limit,
+            offset=offset,
         )
 
     # -- public API: loading -----------------------------------------------------

@@ -16,6 +16,7 @@ from bot.config import Settings
 from bot.routing import SlackRoute, StepRoute
 from bot.sandbox import DEFAULT_CHANNEL_ID, Message, SlackActor, SlackFakeServer
 from bot.server import Runtime, ServerThread
+from bot.testing import wait_outbox_idle
 from engine import ManualClock, SqliteDb
 from tests.bot import workflows as test_workflows
 
@@ -79,6 +80,20 @@ class BotHarness:
 
         return self.wait(find, f"pause message for {step_name}")
 
+    def pause_message_of(self, run_id: str) -> Message:
+        """The pause message (with its buttons) of one run, once posted."""
+
+        def find(state: Any) -> Message | None:
+            run = self.runtime.db.get_run(run_id)
+            if run is None or not run.step_requirements:
+                return None
+            pause = self.runtime.signoff.store.get_pause(run.step_requirements[0].requirement_id)
+            if pause is None or pause.message_ts is None:
+                return None
+            return state.message(pause.channel_id or pause.channel, pause.message_ts)
+
+        return self.wait(find, f"pause message of run {run_id}")
+
     def wait_run(self, run_id: str, status: str, timeout: float = 10.0) -> Any:
         deadline = time.monotonic() + timeout
         db = self.runtime.db
@@ -91,16 +106,8 @@ class BotHarness:
         raise AssertionError(f"run {run_id} is {run.status if run else 'missing'}, not {status}")
 
     def wait_outbox_idle(self, timeout: float = 10.0) -> dict[str, int]:
-        """Until no outbox row waits or is in flight (the database says so, not Slack)."""
-        deadline = time.monotonic() + timeout
-        store = self.runtime.signoff.store
-        while True:
-            counts = store.outbox_counts()
-            if not counts.get("pending") and not counts.get("sending"):
-                return counts
-            if time.monotonic() >= deadline:
-                raise AssertionError(f"outbox still busy after {timeout}s: {counts}")
-            time.sleep(0.01)
+        """Until no outbox row is due or in flight (``bot.testing.wait_outbox_idle``)."""
+        return wait_outbox_idle(self.runtime, timeout=timeout)
 
     def ephemerals_for(self, user_id: str) -> list[Message]:
         return [m for m in self.state.messages(DEFAULT_CHANNEL_ID) if m.ephemeral_for == user_id]

@@ -222,3 +222,30 @@ def test_replicas_starting_together_migrate_once(make_db: Callable[[], BaseDb]) 
         thread.join()
     assert errors == []
     assert sorted(results, key=len) == [[], [], _revisions_after("base")]
+
+
+def test_upgrade_from_0001_carries_seen_requests_into_the_inbox(
+    make_db: Callable[[], BaseDb],
+) -> None:
+    from bot.store import slack_inbox, slack_pauses
+
+    db = make_db()
+    db.ensure_schema()
+    with db.schema_transaction() as conn:
+        assert migrations.upgrade(conn, migrations.BASELINE_REVISION) == ["0001_bot_tables"]
+    seen_at = datetime(2026, 1, 1, tzinfo=UTC)
+    with db.engine.begin() as conn:
+        conn.execute(
+            previous_release_tables().tables["slack_seen_requests"].insert(),
+            {"request_key": "action:U1:approve:1.2", "seen_at": seen_at},
+        )
+    store = BotStore(make_db())
+    assert store.ensure_schema() == ["0002_inbox", "0003_dm_copies_and_home"]
+    with store.engine.connect() as conn:
+        assert not inspect(conn).has_table("slack_seen_requests")
+        row = conn.execute(select(slack_inbox)).one()
+        assert "permalink" in {c["name"] for c in inspect(conn).get_columns(slack_pauses.name)}
+    assert (row.request_key, row.kind, row.state) == ("action:U1:approve:1.2", "seen", "done")
+    # A retry of the request handled before the upgrade is still a repeat.
+    assert store.first_time_seen("action:U1:approve:1.2", now=seen_at) is False
+    assert store.first_time_seen("action:U1:approve:9.9", now=seen_at) is True

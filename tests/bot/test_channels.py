@@ -80,15 +80,16 @@ def test_channel_names_become_ids_and_pending_links_work(
         response = harness.actor(CAROL, "C0GENERAL").slash("/signoff", "run approve_me")
         run_id = response.json()["text"].split("run `")[1].split("`")[0]
 
-        def posted(_state: object) -> str | None:
-            # The run pauses, then the bot records its pause, then the outbox posts it.
+        def linked(_state: object) -> str | None:
+            # The run pauses, the bot records its pause, the outbox posts it and stores its
+            # permalink (what /signoff pending links to).
             run = runtime.db.get_run(run_id)
             if run is None or not run.is_paused:
                 return None
             pause = runtime.signoff.store.get_pause(run.step_requirements[0].requirement_id)
-            return pause.message_ts if pause is not None else None
+            return pause.permalink if pause is not None else None
 
-        harness.wait(posted, "pause posted in #general")
+        harness.wait(linked, "pause posted in #general, its permalink stored")
         pending = harness.actor(ALICE, "C0GENERAL").slash("/signoff", "pending").json()
         assert "|open>" in str(pending["blocks"]), pending
     finally:

@@ -8,7 +8,7 @@ from datetime import timedelta
 
 from bot import blocks
 from bot.sandbox import Message, interactive_body, send_signed, view_submission_payload
-from bot.testing import run_due_jobs
+from bot.testing import run_due_jobs, wait_outbox_idle
 from tests.bot.conftest import ALICE, BOB, CAROL, SECRET, BotHarness
 from tests.bot.test_approval_flow import _start
 
@@ -54,7 +54,13 @@ def test_a_deadline_is_in_the_context_line_and_a_timeout_is_one_notice(
         lambda s: "Cancelled" in s.message(message.channel, message.thread_ts).text,
         "root message shows the cancellation",
     )
-    harness.wait_outbox_idle()
+    harness.wait(
+        lambda s: [
+            m for m in s.thread(message.channel, message.thread_ts) if "timed out" in m.text
+        ],
+        "the timeout notice",
+    )
+    wait_outbox_idle(harness.runtime)  # everything delivered: a second notice would be there
     notes = [
         m.text
         for m in harness.state.thread(message.channel, message.thread_ts)

@@ -11,7 +11,7 @@ from alembic import op
 from engine.db.schema import UtcDateTime
 
 revision = "0003_dm_copies_and_home"
-down_revision = "0001_bot_tables"
+down_revision = "0002_inbox"
 branch_labels = None
 depends_on = None
 

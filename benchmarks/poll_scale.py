@@ -1,0 +1,193 @@
+"""What the periodic poll and ``/metrics`` cost with a large history (issue 8 §3).
+
+    .venv/bin/python -m benchmarks.poll_scale                # 100,000 finished runs
+    .venv/bin/python -m benchmarks.poll_scale --runs 20000   # smaller
+
+Set-up: a SQLite file with ``--runs`` finished runs (each with its JSON, as the engine
+writes them), as many delivered outbox rows and applied inbox rows, and 50 paused runs,
+written directly in bulk (the figures are about reading them). Then, each timed several
+times: ``/metrics``' scrape (pending approvals, outbox and inbox counts by state: indexed
+counts, no JSON read), ``sync_paused_runs`` (pages through the paused runs only),
+``forget_old_outbox`` with nothing old enough and with everything past retention. Printed
+beside a target of 50 ms for the scrape and the sync (no full scan of history).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import tempfile
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from benchmarks._stats import Summary, print_header, print_latency_table, print_summary
+
+TARGET_MS = 50.0
+PAUSED = 50
+REPEAT = 20
+
+
+def _fill(db: Any, store: Any, n: int, now: datetime) -> None:
+    from bot.store import slack_inbox, slack_outbox
+    from engine.db.schema import runs, sessions
+
+    data = json.dumps({"content": "x" * 400, "step_results": [{"content": "y" * 200}] * 3})
+    batch = 5000
+    with db.engine.begin() as conn:
+        for start in range(0, n, batch):
+            ids = [uuid.uuid4().hex for _ in range(min(batch, n - start))]
+            conn.execute(
+                sessions.insert(),
+                [{"session_id": i, "workflow_name": "bench", "created_at": now} for i in ids],
+            )
+            conn.execute(
+                runs.insert(),
+                [
+                    {
+                        "run_id": i,
+                        "session_id": i,
+                        "workflow_name": "bench_approve",
+                        "status": "completed",
+                        "version": 3,
+                        "created_at": now,
+                        "updated_at": now,
+                        "data": data,
+                    }
+                    for i in ids
+                ],
+            )
+            conn.execute(
+                slack_outbox.insert(),
+                [
+                    {
+                        "dedupe_key": f"note:{i}:completed",
+                        "run_id": i,
+                        "kind": "note",
+                        "data": json.dumps({"text": "Completed"}),
+                        "state": "sent",
+                        "attempts": 1,
+                        "next_attempt_at": now,
+                        "created_at": now,
+                    }
+                    for i in ids
+                ],
+            )
+            conn.execute(
+                slack_inbox.insert(),
+                [
+                    {
+                        "request_key": f"action:U1:approve:{i}",
+                        "kind": "decide",
+                        "user_id": "U1",
+                        "data": "{}",
+                        "state": "done",
+                        "attempts": 1,
+                        "next_attempt_at": now,
+                        "created_at": now,
+                        "finished_at": now,
+                    }
+                    for i in ids
+                ],
+            )
+
+
+def _time(fn: Any, repeat: int = REPEAT) -> Summary:
+    seconds = []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        fn()
+        seconds.append(time.perf_counter() - t0)
+    return Summary.of(seconds)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.poll_scale")
+    parser.add_argument("--runs", type=int, default=100_000, help="finished runs (100000)")
+    args = parser.parse_args(argv)
+
+    from slack_sdk import WebClient
+
+    from benchmarks.bot_interactions import build_workflow
+    from bot.routing import ChannelDirectory, SlackRoute
+    from bot.service import Signoff
+    from engine import ManualClock
+    from engine.db.sqlite import SqliteDb
+
+    tmp = Path(tempfile.mkdtemp(prefix="signoff-poll-"))
+    try:
+        now = datetime.now(UTC).replace(microsecond=0)
+        clock = ManualClock(now)
+        db = SqliteDb(db_file=tmp / "signoff.db")
+        wf = build_workflow()
+        # Slack is never called here: the paused runs are posted already (known to the bot).
+        signoff = Signoff(
+            routes=[SlackRoute(workflow=wf, approvers=("U0ALICE",))],
+            db=db,
+            client=WebClient(token="xoxb-unused", base_url="http://127.0.0.1:9/"),
+            channels=ChannelDirectory([], "C0SIGNOFF"),
+            clock=clock,
+        )
+        signoff.db.ensure_schema()
+        signoff.store.ensure_schema()
+        print_header(f"Set-up: {args.runs} finished runs, outbox and inbox rows, {PAUSED} paused")
+        t0 = time.perf_counter()
+        _fill(db, signoff.store, args.runs, now)
+        for i in range(PAUSED):
+            run = wf.run(f"paused {i}")
+            req = run.step_requirements[0]
+            signoff.store.record_pause(
+                requirement_id=req.requirement_id,
+                run_id=run.run_id,
+                workflow_name=wf.name,
+                step_name=req.step_name,
+                channel="C0SIGNOFF",
+                now=now,
+            )
+        print(f"  written in {time.perf_counter() - t0:.1f} s")
+
+        scrape = _time(signoff.metrics.render)
+        sync = _time(signoff.sync_paused_runs)
+        assert signoff.sync_paused_runs() == 0  # all known: nothing posted
+        keep = _time(signoff.forget_old_outbox, repeat=5)
+        clock.advance(signoff.outbox_retention + timedelta(seconds=1))
+        t0 = time.perf_counter()
+        removed = signoff.forget_old_outbox()
+        purge_s = time.perf_counter() - t0
+        print_header("Timings")
+        print_latency_table(
+            [
+                ("/metrics scrape", scrape),
+                ("sync_paused_runs", sync),
+                ("retention, nothing due", keep),
+            ]
+        )
+        print(f"  retention, {removed} rows past it: {purge_s * 1e3:.0f} ms (batches of 1000)")
+        print_summary(
+            [
+                (
+                    f"/metrics p50 at {args.runs} runs",
+                    f"< {TARGET_MS:.0f} ms",
+                    f"{scrape.p50_ms:.1f} ms",
+                    scrape.p50_ms < TARGET_MS,
+                ),
+                (
+                    f"poll sync p50 at {args.runs} runs",
+                    f"< {TARGET_MS:.0f} ms",
+                    f"{sync.p50_ms:.1f} ms",
+                    sync.p50_ms < TARGET_MS,
+                ),
+                ("rows past retention removed", str(args.runs), str(removed), removed == args.runs),
+            ]
+        )
+        db.dispose()
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,337 @@
+"""The durable inbox: record, then acknowledge; apply after the ack, exactly once.
+
+- ``InboxWriter``: a group-commit writer thread. A listener hands it one interaction and
+  waits (at most ``RECORD_WAIT`` seconds); every interaction that arrives while a
+  transaction runs goes into the next one, so a burst of clicks costs a few commits. The
+  insert skips a key already recorded: a Slack retry or replay is a no-op.
+- ``record_then_ack``: the one helper every state-changing listener calls. Recorded: the
+  listener's ack goes out. Not recorded in time (database locked, down): the person is told
+  at once — a slash command gets an ephemeral text, a modal an inline error, a button a 503
+  (Slack then shows that the click did not go through) — never a 200 followed by a loss.
+- ``InboxWorker``: takes recorded interactions with a lease (an expired lease — a replica
+  that died — is taken over), applies each through its handler (``decide``, ``start``…),
+  retries transient failures with backoff and jitter, and after ``MAX_ATTEMPTS`` gives up,
+  counts it in ``/metrics`` and tells the person. A decision's inbox row is marked done in
+  the transaction that claims the pause (``engine.db.base.claim_hook``).
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import random
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
+from dataclasses import dataclass, field
+from datetime import timedelta
+from http import HTTPStatus
+from typing import TYPE_CHECKING, Any
+
+from slack_bolt import Ack, BoltResponse
+from slack_sdk.errors import SlackApiError
+from sqlalchemy.exc import DBAPIError
+
+from bot.store import InboxEntry, InboxItem
+
+if TYPE_CHECKING:
+    from bot.service import DecisionResult, Signoff
+
+log = logging.getLogger("signoff.inbox")
+
+RECORD_WAIT = 1.5  # seconds a listener waits for its insert: the ack stays well within 3 s
+LOCK_WAIT = 1.2  # seconds the insert waits for a lock another process holds
+MAX_BATCH = 500
+LEASE = timedelta(seconds=60)
+START_LEASE = timedelta(minutes=10)  # a start is done when its run paused or ended
+MAX_ATTEMPTS = 8
+BASE_BACKOFF = 0.5
+MAX_BACKOFF = 60.0
+APPLY_THREADS = 4
+
+NOT_RECORDED = (
+    ":warning: Signoff could not record this just now (its database is busy or unreachable). "
+    "Nothing was done: please try again in a moment."
+)
+
+
+class InboxUnavailableError(Exception):
+    """The interaction could not be recorded in time; nothing was done."""
+
+
+@dataclass
+class _Pending:
+    entry: InboxEntry
+    deadline: float
+    future: Future[bool] = field(default_factory=Future)
+
+
+class InboxWriter:
+    """Batches concurrent inserts into one transaction (group commit), each bounded."""
+
+    def __init__(self, signoff: Signoff, *, wait: float = RECORD_WAIT) -> None:
+        self.signoff = signoff
+        self.wait = wait
+        self._queue: queue.SimpleQueue[_Pending | None] = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+        self.batches = 0
+
+    def _ensure_started(self) -> None:
+        if self._thread is not None:
+            return
+        with self._lock:
+            if self._thread is None:
+                self._thread = threading.Thread(
+                    target=self._loop, name="signoff-inbox-writer", daemon=True
+                )
+                self._thread.start()
+
+    def stop(self) -> None:
+        """Finish what is queued, then stop the writer thread."""
+        if self._thread is not None:
+            self._queue.put(None)
+            self._thread.join(timeout=10)
+            self._thread = None
+
+    def record(self, entry: InboxEntry) -> bool:
+        """Record ``entry`` durably; True if it is new, False for a repeat of its key.
+        Raises ``InboxUnavailableError`` if that did not happen within ``wait`` seconds."""
+        self._ensure_started()
+        pending = _Pending(entry, time.monotonic() + self.wait)
+        self._queue.put(pending)
+        try:
+            return pending.future.result(timeout=self.wait)
+        except FutureTimeout:
+            # The writer skips an entry whose deadline passed before its transaction began;
+            # one already in a transaction may still commit, and is then applied: the
+            # person was told to retry, and a retry finds the step decided.
+            raise InboxUnavailableError("timed out") from None
+        except InboxUnavailableError:
+            raise
+        except Exception as exc:
+            raise InboxUnavailableError(f"{type(exc).__name__}: {exc}") from exc
+
+    def _loop(self) -> None:
+        while True:
+            first = self._queue.get()
+            if first is None:
+                return
+            batch = [first]
+            while len(batch) < MAX_BATCH:
+                try:
+                    more = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if more is None:
+                    self._queue.put(None)
+                    break
+                batch.append(more)
+            self._write(batch)
+
+    def _write(self, batch: list[_Pending]) -> None:
+        now_mono = time.monotonic()
+        live = []
+        for item in batch:
+            if item.deadline <= now_mono:
+                item.future.set_exception(InboxUnavailableError("timed out before recording"))
+            else:
+                live.append(item)
+        if not live:
+            return
+        remaining = min(item.deadline for item in live) - now_mono
+        try:
+            inserted = self.signoff.store.record_inbox(
+                [item.entry for item in live],
+                now=self.signoff.clock.now(),
+                lock_timeout=max(0.05, min(LOCK_WAIT, remaining - 0.1)),
+            )
+        except Exception as exc:
+            log.warning("recording %d interactions failed: %s", len(live), exc)
+            self.signoff.metrics.inbox_record_failures.inc(len(live))
+            for item in live:
+                item.future.set_exception(InboxUnavailableError(str(exc)))
+            return
+        self.batches += 1
+        for item, new in zip(live, inserted, strict=True):
+            item.future.set_result(new)
+        if any(inserted):
+            self.signoff.inbox_wakeup.set()
+
+
+# -- the one helper listeners call --------------------------------------------------------------
+def record_then_ack(
+    signoff: Signoff,
+    ack: Ack,
+    *,
+    key: str | None,
+    kind: str,
+    user_id: str,
+    data: dict[str, Any],
+    surface: str,
+    ack_kwargs: dict[str, Any] | None = None,
+    error_block: str | None = None,
+) -> bool:
+    """Record an interaction that changes state, then ack it; returns whether it was new.
+
+    ``surface`` says how to tell the person when it could not be recorded: ``"command"``
+    (ephemeral text in the ack), ``"view"`` (``response_action: errors`` on
+    ``error_block``) or ``"action"`` (HTTP 503). A repeat (same ``key``) is acked the same
+    way and does nothing. ``key`` None (no de-dup key in the payload) records under a fresh
+    key, so it still acts once per delivery.
+    """
+    if key is None:
+        import uuid
+
+        key = f"nokey:{uuid.uuid4().hex}"
+    try:
+        new = signoff.inbox_writer.record(InboxEntry(key, kind, user_id, data))
+    except InboxUnavailableError as exc:
+        log.warning("could not record %s %s: %s", kind, key, exc)
+        _refuse(ack, surface, error_block)
+        return False
+    if not new:
+        log.info("dropping repeated delivery %s", key)
+    ack(**(ack_kwargs or {}))
+    return new
+
+
+def _refuse(ack: Ack, surface: str, error_block: str | None) -> None:
+    if surface == "command":
+        ack(text=NOT_RECORDED, response_type="ephemeral")
+    elif surface == "view":
+        from bot import blocks
+
+        ack(response_action="errors", errors={error_block or "_": blocks.modal_error(NOT_RECORDED)})
+    else:
+        # Not ack(): Slack shows the person a click that failed, and nothing happened.
+        ack.response = BoltResponse(status=503, body={"error": "could not record the interaction"})
+
+
+# -- applying what was recorded ------------------------------------------------------------------
+Handler = Callable[["Signoff", InboxItem], "DecisionResult | None"]
+
+
+def _transient(exc: BaseException) -> bool:
+    """Whether ``exc`` may go away by itself (retry it), or says the work cannot be done."""
+    if isinstance(exc, DBAPIError):
+        return True  # locked, down, connection reset: all pass
+    if isinstance(exc, SlackApiError):
+        status = getattr(exc.response, "status_code", HTTPStatus.OK)
+        return status == HTTPStatus.TOO_MANY_REQUESTS or status >= HTTPStatus.INTERNAL_SERVER_ERROR
+    return isinstance(exc, (TimeoutError, OSError, ConnectionError))
+
+
+class InboxWorker:
+    """Applies recorded interactions: takes due rows with a lease (another replica takes
+    them over when a lease expires), runs each kind's handler, retries transient failures
+    with back-off and jitter, and gives up after a bound, telling the person."""
+
+    def __init__(self, signoff: Signoff, *, poll_interval: float = 0.5) -> None:
+        self.signoff = signoff
+        self.poll_interval = poll_interval
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._pool = ThreadPoolExecutor(max_workers=APPLY_THREADS, thread_name_prefix="inbox")
+        self._rng = random.Random()
+
+    def start(self) -> None:
+        """Start the worker thread."""
+        self._thread = threading.Thread(target=self._loop, name="signoff-inbox", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Stop after the row being applied."""
+        self._stop.set()
+        self.signoff.inbox_wakeup.set()
+        if self._thread:
+            self._thread.join(timeout=10)
+        self._pool.shutdown(wait=True)
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            self.signoff.inbox_wakeup.wait(self.poll_interval)
+            self.signoff.inbox_wakeup.clear()
+            try:
+                while self.apply_due() and not self._stop.is_set():
+                    pass
+            except Exception:
+                log.exception("inbox pass failed")
+
+    def apply_due(self, *, in_this_thread: bool = False) -> int:
+        """One pass: claim what is due and apply it (in parallel, or ``in_this_thread``).
+        Returns how many were taken."""
+        now = self.signoff.clock.now()
+        items = self.signoff.store.claim_inbox(now=now, lease=LEASE)
+        if in_this_thread:
+            for item in items:
+                self.apply(item)
+        elif items:
+            list(self._pool.map(self.apply, items))
+        return len(items)
+
+    def apply(self, item: InboxItem) -> None:
+        """Apply one taken row with its kind's handler; record done, retry or given up."""
+        signoff = self.signoff
+        handler = signoff.inbox_handlers.get(item.kind)
+        if handler is None:
+            self._give_up(item, f"no handler for {item.kind!r}")
+            return
+        try:
+            result = handler(signoff, item)
+        except Exception as exc:
+            if _transient(exc) and item.attempts < MAX_ATTEMPTS:
+                delay = min(MAX_BACKOFF, BASE_BACKOFF * 2 ** (item.attempts - 1))
+                delay *= 0.5 + self._rng.random()  # jitter: replicas do not retry in step
+                at = signoff.clock.now() + timedelta(seconds=delay)
+                log.warning("will retry %s %s in %.1fs: %s", item.kind, item.key, delay, exc)
+                signoff.metrics.inbox_retries.labels(kind=item.kind).inc()
+                error = repr(exc)
+                self._safely(lambda: signoff.store.retry_inbox(item.key, at=at, error=error))
+                return
+            log.error("applying %s %s failed", item.kind, item.key, exc_info=exc)
+            self._give_up(item, f"{type(exc).__name__}: {exc}")
+            return
+        if result is None:
+            return  # the handler finishes the row itself (in a claim, or later)
+        self._safely(
+            lambda: signoff.store.finish_inbox(item.key, state="done", now=signoff.clock.now())
+        )
+        if not result.ok:
+            signoff.reply_to(item, result.message)
+
+    def _give_up(self, item: InboxItem, error: str) -> None:
+        signoff = self.signoff
+        signoff.metrics.inbox_given_up.labels(kind=item.kind).inc()
+        self._safely(
+            lambda: signoff.store.finish_inbox(
+                item.key, state="failed", now=signoff.clock.now(), error=error[:2000]
+            )
+        )
+        signoff.reply_to(
+            item,
+            ":x: Signoff could not carry this out after several tries; nothing was decided. "
+            "Please try again.",
+        )
+
+    @staticmethod
+    def _safely(write: Callable[[], None]) -> None:
+        try:
+            write()
+        except Exception:
+            # The lease lapses and the row is taken again: applying is idempotent.
+            log.warning("recording an inbox outcome failed", exc_info=True)
+
+
+def drain(signoff: Signoff, worker: InboxWorker, *, timeout: float = 10.0) -> int:
+    """Apply every due interaction now, in this thread (tests: wait for exactly this)."""
+    applied = 0
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        n = worker.apply_due(in_this_thread=True)
+        applied += n
+        if n == 0:
+            return applied
+    raise TimeoutError("the inbox did not drain")
