@@ -15,6 +15,7 @@
 from __future__ import annotations
 
 import json
+import sqlite3
 import threading
 import time
 from dataclasses import dataclass
@@ -547,7 +548,9 @@ class BotStore:
                     try:
                         with conn.begin():
                             return self._insert_inbox(conn, entries, now)
-                    except OperationalError as exc:
+                    # The BEGIN is the engine's begin listener calling the driver: its
+                    # error arrives unwrapped (sqlite3's), the insert's wrapped.
+                    except (OperationalError, sqlite3.OperationalError) as exc:
                         if "locked" not in str(exc) and "busy" not in str(exc):
                             raise
                         if time.monotonic() >= deadline:

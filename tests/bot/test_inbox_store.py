@@ -5,6 +5,7 @@ row marked done in the engine's claim transaction (or not at all)."""
 from __future__ import annotations
 
 import sqlite3
+import threading
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -72,6 +73,26 @@ def test_a_lock_held_elsewhere_is_waited_for_a_bounded_time(store: BotStore) -> 
     if store.engine.dialect.name == "sqlite":
         with store.engine.connect() as conn:
             assert conn.exec_driver_sql("PRAGMA busy_timeout").scalar() == 30_000
+
+
+def test_a_lock_released_within_the_bound_is_waited_for_then_taken(store: BotStore) -> None:
+    # Another writer's ordinary commit must not fail the insert: it waits for the lock.
+    if store.engine.dialect.name == "sqlite":
+        database = store.engine.url.database
+        assert database is not None
+        other = sqlite3.connect(database, isolation_level=None, check_same_thread=False)
+        other.execute("BEGIN IMMEDIATE")
+        release = other.rollback
+    else:
+        holder = store.engine.connect()
+        holder.execute(text("LOCK TABLE slack_inbox IN EXCLUSIVE MODE"))
+        release = holder.rollback
+    timer = threading.Timer(0.2, release)
+    timer.start()
+    try:
+        assert store.record_inbox([_entry("b")], now=T0, lock_timeout=10.0) == [True]
+    finally:
+        timer.join()
 
 
 def test_a_lease_is_waited_out_then_taken_over(store: BotStore) -> None:
