@@ -105,6 +105,12 @@ class BotHarness:
         run = db.get_run(run_id)
         raise AssertionError(f"run {run_id} is {run.status if run else 'missing'}, not {status}")
 
+    def expire_cached_groups(self) -> None:
+        """Once what is being posted is out (App Home refreshes list groups too), the cached
+        members of every group expire: the next permission check asks Slack."""
+        self.wait_outbox_idle()
+        self.runtime.signoff.forget_group(None)
+
     def wait_outbox_idle(self, timeout: float = 10.0) -> dict[str, int]:
         """Until no outbox row is due or in flight (``bot.testing.wait_outbox_idle``)."""
         return wait_outbox_idle(self.runtime, timeout=timeout)
