@@ -248,6 +248,8 @@ class PauseContext:
     plan: Plan | None = None  # a group's confirmation: what runs if approved
     # Every requirement of a pause with several (a Parallel's), answered or not, in order.
     siblings: Sequence[StepRequirement] = ()
+    # A route's groups with counts: (group, count, who counts for it) each.
+    groups: Sequence[tuple[str, int, Sequence[str]]] = ()
 
 
 @dataclass(frozen=True)
@@ -652,6 +654,7 @@ def pause_message(ctx: PauseContext) -> tuple[str, list[dict[str, Any]]]:
         return _fallback(text), _finish(_several(ctx, resolved=False))
     needs = "input" if req.requires_user_input else _NEEDS[req.kind]
     blocks = _pause_body(ctx)
+    blocks.extend(approval_progress_blocks(ctx))
     blocks.extend(_decision_buttons(ctx))
     text = f"Needs {needs}: {escape(ctx.workflow_name)} › {escape(req.step_name)}"
     return _fallback(text), _finish(blocks)
@@ -1345,4 +1348,47 @@ def home_view(
         )
     return View(
         type="home", callback_id="signoff_home", blocks=_finish(view_blocks, HOME_MAX_BLOCKS)
+    )
+
+
+# -- approval policies (bot/policies.py) -----------------------------------------------------
+def approval_progress(ctx: PauseContext) -> str | None:
+    """The progress of a pause that needs several people, one mrkdwn line: "1 of 2
+    approvals — @alice", each group's count when the route has groups, and rejections
+    when it takes more than one; None before the first vote (or for a single decider)."""
+    req = ctx.requirement
+    if req.approvals_required <= 1 and req.reject_quorum <= 1:
+        return None
+    if not req.approved_by and not req.rejected_by:
+        return None
+    parts: list[str] = []
+    if req.approvals_required > 1:
+        who = ", ".join(mention(u) for u in req.approved_by)
+        line = f"{len(req.approved_by)} of {req.approvals_required} approvals"
+        parts.append(f":ballot_box_with_check: {line}" + (f" — {who}" if who else ""))
+    for group, count, members in ctx.groups:
+        names = ", ".join(mention(u) for u in members)
+        line = f"{mention(group)}: {len(members)} of {count}"
+        parts.append(line + (f" — {names}" if names else ""))
+    if req.rejected_by:
+        who = ", ".join(mention(u) for u in req.rejected_by)
+        parts.append(f":no_entry: {len(req.rejected_by)} of {req.reject_quorum} rejections — {who}")
+    return "\n".join(parts)
+
+
+def approval_progress_blocks(ctx: PauseContext) -> list[Block]:
+    """The progress line as a context block (none before the first vote)."""
+    line = approval_progress(ctx)
+    return [_context([line])] if line else []
+
+
+def vote_note(step_name: str, user_id: str, *, approved: bool, needed: int) -> str:
+    """The thread note of one vote on a pause that stays open (``needed``: how many more
+    approvals, or rejections, it takes)."""
+    verb = "approved" if approved else "rejected"
+    what = "approval" if approved else "rejection"
+    more = f"{needed} more {what}{'s' if needed != 1 else ''} needed"
+    return clip(
+        f":ballot_box_with_check: {mention(user_id)} {verb} *{escape(step_name)}* ({more})",
+        MESSAGE_TEXT_MAX,
     )

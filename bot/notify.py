@@ -35,6 +35,7 @@ from bot.store import OutboxItem, slack_dm_copies, slack_home_users, slack_runs
 from engine import (
     Decision,
     Outcome,
+    StepApprovalProgressEvent,
     StepContinuedEvent,
     StepRequirement,
     WorkflowCancelledEvent,
@@ -64,6 +65,7 @@ class Kind(StrEnum):
     dm = "dm_copy"  # a direct copy of a pause message to one approver
     dm_resolve = "dm_resolve"  # every copy of a pause updated with its outcome
     dm_remind = "dm_remind"  # a reminder to one approver
+    dm_progress = "dm_progress"  # every copy of a pause re-rendered after a vote (buttons kept)
     home = "home"  # publish one person's App Home
 
 
@@ -222,6 +224,7 @@ class Notifier:
             Kind.dm: self._deliver_dm,
             Kind.dm_resolve: self._deliver_dm_resolve,
             Kind.dm_remind: self._deliver_dm_remind,
+            Kind.dm_progress: self._deliver_dm_progress,
             Kind.home: self._deliver_home,
         }
 
@@ -248,6 +251,16 @@ class Notifier:
                     now,
                 )
             self._fanout(run.run_id, req.requirement_id, Moment.decided, now)
+        elif isinstance(event, StepApprovalProgressEvent) and event.requirement is not None:
+            if route.sends_dms(event.requirement.step_name):
+                requirement_id = event.requirement.requirement_id
+                self.signoff.enqueue(
+                    f"{Kind.dm_progress}:{requirement_id}:{run.version}",
+                    dm_group(run.run_id),
+                    Kind.dm_progress,
+                    {"requirement_id": requirement_id},
+                    now,
+                )
         elif (
             isinstance(event, WorkflowCompletedEvent | WorkflowCancelledEvent | WorkflowErrorEvent)
             and run.user_id
@@ -469,6 +482,23 @@ class Notifier:
                 channel=channel, ts=ts, text=text, blocks=message_blocks
             )
 
+    def _deliver_dm_progress(self, item: OutboxItem) -> None:
+        """Every DM copy of a pause still open after a vote, re-rendered as it is now."""
+        loaded = self._loaded(str(item.data["requirement_id"]))
+        if loaded is None:
+            return
+        route, run, pause, waiting = loaded
+        if waiting is None:
+            return  # resolved meanwhile: dm_resolve shows the outcome
+        in_channel = pause.channel if route.posts_in_channel(pause.step_name) else None
+        text, message_blocks = blocks.dm_pause_message(
+            self.signoff.pause_context(route, run, waiting), channel=in_channel
+        )
+        for _user, channel, ts in self.store.copies(waiting.requirement_id):
+            self.signoff.client.chat_update(
+                channel=channel, ts=ts, text=text, blocks=message_blocks
+            )
+
     def _deliver_dm_remind(self, item: OutboxItem) -> None:
         requirement_id, user = str(item.data["requirement_id"]), str(item.data["user_id"])
         loaded = self._loaded(requirement_id)
@@ -550,7 +580,7 @@ class Notifier:
             (
                 d
                 for d in self.signoff.db.get_decisions(run_id)
-                if d.requirement_id == requirement_id
+                if d.requirement_id == requirement_id and not d.is_vote
             ),
             None,
         )

@@ -18,6 +18,7 @@ from typing import Any
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
+from bot.policies import Approvals, approvers_of
 from engine import Workflow
 
 _CHANNEL_ID = re.compile(r"[CG][A-Z0-9]{2,}")
@@ -55,9 +56,12 @@ class StepRoute:
     approvers: tuple[str, ...] | None = None
     allow_requester: bool | None = None
     notify: Notify | None = None
+    require: tuple[Approvals, ...] | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "notify", _notify(self.notify, "step route"))
+        if self.require is not None:
+            object.__setattr__(self, "require", tuple(self.require))
 
 
 @dataclass(frozen=True)
@@ -68,6 +72,10 @@ class SlackRoute:
     anyone who can see the message. ``allow_requester``: whether the person who started a
     run may decide its pauses. ``reminder_before``: mention the approvers in the thread this
     long before a deadline (and, with ``notify`` dm/both, remind each of them directly).
+    ``require``: groups with their own counts (``[Approvals(group="S0SRE", count=1), ...]``):
+    each group must sign, a person counts for one group (see ``bot/policies.py``); without
+    ``approvers`` the groups are who may decide. ``allow_requester=False`` is written onto
+    the steps' engine option at route load (the stricter of the two wins).
     ``notify``: ``"channel"`` (default: the pause message in the run's thread), ``"dm"`` (a
     copy of it to each approver, user-group members expanded; the channel keeps the run's
     root message and notes) or ``"both"``. A route with ``"dm"`` and no approvers posts in
@@ -82,10 +90,12 @@ class SlackRoute:
     reminder_before: timedelta | None = None
     steps: Mapping[str, StepRoute] = field(default_factory=dict)
     notify: Notify = Notify.channel
+    require: tuple[Approvals, ...] = ()
 
     def __post_init__(self) -> None:
         notify = _notify(self.notify, f"route {self.workflow.name!r}")
         object.__setattr__(self, "notify", notify or Notify.channel)
+        object.__setattr__(self, "require", tuple(self.require))
         for who in (*self.approvers, *self.starters):
             if not who or who[0] not in "UWS":
                 raise ValueError(
@@ -109,7 +119,11 @@ class SlackRoute:
     def approvers_for(self, step_name: str | None) -> tuple[str, ...]:
         """Who may decide a step: its own approvers if given, else the route's (empty: anyone)."""
         step = self.steps.get(step_name or "")
-        return step.approvers if step and step.approvers is not None else self.approvers
+        if step and step.approvers is not None:
+            return step.approvers
+        if step and step.require is not None:
+            return approvers_of(step.require)
+        return self.approvers or approvers_of(self.require)
 
     def notify_for(self, step_name: str | None) -> Notify:
         """Where ``step_name``'s pauses reach approvers (the step's setting, else the route's)."""

@@ -23,7 +23,7 @@ from typing import Any
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
-from bot import blocks
+from bot import blocks, policies
 from bot.decisions import DecisionAction
 from bot.forms import OpenForms
 from bot.metrics import Metrics
@@ -31,15 +31,19 @@ from bot.routing import ChannelDirectory, SlackRoute
 from bot.store import BotStore, PauseRef
 from engine import (
     TIMEOUT_ACTOR,
+    AlreadyDecidedError,
     Clock,
     Condition,
+    DeciderNotAllowedError,
     Decision,
     DecisionTooLateError,
     EngineError,
     Loop,
+    Outcome,
     RequirementKind,
     Router,
     RunNotPausedError,
+    StepApprovalProgressEvent,
     StepContinuedEvent,
     StepPausedEvent,
     StepRequirement,
@@ -70,6 +74,8 @@ class DecisionResult:
     ok: bool
     message: str
     errors: dict[str, str] | None = None  # for modals: field errors keyed by block id
+    # An ok result the person is told too: a vote that left the pause open ("1 more needed").
+    tell: bool = False
 
 
 class Signoff:
@@ -114,7 +120,10 @@ class Signoff:
         self.metrics = Metrics()
         self.forms = OpenForms()
         self.metrics.watch_state(self.pending_count, self.store.outbox_counts)
+        self._vote_locks: dict[str, threading.Lock] = {}
+        self.on_event_handled.append(self._on_vote_event)
         for route in routes:
+            policies.apply_route_policy(route)  # the engine enforces the route's policy
             wf = route.workflow
             wf.use_default_db(db)  # workflows given without a db get the bot's
             if clock is not None:
@@ -241,6 +250,33 @@ class Signoff:
         elif isinstance(event, WorkflowErrorEvent):
             self._enqueue_root_update(run, now)
             self._note(run, "failed", blocks.failed_note(event.error), now)
+
+    def _on_vote_event(
+        self, event: WorkflowRunEvent, route: SlackRoute, run: WorkflowRunOutput, now: datetime
+    ) -> None:
+        if isinstance(event, StepApprovalProgressEvent) and event.requirement is not None:
+            self._vote_progress(run, event.requirement, now)
+
+    def _vote_progress(self, run: WorkflowRunOutput, req: StepRequirement, now: datetime) -> None:
+        """A vote that left the pause open: the pause message re-rendered in place (its
+        buttons kept, the progress shown; DM copies follow, bot/notify.py) and one thread
+        note per vote."""
+        lead = run.step_requirements[0].requirement_id if run.step_requirements else None
+        key = f"pause_update:{lead or req.requirement_id}:{run.version}"
+        self._enqueue(key, run.run_id, "pause_update", {"requirement_id": lead}, now)
+        votes = [
+            d
+            for d in self.db.get_decisions(run.run_id)
+            if d.requirement_id == req.requirement_id and d.is_vote
+        ]
+        if votes:
+            vote, values = votes[-1], votes[-1].values or {}
+            approved = vote.outcome is not Outcome.rejected
+            needed = values.get("approvals_needed" if approved else "rejections_needed", 0)
+            text = blocks.vote_note(
+                req.step_name, vote.decided_by or "", approved=approved, needed=int(needed)
+            )
+            self._note(run, f"vote:{req.requirement_id}:{vote.decided_by}", text, now)
 
     def _ensure_root(self, route: SlackRoute, run: WorkflowRunOutput, *, now: datetime) -> None:
         channel = self.channels.channel_for(route, None)
@@ -420,7 +456,7 @@ class Signoff:
 
     def _already_decided(self, run_id: str, requirement_id: str) -> str:
         for decision in self.db.get_decisions(run_id):
-            if decision.requirement_id == requirement_id:
+            if decision.requirement_id == requirement_id and not decision.is_vote:
                 return f"Already decided: {_describe(decision)}."
         return "This step is no longer waiting for a decision."
 
@@ -465,7 +501,26 @@ class Signoff:
         waiting = [r for r in run.step_requirements if r is not req and r.unresolved_reasons()]
         if waiting:
             return self._record_answer(route, run, req, act, left=len(waiting))
-        return self._continue(route.workflow, run, req, act)
+        require = policies.route_require(route, req.step_name)
+        if not (require and req.counts_votes and req.confirmed is True):
+            return self._continue(route.workflow, run, req, act)
+        # Check the groups and vote under one lock per pause: two approvals at once are
+        # checked one after the other against the votes as they are.
+        with self._vote_lock(req.requirement_id):
+            fresh = route.workflow.get_run(run.run_id)
+            reqs = fresh.step_requirements if fresh is not None else []
+            current = next((r for r in reqs if r.requirement_id == req.requirement_id), None)
+            if fresh is None or current is None or not fresh.is_paused:
+                return DecisionResult(False, self._already_decided(run.run_id, req.requirement_id))
+            not_needed = policies.vote_refusal(user_id, current, require, self._group_members)
+            if not_needed is not None:
+                return DecisionResult(False, not_needed)
+            current.apply_answer_from(req)
+            return self._continue(route.workflow, fresh, current, act)
+
+    def _vote_lock(self, requirement_id: str) -> threading.Lock:
+        with self._group_lock:
+            return self._vote_locks.setdefault(requirement_id, threading.Lock())
 
     def _record_answer(
         self,
@@ -505,7 +560,7 @@ class Signoff:
     ) -> DecisionResult:
         try:
             events = wf.continue_run(run, stream=True, stream_events=True)
-            next(events)  # the claim: raises for everyone but the one winner
+            first = next(events)  # the claim: raises for everyone but the one winner
         except DecisionTooLateError as exc:
             when = exc.expires_at if isinstance(exc.expires_at, datetime) else req.expires_at
             return DecisionResult(
@@ -515,8 +570,13 @@ class Signoff:
             )
         except RunNotPausedError:
             return DecisionResult(False, self._already_decided(run.run_id, req.requirement_id))
+        except (AlreadyDecidedError, DeciderNotAllowedError) as exc:
+            return DecisionResult(False, policies.refusal(exc))
         except EngineError as exc:
             return DecisionResult(False, f"Cannot continue: {exc}")
+        if isinstance(first, StepApprovalProgressEvent):
+            _drain(events, run.run_id)  # the rest are progress events: nothing runs
+            return self._voted(first, act)
         self.executor.submit(_drain, events, run.run_id)
         if self.deliver_now is not None:
             # The person who clicked sees the message change now, not at the next pass.
@@ -527,6 +587,20 @@ class Signoff:
             except Exception:  # the outbox worker will deliver it
                 log.warning("immediate update of run %s failed", run.run_id, exc_info=True)
         return DecisionResult(True, f"{_DONE[act]} *{blocks.escape(req.step_name)}*.")
+
+    def _voted(self, event: StepApprovalProgressEvent, act: DecisionAction) -> DecisionResult:
+        """A vote recorded, the pause still open: the message shows it now, and the voter is
+        told how many more it takes."""
+        req, run = event.requirement, event.run_output
+        assert req is not None and run is not None
+        lead = run.step_requirements[0].requirement_id if run.step_requirements else None
+        if self.deliver_now is not None:
+            try:
+                self.deliver_now(f"pause_update:{lead or req.requirement_id}:{run.version}")
+            except Exception:  # the outbox worker will deliver it
+                log.warning("immediate update of run %s failed", run.run_id, exc_info=True)
+        approved = act is not DecisionAction.reject
+        return DecisionResult(True, policies.vote_recorded(approved, req), tell=True)
 
     def _close_forms(
         self, run_id: str, req: StepRequirement, forms: list[Any], now: datetime
@@ -660,7 +734,16 @@ class Signoff:
             root_link=self.root_permalink(run.run_id) if with_root_link else None,
             plan=_plan(route.workflow, req),
             siblings=tuple(siblings or ()),
+            groups=self._groups_progress(route, req),
         )
+
+    def _groups_progress(
+        self, route: SlackRoute, req: StepRequirement
+    ) -> tuple[tuple[str, int, list[str]], ...]:
+        require = policies.route_require(route, req.step_name)
+        if not require:
+            return ()
+        return tuple(policies.group_progress(req.approved_by, require, self._group_members))
 
     def root_permalink(self, run_id: str) -> str | None:
         """The permalink of the run's root message, once it is posted (asked once per run;

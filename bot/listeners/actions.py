@@ -93,7 +93,7 @@ def _decide(signoff: Signoff, body: dict[str, Any], act: DecisionAction, **answe
         log.warning("block_actions without a user; ignored")
         return
     result = signoff.decide(token, user_id=user_id, action=act, **answer)
-    if not result.ok:
+    if not result.ok or result.tell:
         signoff.tell(
             channel=channel, user_id=user_id, text=result.message, thread_ts=_thread_of(body)
         )

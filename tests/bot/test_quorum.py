@@ -1,0 +1,250 @@
+"""Approval policies in Slack, over real signed HTTP against the Slack fake: progress of a
+pause that needs several people shown in place (message and DM copies), the voter told
+how many more it takes, a second click and an excluded person told why; groups with their
+own counts (both must sign, a person in both counts for one)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from bot import blocks
+from bot.policies import Approvals, apply_route_policy, assign
+from bot.routing import SlackRoute
+from bot.sandbox import Message
+from engine import Step, Workflow
+from tests.bot import workflows as test_workflows
+from tests.bot.conftest import ALICE, BOB, CAROL, MALLORY, BotHarness
+from tests.bot.test_approval_flow import _start
+from tests.bot.test_reach import copy_for, has_buttons, text_of
+
+DAVE, ERIN = "U0DAVE", "U0ERIN"
+SRE, SECURITY = "S0SRE", "S0SECURITY"
+
+
+def _gate(name: str, **policy: Any) -> Workflow:
+    return Workflow(
+        name=name,
+        steps=[
+            Step(name="build", executor=test_workflows.counted(f"{name}.build")),
+            Step(
+                name="ship",
+                executor=test_workflows.counted(f"{name}.ship"),
+                requires_confirmation=True,
+                confirmation_message="Ship it?",
+                on_reject="cancel",
+                **policy,
+            ),
+        ],
+    )
+
+
+def _four_eyes() -> Workflow:
+    return Workflow(
+        name="four_eyes",
+        steps=[
+            Step(
+                name="review",
+                executor=test_workflows.counted("four_eyes.review"),
+                requires_confirmation=True,
+            ),
+            Step(
+                name="ship",
+                executor=test_workflows.counted("four_eyes.ship"),
+                requires_confirmation=True,
+                distinct_from=["review"],
+            ),
+        ],
+    )
+
+
+@pytest.fixture
+def bot_routes() -> list[SlackRoute]:
+    return [
+        # Route-level allow_requester=False, written onto the engine's step at load.
+        SlackRoute(workflow=_gate("two_of_them", approvals=2), allow_requester=False),
+        SlackRoute(
+            workflow=_gate("two_by_dm", approvals=2),
+            approvers=(ALICE, BOB, MALLORY),
+            notify="both",
+        ),
+        SlackRoute(workflow=_four_eyes()),
+        SlackRoute(
+            workflow=_gate("sre_and_security"),
+            require=(Approvals(group=SRE, count=1), Approvals(group=SECURITY, count=1)),
+        ),
+    ]
+
+
+@pytest.fixture
+def groups(harness: BotHarness) -> BotHarness:
+    state = harness.state
+    for user, name in ((DAVE, "dave"), (ERIN, "erin")):
+        state.add_user(user, name, real_name=name.title())
+    # Carol is in both groups; Alice SRE only; Dave security only; Erin in neither.
+    state.add_usergroup(SRE, "sre", [ALICE, CAROL], name="SRE")
+    state.add_usergroup(SECURITY, "security", [CAROL, DAVE], name="Security")
+    return harness
+
+
+def _click(h: BotHarness, user: str, message: Message, action: str = blocks.ACTION_APPROVE) -> str:
+    """Click as ``user`` and return the ephemeral reply to this click."""
+    before = {m.ts for m in h.ephemerals_for(user)}
+    response = h.actor(user).click(message, action_id=action)
+    assert response.status_code == 200
+    replies = h.wait(
+        lambda s: [
+            m for m in s.messages(message.channel) if m.ephemeral_for == user and m.ts not in before
+        ],
+        f"the reply to {user}'s click",
+    )
+    assert len(replies) == 1
+    return str(replies[0].text)
+
+
+def _notes(h: BotHarness, message: Message, needle: str) -> list[Message]:
+    assert message.thread_ts is not None
+    return [
+        m
+        for m in h.state.thread(message.channel, message.thread_ts)
+        if needle in m.text and not m.ephemeral_for
+    ]
+
+
+def test_a_vote_shows_progress_in_place_and_keeps_the_buttons(harness: BotHarness) -> None:
+    run_id = _start(harness, "two_of_them", user=CAROL)
+    message = harness.pause_message("ship")
+
+    assert _click(harness, ALICE, message) == "You approved *ship*; 1 more needed."
+
+    def progressed(state: Any) -> Message | None:
+        current = state.message(message.channel, message.ts)
+        return current if "1 of 2 approvals" in text_of(current) else None
+
+    current = harness.wait(progressed, "pause message shows the progress")
+    assert f"1 of 2 approvals — <@{ALICE}>" in text_of(current)
+    assert has_buttons(current), "the others still decide in place"
+    assert harness.runtime.db.get_run(run_id).is_paused
+    assert test_workflows.EXECUTIONS.get("two_of_them.ship") is None
+
+    # A second click by the same person counts once and says so.
+    assert "You already approved *ship*" in _click(harness, ALICE, message)
+    # The requester is excluded (the route's allow_requester=False).
+    assert "not allowed" in _click(harness, CAROL, message)
+
+    harness.actor(BOB).click(message, action_id=blocks.ACTION_APPROVE)
+    harness.wait_run(run_id, "completed")
+    assert test_workflows.EXECUTIONS["two_of_them.ship"] == 1
+    decisions = harness.runtime.db.get_decisions(run_id)
+    assert [(d.decided_by, d.is_vote) for d in decisions] == [(ALICE, True), (BOB, False)]
+
+    def resolved(state: Any) -> Message | None:
+        now = state.message(message.channel, message.ts)
+        return now if not has_buttons(now) and "Approved" in text_of(now) else None
+
+    assert f"<@{BOB}>" in text_of(harness.wait(resolved, "pause message resolved"))
+    harness.wait_outbox_idle()
+    assert len(_notes(harness, message, f"<@{ALICE}> approved *ship*")) == 1  # one per vote
+
+
+def test_route_allow_requester_is_enforced_by_the_engine(harness: BotHarness) -> None:
+    route = harness.runtime.signoff.routes["two_of_them"]
+    step = route.workflow.steps[1]
+    assert step.allow_requester is False and step.approvals == 2
+    run_id = _start(harness, "two_of_them", user=CAROL)
+    harness.pause_message("ship")
+    assert harness.runtime.db.get_run(run_id).step_requirements[0].excluded_deciders == [CAROL]
+
+
+def test_dm_copies_show_the_progress_too(harness: BotHarness) -> None:
+    run_id = _start(harness, "two_by_dm", user=CAROL)
+    message = harness.pause_message("ship")
+    copy_for(harness, BOB)  # posted before the vote
+    assert _click(harness, ALICE, message) == "You approved *ship*; 1 more needed."
+
+    def progressed(state: Any) -> Message | None:
+        copy = copy_for(harness, BOB)
+        return copy if f"1 of 2 approvals — <@{ALICE}>" in text_of(copy) else None
+
+    bob_copy = harness.wait(progressed, "Bob's copy shows Alice's approval")
+    assert has_buttons(bob_copy)
+    response = harness.actor(BOB).click(bob_copy, action_id=blocks.ACTION_APPROVE)
+    assert response.status_code == 200
+    harness.wait_run(run_id, "completed")
+    assert "Approved" in text_of(copy_for(harness, MALLORY, buttons=False))
+
+
+def test_a_decider_of_an_earlier_step_is_told_why_not(harness: BotHarness) -> None:
+    run_id = _start(harness, "four_eyes", user=CAROL)
+    review = harness.pause_message("review")
+    harness.actor(ALICE).click(review, action_id=blocks.ACTION_APPROVE)
+    ship = harness.pause_message("ship", after=review)
+    told = _click(harness, ALICE, ship)
+    assert told.startswith(":lock: You are not allowed to decide *ship*")
+    assert "earlier step" in told
+    assert harness.runtime.db.get_run(run_id).is_paused
+    harness.actor(BOB).click(ship, action_id=blocks.ACTION_APPROVE)
+    harness.wait_run(run_id, "completed")
+
+
+def test_both_groups_must_sign_and_a_member_of_both_counts_for_one(groups: BotHarness) -> None:
+    h = groups
+    run_id = _start(h, "sre_and_security", user=ERIN)
+    message = h.pause_message("ship")
+    assert h.runtime.db.get_run(run_id).step_requirements[0].approvals_required == 2
+
+    assert "not allowed" in _click(h, ERIN, message)  # in neither group
+    # Carol is in both: her approval counts for one of them.
+    assert _click(h, CAROL, message) == "You approved *ship*; 1 more needed."
+    # Alice (SRE only) still fits: Carol is counted for security then.
+    h.actor(ALICE).click(message, action_id=blocks.ACTION_APPROVE)
+    h.wait_run(run_id, "completed")
+    assert test_workflows.EXECUTIONS["sre_and_security.ship"] == 1
+
+
+def test_a_second_approval_from_a_full_group_is_refused(groups: BotHarness) -> None:
+    h = groups
+    h.state.add_usergroup(SECURITY, "security", [DAVE], name="Security")  # Carol: SRE only
+    h.runtime.signoff._group_cache.clear()
+    run_id = _start(h, "sre_and_security", user=ERIN)
+    message = h.pause_message("ship")
+    assert _click(h, ALICE, message) == "You approved *ship*; 1 more needed."
+
+    def progressed(state: Any) -> Message | None:
+        current = state.message(message.channel, message.ts)
+        return current if "1 of 2 approvals" in text_of(current) else None
+
+    current = h.wait(progressed, "group progress shown")
+    assert f"<!subteam^{SRE}>: 1 of 1 — <@{ALICE}>" in text_of(current)
+    assert f"<!subteam^{SECURITY}>: 0 of 1" in text_of(current)
+
+    told = _click(h, CAROL, message)  # SRE is full
+    assert told.startswith("Your approval is not needed")
+    assert f"<!subteam^{SECURITY}> (1 more)" in told
+    assert [d.decided_by for d in h.runtime.db.get_decisions(run_id)] == [ALICE]
+    h.actor(DAVE).click(message, action_id=blocks.ACTION_APPROVE)
+    h.wait_run(run_id, "completed")
+
+
+def test_assignment_moves_an_earlier_voter_to_their_other_group() -> None:
+    members = {SRE: frozenset({ALICE, CAROL}), SECURITY: frozenset({CAROL, DAVE})}
+    require = [Approvals(SRE, 1), Approvals(SECURITY, 1)]
+    assert assign([CAROL, ALICE], require, members.__getitem__) == {CAROL: SECURITY, ALICE: SRE}
+    assert assign([CAROL, DAVE], require, members.__getitem__) == {CAROL: SRE, DAVE: SECURITY}
+    assert assign([ALICE, CAROL, DAVE], require, members.__getitem__) is None
+    assert assign([ALICE, BOB], require, members.__getitem__) is None  # Bob is in neither
+    with pytest.raises(ValueError):
+        Approvals("C0CHANNEL", 1)
+    with pytest.raises(ValueError):
+        Approvals(SRE, 0)
+
+
+def test_groups_and_a_different_engine_count_is_refused_at_load() -> None:
+    route = SlackRoute(
+        workflow=_gate("mismatch", approvals=3),
+        require=(Approvals(SRE, 1), Approvals(SECURITY, 1)),
+    )
+    with pytest.raises(ValueError, match="approvals=3"):
+        apply_route_policy(route)
+
