@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from html import unescape
 from typing import Any
 
@@ -1390,5 +1390,28 @@ def vote_note(step_name: str, user_id: str, *, approved: bool, needed: int) -> s
     more = f"{needed} more {what}{'s' if needed != 1 else ''} needed"
     return clip(
         f":ballot_box_with_check: {mention(user_id)} {verb} *{escape(step_name)}* ({more})",
+        MESSAGE_TEXT_MAX,
+    )
+
+
+_UNITS = (("day", 24 * 60), ("hour", 60), ("minute", 1))
+
+
+def _duration(after: timedelta) -> str:
+    """A whole number of days, hours or minutes (the largest unit that divides it)."""
+    minutes = max(1, int(after.total_seconds() // 60))
+    for unit, size in _UNITS:
+        if minutes % size == 0:
+            count = minutes // size
+            return f"{count} {unit}{'s' if count != 1 else ''}"
+    return f"{minutes} minutes"
+
+
+def escalation_note(step_name: str, to: Sequence[str], after: timedelta) -> str:
+    """The thread note of an escalation: who is asked now, and that they may decide."""
+    who = ", ".join(mention(w) for w in to)
+    return clip(
+        f":arrow_double_up: *{escape(step_name)}* still waits after {_duration(after)}: "
+        f"escalated to {who}, who may decide it too.",
         MESSAGE_TEXT_MAX,
     )

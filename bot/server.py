@@ -24,6 +24,7 @@ from starlette.routing import Route
 
 from bot.app import build_app
 from bot.config import Settings, open_database
+from bot.escalation import Escalator
 from bot.http_thread import BackgroundServer, PortUnavailableError
 from bot.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from bot.notify import Notifier
@@ -95,6 +96,8 @@ class Runtime:
         self.scheduler = DeadlineScheduler(
             self.signoff, poll_interval=timedelta(seconds=settings.poll_seconds)
         )
+        # Escalation of pauses still open after a while (bot/escalation.py).
+        self.escalator = Escalator(self.signoff, self.scheduler)
         self._scheduler_paused = scheduler_paused
         self._stopping = threading.Event()
         self._channel_retry: threading.Thread | None = None

@@ -121,6 +121,11 @@ class Signoff:
         self.forms = OpenForms()
         self.metrics.watch_state(self.pending_count, self.store.outbox_counts)
         self._vote_locks: dict[str, threading.Lock] = {}
+        # Who may decide a step beyond its approvers (an escalation, a delegation): each
+        # gives user IDs for (route, run, step name). Wired by the runtime.
+        self.extra_deciders: list[
+            Callable[[SlackRoute, WorkflowRunOutput, str], frozenset[str]]
+        ] = []
         self.on_event_handled.append(self._on_vote_event)
         for route in routes:
             policies.apply_route_policy(route)  # the engine enforces the route's policy
@@ -400,8 +405,19 @@ class Signoff:
         for group in (a for a in approvers if a.startswith("S")):
             if user_id in self._group_members(group):
                 return True, ""
+        if user_id in self.extra_deciders_of(route, run, step_name):
+            return True, ""
         who = ", ".join(blocks.mention(a) for a in approvers)
         return False, f"only {who} may decide this step."
+
+    def extra_deciders_of(
+        self, route: SlackRoute, run: WorkflowRunOutput, step_name: str
+    ) -> frozenset[str]:
+        """Who may decide this step beyond its approvers (escalation, delegation)."""
+        found: frozenset[str] = frozenset()
+        for source in self.extra_deciders:
+            found |= source(route, run, step_name)
+        return found
 
     def group_members(self, group_id: str) -> frozenset[str]:
         """The members of a user group (cached for a few minutes; empty if Slack cannot say)."""
@@ -512,7 +528,12 @@ class Signoff:
             current = next((r for r in reqs if r.requirement_id == req.requirement_id), None)
             if fresh is None or current is None or not fresh.is_paused:
                 return DecisionResult(False, self._already_decided(run.run_id, req.requirement_id))
-            not_needed = policies.vote_refusal(user_id, current, require, self._group_members)
+            extra = self.extra_deciders_of(route, fresh, req.step_name)
+
+            def members(group: str) -> frozenset[str]:  # the extra deciders fit any group
+                return self._group_members(group) | extra
+
+            not_needed = policies.vote_refusal(user_id, current, require, members)
             if not_needed is not None:
                 return DecisionResult(False, not_needed)
             current.apply_answer_from(req)

@@ -8,6 +8,8 @@
 - ``slack_seen_requests``: keys of handled interactions, so retries and replays act once.
 - ``slack_dm_copies``, ``slack_home_users``: direct-message copies of pauses and the people
   with a published App Home (read and written by ``bot/notify.py``).
+- ``slack_escalations``, ``slack_delegations``, ``slack_vote_locks``: approval policies
+  (``bot/escalation.py``, ``bot/delegation.py``, ``bot/policies.py``).
 """
 
 from __future__ import annotations
@@ -107,6 +109,39 @@ slack_home_users = Table(
     metadata,
     Column("user_id", String(32), primary_key=True),
     Column("published_at", UtcDateTime(), nullable=False),
+)
+
+# Approval policies (``bot/escalation.py``, ``bot/delegation.py``, ``bot/policies.py``): each
+# pause escalated once (the row is the claim, across replicas), each delegation given, and
+# the short lease that puts the group check and the vote of one pause one after the other.
+slack_escalations = Table(
+    "slack_escalations",
+    metadata,
+    Column("requirement_id", String(64), primary_key=True),
+    Column("run_id", String(64), nullable=False, index=True),
+    Column("step_name", String(200), nullable=False),
+    Column("escalated_to", Text, nullable=False),  # JSON list of user and user-group IDs
+    Column("escalated_at", UtcDateTime(), nullable=False),
+)
+
+slack_delegations = Table(
+    "slack_delegations",
+    metadata,
+    Column("requirement_id", String(64), primary_key=True),
+    Column("delegator_id", String(32), primary_key=True),
+    Column("delegate_id", String(32), nullable=False),
+    Column("run_id", String(64), nullable=False, index=True),
+    Column("step_name", String(200), nullable=False),
+    Column("reason", Text),
+    Column("delegated_at", UtcDateTime(), nullable=False),
+)
+
+slack_vote_locks = Table(
+    "slack_vote_locks",
+    metadata,
+    Column("requirement_id", String(64), primary_key=True),
+    Column("holder", String(64), nullable=False),
+    Column("locked_until", UtcDateTime(), nullable=False),
 )
 
 
@@ -313,23 +348,30 @@ class BotStore:
         were new (a key already enqueued, by this or another replica, is skipped)."""
         if not items:
             return 0
-        added = 0
         with self.engine.begin() as conn:
-            for key, run_id, kind, data in items:
-                result = conn.execute(
-                    self._insert_ignore(slack_outbox),
-                    {
-                        "dedupe_key": key,
-                        "run_id": run_id,
-                        "kind": kind,
-                        "data": json.dumps(data, default=str),
-                        "state": "pending",
-                        "attempts": 0,
-                        "next_attempt_at": now,
-                        "created_at": now,
-                    },
-                )
-                added += int(result.first() is not None)
+            return self.enqueue_on(conn, items, now=now)
+
+    def enqueue_on(
+        self, conn: Any, items: list[tuple[str, str, str, dict[str, Any]]], *, now: datetime
+    ) -> int:
+        """``enqueue_many`` inside the caller's transaction ``conn`` (a state change and its
+        outbox rows commit together)."""
+        added = 0
+        for key, run_id, kind, data in items:
+            result = conn.execute(
+                self._insert_ignore(slack_outbox),
+                {
+                    "dedupe_key": key,
+                    "run_id": run_id,
+                    "kind": kind,
+                    "data": json.dumps(data, default=str),
+                    "state": "pending",
+                    "attempts": 0,
+                    "next_attempt_at": now,
+                    "created_at": now,
+                },
+            )
+            added += int(result.first() is not None)
         return added
 
     def claim_due(self, *, now: datetime, lease: timedelta, limit: int = 200) -> list[OutboxItem]:
