@@ -17,11 +17,17 @@ engine enforces it too; ``True`` on a route never lifts a step's ``False``.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+import uuid
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
+from sqlalchemy import delete, update
+
 from bot.blocks import mention
+from bot.store import BotStore, slack_vote_locks
 from bot.text import escape
 from engine import AlreadyDecidedError, DeciderNotAllowedError, StepRequirement
 
@@ -29,6 +35,8 @@ if TYPE_CHECKING:
     from bot.routing import SlackRoute
 
 Members = Callable[[str], frozenset[str]]
+#: How long a vote lease holds if its holder died mid-vote (a vote takes milliseconds).
+VOTE_LEASE = timedelta(seconds=30)
 
 
 @dataclass(frozen=True)
@@ -190,3 +198,52 @@ def apply_route_policy(route: SlackRoute) -> None:
 def approvers_of(require: Iterable[Approvals]) -> tuple[str, ...]:
     """The user groups and users a ``require`` list names, in order."""
     return tuple(dict.fromkeys(a.group for a in require))
+
+
+class VoteLeases:
+    """One short lease per pause, in the database (``slack_vote_locks``), under which a vote
+    is checked against the route's groups and handed to the engine: two approvals at the
+    same moment, in any replicas, are checked one after the other against the votes as
+    they are. A lease left by a process that died lapses after ``VOTE_LEASE``."""
+
+    def __init__(self, store: BotStore, now: Callable[[], datetime]) -> None:
+        self.store = store
+        self.now = now
+
+    def acquire(self, requirement_id: str) -> str | None:
+        """Take the pause's lease; its holder token, or None while someone else holds it."""
+        holder, now = uuid.uuid4().hex, self.now()
+        until = now + VOTE_LEASE
+        values = {"requirement_id": requirement_id, "holder": holder, "locked_until": until}
+        with self.store.engine.begin() as conn:
+            if conn.execute(self.store._insert_ignore(slack_vote_locks), values).first():
+                return holder
+            taken = conn.execute(
+                update(slack_vote_locks)
+                .where(
+                    slack_vote_locks.c.requirement_id == requirement_id,
+                    slack_vote_locks.c.locked_until < now,
+                )
+                .values(holder=holder, locked_until=until)
+            )
+            return holder if taken.rowcount == 1 else None
+
+    def release(self, requirement_id: str, holder: str) -> None:
+        """Give the lease back (only the holder's)."""
+        with self.store.engine.begin() as conn:
+            conn.execute(
+                delete(slack_vote_locks).where(
+                    slack_vote_locks.c.requirement_id == requirement_id,
+                    slack_vote_locks.c.holder == holder,
+                )
+            )
+
+    @contextmanager
+    def held(self, requirement_id: str) -> Iterator[bool]:
+        """``with leases.held(id) as ok:`` — ``ok`` False: someone votes at this moment."""
+        holder = self.acquire(requirement_id)
+        try:
+            yield holder is not None
+        finally:
+            if holder is not None:
+                self.release(requirement_id, holder)

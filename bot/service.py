@@ -120,7 +120,7 @@ class Signoff:
         self.metrics = Metrics()
         self.forms = OpenForms()
         self.metrics.watch_state(self.pending_count, self.store.outbox_counts)
-        self._vote_locks: dict[str, threading.Lock] = {}
+        self.vote_leases = policies.VoteLeases(self.store, self.clock.now)
         # Who may decide a step beyond its approvers (an escalation, a delegation): each
         # gives user IDs for (route, run, step name). Wired by the runtime.
         self.extra_deciders: list[
@@ -520,9 +520,13 @@ class Signoff:
         require = policies.route_require(route, req.step_name)
         if not (require and req.counts_votes and req.confirmed is True):
             return self._continue(route.workflow, run, req, act)
-        # Check the groups and vote under one lock per pause: two approvals at once are
-        # checked one after the other against the votes as they are.
-        with self._vote_lock(req.requirement_id):
+        # Check the groups and vote under one lease per pause (any replica): two approvals
+        # at once are checked one after the other against the votes as they are.
+        with self.vote_leases.held(req.requirement_id) as held:
+            if not held:
+                return DecisionResult(
+                    False, "Someone is deciding this at the same moment: click again."
+                )
             fresh = route.workflow.get_run(run.run_id)
             reqs = fresh.step_requirements if fresh is not None else []
             current = next((r for r in reqs if r.requirement_id == req.requirement_id), None)
@@ -538,10 +542,6 @@ class Signoff:
                 return DecisionResult(False, not_needed)
             current.apply_answer_from(req)
             return self._continue(route.workflow, fresh, current, act)
-
-    def _vote_lock(self, requirement_id: str) -> threading.Lock:
-        with self._group_lock:
-            return self._vote_locks.setdefault(requirement_id, threading.Lock())
 
     def _record_answer(
         self,

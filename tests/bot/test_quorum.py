@@ -5,12 +5,13 @@ own counts (both must sign, a person in both counts for one)."""
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 import pytest
 
 from bot import blocks
-from bot.policies import Approvals, apply_route_policy, assign
+from bot.policies import VOTE_LEASE, Approvals, apply_route_policy, assign
 from bot.routing import SlackRoute
 from bot.sandbox import Message
 from engine import Step, Workflow
@@ -248,3 +249,25 @@ def test_groups_and_a_different_engine_count_is_refused_at_load() -> None:
     with pytest.raises(ValueError, match="approvals=3"):
         apply_route_policy(route)
 
+
+
+def test_a_group_vote_waits_for_one_at_the_same_moment_anywhere(groups: BotHarness) -> None:
+    """Another replica holding the pause's vote lease (mid-vote): a click now is told to
+    click again and records nothing; a lease whose holder died lapses by the clock."""
+    h = groups
+    run_id = _start(h, "sre_and_security", user=ERIN)
+    message = h.pause_message("ship")
+    requirement_id = h.runtime.db.get_run(run_id).step_requirements[0].requirement_id
+    leases = h.runtime.signoff.vote_leases
+    other = leases.acquire(requirement_id)
+    assert other is not None and leases.acquire(requirement_id) is None
+
+    assert "at the same moment" in _click(h, ALICE, message)
+    assert h.runtime.db.get_decisions(run_id) == []
+    leases.release(requirement_id, other)
+    assert _click(h, ALICE, message) == "You approved *ship*; 1 more needed."
+
+    assert leases.acquire(requirement_id) is not None  # and never given back
+    h.clock.advance(VOTE_LEASE + timedelta(seconds=1))
+    h.actor(DAVE).click(message, action_id=blocks.ACTION_APPROVE)
+    h.wait_run(run_id, "completed")
