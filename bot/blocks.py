@@ -37,6 +37,7 @@ from slack_sdk.models.blocks import (
 from slack_sdk.models.views import View
 
 # escape and clip are re-exported: listeners and the outbox reach them as blocks.escape/clip.
+from bot.audit import AuditEntry
 from bot.text import as_text, code, code_block, escape_clipped, one_line
 from bot.text import clip as clip
 from bot.text import escape as escape
@@ -1150,6 +1151,7 @@ HELP_TEXT = (
     "• `/signoff list` — workflows you can run\n"
     "• `/signoff status <run_id>` — where a run is\n"
     "• `/signoff pending` — what waits for your decision\n"
+    "• `/signoff audit <run_id>` — every approval, rejection, escalation and delegation\n"
     "• `/signoff help` — this text"
 )
 
@@ -1415,3 +1417,43 @@ def escalation_note(step_name: str, to: Sequence[str], after: timedelta) -> str:
         f"escalated to {who}, who may decide it too.",
         MESSAGE_TEXT_MAX,
     )
+
+
+_AUDIT_MARK = {
+    "approved": ":white_check_mark:",
+    "rejected": ":no_entry:",
+    "answered": ":memo:",
+    "timed out": ":hourglass_flowing_sand:",
+    "escalated": ":arrow_double_up:",
+    "delegated": ":handshake:",
+}
+
+
+def audit_blocks(
+    run: WorkflowRunOutput, entries: Sequence[AuditEntry]
+) -> tuple[str, list[dict[str, Any]]]:
+    """``/signoff audit``: one line per approval, rejection, escalation and delegation of
+    the run, oldest first, with who and when (content escaped)."""
+    title = f"Audit · {run.workflow_name or '?'} · run {short_run_id(run.run_id)}"
+    view: list[Block] = [HeaderBlock(text=_plain(title, HEADER_TEXT_MAX))]
+    if not entries:
+        view.append(_section("Nothing decided yet."))
+    shown = list(entries)[: MESSAGE_MAX_BLOCKS - 3]
+    for entry in shown:
+        what = entry.kind + (" (one vote)" if entry.vote else "")
+        mark = _AUDIT_MARK.get(entry.kind, "•")
+        line = f"{mark} {slack_date(entry.at)} *{escape(entry.step_name)}* "
+        to = ", ".join(mention(w) for w in entry.to)
+        if entry.kind == "escalated":
+            line += f"escalated to {to}"
+        elif entry.kind == "delegated":
+            line += f"delegated by {mention(entry.who)} to {to}"
+        else:
+            line += f"{what} by {mention(entry.who)}"
+        if entry.detail:
+            line += f" — {escape(one_line(entry.detail))}"
+        view.append(_context([line]))
+    if len(entries) > len(shown):
+        more = len(entries) - len(shown)
+        view.append(_context([f"and {more} more: `signoff runs {run.run_id}` shows them all"]))
+    return _fallback(f"Audit of run {run.run_id}"), _finish(view)

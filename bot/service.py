@@ -514,6 +514,7 @@ class Signoff:
             return DecisionResult(False, f"No such route: {blocks.escape(exc)}.")
         if refused is not None:
             return DecisionResult(False, refused)
+        req.decided_at = self.clock.now()  # the bot's clock is the time of record
         waiting = [r for r in run.step_requirements if r is not req and r.unresolved_reasons()]
         if waiting:
             return self._record_answer(route, run, req, act, left=len(waiting))

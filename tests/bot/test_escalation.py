@@ -138,6 +138,12 @@ def test_an_open_pause_escalates_once_and_the_escalation_may_decide(esc: BotHarn
     assert record.escalated_to == (LEADS, BOSS) and record.step_name == "ship"
     assert record.escalated_at == req.paused_at + timedelta(hours=2)
 
+    audit = h.actor(CAROL).slash("/signoff", f"audit {run_id}").json()
+    lines = [str(b) for b in audit["blocks"] if b["type"] == "context"]
+    assert len(lines) == 2
+    assert f"escalated to <!subteam^{LEADS}>, <@{BOSS}>" in lines[0]
+    assert f"approved by <@{LEAD}>" in lines[1]
+
 
 def test_a_pause_decided_in_time_is_not_escalated(esc: BotHarness) -> None:
     h = esc

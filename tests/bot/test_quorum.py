@@ -5,14 +5,17 @@ own counts (both must sign, a person in both counts for one)."""
 
 from __future__ import annotations
 
+import io
 from datetime import timedelta
 from typing import Any
 
 import pytest
 
 from bot import blocks
+from bot.config import Settings
 from bot.policies import VOTE_LEASE, Approvals, apply_route_policy, assign
 from bot.routing import SlackRoute
+from bot.runs_cli import show_runs
 from bot.sandbox import Message
 from engine import Step, Workflow
 from tests.bot import workflows as test_workflows
@@ -271,3 +274,34 @@ def test_a_group_vote_waits_for_one_at_the_same_moment_anywhere(groups: BotHarne
     h.clock.advance(VOTE_LEASE + timedelta(seconds=1))
     h.actor(DAVE).click(message, action_id=blocks.ACTION_APPROVE)
     h.wait_run(run_id, "completed")
+
+
+def test_audit_shows_every_vote_with_who_and_when(harness: BotHarness) -> None:
+    run_id = _start(harness, "two_of_them", user=CAROL)
+    message = harness.pause_message("ship")
+    _click(harness, ALICE, message)
+    harness.clock.advance(timedelta(minutes=5))
+    harness.actor(BOB).click(message, action_id=blocks.ACTION_APPROVE)
+    harness.wait_run(run_id, "completed")
+
+    response = harness.actor(MALLORY).slash("/signoff", f"audit {run_id}")
+    assert response.status_code == 200
+    body = response.json()
+    assert body["response_type"] == "ephemeral"
+    lines = [str(b) for b in body["blocks"] if b["type"] == "context"]
+    assert len(lines) == 2
+    assert f"approved (one vote) by <@{ALICE}>" in lines[0] and "1 more approval needed" in lines[0]
+    assert f"approved by <@{BOB}>" in lines[1]
+
+    out = io.StringIO()
+    settings = Settings(SIGNOFF_DATABASE_URL=f"sqlite:///{harness.db_file}")
+    assert show_runs(settings, run_id=run_id, limit=10, out=out) == 0
+    section = out.getvalue().split("Approvals, rejections, escalations, delegations: 2\n")[1]
+    rows = section.split("\n\n")[0].splitlines()[1:]
+    assert [r.split()[3:6] for r in rows] == [
+        ["approved", "(vote)", ALICE],
+        ["approved", BOB, "-"],
+    ]
+
+    unknown = harness.actor(MALLORY).slash("/signoff", "audit 0123456789abcdef").json()
+    assert "No run" in unknown["text"]
