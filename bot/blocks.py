@@ -27,12 +27,14 @@ from slack_sdk.models.blocks import (
     MarkdownTextObject,
     NumberInputElement,
     Option,
+    OverflowMenuElement,
     PlainTextInputElement,
     PlainTextObject,
     RadioButtonsElement,
     SectionBlock,
     StaticMultiSelectElement,
     StaticSelectElement,
+    UserSelectElement,
 )
 from slack_sdk.models.views import View
 
@@ -73,6 +75,9 @@ REASON_BLOCK = "reason"
 OUTPUT_BLOCK = "output"
 ROUTE_BLOCK = "route"
 VALUE_ACTION = "value"
+ACTION_DELEGATE = "signoff_delegate"  # the pause message's overflow menu: "Delegate…"
+VIEW_DELEGATE = "signoff_delegate"
+DELEGATE_BLOCK = "delegate"
 
 # Limits slack_sdk declares as class attributes; the ones it does not declare are Slack's
 # documented message limits (chat.postMessage: 50 blocks, 40,000 characters of text).
@@ -251,6 +256,7 @@ class PauseContext:
     siblings: Sequence[StepRequirement] = ()
     # A route's groups with counts: (group, count, who counts for it) each.
     groups: Sequence[tuple[str, int, Sequence[str]]] = ()
+    delegation: bool = False  # the route lets an approver hand the decision to someone else
 
 
 @dataclass(frozen=True)
@@ -656,7 +662,7 @@ def pause_message(ctx: PauseContext) -> tuple[str, list[dict[str, Any]]]:
     needs = "input" if req.requires_user_input else _NEEDS[req.kind]
     blocks = _pause_body(ctx)
     blocks.extend(approval_progress_blocks(ctx))
-    blocks.extend(_decision_buttons(ctx))
+    blocks.extend(with_delegate_menu(_decision_buttons(ctx), ctx))
     text = f"Needs {needs}: {escape(ctx.workflow_name)} › {escape(req.step_name)}"
     return _fallback(text), _finish(blocks)
 
@@ -1429,6 +1435,29 @@ _AUDIT_MARK = {
 }
 
 
+def audit_line(entry: AuditEntry) -> str:
+    """One audit entry in mrkdwn: when, step, what, who (content escaped)."""
+    what = entry.kind + (" (one vote)" if entry.vote else "")
+    mark = _AUDIT_MARK.get(entry.kind, "•")
+    line = f"{mark} {slack_date(entry.at)} *{escape(entry.step_name)}* "
+    to = ", ".join(mention(w) for w in entry.to)
+    if entry.kind == "escalated":
+        line += f"escalated to {to}"
+    elif entry.kind == "delegated":
+        line += f"delegated by {mention(entry.who)} to {to}"
+    else:
+        line += f"{what} by {mention(entry.who)}"
+    if entry.detail:
+        line += f" — {escape(one_line(entry.detail))}"
+    return line
+
+
+def audit_text(entries: Sequence[AuditEntry]) -> str:
+    """The audit as one ephemeral text (the overflow menu's "Audit trail")."""
+    lines = [audit_line(e) for e in entries] or ["Nothing decided yet."]
+    return clip("*Audit trail*\n" + "\n".join(lines), MESSAGE_TEXT_MAX)
+
+
 def audit_blocks(
     run: WorkflowRunOutput, entries: Sequence[AuditEntry]
 ) -> tuple[str, list[dict[str, Any]]]:
@@ -1439,21 +1468,92 @@ def audit_blocks(
     if not entries:
         view.append(_section("Nothing decided yet."))
     shown = list(entries)[: MESSAGE_MAX_BLOCKS - 3]
-    for entry in shown:
-        what = entry.kind + (" (one vote)" if entry.vote else "")
-        mark = _AUDIT_MARK.get(entry.kind, "•")
-        line = f"{mark} {slack_date(entry.at)} *{escape(entry.step_name)}* "
-        to = ", ".join(mention(w) for w in entry.to)
-        if entry.kind == "escalated":
-            line += f"escalated to {to}"
-        elif entry.kind == "delegated":
-            line += f"delegated by {mention(entry.who)} to {to}"
-        else:
-            line += f"{what} by {mention(entry.who)}"
-        if entry.detail:
-            line += f" — {escape(one_line(entry.detail))}"
-        view.append(_context([line]))
+    view.extend(_context([audit_line(entry)]) for entry in shown)
     if len(entries) > len(shown):
         more = len(entries) - len(shown)
         view.append(_context([f"and {more} more: `signoff runs {run.run_id}` shows them all"]))
     return _fallback(f"Audit of run {run.run_id}"), _finish(view)
+
+
+# -- delegation (bot/delegation.py) ---------------------------------------------------------
+OVERFLOW_MAX_IN_ACTIONS = 25  # elements in one actions block (Slack's limit)
+DELEGATE, AUDIT = "delegate", "audit"  # the overflow menu's options: "<what>:<token>"
+
+
+def overflow_choice(value: Any) -> tuple[str, str] | None:
+    """(what, token) of a picked overflow option; None for anything we did not write."""
+    if not isinstance(value, str):
+        return None
+    what, _, token = value.partition(":")
+    return (what, token) if what in (DELEGATE, AUDIT) and token else None
+
+
+def with_delegate_menu(found: list[Block], ctx: PauseContext) -> list[Block]:
+    """The decision blocks with an overflow menu "Delegate…" after the buttons, when the
+    route allows delegation (the last actions block; unchanged otherwise)."""
+    if not ctx.delegation or ctx.requirement.kind is RequirementKind.route_selection:
+        return found
+    actions = [b for b in found if isinstance(b, ActionsBlock)]
+    if not actions or len(actions[-1].elements) >= OVERFLOW_MAX_IN_ACTIONS:
+        return found
+    menu = OverflowMenuElement(
+        action_id=ACTION_DELEGATE,
+        options=[  # Slack wants two options at least
+            Option(text=_plain("Delegate…", OPTION_TEXT_MAX), value=f"{DELEGATE}:{ctx.token}"),
+            Option(text=_plain("Audit trail", OPTION_TEXT_MAX), value=f"{AUDIT}:{ctx.token}"),
+        ],
+    )
+    actions[-1].elements = [*actions[-1].elements, menu]
+    return found
+
+
+def delegate_modal(ctx: PauseContext) -> View:
+    """Hand a pending decision to someone else: a user picker and an optional reason."""
+    req = ctx.requirement
+    view = View(
+        type="modal",
+        callback_id=VIEW_DELEGATE,
+        private_metadata=ctx.token,
+        title=_plain("Delegate", MODAL_TITLE_MAX),
+        submit=_plain("Delegate", MODAL_BUTTON_MAX),
+        close=_plain("Back", MODAL_BUTTON_MAX),
+        blocks=[
+            _section(
+                f"Hand your decision on *{escape(req.step_name)}* of "
+                f"*{escape(ctx.workflow_name)}* to someone else: they decide in your place."
+            ),
+            InputBlock(
+                block_id=DELEGATE_BLOCK,
+                label=_plain("Delegate to", LABEL_MAX),
+                element=UserSelectElement(action_id=VALUE_ACTION),
+            ),
+            InputBlock(
+                block_id=REASON_BLOCK,
+                label=_plain("Reason", LABEL_MAX),
+                optional=True,
+                element=PlainTextInputElement(
+                    action_id=VALUE_ACTION, multiline=True, max_length=2000
+                ),
+            ),
+        ],
+    )
+    view.validate_json()
+    return view
+
+
+def delegate_choice(state_values: Mapping[str, Any]) -> str | None:
+    """The user picked in the delegate modal, or None."""
+    block = state_values.get(DELEGATE_BLOCK) if isinstance(state_values, Mapping) else None
+    element = block.get(VALUE_ACTION) if isinstance(block, Mapping) else None
+    user = element.get("selected_user") if isinstance(element, Mapping) else None
+    return user if isinstance(user, str) and re.fullmatch(r"[UW][A-Z0-9]+", user) else None
+
+
+def delegation_note(step_name: str, delegator: str, delegate: str, reason: str | None) -> str:
+    """The thread note of a delegation."""
+    text = (
+        f":handshake: {mention(delegator)} delegated *{escape(step_name)}* to {mention(delegate)}"
+    )
+    if reason:
+        text += f": {escape(one_line(reason))}"
+    return clip(text, MESSAGE_TEXT_MAX)

@@ -22,6 +22,7 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from bot import delegation
 from bot.app import build_app
 from bot.config import Settings, open_database
 from bot.escalation import Escalator
@@ -98,6 +99,7 @@ class Runtime:
         )
         # Escalation of pauses still open after a while (bot/escalation.py).
         self.escalator = Escalator(self.signoff, self.scheduler)
+        delegation.install(self.signoff)  # delegates decide in place of delegators
         self._scheduler_paused = scheduler_paused
         self._stopping = threading.Event()
         self._channel_retry: threading.Thread | None = None

@@ -126,6 +126,10 @@ class Signoff:
         self.extra_deciders: list[
             Callable[[SlackRoute, WorkflowRunOutput, str], frozenset[str]]
         ] = []
+        # Why someone who could decide may not (a delegator): a reason, or None.
+        self.decider_refusals: list[
+            Callable[[str, SlackRoute, WorkflowRunOutput, str], str | None]
+        ] = []
         self.on_event_handled.append(self._on_vote_event)
         for route in routes:
             policies.apply_route_policy(route)  # the engine enforces the route's policy
@@ -399,6 +403,10 @@ class Signoff:
         """Whether ``user_id`` may decide this step, and if not, why (for the person to read)."""
         if run.user_id and user_id == run.user_id and not route.requester_may_decide(step_name):
             return False, "you started this run, and its approvals need someone else."
+        for refusal in self.decider_refusals:
+            why = refusal(user_id, route, run, step_name)
+            if why is not None:
+                return False, why
         approvers = route.approvers_for(step_name)
         if not approvers or user_id in approvers:
             return True, ""
@@ -757,6 +765,7 @@ class Signoff:
             plan=_plan(route.workflow, req),
             siblings=tuple(siblings or ()),
             groups=self._groups_progress(route, req),
+            delegation=route.delegation_allowed(req.step_name),
         )
 
     def _groups_progress(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from slack_bolt import App
 
-from bot.listeners import actions, commands, views
+from bot.listeners import actions, commands, delegation, views
 from bot.service import Signoff
 
 
@@ -13,3 +13,4 @@ def register(app: App, signoff: Signoff) -> None:
     commands.register(app, signoff)
     actions.register(app, signoff)
     views.register(app, signoff)
+    delegation.register(app, signoff)
