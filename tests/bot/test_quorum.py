@@ -6,6 +6,7 @@ own counts (both must sign, a person in both counts for one)."""
 from __future__ import annotations
 
 import io
+import threading
 from datetime import timedelta
 from typing import Any
 
@@ -16,10 +17,10 @@ from bot.config import Settings
 from bot.policies import VOTE_LEASE, Approvals, apply_route_policy, assign
 from bot.routing import SlackRoute
 from bot.runs_cli import show_runs
-from bot.sandbox import Message
+from bot.sandbox import Message, block_actions_payload, interactive_body, send_signed
 from engine import Step, Workflow
 from tests.bot import workflows as test_workflows
-from tests.bot.conftest import ALICE, BOB, CAROL, MALLORY, BotHarness
+from tests.bot.conftest import ALICE, BOB, CAROL, MALLORY, SECRET, BotHarness
 from tests.bot.test_approval_flow import _start
 from tests.bot.test_reach import copy_for, has_buttons, text_of
 
@@ -74,6 +75,7 @@ def bot_routes() -> list[SlackRoute]:
             notify="both",
         ),
         SlackRoute(workflow=_four_eyes()),
+        SlackRoute(workflow=_gate("two_to_reject", approvals=2, reject_quorum=2)),
         SlackRoute(
             workflow=_gate("sre_and_security"),
             require=(Approvals(group=SRE, count=1), Approvals(group=SECURITY, count=1)),
@@ -305,3 +307,102 @@ def test_audit_shows_every_vote_with_who_and_when(harness: BotHarness) -> None:
 
     unknown = harness.actor(MALLORY).slash("/signoff", "audit 0123456789abcdef").json()
     assert "No run" in unknown["text"]
+
+
+def test_a_reject_quorum_counts_rejections_in_place(harness: BotHarness) -> None:
+    run_id = _start(harness, "two_to_reject", user=CAROL)
+    message = harness.pause_message("ship")
+    told = _click(harness, ALICE, message, blocks.ACTION_REJECT)
+    assert told == "You rejected *ship*; 1 more rejection needed."
+
+    def progressed(state: Any) -> Message | None:
+        current = state.message(message.channel, message.ts)
+        return current if "1 of 2 rejections" in text_of(current) else None
+
+    assert f"1 of 2 rejections — <@{ALICE}>" in text_of(harness.wait(progressed, "progress"))
+    harness.actor(BOB).click(message, action_id=blocks.ACTION_REJECT)
+    harness.wait_run(run_id, "cancelled")
+    assert test_workflows.EXECUTIONS.get("two_to_reject.ship") is None
+
+
+def test_the_last_two_approvals_at_once_continue_exactly_once(harness: BotHarness) -> None:
+    """Alice approved; Bob and Mallory give the last approval at the same moment, as their
+    clients show the message: one continuation, every approval recorded or told."""
+    run_id = _start(harness, "two_of_them", user=CAROL)
+    message = harness.pause_message("ship")
+    _click(harness, ALICE, message)
+    shown = harness.state.message(message.channel, message.ts)
+    bodies = [
+        interactive_body(
+            block_actions_payload(
+                harness.state, user_id=user, source=shown, action_id=blocks.ACTION_APPROVE
+            )
+        )
+        for user in (BOB, MALLORY)
+    ]
+    barrier = threading.Barrier(len(bodies))
+    codes: list[int] = []
+
+    def send(body: str) -> None:
+        barrier.wait()
+        codes.append(send_signed(harness.url, body, signing_secret=SECRET).status_code)
+
+    threads = [threading.Thread(target=send, args=(b,)) for b in bodies]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert codes == [200, 200]
+    harness.wait_run(run_id, "completed")
+    assert test_workflows.EXECUTIONS["two_of_them.ship"] == 1
+    decisions = harness.runtime.db.get_decisions(run_id)
+    final = [d for d in decisions if not d.is_vote]
+    assert len(final) == 1 and final[0].decided_by in (BOB, MALLORY)
+    assert [d.decided_by for d in decisions if d.is_vote] == [ALICE]
+
+
+def test_two_group_approvals_at_once_fill_the_group_once(groups: BotHarness) -> None:
+    """Alice and Bob are both SRE only (count 1): approving at the same moment, one is
+    counted and the other is told; the pause still waits for security."""
+    h = groups
+    h.state.add_usergroup(SRE, "sre", [ALICE, BOB], name="SRE")
+    h.runtime.signoff._group_cache.clear()
+    run_id = _start(h, "sre_and_security", user=ERIN)
+    message = h.pause_message("ship")
+    h.actor(BOB)  # joins the channel
+    bodies = [
+        interactive_body(
+            block_actions_payload(
+                h.state, user_id=user, source=message, action_id=blocks.ACTION_APPROVE
+            )
+        )
+        for user in (ALICE, BOB)
+    ]
+    barrier = threading.Barrier(len(bodies))
+
+    def send(body: str) -> None:
+        barrier.wait()
+        send_signed(h.url, body, signing_secret=SECRET)
+
+    threads = [threading.Thread(target=send, args=(b,)) for b in bodies]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    def answered(state: Any) -> list[Message] | None:
+        replies = [
+            m
+            for m in state.messages(message.channel)
+            if m.ephemeral_for in (ALICE, BOB)
+        ]
+        return replies if len(replies) == len(bodies) else None
+
+    replies = h.wait(answered, "both told")
+    counted = [m for m in replies if m.text == "You approved *ship*; 1 more needed."]
+    assert len(counted) == 1
+    (other,) = [m for m in replies if m not in counted]
+    assert other.text.startswith("Your approval is not needed") or "same moment" in other.text
+    votes = h.runtime.db.get_decisions(run_id)
+    assert len(votes) == 1 and votes[0].decided_by == counted[0].ephemeral_for
+    assert h.runtime.db.get_run(run_id).is_paused
