@@ -644,6 +644,7 @@ def _several(ctx: PauseContext, *, resolved: bool) -> list[Block]:
         if resolved or not req.unresolved_reasons():
             body.append(_section(_answered_line(req)))
         else:
+            body.extend(approval_progress_blocks(part))
             for action in _decision_buttons(part):
                 if isinstance(action, ActionsBlock):
                     action.block_id = f"{action.block_id}:{index}"

@@ -157,6 +157,9 @@ def _why(exc: DeciderNotAllowedError) -> str:
 def vote_recorded(approved: bool, req: StepRequirement) -> str:
     """The voter's ephemeral after a vote that left the pause open."""
     name = escape(req.step_name)
+    if req.quorum_reached:
+        verb = "approved" if approved else "rejected"
+        return f"You {verb} *{name}*; it is decided, the other steps wait for theirs."
     if approved:
         needed = req.approvals_needed
         return f"You approved *{name}*; {needed} more needed."

@@ -524,7 +524,7 @@ class Signoff:
             return DecisionResult(False, refused)
         req.decided_at = self.clock.now()  # the bot's clock is the time of record
         waiting = [r for r in run.step_requirements if r is not req and r.unresolved_reasons()]
-        if waiting:
+        if waiting and not req.counts_votes:  # a vote goes to the engine, which counts it
             return self._record_answer(route, run, req, act, left=len(waiting))
         require = policies.route_require(route, req.step_name)
         if not (require and req.counts_votes and req.confirmed is True):

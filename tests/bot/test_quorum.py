@@ -18,7 +18,7 @@ from bot.policies import VOTE_LEASE, Approvals, apply_route_policy, assign
 from bot.routing import SlackRoute
 from bot.runs_cli import show_runs
 from bot.sandbox import Message, block_actions_payload, interactive_body, send_signed
-from engine import Step, Workflow
+from engine import Parallel, Step, Workflow
 from tests.bot import workflows as test_workflows
 from tests.bot.conftest import ALICE, BOB, CAROL, MALLORY, SECRET, BotHarness
 from tests.bot.test_approval_flow import _start
@@ -64,6 +64,28 @@ def _four_eyes() -> Workflow:
     )
 
 
+def _fan() -> Workflow:
+    return Workflow(
+        name="fan_votes",
+        steps=[
+            Parallel(
+                Step(
+                    name="left",
+                    executor=test_workflows.counted("fan_votes.left"),
+                    requires_confirmation=True,
+                    approvals=2,
+                ),
+                Step(
+                    name="right",
+                    executor=test_workflows.counted("fan_votes.right"),
+                    requires_confirmation=True,
+                ),
+                name="fan",
+            ),
+        ],
+    )
+
+
 @pytest.fixture
 def bot_routes() -> list[SlackRoute]:
     return [
@@ -76,6 +98,7 @@ def bot_routes() -> list[SlackRoute]:
         ),
         SlackRoute(workflow=_four_eyes()),
         SlackRoute(workflow=_gate("two_to_reject", approvals=2, reject_quorum=2)),
+        SlackRoute(workflow=_fan()),
         SlackRoute(
             workflow=_gate("sre_and_security"),
             require=(Approvals(group=SRE, count=1), Approvals(group=SECURITY, count=1)),
@@ -406,3 +429,53 @@ def test_two_group_approvals_at_once_fill_the_group_once(groups: BotHarness) -> 
     votes = h.runtime.db.get_decisions(run_id)
     assert len(votes) == 1 and votes[0].decided_by == counted[0].ephemeral_for
     assert h.runtime.db.get_run(run_id).is_paused
+
+
+def test_votes_on_one_step_of_a_parallel_pause(harness: BotHarness) -> None:
+    """A Parallel's pause is one message: a vote on its step that needs two people shows
+    there, the other step is answered on its own, and the run goes on once both are."""
+    h = harness
+    run_id = _start(h, "fan_votes", user=CAROL)
+    message = h.pause_message("left")
+
+    def click(user: str, block_id: str) -> str:
+        before = {m.ts for m in h.ephemerals_for(user)}
+        h.actor(user).click(message, action_id=blocks.ACTION_APPROVE, block_id=block_id)
+        found = h.wait(
+            lambda s: [
+                m
+                for m in s.messages(message.channel)
+                if m.ephemeral_for == user and m.ts not in before
+            ],
+            f"the reply to {user}",
+        )
+        return str(found[-1].text)
+
+    assert click(ALICE, "decision:0") == "You approved *left*; 1 more needed."
+
+    def progressed(state: Any) -> Message | None:
+        current = state.message(message.channel, message.ts)
+        return current if f"1 of 2 approvals — <@{ALICE}>" in text_of(current) else None
+
+    current = h.wait(progressed, "the vote shown in the one message")
+    assert [b.get("block_id") for b in current.blocks if b["type"] == "actions"] == [
+        "decision:0",
+        "decision:1",
+    ]
+    assert "You already approved *left*" in click(ALICE, "decision:0")
+    h.actor(BOB).click(message, action_id=blocks.ACTION_APPROVE, block_id="decision:1")
+    h.wait(
+        lambda s: [
+            b
+            for b in s.message(message.channel, message.ts).blocks
+            if b["type"] == "actions"
+        ]
+        == [b for b in current.blocks if b.get("block_id") == "decision:0"]
+        or None,
+        "right answered",
+    )
+    assert h.runtime.db.get_run(run_id).is_paused
+    h.actor(MALLORY).click(message, action_id=blocks.ACTION_APPROVE, block_id="decision:0")
+    h.wait_run(run_id, "completed")
+    assert test_workflows.EXECUTIONS["fan_votes.left"] == 1
+    assert test_workflows.EXECUTIONS["fan_votes.right"] == 1
