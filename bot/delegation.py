@@ -69,7 +69,7 @@ class Delegations:
     ) -> str | None:
         """Why a delegator may not decide any more (None: not a delegator here)."""
         requirement_id = _waiting_id(run, step_name)
-        if requirement_id is None:
+        if requirement_id is None or not route.delegation_allowed(step_name):
             return None
         for d in self.of_pause(requirement_id):
             if d.delegator_id == user_id:

@@ -182,6 +182,9 @@ class Escalator:
     # -- who may decide ----------------------------------------------------------------------------
     def deciders(self, route: SlackRoute, run: WorkflowRunOutput, step_name: str) -> frozenset[str]:
         """The people an escalation of this run's pause lets decide it (none before)."""
+        after, to = route.escalation_for(step_name)
+        if after is None or not to:
+            return frozenset()  # no query for a step that never escalates
         req = next((r for r in run.step_requirements if r.step_name == step_name), None)
         if req is None or not run.is_paused:
             return frozenset()
