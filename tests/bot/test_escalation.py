@@ -23,6 +23,8 @@ from bot.server import Runtime
 from bot.store import slack_escalations
 from bot.testing import ManualClock, pending_jobs, run_due_jobs
 from engine import SqliteDb, Step, Workflow
+from engine.db.base import BaseDb
+from engine.db.postgres import PostgresDb
 from tests.bot import workflows as test_workflows
 from tests.bot.conftest import ALICE, BOB, CAROL, SECRET, BotHarness
 from tests.bot.test_approval_flow import _start
@@ -185,7 +187,7 @@ def _outbox_idle(runtime: Runtime, timeout: float = 10.0) -> None:
 
 
 # -- two replicas ---------------------------------------------------------------------------------
-def _replica(fake: SlackFakeServer, db_file: Path, clock: ManualClock) -> Runtime:
+def _replica(fake: SlackFakeServer, db: BaseDb, clock: ManualClock) -> Runtime:
     settings = Settings(
         SLACK_BOT_TOKEN=fake.state.bot_token,
         SLACK_SIGNING_SECRET=SECRET,
@@ -196,22 +198,31 @@ def _replica(fake: SlackFakeServer, db_file: Path, clock: ManualClock) -> Runtim
     return Runtime(
         settings,
         routes=escalation_routes(),
-        db=SqliteDb(db_file=db_file),
+        db=db,
         clock=clock,
         scheduler_paused=True,
         outbox_poll_interval=0.05,
     )
 
 
-@pytest.fixture
+@pytest.fixture(params=["sqlite", "postgresql"])
 def two_replicas(
-    tmp_path: Path,
+    request: pytest.FixtureRequest, tmp_path: Path
 ) -> Iterator[tuple[SlackFakeServer, ManualClock, Runtime, Runtime]]:
+    """Two runtimes on one database, each through its own connection pool."""
+    if request.param == "sqlite":
+        dbs: tuple[BaseDb, BaseDb] = (
+            SqliteDb(db_file=tmp_path / "signoff.db"),
+            SqliteDb(db_file=tmp_path / "signoff.db"),
+        )
+    else:
+        url = request.getfixturevalue("pg_database_factory")()
+        dbs = (PostgresDb(url, pool_size=4), PostgresDb(url, pool_size=4))
     fake = SlackFakeServer().start()
     _people(fake.state)
     clock = ManualClock(datetime.now(UTC).replace(microsecond=0))
-    first = _replica(fake, tmp_path / "signoff.db", clock)
-    second = _replica(fake, tmp_path / "signoff.db", clock)
+    first = _replica(fake, dbs[0], clock)
+    second = _replica(fake, dbs[1], clock)
     started: list[Runtime] = []
     try:
         for runtime in (first, second):
@@ -222,6 +233,8 @@ def two_replicas(
         for runtime in started:
             runtime.stop()
         fake.stop()
+        for db in dbs:
+            db.dispose()
 
 
 def test_two_replicas_firing_the_same_job_escalate_once(
