@@ -264,15 +264,18 @@ class Signoff:
         self, event: WorkflowRunEvent, route: SlackRoute, run: WorkflowRunOutput, now: datetime
     ) -> None:
         if isinstance(event, StepApprovalProgressEvent) and event.requirement is not None:
-            self._vote_progress(run, event.requirement, now)
+            self._vote_progress(route, run, event.requirement, now)
 
-    def _vote_progress(self, run: WorkflowRunOutput, req: StepRequirement, now: datetime) -> None:
+    def _vote_progress(
+        self, route: SlackRoute, run: WorkflowRunOutput, req: StepRequirement, now: datetime
+    ) -> None:
         """A vote that left the pause open: the pause message re-rendered in place (its
         buttons kept, the progress shown; DM copies follow, bot/notify.py) and one thread
         note per vote."""
         lead = run.step_requirements[0].requirement_id if run.step_requirements else None
-        key = f"pause_update:{lead or req.requirement_id}:{run.version}"
-        self._enqueue(key, run.run_id, "pause_update", {"requirement_id": lead}, now)
+        if route.posts_in_channel(req.step_name):  # notify="dm": only the copies show it
+            key = f"pause_update:{lead or req.requirement_id}:{run.version}"
+            self._enqueue(key, run.run_id, "pause_update", {"requirement_id": lead}, now)
         votes = [
             d
             for d in self.db.get_decisions(run.run_id)

@@ -17,7 +17,13 @@ from bot.config import Settings
 from bot.policies import VOTE_LEASE, Approvals, apply_route_policy, assign
 from bot.routing import SlackRoute
 from bot.runs_cli import show_runs
-from bot.sandbox import Message, block_actions_payload, interactive_body, send_signed
+from bot.sandbox import (
+    DEFAULT_CHANNEL_ID,
+    Message,
+    block_actions_payload,
+    interactive_body,
+    send_signed,
+)
 from engine import Parallel, Step, Workflow
 from tests.bot import workflows as test_workflows
 from tests.bot.conftest import ALICE, BOB, CAROL, MALLORY, SECRET, BotHarness
@@ -99,6 +105,9 @@ def bot_routes() -> list[SlackRoute]:
         SlackRoute(workflow=_four_eyes()),
         SlackRoute(workflow=_gate("two_to_reject", approvals=2, reject_quorum=2)),
         SlackRoute(workflow=_fan()),
+        SlackRoute(
+            workflow=_gate("two_by_dm_only", approvals=2), approvers=(ALICE, BOB), notify="dm"
+        ),
         SlackRoute(
             workflow=_gate("sre_and_security"),
             require=(Approvals(group=SRE, count=1), Approvals(group=SECURITY, count=1)),
@@ -479,3 +488,28 @@ def test_votes_on_one_step_of_a_parallel_pause(harness: BotHarness) -> None:
     h.wait_run(run_id, "completed")
     assert test_workflows.EXECUTIONS["fan_votes.left"] == 1
     assert test_workflows.EXECUTIONS["fan_votes.right"] == 1
+
+
+def test_votes_on_a_dm_only_pause_show_in_the_copies_and_hold_up_nothing(
+    harness: BotHarness,
+) -> None:
+    h = harness
+    run_id = _start(h, "two_by_dm_only", user=CAROL)
+    alice_copy, bob_copy = copy_for(h, ALICE), copy_for(h, BOB)
+    h.actor(ALICE, channel_id=alice_copy.channel).click(
+        alice_copy, action_id=blocks.ACTION_APPROVE
+    )
+
+    def progressed(state: Any) -> Message | None:
+        copy = state.message(bob_copy.channel, bob_copy.ts)
+        return copy if f"1 of 2 approvals — <@{ALICE}>" in text_of(copy) else None
+
+    assert has_buttons(h.wait(progressed, "Bob's copy shows the vote"))
+    h.actor(BOB, channel_id=bob_copy.channel).click(bob_copy, action_id=blocks.ACTION_APPROVE)
+    h.wait_run(run_id, "completed")
+    # The run's thread is not held up by an update of a channel message that never was.
+    h.wait(
+        lambda s: [m for m in s.messages(DEFAULT_CHANNEL_ID) if "Completed" in m.text],
+        "the completion note in the channel",
+    )
+    assert h.wait_outbox_idle().get("failed") is None
