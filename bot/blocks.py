@@ -257,6 +257,7 @@ class PauseContext:
     # A route's groups with counts: (group, count, who counts for it) each.
     groups: Sequence[tuple[str, int, Sequence[str]]] = ()
     delegation: bool = False  # the route lets an approver hand the decision to someone else
+    notes: Sequence[str] = ()  # our own mrkdwn about its policy: escalated to…, delegated to…
 
 
 @dataclass(frozen=True)
@@ -1386,9 +1387,11 @@ def approval_progress(ctx: PauseContext) -> str | None:
 
 
 def approval_progress_blocks(ctx: PauseContext) -> list[Block]:
-    """The progress line as a context block (none before the first vote)."""
+    """The progress line and the policy notes (escalated, delegated) as one context block;
+    none before the first vote when there is nothing to note."""
     line = approval_progress(ctx)
-    return [_context([line])] if line else []
+    parts = ([line] if line else []) + list(ctx.notes)
+    return [_context(["\n".join(parts)])] if parts else []
 
 
 def vote_note(step_name: str, user_id: str, *, approved: bool, needed: int) -> str:

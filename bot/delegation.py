@@ -47,6 +47,7 @@ def install(signoff: Signoff) -> None:
     delegations = Delegations(signoff)
     signoff.extra_deciders.append(delegations.deciders)
     signoff.decider_refusals.append(delegations.refusal)
+    signoff.pause_notes.append(delegations.notes)
 
 
 class Delegations:
@@ -75,6 +76,16 @@ class Delegations:
             if d.delegator_id == user_id:
                 return f"you delegated this decision to {blocks.mention(d.delegate_id)}."
         return None
+
+    def notes(self, route: SlackRoute, run: WorkflowRunOutput, req: StepRequirement) -> list[str]:
+        """The pause message's lines about its delegations."""
+        if not route.delegation_allowed(req.step_name) or not run.is_paused:
+            return []
+        return [
+            f":handshake: {blocks.mention(d.delegator_id)} delegated to "
+            f"{blocks.mention(d.delegate_id)}"
+            for d in self.of_pause(req.requirement_id)
+        ]
 
     # -- delegating ---------------------------------------------------------------------------
     def delegate(
@@ -115,7 +126,10 @@ class Delegations:
             ).first()
             if row is None:
                 return DecisionResult(False, f"You delegated *{name}* already.")
-            store.enqueue_on(conn, [item], now=now)
+            updates = self.signoff.policy_update_items(
+                route, run, req, f"delegated:{user_id}"
+            )
+            store.enqueue_on(conn, [item, *updates], now=now)
         self.signoff.outbox_wakeup.set()
         log.info("%s delegated %s of run %s to %s", user_id, req.step_name, run.run_id, delegate_id)
         ref = store.get_run_ref(run.run_id)

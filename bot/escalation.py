@@ -54,6 +54,7 @@ class Escalator:
         self.engine = signoff.store.engine
         signoff.on_pause_recorded.append(self.schedule)
         signoff.extra_deciders.append(self.deciders)
+        signoff.pause_notes.append(self.notes)
         scheduler.on_reconcile.append(self.reconcile)
 
     # -- jobs ----------------------------------------------------------------------------------
@@ -125,6 +126,7 @@ class Escalator:
         items = [self._note_item(run, req, to, after)]
         if route.notify_for(req.step_name).dms:
             items.extend(self._copy_items(run, requirement_id, to))
+        items.extend(self.signoff.policy_update_items(route, run, req, "escalated"))
         if not self._record(run_id, req, to, now, items):
             return False
         self.signoff.outbox_wakeup.set()
@@ -190,6 +192,17 @@ class Escalator:
             return frozenset()
         found = self.get(req.requirement_id)
         return frozenset(self._expand(found.escalated_to)) if found else frozenset()
+
+    def notes(self, route: SlackRoute, run: WorkflowRunOutput, req: StepRequirement) -> list[str]:
+        """The pause message's line about its escalation, once escalated."""
+        after, to = route.escalation_for(req.step_name)
+        if after is None or not to or not run.is_paused:
+            return []
+        found = self.get(req.requirement_id)
+        if found is None:
+            return []
+        who = ", ".join(blocks.mention(w) for w in found.escalated_to)
+        return [f":arrow_double_up: Escalated to {who} {blocks.slack_date(found.escalated_at)}"]
 
     def _expand(self, who: tuple[str, ...]) -> list[str]:
         people: dict[str, None] = {}

@@ -101,6 +101,9 @@ def test_a_delegate_decides_in_place_of_the_delegator(harness: BotHarness) -> No
     assert len(notes) == 1
     assert f"<@{ALICE}> delegated *ship* to <@{BOB}>: on call &lt;!here&gt;" in notes[0].text
 
+    shown = h.state.message(message.channel, message.ts)
+    assert f":handshake: <@{ALICE}> delegated to <@{BOB}>" in str(shown.blocks)
+
     # Alice handed her seat over: she may not decide now; Bob may.
     before = _seen(h, ALICE, message.channel)
     h.actor(ALICE).click(message, action_id=blocks.ACTION_APPROVE)

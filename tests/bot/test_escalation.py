@@ -28,7 +28,7 @@ from engine.db.postgres import PostgresDb
 from tests.bot import workflows as test_workflows
 from tests.bot.conftest import ALICE, BOB, CAROL, SECRET, BotHarness
 from tests.bot.test_approval_flow import _start
-from tests.bot.test_reach import copy_for, dm_channel
+from tests.bot.test_reach import copy_for, dm_channel, has_buttons
 
 BOSS, LEADS, LEAD = "U0BOSS", "S0LEADS", "U0LEAD"
 
@@ -123,6 +123,17 @@ def test_an_open_pause_escalates_once_and_the_escalation_may_decide(esc: BotHarn
     # notify="both": a copy to each escalation person (the group's members expanded).
     lead_copy = copy_for(h, LEAD)
     copy_for(h, BOSS)
+    # The pause message (and the approvers' copies) say so, buttons kept.
+    escalated = f"Escalated to <!subteam^{LEADS}>, <@{BOSS}>"
+
+    def says_escalated(state: Any) -> Message | None:
+        current = state.message(message.channel, message.ts)
+        return current if escalated in str(current.blocks) else None
+
+    assert has_buttons(h.wait(says_escalated, "the pause message shows the escalation"))
+    h.wait(
+        lambda s: escalated in str(copy_for(h, ALICE).blocks) or None, "Alice's copy shows it"
+    )
     assert h.state.messages(dm_channel(h, CAROL)) == []
 
     # A poll after it fired schedules nothing again, and escalates nothing again.
