@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 from sqlalchemy import select
 
 from bot import blocks
+from bot.notify import Kind, NotifyStore, home_group
 from bot.store import slack_delegations
 from engine import StepRequirement, WorkflowRunOutput
 
@@ -129,6 +130,10 @@ class Delegations:
             updates = self.signoff.policy_update_items(
                 route, run, req, f"delegated:{user_id}"
             )
+            if delegate_id in NotifyStore(self.engine).home_users():
+                key = f"{Kind.home}:{delegate_id}:{req.requirement_id}:delegated:{user_id}"
+                data = {"user_id": delegate_id}
+                updates.append((key, home_group(delegate_id), Kind.home.value, data))
             store.enqueue_on(conn, [item, *updates], now=now)
         self.signoff.outbox_wakeup.set()
         log.info("%s delegated %s of run %s to %s", user_id, req.step_name, run.run_id, delegate_id)

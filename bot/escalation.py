@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import select
 
 from bot import blocks
-from bot.notify import Kind, dm_group
+from bot.notify import Kind, NotifyStore, dm_group, home_group
 from bot.store import slack_escalations
 from engine import StepRequirement, WorkflowRunOutput
 
@@ -52,6 +52,7 @@ class Escalator:
         self.signoff = signoff
         self.scheduler = scheduler
         self.engine = signoff.store.engine
+        self._notify_store = NotifyStore(self.engine)
         signoff.on_pause_recorded.append(self.schedule)
         signoff.extra_deciders.append(self.deciders)
         signoff.pause_notes.append(self.notes)
@@ -127,6 +128,7 @@ class Escalator:
         if route.notify_for(req.step_name).dms:
             items.extend(self._copy_items(run, requirement_id, to))
         items.extend(self.signoff.policy_update_items(route, run, req, "escalated"))
+        items.extend(self._home_items(run, requirement_id, to))
         if not self._record(run_id, req, to, now, items):
             return False
         self.signoff.outbox_wakeup.set()
@@ -179,6 +181,23 @@ class Escalator:
             )
             for user in self._expand(to)
             if user != run.user_id
+        ]
+
+    def _home_items(
+        self, run: WorkflowRunOutput, requirement_id: str, to: tuple[str, ...]
+    ) -> list[tuple[str, str, str, dict[str, Any]]]:
+        """Refresh the App Home of each escalation person who has one: the pause is theirs
+        to decide now ("Waiting for you")."""
+        homes = set(self._notify_store.home_users())
+        return [
+            (
+                f"{Kind.home}:{user}:{requirement_id}:escalated",
+                home_group(user),
+                Kind.home.value,
+                {"user_id": user},
+            )
+            for user in self._expand(to)
+            if user in homes
         ]
 
     # -- who may decide ----------------------------------------------------------------------------

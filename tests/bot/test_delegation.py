@@ -16,6 +16,7 @@ from engine import Step, Workflow
 from tests.bot import workflows as test_workflows
 from tests.bot.conftest import ALICE, BOB, CAROL, MALLORY, BotHarness
 from tests.bot.test_approval_flow import _start
+from tests.bot.test_reach import home_of, waiting_count
 
 
 def _gate(name: str, **policy: Any) -> Workflow:
@@ -77,6 +78,9 @@ def test_a_delegate_decides_in_place_of_the_delegator(harness: BotHarness) -> No
     run_id = _start(h, "delegable", user=CAROL)
     message = h.pause_message("ship")
     h.actor(BOB)  # in the channel, to be told
+    h.actor(BOB).open_home()
+    assert waiting_count(home_of(h, BOB)) == "Waiting for you (0)"
+    h.wait_outbox_idle()  # the bot has recorded that Bob has a Home tab
     view = _open_delegate(h, ALICE, message)
     assert view.payload["callback_id"] == blocks.VIEW_DELEGATE
 
@@ -101,6 +105,7 @@ def test_a_delegate_decides_in_place_of_the_delegator(harness: BotHarness) -> No
     assert len(notes) == 1
     assert f"<@{ALICE}> delegated *ship* to <@{BOB}>: on call &lt;!here&gt;" in notes[0].text
 
+    home_of(h, BOB, lambda v: waiting_count(v) == "Waiting for you (1)", "lists the pause")
     shown = h.state.message(message.channel, message.ts)
     assert f":handshake: <@{ALICE}> delegated to <@{BOB}>" in str(shown.blocks)
 

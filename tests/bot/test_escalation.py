@@ -28,7 +28,7 @@ from engine.db.postgres import PostgresDb
 from tests.bot import workflows as test_workflows
 from tests.bot.conftest import ALICE, BOB, CAROL, SECRET, BotHarness
 from tests.bot.test_approval_flow import _start
-from tests.bot.test_reach import copy_for, dm_channel, has_buttons
+from tests.bot.test_reach import copy_for, dm_channel, has_buttons, home_of, waiting_count
 
 BOSS, LEADS, LEAD = "U0BOSS", "S0LEADS", "U0LEAD"
 
@@ -111,6 +111,9 @@ def test_an_open_pause_escalates_once_and_the_escalation_may_decide(esc: BotHarn
     assert req.paused_at is not None
     assert pending_jobs(h.runtime.scheduler)[job] == req.paused_at + timedelta(hours=2)
     assert "not allowed" in _reply(h, BOSS, message)  # not yet escalated
+    h.actor(BOSS).open_home()
+    assert waiting_count(home_of(h, BOSS)) == "Waiting for you (0)"
+    h.wait_outbox_idle()  # the bot has recorded that the boss has a Home tab
 
     h.clock.advance(timedelta(hours=1, minutes=59))
     assert run_due_jobs(h.runtime.scheduler) == 0
@@ -131,6 +134,7 @@ def test_an_open_pause_escalates_once_and_the_escalation_may_decide(esc: BotHarn
         return current if escalated in str(current.blocks) else None
 
     assert has_buttons(h.wait(says_escalated, "the pause message shows the escalation"))
+    home_of(h, BOSS, lambda v: waiting_count(v) == "Waiting for you (1)", "lists the pause")
     h.wait(
         lambda s: escalated in str(copy_for(h, ALICE).blocks) or None, "Alice's copy shows it"
     )
