@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 from sqlalchemy import select
 
 from bot import blocks
-from bot.notify import Kind, NotifyStore, home_group
+from bot.notify import Kind, NotifyStore, home_group, policy_update_items
 from bot.store import slack_delegations
 from engine import StepRequirement, WorkflowRunOutput
 
@@ -127,7 +127,7 @@ class Delegations:
             ).first()
             if row is None:
                 return DecisionResult(False, f"You delegated *{name}* already.")
-            updates = self.signoff.policy_update_items(
+            updates = policy_update_items(
                 route, run, req, f"delegated:{user_id}"
             )
             if delegate_id in NotifyStore(self.engine).home_users():

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import select
 
 from bot import blocks
-from bot.notify import Kind, NotifyStore, dm_group, home_group
+from bot.notify import Kind, NotifyStore, dm_group, home_group, policy_update_items
 from bot.store import slack_escalations
 from engine import StepRequirement, WorkflowRunOutput
 
@@ -127,7 +127,7 @@ class Escalator:
         items = [self._note_item(run, req, to, after)]
         if route.notify_for(req.step_name).dms:
             items.extend(self._copy_items(run, requirement_id, to))
-        items.extend(self.signoff.policy_update_items(route, run, req, "escalated"))
+        items.extend(policy_update_items(route, run, req, "escalated"))
         items.extend(self._home_items(run, requirement_id, to))
         if not self._record(run_id, req, to, now, items):
             return False

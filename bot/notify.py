@@ -600,6 +600,24 @@ def _metadata(key: str) -> dict[str, Any]:
 EVENT_ID_MAX = 64  # Slack's event ids are about 11 characters
 
 
+def policy_update_items(
+    route: SlackRoute, run: WorkflowRunOutput, req: StepRequirement, why: str
+) -> list[tuple[str, str, str, dict[str, Any]]]:
+    """Outbox items that re-render a pause still open — its channel message and its DM
+    copies — after a change of its policy state (``why``: escalated, delegated…): enqueue
+    them in the transaction that records the change."""
+    lead = run.step_requirements[0].requirement_id if run.step_requirements else None
+    items: list[tuple[str, str, str, dict[str, Any]]] = []
+    if route.posts_in_channel(req.step_name):
+        key = f"pause_update:{lead or req.requirement_id}:{why}"
+        items.append((key, run.run_id, "pause_update", {"requirement_id": lead}))
+    if route.sends_dms(req.step_name):
+        key = f"{Kind.dm_progress}:{req.requirement_id}:{why}"
+        data = {"requirement_id": req.requirement_id}
+        items.append((key, dm_group(run.run_id), Kind.dm_progress.value, data))
+    return items
+
+
 def home_request(body: Any) -> tuple[str, str] | None:
     """(user id, reason) of an ``app_home_opened`` delivery that opened the Home tab; None
     for the Messages tab or anything malformed (which is then ignored)."""

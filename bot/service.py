@@ -625,24 +625,6 @@ class Signoff:
                 log.warning("immediate update of run %s failed", run.run_id, exc_info=True)
         return DecisionResult(True, f"{_DONE[act]} *{blocks.escape(req.step_name)}*.")
 
-    def policy_update_items(
-        self, route: SlackRoute, run: WorkflowRunOutput, req: StepRequirement, why: str
-    ) -> list[tuple[str, str, str, dict[str, Any]]]:
-        """Outbox items that re-render a pause still open (its channel message and its DM
-        copies) after a change of its policy state (``why``: escalated, delegated…)."""
-        from bot.notify import Kind, dm_group
-
-        lead = run.step_requirements[0].requirement_id if run.step_requirements else None
-        items: list[tuple[str, str, str, dict[str, Any]]] = []
-        if route.posts_in_channel(req.step_name):
-            key = f"pause_update:{lead or req.requirement_id}:{why}"
-            items.append((key, run.run_id, "pause_update", {"requirement_id": lead}))
-        if route.sends_dms(req.step_name):
-            key = f"{Kind.dm_progress}:{req.requirement_id}:{why}"
-            data = {"requirement_id": req.requirement_id}
-            items.append((key, dm_group(run.run_id), Kind.dm_progress.value, data))
-        return items
-
     def _voted(self, event: StepApprovalProgressEvent, act: DecisionAction) -> DecisionResult:
         """A vote recorded, the pause still open: the message shows it now, and the voter is
         told how many more it takes."""
