@@ -69,9 +69,11 @@ class Escalator:
     def schedule(self, workflow_name: str, req: StepRequirement) -> None:
         """Give a pause just recorded its escalation job, if its route escalates it."""
         route = self.signoff.routes.get(workflow_name)
-        pause = self.signoff.store.get_pause(req.requirement_id)
         due = self.due_at(route, req) if route else None
-        if due is None or pause is None:
+        if due is None:
+            return  # no query for a pause that never escalates
+        pause = self.signoff.store.get_pause(req.requirement_id)
+        if pause is None:
             return
         self.scheduler.add_pause_job(
             f"{ESCALATE_PREFIX}{req.requirement_id}",
