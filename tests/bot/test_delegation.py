@@ -11,10 +11,17 @@ import pytest
 
 from bot import blocks
 from bot.routing import SlackRoute
-from bot.sandbox import Message, View
+from bot.sandbox import (
+    Message,
+    View,
+    block_actions_payload,
+    interactive_body,
+    send_signed,
+    view_submission_payload,
+)
 from engine import Step, Workflow
 from tests.bot import workflows as test_workflows
-from tests.bot.conftest import ALICE, BOB, CAROL, MALLORY, BotHarness
+from tests.bot.conftest import ALICE, BOB, CAROL, MALLORY, SECRET, BotHarness
 from tests.bot.test_approval_flow import _start
 from tests.bot.test_reach import home_of, waiting_count
 
@@ -183,3 +190,43 @@ def test_a_route_without_delegation_shows_no_menu(harness: BotHarness) -> None:
     _start(harness, "fixed", user=CAROL)
     message = harness.pause_message("ship")
     assert _menu(message) is None
+
+
+def test_hostile_delegations_get_answers_not_errors(harness: BotHarness) -> None:
+    """A forged pick, a forged token, a forged menu value: 200 with an answer, nothing
+    recorded."""
+    h = harness
+    run_id = _start(h, "delegable", user=CAROL)
+    message = h.pause_message("ship")
+    view = _open_delegate(h, ALICE, message)
+    forged = h.actor(ALICE).submit(
+        view, {blocks.DELEGATE_BLOCK: "<!channel>"}, enforce_required=False
+    )
+    assert forged.status_code == 200
+    assert "Choose a person" in forged.json()["errors"][blocks.DELEGATE_BLOCK]
+
+    payload = view_submission_payload(
+        h.state, user_id=ALICE, view=h.state.view(view.id), values={blocks.DELEGATE_BLOCK: BOB}
+    )
+    payload["view"]["private_metadata"] = "not-a-token"
+    response = send_signed(h.url, interactive_body(payload), signing_secret=SECRET)
+    assert response.status_code == 200
+    assert "unknown to Signoff" in response.json()["errors"][blocks.DELEGATE_BLOCK]
+
+    before = _seen(h, ALICE, message.channel)
+    menu = _menu(message)
+    assert menu is not None
+    click = block_actions_payload(
+        h.state,
+        user_id=ALICE,
+        source=message,
+        action_id=blocks.ACTION_DELEGATE,
+        value=menu["options"][0]["value"],
+    )
+    click["actions"][0]["selected_option"]["value"] = "delegate:not-a-token"
+    response = send_signed(h.url, interactive_body(click), signing_secret=SECRET)
+    assert response.status_code == 200
+    told = h.wait(lambda s: _replies(h, ALICE, message.channel, before), "Alice told")
+    assert "unknown to Signoff" in told[-1].text
+    assert h.runtime.escalator.for_run(run_id) == []
+    assert "delegated" not in str(h.actor(CAROL).slash("/signoff", f"audit {run_id}").json())
