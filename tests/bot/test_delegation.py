@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from bot import blocks
+from bot.delegation import Delegations
 from bot.routing import SlackRoute
 from bot.sandbox import (
     Message,
@@ -228,5 +229,6 @@ def test_hostile_delegations_get_answers_not_errors(harness: BotHarness) -> None
     assert response.status_code == 200
     told = h.wait(lambda s: _replies(h, ALICE, message.channel, before), "Alice told")
     assert "unknown to Signoff" in told[-1].text
-    assert h.runtime.escalator.for_run(run_id) == []
+    requirement_id = h.runtime.db.get_run(run_id).step_requirements[0].requirement_id
+    assert Delegations(h.runtime.signoff).of_pause(requirement_id) == []
     assert "delegated" not in str(h.actor(CAROL).slash("/signoff", f"audit {run_id}").json())
