@@ -18,7 +18,8 @@ from typing import Any
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
-from bot.policies import Approvals, approvers_of
+from bot.policies import Approvals as Approvals  # re-exported: routes are written with it
+from bot.policies import approvers_of
 from engine import Workflow
 
 _CHANNEL_ID = re.compile(r"[CG][A-Z0-9]{2,}")
