@@ -1479,6 +1479,20 @@ def audit_blocks(
     return _fallback(f"Audit of run {run.run_id}"), _finish(view)
 
 
+def voted_copy_blocks(
+    message_blocks: Sequence[dict[str, Any]], req: StepRequirement, user_id: str
+) -> list[dict[str, Any]]:
+    """A person's own DM copy after their vote on a pause still open: the buttons replaced
+    by what they gave ("You approved; 1 more needed")."""
+    approved = user_id in req.approved_by
+    needed = req.approvals_needed if approved else req.rejections_needed
+    what = "approval" if approved else "rejection"
+    mark, verb = (":white_check_mark:", "approved") if approved else (":no_entry:", "rejected")
+    line = f"{mark} *You {verb}* — {needed} more {what}{'s' if needed != 1 else ''} needed"
+    kept = [b for b in message_blocks if b.get("type") != "actions"]
+    return [*kept, _context([line]).to_dict()]
+
+
 # -- delegation (bot/delegation.py) ---------------------------------------------------------
 OVERFLOW_MAX_IN_ACTIONS = 25  # elements in one actions block (Slack's limit)
 DELEGATE, AUDIT = "delegate", "audit"  # the overflow menu's options: "<what>:<token>"

@@ -494,10 +494,12 @@ class Notifier:
         text, message_blocks = blocks.dm_pause_message(
             self.signoff.pause_context(route, run, waiting), channel=in_channel
         )
-        for _user, channel, ts in self.store.copies(waiting.requirement_id):
-            self.signoff.client.chat_update(
-                channel=channel, ts=ts, text=text, blocks=message_blocks
-            )
+        for user, channel, ts in self.store.copies(waiting.requirement_id):
+            shown = message_blocks
+            if user in (*waiting.approved_by, *waiting.rejected_by):
+                # Their own copy: what they gave in place of the buttons.
+                shown = blocks.voted_copy_blocks(message_blocks, waiting, user)
+            self.signoff.client.chat_update(channel=channel, ts=ts, text=text, blocks=shown)
 
     def _deliver_dm_remind(self, item: OutboxItem) -> None:
         requirement_id, user = str(item.data["requirement_id"]), str(item.data["user_id"])

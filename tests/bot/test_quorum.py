@@ -207,6 +207,9 @@ def test_dm_copies_show_the_progress_too(harness: BotHarness) -> None:
 
     bob_copy = harness.wait(progressed, "Bob's copy shows Alice's approval")
     assert has_buttons(bob_copy)
+    # Alice's own copy shows what she gave in place of the buttons.
+    alice_copy = copy_for(harness, ALICE, buttons=False)
+    assert "*You approved* — 1 more approval needed" in text_of(alice_copy)
     response = harness.actor(BOB).click(bob_copy, action_id=blocks.ACTION_APPROVE)
     assert response.status_code == 200
     harness.wait_run(run_id, "completed")
