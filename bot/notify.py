@@ -252,6 +252,9 @@ class Notifier:
                 )
             self._fanout(run.run_id, req.requirement_id, Moment.decided, now)
         elif isinstance(event, StepApprovalProgressEvent) and event.requirement is not None:
+            voters = {*event.requirement.approved_by, *event.requirement.rejected_by}
+            for user in voters & set(self.store.home_users()):  # it left their list
+                self.request_home(user, reason=f"{run.run_id}:vote:{run.version}", now=now)
             if route.sends_dms(event.requirement.step_name):
                 requirement_id = event.requirement.requirement_id
                 self.signoff.enqueue(
@@ -541,6 +544,9 @@ class Notifier:
                     continue
                 if not self.signoff.may_decide(user_id, route, run, paused.step_name)[0]:
                     continue
+                first = run.step_requirements[0]
+                if user_id in (*first.approved_by, *first.rejected_by):
+                    continue  # they voted: it waits for others now
                 pending.append(self.signoff.pause_context(route, run, run.step_requirements[0]))
         pending.sort(
             key=lambda c: (

@@ -727,6 +727,8 @@ class Signoff:
                 run = route.workflow.get_run(paused.run_id)
                 if run is None or not self.may_decide(user_id, route, run, paused.step_name)[0]:
                     continue
+                if user_id in (*paused.requirement.approved_by, *paused.requirement.rejected_by):
+                    continue  # voted: it waits for others now
                 items.append(
                     (
                         route.name,

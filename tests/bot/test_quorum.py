@@ -28,7 +28,7 @@ from engine import Parallel, Step, Workflow
 from tests.bot import workflows as test_workflows
 from tests.bot.conftest import ALICE, BOB, CAROL, MALLORY, SECRET, BotHarness
 from tests.bot.test_approval_flow import _start
-from tests.bot.test_reach import copy_for, has_buttons, text_of
+from tests.bot.test_reach import copy_for, has_buttons, home_of, text_of, waiting_count
 
 DAVE, ERIN = "U0DAVE", "U0ERIN"
 SRE, SECURITY = "S0SRE", "S0SECURITY"
@@ -516,3 +516,18 @@ def test_votes_on_a_dm_only_pause_show_in_the_copies_and_hold_up_nothing(
         "the completion note in the channel",
     )
     assert h.wait_outbox_idle().get("failed") is None
+
+
+def test_a_voter_no_longer_finds_it_waiting_for_them(harness: BotHarness) -> None:
+    h = harness
+    run_id = _start(h, "two_of_them", user=CAROL)
+    message = h.pause_message("ship")
+    h.actor(ALICE).open_home()
+    home_of(h, ALICE, lambda v: waiting_count(v) == "Waiting for you (1)", "lists the pause")
+    h.wait_outbox_idle()  # the bot has recorded that Alice has a Home tab
+    assert run_id[:8] in str(h.actor(ALICE).slash("/signoff", "pending").json())
+
+    _click(h, ALICE, message)
+    home_of(h, ALICE, lambda v: waiting_count(v) == "Waiting for you (0)", "no longer lists it")
+    assert run_id[:8] not in str(h.actor(ALICE).slash("/signoff", "pending").json())
+    assert run_id[:8] in str(h.actor(BOB).slash("/signoff", "pending").json())
