@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from html import unescape
 from typing import Any
 
@@ -27,16 +27,19 @@ from slack_sdk.models.blocks import (
     MarkdownTextObject,
     NumberInputElement,
     Option,
+    OverflowMenuElement,
     PlainTextInputElement,
     PlainTextObject,
     RadioButtonsElement,
     SectionBlock,
     StaticMultiSelectElement,
     StaticSelectElement,
+    UserSelectElement,
 )
 from slack_sdk.models.views import View
 
 # escape and clip are re-exported: listeners and the outbox reach them as blocks.escape/clip.
+from bot.audit import AuditEntry
 from bot.text import as_text, code, code_block, escape_clipped, one_line
 from bot.text import clip as clip
 from bot.text import escape as escape
@@ -72,6 +75,9 @@ REASON_BLOCK = "reason"
 OUTPUT_BLOCK = "output"
 ROUTE_BLOCK = "route"
 VALUE_ACTION = "value"
+ACTION_DELEGATE = "signoff_delegate"  # the pause message's overflow menu: "Delegate…"
+VIEW_DELEGATE = "signoff_delegate"
+DELEGATE_BLOCK = "delegate"
 
 # Limits slack_sdk declares as class attributes; the ones it does not declare are Slack's
 # documented message limits (chat.postMessage: 50 blocks, 40,000 characters of text).
@@ -248,6 +254,10 @@ class PauseContext:
     plan: Plan | None = None  # a group's confirmation: what runs if approved
     # Every requirement of a pause with several (a Parallel's), answered or not, in order.
     siblings: Sequence[StepRequirement] = ()
+    # A route's groups with counts: (group, count, who counts for it) each.
+    groups: Sequence[tuple[str, int, Sequence[str]]] = ()
+    delegation: bool = False  # the route lets an approver hand the decision to someone else
+    notes: Sequence[str] = ()  # our own mrkdwn about its policy: escalated to…, delegated to…
 
 
 @dataclass(frozen=True)
@@ -635,6 +645,7 @@ def _several(ctx: PauseContext, *, resolved: bool) -> list[Block]:
         if resolved or not req.unresolved_reasons():
             body.append(_section(_answered_line(req)))
         else:
+            body.extend(approval_progress_blocks(part))
             for action in _decision_buttons(part):
                 if isinstance(action, ActionsBlock):
                     action.block_id = f"{action.block_id}:{index}"
@@ -652,7 +663,8 @@ def pause_message(ctx: PauseContext) -> tuple[str, list[dict[str, Any]]]:
         return _fallback(text), _finish(_several(ctx, resolved=False))
     needs = "input" if req.requires_user_input else _NEEDS[req.kind]
     blocks = _pause_body(ctx)
-    blocks.extend(_decision_buttons(ctx))
+    blocks.extend(approval_progress_blocks(ctx))
+    blocks.extend(with_delegate_menu(_decision_buttons(ctx), ctx))
     text = f"Needs {needs}: {escape(ctx.workflow_name)} › {escape(req.step_name)}"
     return _fallback(text), _finish(blocks)
 
@@ -1138,6 +1150,7 @@ HELP_TEXT = (
     "• `/signoff list` — workflows you can run\n"
     "• `/signoff status <run_id>` — where a run is\n"
     "• `/signoff pending` — what waits for your decision\n"
+    "• `/signoff audit <run_id>` — every approval, rejection, escalation and delegation\n"
     "• `/signoff help` — this text"
 )
 
@@ -1337,3 +1350,219 @@ def home_view(
     return View(
         type="home", callback_id="signoff_home", blocks=_finish(view_blocks, HOME_MAX_BLOCKS)
     )
+
+
+# -- approval policies (bot/policies.py) -----------------------------------------------------
+def approval_progress(ctx: PauseContext) -> str | None:
+    """The progress of a pause that needs several people, one mrkdwn line: "1 of 2
+    approvals — @alice", each group's count when the route has groups, and rejections
+    when it takes more than one; None before the first vote (or for a single decider)."""
+    req = ctx.requirement
+    if req.approvals_required <= 1 and req.reject_quorum <= 1:
+        return None
+    if not req.approved_by and not req.rejected_by:
+        return None
+    parts: list[str] = []
+    if req.approvals_required > 1:
+        who = ", ".join(mention(u) for u in req.approved_by)
+        line = f"{len(req.approved_by)} of {req.approvals_required} approvals"
+        parts.append(f":ballot_box_with_check: {line}" + (f" — {who}" if who else ""))
+    for group, count, members in ctx.groups:
+        names = ", ".join(mention(u) for u in members)
+        line = f"{mention(group)}: {len(members)} of {count}"
+        parts.append(line + (f" — {names}" if names else ""))
+    if req.rejected_by:
+        who = ", ".join(mention(u) for u in req.rejected_by)
+        parts.append(f":no_entry: {len(req.rejected_by)} of {req.reject_quorum} rejections — {who}")
+    return "\n".join(parts)
+
+
+def approval_progress_blocks(ctx: PauseContext) -> list[Block]:
+    """The progress line and the policy notes (escalated, delegated) as one context block;
+    none before the first vote when there is nothing to note."""
+    line = approval_progress(ctx)
+    parts = ([line] if line else []) + list(ctx.notes)
+    return [_context(["\n".join(parts)])] if parts else []
+
+
+def vote_note(step_name: str, user_id: str, *, approved: bool, needed: int) -> str:
+    """The thread note of one vote on a pause that stays open (``needed``: how many more
+    approvals, or rejections, it takes)."""
+    verb = "approved" if approved else "rejected"
+    what = "approval" if approved else "rejection"
+    more = f"{needed} more {what}{'s' if needed != 1 else ''} needed"
+    return clip(
+        f":ballot_box_with_check: {mention(user_id)} {verb} *{escape(step_name)}* ({more})",
+        MESSAGE_TEXT_MAX,
+    )
+
+
+_UNITS = (("day", 24 * 60), ("hour", 60), ("minute", 1))
+
+
+def _duration(after: timedelta) -> str:
+    """A whole number of days, hours or minutes (the largest unit that divides it)."""
+    minutes = max(1, int(after.total_seconds() // 60))
+    for unit, size in _UNITS:
+        if minutes % size == 0:
+            count = minutes // size
+            return f"{count} {unit}{'s' if count != 1 else ''}"
+    return f"{minutes} minutes"
+
+
+def escalation_note(step_name: str, to: Sequence[str], after: timedelta) -> str:
+    """The thread note of an escalation: who is asked now, and that they may decide."""
+    who = ", ".join(mention(w) for w in to)
+    return clip(
+        f":arrow_double_up: *{escape(step_name)}* still waits after {_duration(after)}: "
+        f"escalated to {who}, who may decide it too.",
+        MESSAGE_TEXT_MAX,
+    )
+
+
+_AUDIT_MARK = {
+    "approved": ":white_check_mark:",
+    "rejected": ":no_entry:",
+    "answered": ":memo:",
+    "timed out": ":hourglass_flowing_sand:",
+    "escalated": ":arrow_double_up:",
+    "delegated": ":handshake:",
+}
+
+
+def audit_line(entry: AuditEntry) -> str:
+    """One audit entry in mrkdwn: when, step, what, who (content escaped)."""
+    what = entry.kind + (" (one vote)" if entry.vote else "")
+    mark = _AUDIT_MARK.get(entry.kind, "•")
+    line = f"{mark} {slack_date(entry.at)} *{escape(entry.step_name)}* "
+    to = ", ".join(mention(w) for w in entry.to)
+    if entry.kind == "escalated":
+        line += f"escalated to {to}"
+    elif entry.kind == "delegated":
+        line += f"delegated by {mention(entry.who)} to {to}"
+    else:
+        line += f"{what} by {mention(entry.who)}"
+    if entry.detail:
+        line += f" — {escape(one_line(entry.detail))}"
+    return line
+
+
+def audit_text(entries: Sequence[AuditEntry]) -> str:
+    """The audit as one ephemeral text (the overflow menu's "Audit trail")."""
+    lines = [audit_line(e) for e in entries] or ["Nothing decided yet."]
+    return clip("*Audit trail*\n" + "\n".join(lines), MESSAGE_TEXT_MAX)
+
+
+def audit_blocks(
+    run: WorkflowRunOutput, entries: Sequence[AuditEntry]
+) -> tuple[str, list[dict[str, Any]]]:
+    """``/signoff audit``: one line per approval, rejection, escalation and delegation of
+    the run, oldest first, with who and when (content escaped)."""
+    title = f"Audit · {run.workflow_name or '?'} · run {short_run_id(run.run_id)}"
+    view: list[Block] = [HeaderBlock(text=_plain(title, HEADER_TEXT_MAX))]
+    if not entries:
+        view.append(_section("Nothing decided yet."))
+    shown = list(entries)[: MESSAGE_MAX_BLOCKS - 3]
+    view.extend(_context([audit_line(entry)]) for entry in shown)
+    if len(entries) > len(shown):
+        more = len(entries) - len(shown)
+        view.append(_context([f"and {more} more: `signoff runs {run.run_id}` shows them all"]))
+    return _fallback(f"Audit of run {run.run_id}"), _finish(view)
+
+
+def voted_copy_blocks(
+    message_blocks: Sequence[dict[str, Any]], req: StepRequirement, user_id: str
+) -> list[dict[str, Any]]:
+    """A person's own DM copy after their vote on a pause still open: the buttons replaced
+    by what they gave ("You approved; 1 more needed")."""
+    approved = user_id in req.approved_by
+    needed = req.approvals_needed if approved else req.rejections_needed
+    what = "approval" if approved else "rejection"
+    mark, verb = (":white_check_mark:", "approved") if approved else (":no_entry:", "rejected")
+    line = f"{mark} *You {verb}* — {needed} more {what}{'s' if needed != 1 else ''} needed"
+    kept = [b for b in message_blocks if b.get("type") != "actions"]
+    return [*kept, _context([line]).to_dict()]
+
+
+# -- delegation (bot/delegation.py) ---------------------------------------------------------
+OVERFLOW_MAX_IN_ACTIONS = 25  # elements in one actions block (Slack's limit)
+DELEGATE, AUDIT = "delegate", "audit"  # the overflow menu's options: "<what>:<token>"
+
+
+def overflow_choice(value: Any) -> tuple[str, str] | None:
+    """(what, token) of a picked overflow option; None for anything we did not write."""
+    if not isinstance(value, str):
+        return None
+    what, _, token = value.partition(":")
+    return (what, token) if what in (DELEGATE, AUDIT) and token else None
+
+
+def with_delegate_menu(found: list[Block], ctx: PauseContext) -> list[Block]:
+    """The decision blocks with an overflow menu "Delegate…" after the buttons, when the
+    route allows delegation (the last actions block; unchanged otherwise)."""
+    if not ctx.delegation or ctx.requirement.kind is RequirementKind.route_selection:
+        return found
+    actions = [b for b in found if isinstance(b, ActionsBlock)]
+    if not actions or len(actions[-1].elements) >= OVERFLOW_MAX_IN_ACTIONS:
+        return found
+    menu = OverflowMenuElement(
+        action_id=ACTION_DELEGATE,
+        options=[  # Slack wants two options at least
+            Option(text=_plain("Delegate…", OPTION_TEXT_MAX), value=f"{DELEGATE}:{ctx.token}"),
+            Option(text=_plain("Audit trail", OPTION_TEXT_MAX), value=f"{AUDIT}:{ctx.token}"),
+        ],
+    )
+    actions[-1].elements = [*actions[-1].elements, menu]
+    return found
+
+
+def delegate_modal(ctx: PauseContext) -> View:
+    """Hand a pending decision to someone else: a user picker and an optional reason."""
+    req = ctx.requirement
+    view = View(
+        type="modal",
+        callback_id=VIEW_DELEGATE,
+        private_metadata=ctx.token,
+        title=_plain("Delegate", MODAL_TITLE_MAX),
+        submit=_plain("Delegate", MODAL_BUTTON_MAX),
+        close=_plain("Back", MODAL_BUTTON_MAX),
+        blocks=[
+            _section(
+                f"Hand your decision on *{escape(req.step_name)}* of "
+                f"*{escape(ctx.workflow_name)}* to someone else: they decide in your place."
+            ),
+            InputBlock(
+                block_id=DELEGATE_BLOCK,
+                label=_plain("Delegate to", LABEL_MAX),
+                element=UserSelectElement(action_id=VALUE_ACTION),
+            ),
+            InputBlock(
+                block_id=REASON_BLOCK,
+                label=_plain("Reason", LABEL_MAX),
+                optional=True,
+                element=PlainTextInputElement(
+                    action_id=VALUE_ACTION, multiline=True, max_length=2000
+                ),
+            ),
+        ],
+    )
+    view.validate_json()
+    return view
+
+
+def delegate_choice(state_values: Mapping[str, Any]) -> str | None:
+    """The user picked in the delegate modal, or None."""
+    block = state_values.get(DELEGATE_BLOCK) if isinstance(state_values, Mapping) else None
+    element = block.get(VALUE_ACTION) if isinstance(block, Mapping) else None
+    user = element.get("selected_user") if isinstance(element, Mapping) else None
+    return user if isinstance(user, str) and re.fullmatch(r"[UW][A-Z0-9]+", user) else None
+
+
+def delegation_note(step_name: str, delegator: str, delegate: str, reason: str | None) -> str:
+    """The thread note of a delegation."""
+    text = (
+        f":handshake: {mention(delegator)} delegated *{escape(step_name)}* to {mention(delegate)}"
+    )
+    if reason:
+        text += f": {escape(one_line(reason))}"
+    return clip(text, MESSAGE_TEXT_MAX)

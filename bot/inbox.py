@@ -299,7 +299,7 @@ class InboxWorker:
         self._safely(
             lambda: signoff.store.finish_inbox(item.key, state="done", now=signoff.clock.now())
         )
-        if not result.ok:
+        if not result.ok or result.tell:
             signoff.reply_to(item, result.message)
 
     def _give_up(self, item: InboxItem, error: str) -> None:

@@ -35,6 +35,7 @@ from bot.store import OutboxItem, slack_dm_copies, slack_home_users, slack_runs
 from engine import (
     Decision,
     Outcome,
+    StepApprovalProgressEvent,
     StepContinuedEvent,
     StepRequirement,
     WorkflowCancelledEvent,
@@ -64,6 +65,7 @@ class Kind(StrEnum):
     dm = "dm_copy"  # a direct copy of a pause message to one approver
     dm_resolve = "dm_resolve"  # every copy of a pause updated with its outcome
     dm_remind = "dm_remind"  # a reminder to one approver
+    dm_progress = "dm_progress"  # every copy of a pause re-rendered after a vote (buttons kept)
     home = "home"  # publish one person's App Home
 
 
@@ -222,6 +224,7 @@ class Notifier:
             Kind.dm: self._deliver_dm,
             Kind.dm_resolve: self._deliver_dm_resolve,
             Kind.dm_remind: self._deliver_dm_remind,
+            Kind.dm_progress: self._deliver_dm_progress,
             Kind.home: self._deliver_home,
         }
 
@@ -248,6 +251,19 @@ class Notifier:
                     now,
                 )
             self._fanout(run.run_id, req.requirement_id, Moment.decided, now)
+        elif isinstance(event, StepApprovalProgressEvent) and event.requirement is not None:
+            voters = {*event.requirement.approved_by, *event.requirement.rejected_by}
+            for user in voters & set(self.store.home_users()):  # it left their list
+                self.request_home(user, reason=f"{run.run_id}:vote:{run.version}", now=now)
+            if route.sends_dms(event.requirement.step_name):
+                requirement_id = event.requirement.requirement_id
+                self.signoff.enqueue(
+                    f"{Kind.dm_progress}:{requirement_id}:{run.version}",
+                    dm_group(run.run_id),
+                    Kind.dm_progress,
+                    {"requirement_id": requirement_id},
+                    now,
+                )
         elif (
             isinstance(event, WorkflowCompletedEvent | WorkflowCancelledEvent | WorkflowErrorEvent)
             and run.user_id
@@ -464,6 +480,25 @@ class Notifier:
                 channel=channel, ts=ts, text=text, blocks=message_blocks
             )
 
+    def _deliver_dm_progress(self, item: OutboxItem) -> None:
+        """Every DM copy of a pause still open after a vote, re-rendered as it is now."""
+        loaded = self._loaded(str(item.data["requirement_id"]))
+        if loaded is None:
+            return
+        route, run, pause, waiting = loaded
+        if waiting is None:
+            return  # resolved meanwhile: dm_resolve shows the outcome
+        in_channel = pause.channel if route.posts_in_channel(pause.step_name) else None
+        text, message_blocks = blocks.dm_pause_message(
+            self.signoff.pause_context(route, run, waiting), channel=in_channel
+        )
+        for user, channel, ts in self.store.copies(waiting.requirement_id):
+            shown = message_blocks
+            if user in (*waiting.approved_by, *waiting.rejected_by):
+                # Their own copy: what they gave in place of the buttons.
+                shown = blocks.voted_copy_blocks(message_blocks, waiting, user)
+            self.signoff.client.chat_update(channel=channel, ts=ts, text=text, blocks=shown)
+
     def _deliver_dm_remind(self, item: OutboxItem) -> None:
         requirement_id, user = str(item.data["requirement_id"]), str(item.data["user_id"])
         loaded = self._loaded(requirement_id)
@@ -504,6 +539,9 @@ class Notifier:
                     continue
                 if not self.signoff.may_decide(user_id, route, run, paused.step_name)[0]:
                     continue
+                first = run.step_requirements[0]
+                if user_id in (*first.approved_by, *first.rejected_by):
+                    continue  # they voted: it waits for others now
                 pending.append(self.signoff.pause_context(route, run, run.step_requirements[0]))
         pending.sort(
             key=lambda c: (
@@ -545,7 +583,7 @@ class Notifier:
             (
                 d
                 for d in self.signoff.db.get_decisions(run_id)
-                if d.requirement_id == requirement_id
+                if d.requirement_id == requirement_id and not d.is_vote
             ),
             None,
         )
@@ -563,6 +601,24 @@ def _metadata(key: str) -> dict[str, Any]:
 
 
 EVENT_ID_MAX = 64  # Slack's event ids are about 11 characters
+
+
+def policy_update_items(
+    route: SlackRoute, run: WorkflowRunOutput, req: StepRequirement, why: str
+) -> list[tuple[str, str, str, dict[str, Any]]]:
+    """Outbox items that re-render a pause still open — its channel message and its DM
+    copies — after a change of its policy state (``why``: escalated, delegated…): enqueue
+    them in the transaction that records the change."""
+    lead = run.step_requirements[0].requirement_id if run.step_requirements else None
+    items: list[tuple[str, str, str, dict[str, Any]]] = []
+    if route.posts_in_channel(req.step_name):
+        key = f"pause_update:{lead or req.requirement_id}:{why}"
+        items.append((key, run.run_id, "pause_update", {"requirement_id": lead}))
+    if route.sends_dms(req.step_name):
+        key = f"{Kind.dm_progress}:{req.requirement_id}:{why}"
+        data = {"requirement_id": req.requirement_id}
+        items.append((key, dm_group(run.run_id), Kind.dm_progress.value, data))
+    return items
 
 
 def home_request(body: Any) -> tuple[str, str] | None:

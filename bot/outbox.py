@@ -405,7 +405,7 @@ class OutboxWorker:
             (
                 d
                 for d in self.signoff.db.get_decisions(run_id)
-                if d.requirement_id == requirement_id
+                if d.requirement_id == requirement_id and not d.is_vote
             ),
             None,
         )

@@ -18,6 +18,8 @@ from typing import Any
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
+from bot.policies import Approvals as Approvals  # re-exported: routes are written with it
+from bot.policies import approvers_of
 from engine import Workflow
 
 _CHANNEL_ID = re.compile(r"[CG][A-Z0-9]{2,}")
@@ -55,9 +57,18 @@ class StepRoute:
     approvers: tuple[str, ...] | None = None
     allow_requester: bool | None = None
     notify: Notify | None = None
+    require: tuple[Approvals, ...] | None = None
+    escalate_after: timedelta | None = None
+    escalate_to: tuple[str, ...] | None = None
+    allow_delegation: bool | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "notify", _notify(self.notify, "step route"))
+        if self.escalate_to is not None:
+            object.__setattr__(self, "escalate_to", tuple(self.escalate_to))
+        _check_escalation(self.escalate_after, self.escalate_to, "step route")
+        if self.require is not None:
+            object.__setattr__(self, "require", tuple(self.require))
 
 
 @dataclass(frozen=True)
@@ -68,6 +79,15 @@ class SlackRoute:
     anyone who can see the message. ``allow_requester``: whether the person who started a
     run may decide its pauses. ``reminder_before``: mention the approvers in the thread this
     long before a deadline (and, with ``notify`` dm/both, remind each of them directly).
+    ``require``: groups with their own counts (``[Approvals(group="S0SRE", count=1), ...]``):
+    each group must sign, a person counts for one group (see ``bot/policies.py``); without
+    ``approvers`` the groups are who may decide. ``allow_requester=False`` is written onto
+    the steps' engine option at route load (the stricter of the two wins).
+    ``escalate_after`` / ``escalate_to``: a pause still open that long after it began is
+    escalated, once: the users and user groups of ``escalate_to`` are mentioned in the
+    thread (and sent a copy with ``notify`` dm/both) and may decide it too
+    (``bot/escalation.py``). ``allow_delegation``: an approver may hand a pending decision
+    to someone else (the message's overflow menu; ``bot/delegation.py``).
     ``notify``: ``"channel"`` (default: the pause message in the run's thread), ``"dm"`` (a
     copy of it to each approver, user-group members expanded; the channel keeps the run's
     root message and notes) or ``"both"``. A route with ``"dm"`` and no approvers posts in
@@ -82,10 +102,17 @@ class SlackRoute:
     reminder_before: timedelta | None = None
     steps: Mapping[str, StepRoute] = field(default_factory=dict)
     notify: Notify = Notify.channel
+    require: tuple[Approvals, ...] = ()
+    escalate_after: timedelta | None = None
+    escalate_to: tuple[str, ...] = ()
+    allow_delegation: bool = False
 
     def __post_init__(self) -> None:
         notify = _notify(self.notify, f"route {self.workflow.name!r}")
         object.__setattr__(self, "notify", notify or Notify.channel)
+        object.__setattr__(self, "require", tuple(self.require))
+        object.__setattr__(self, "escalate_to", tuple(self.escalate_to))
+        _check_escalation(self.escalate_after, self.escalate_to, f"route {self.workflow.name!r}")
         for who in (*self.approvers, *self.starters):
             if not who or who[0] not in "UWS":
                 raise ValueError(
@@ -109,7 +136,11 @@ class SlackRoute:
     def approvers_for(self, step_name: str | None) -> tuple[str, ...]:
         """Who may decide a step: its own approvers if given, else the route's (empty: anyone)."""
         step = self.steps.get(step_name or "")
-        return step.approvers if step and step.approvers is not None else self.approvers
+        if step and step.approvers is not None:
+            return step.approvers
+        if step and step.require is not None:
+            return approvers_of(step.require)
+        return self.approvers or approvers_of(self.require)
 
     def notify_for(self, step_name: str | None) -> Notify:
         """Where ``step_name``'s pauses reach approvers (the step's setting, else the route's)."""
@@ -124,12 +155,38 @@ class SlackRoute:
         """Whether the pause message (with its buttons) goes to the channel."""
         return self.notify_for(step_name) is not Notify.dm or not self.sends_dms(step_name)
 
+    def escalation_for(self, step_name: str | None) -> tuple[timedelta | None, tuple[str, ...]]:
+        """When a step's pause escalates and to whom (the step's settings, else the route's)."""
+        step = self.steps.get(step_name or "")
+        after = step.escalate_after if step and step.escalate_after is not None else None
+        to = step.escalate_to if step and step.escalate_to is not None else None
+        return (after or self.escalate_after, to if to is not None else self.escalate_to)
+
+    def delegation_allowed(self, step_name: str | None) -> bool:
+        """Whether an approver may hand this step's decision to someone else."""
+        step = self.steps.get(step_name or "")
+        if step and step.allow_delegation is not None:
+            return step.allow_delegation
+        return self.allow_delegation
+
     def requester_may_decide(self, step_name: str | None) -> bool:
         """Whether the person who started the run may decide this step too."""
         step = self.steps.get(step_name or "")
         if step and step.allow_requester is not None:
             return step.allow_requester
         return self.allow_requester
+
+
+def _check_escalation(
+    after: timedelta | None, to: tuple[str, ...] | None, where: str
+) -> None:
+    if after is not None and after <= timedelta(0):
+        raise ValueError(f"{where}: escalate_after must be positive, got {after!r}")
+    for who in to or ():
+        if not who or who[0] not in "UWS":
+            raise ValueError(
+                f"{where}: escalate_to {who!r} is not a Slack user (U…/W…) or user-group (S…) ID"
+            )
 
 
 def workflow_step(workflow: Workflow, name: str) -> Any:

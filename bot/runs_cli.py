@@ -16,6 +16,7 @@ from typing import Any, TextIO
 
 from sqlalchemy.engine import make_url
 
+from bot.audit import AuditEntry, plain_lines, read_audit
 from bot.config import Settings, open_database
 from engine import Decision, Outcome, PausedRun, RunStatus, StepRequirement, WorkflowRunOutput
 from engine.db import mask_url
@@ -59,7 +60,8 @@ def show_runs(
                 where = mask_url(settings.database_url)
                 print(f"signoff: no run {run_id!r} in {where}", file=sys.stderr)
                 return 1
-            out.write(render_run(run, db.get_decisions(run.run_id), now=now))
+            audit = read_audit(db, run.run_id)
+            out.write(render_run(run, db.get_decisions(run.run_id), now=now, audit=audit))
             return 0
         paused, recent = db.list_paused_runs(), db.list_runs(limit=limit)
         out.write(render_overview(paused, recent, now=now, limit=limit))
@@ -159,8 +161,15 @@ def render_given_up(failures: Sequence[Any], *, now: datetime) -> str:
 
 
 # -- one run ------------------------------------------------------------------------------------
-def render_run(run: WorkflowRunOutput, decisions: Sequence[Decision], *, now: datetime) -> str:
-    """``signoff runs RUN_ID``: the run's status, input, steps, decisions and result."""
+def render_run(
+    run: WorkflowRunOutput,
+    decisions: Sequence[Decision],
+    *,
+    now: datetime,
+    audit: Sequence[AuditEntry] = (),
+) -> str:
+    """``signoff runs RUN_ID``: the run's status, input, steps, decisions, the audit of its
+    approvals, rejections, escalations and delegations, and its result."""
     lines = [f"Run {run.run_id}"]
     fields = [
         ("Workflow", run.workflow_name or "-"),
@@ -193,6 +202,13 @@ def render_run(run: WorkflowRunOutput, decisions: Sequence[Decision], *, now: da
             for d in decisions
         ]
         lines += indent(table(["WHEN", "STEP", "OUTCOME", "BY", "COMMENT / VALUES"], rows))
+    else:
+        lines.append("  none yet")
+
+    lines += ["", f"Approvals, rejections, escalations, delegations: {len(audit)}"]
+    if audit:
+        rows = [[clip(c, 80) for c in row] for row in plain_lines(audit)]
+        lines += indent(table(["WHEN", "STEP", "WHAT", "BY", "TO", "DETAIL"], rows))
     else:
         lines.append("  none yet")
 

@@ -62,6 +62,9 @@ class DeadlineScheduler:
         # pauses still waiting are kept (see reconcile), so this stays as small as they are.
         self._fired: set[str] = set()
         self._lock = threading.Lock()
+        # More per-pause jobs (bot/escalation.py): called by each reconcile with the time;
+        # each adds its jobs (``add_pause_job``) and returns the ids of those still wanted.
+        self.on_reconcile: list[Callable[[datetime], set[str]]] = []
         signoff.on_pause_recorded.append(self.schedule)
 
     def start(self, *, paused: bool = False) -> None:
@@ -129,6 +132,8 @@ class DeadlineScheduler:
                     expired += int(self._expire(name, paused.run_id, job_id=None))
                     continue
                 self._add_jobs(name, paused.run_id, req)
+        for hook in self.on_reconcile:
+            waiting |= hook(now)
         for job_id in before - waiting:
             self._drop(job_id)
         with self._lock:
@@ -162,6 +167,19 @@ class DeadlineScheduler:
             jobstore=DEADLINE_JOBSTORE,
             replace_existing=True,
         )
+
+    def add_pause_job(
+        self, job_id: str, run_date: datetime, func: Callable[..., bool], *args: str
+    ) -> None:
+        """Add one more job of a pause (once; not again after it ran on this replica):
+        ``func(*args, job_id=job_id)`` at ``run_date``; ``func`` calls ``mark_fired``."""
+        self._add(job_id, run_date, func, *args)
+
+    def mark_fired(self, job_id: str | None) -> None:
+        """Note that a pause job ran here, so a poll does not schedule it again."""
+        if job_id is not None:
+            with self._lock:
+                self._fired.add(job_id)
 
     def _drop(self, job_id: str) -> None:
         job = self.scheduler.get_job(job_id, DEADLINE_JOBSTORE)

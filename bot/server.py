@@ -22,8 +22,10 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from bot import delegation
 from bot.app import CachedAuthorization, build_app
 from bot.config import Settings, open_database
+from bot.escalation import Escalator
 from bot.http_thread import BackgroundServer, PortUnavailableError
 from bot.inbox import InboxWorker
 from bot.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
@@ -98,6 +100,9 @@ class Runtime:
         self.scheduler = DeadlineScheduler(
             self.signoff, poll_interval=timedelta(seconds=settings.poll_seconds)
         )
+        # Escalation of pauses still open after a while (bot/escalation.py).
+        self.escalator = Escalator(self.signoff, self.scheduler)
+        delegation.install(self.signoff)  # delegates decide in place of delegators
         self._scheduler_paused = scheduler_paused
         self._stopping = threading.Event()
         self._channel_retry: threading.Thread | None = None

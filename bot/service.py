@@ -26,7 +26,7 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.webhook import WebhookClient
 from sqlalchemy import Connection
 
-from bot import blocks
+from bot import blocks, policies
 from bot.decisions import DecisionAction
 from bot.forms import OpenForms
 from bot.inbox import START_LEASE, InboxWriter
@@ -35,15 +35,20 @@ from bot.routing import ChannelDirectory, SlackRoute
 from bot.store import BotStore, InboxItem, PauseRef
 from engine import (
     TIMEOUT_ACTOR,
+    AlreadyDecidedError,
     Clock,
     Condition,
+    DeciderNotAllowedError,
     Decision,
     DecisionTooLateError,
     EngineError,
     Loop,
+    Outcome,
     RequirementKind,
     Router,
     RunNotPausedError,
+    RunStatus,
+    StepApprovalProgressEvent,
     StepContinuedEvent,
     StepPausedEvent,
     StepRequirement,
@@ -84,6 +89,8 @@ class DecisionResult:
     ok: bool
     message: str
     errors: dict[str, str] | None = None  # for modals: field errors keyed by block id
+    # An ok result the person is told too: a vote that left the pause open ("1 more needed").
+    tell: bool = False
 
 
 class Signoff:
@@ -138,7 +145,23 @@ class Signoff:
             "decide": _apply_decide,
             "start": _apply_start,
         }
+        self.vote_leases = policies.VoteLeases(self.store, self.clock.now)
+        # Who may decide a step beyond its approvers (an escalation, a delegation): each
+        # gives user IDs for (route, run, step name). Wired by the runtime.
+        self.extra_deciders: list[
+            Callable[[SlackRoute, WorkflowRunOutput, str], frozenset[str]]
+        ] = []
+        # Lines a pause message shows about its policy (escalated to…, delegated to…).
+        self.pause_notes: list[
+            Callable[[SlackRoute, WorkflowRunOutput, StepRequirement], list[str]]
+        ] = []
+        # Why someone who could decide may not (a delegator): a reason, or None.
+        self.decider_refusals: list[
+            Callable[[str, SlackRoute, WorkflowRunOutput, str], str | None]
+        ] = []
+        self.on_event_handled.append(self._on_vote_event)
         for route in routes:
+            policies.apply_route_policy(route)  # the engine enforces the route's policy
             wf = route.workflow
             wf.use_default_db(db)  # workflows given without a db get the bot's
             if clock is not None:
@@ -263,6 +286,36 @@ class Signoff:
             self._enqueue_root_update(run, now)
             self._note(run, "failed", blocks.failed_note(event.error), now)
 
+    def _on_vote_event(
+        self, event: WorkflowRunEvent, route: SlackRoute, run: WorkflowRunOutput, now: datetime
+    ) -> None:
+        if isinstance(event, StepApprovalProgressEvent) and event.requirement is not None:
+            self._vote_progress(route, run, event.requirement, now)
+
+    def _vote_progress(
+        self, route: SlackRoute, run: WorkflowRunOutput, req: StepRequirement, now: datetime
+    ) -> None:
+        """A vote that left the pause open: the pause message re-rendered in place (its
+        buttons kept, the progress shown; DM copies follow, bot/notify.py) and one thread
+        note per vote."""
+        lead = run.step_requirements[0].requirement_id if run.step_requirements else None
+        if route.posts_in_channel(req.step_name):  # notify="dm": only the copies show it
+            key = f"pause_update:{lead or req.requirement_id}:{run.version}"
+            self._enqueue(key, run.run_id, "pause_update", {"requirement_id": lead}, now)
+        votes = [
+            d
+            for d in self.db.get_decisions(run.run_id)
+            if d.requirement_id == req.requirement_id and d.is_vote
+        ]
+        if votes:
+            vote, values = votes[-1], votes[-1].values or {}
+            approved = vote.outcome is not Outcome.rejected
+            needed = values.get("approvals_needed" if approved else "rejections_needed", 0)
+            text = blocks.vote_note(
+                req.step_name, vote.decided_by or "", approved=approved, needed=int(needed)
+            )
+            self._note(run, f"vote:{req.requirement_id}:{vote.decided_by}", text, now)
+
     def _ensure_root(self, route: SlackRoute, run: WorkflowRunOutput, *, now: datetime) -> None:
         channel = self.channels.channel_for(route, None)
         self.store.record_run(run_id=run.run_id, workflow_name=route.name, channel=channel, now=now)
@@ -385,7 +438,8 @@ class Signoff:
             log.exception("recovering interrupted runs of %s failed", route.name)
 
     # -- permissions ---------------------------------------------------------------------------
-    def may_decide(
+    # One early return per reason, each with what to tell the person.
+    def may_decide(  # noqa: PLR0911
         self,
         user_id: str,
         route: SlackRoute,
@@ -398,6 +452,10 @@ class Signoff:
         and counts a group not known yet as allowing (the worker checks it for real)."""
         if run.user_id and user_id == run.user_id and not route.requester_may_decide(step_name):
             return False, "you started this run, and its approvals need someone else."
+        for refusal in self.decider_refusals:
+            why = refusal(user_id, route, run, step_name)
+            if why is not None:
+                return False, why
         approvers = route.approvers_for(step_name)
         if not approvers or user_id in approvers:
             return True, ""
@@ -412,6 +470,8 @@ class Signoff:
                 return True, ""  # not known before the ack: the worker decides
             if user_id in members:
                 return True, ""
+        if user_id in self.extra_deciders_of(route, run, step_name):
+            return True, ""
         if unchecked:
             groups = ", ".join(blocks.mention(g) for g, _ in unchecked)
             return False, (
@@ -420,6 +480,15 @@ class Signoff:
             )
         who = ", ".join(blocks.mention(a) for a in approvers)
         return False, f"only {who} may decide this step."
+
+    def extra_deciders_of(
+        self, route: SlackRoute, run: WorkflowRunOutput, step_name: str
+    ) -> frozenset[str]:
+        """Who may decide this step beyond its approvers (escalation, delegation)."""
+        found: frozenset[str] = frozenset()
+        for source in self.extra_deciders:
+            found |= source(route, run, step_name)
+        return found
 
     def group_members(self, group_id: str) -> frozenset[str]:
         """The members of a user group, for fan-out (DMs, Home refreshes): empty if Slack
@@ -508,7 +577,7 @@ class Signoff:
 
     def _already_decided(self, run_id: str, requirement_id: str) -> str:
         for decision in self.db.get_decisions(run_id):
-            if decision.requirement_id == requirement_id:
+            if decision.requirement_id == requirement_id and not decision.is_vote:
                 return f"Already decided: {_describe(decision)}."
         return "This step is no longer waiting for a decision."
 
@@ -550,10 +619,35 @@ class Signoff:
             return DecisionResult(False, f"No such route: {blocks.escape(exc)}.")
         if refused is not None:
             return DecisionResult(False, refused)
+        req.decided_at = self.clock.now()  # the bot's clock is the time of record
         waiting = [r for r in run.step_requirements if r is not req and r.unresolved_reasons()]
-        if waiting:
+        if waiting and not req.counts_votes:  # a vote goes to the engine, which counts it
             return self._record_answer(route, run, req, act, left=len(waiting))
-        return self._continue(route.workflow, run, req, act)
+        require = policies.route_require(route, req.step_name)
+        if not (require and req.counts_votes and req.confirmed is True):
+            return self._continue(route.workflow, run, req, act)
+        # Check the groups and vote under one lease per pause (any replica): two approvals
+        # at once are checked one after the other against the votes as they are.
+        with self.vote_leases.held(req.requirement_id) as held:
+            if not held:
+                return DecisionResult(
+                    False, "Someone is deciding this at the same moment: click again."
+                )
+            fresh = route.workflow.get_run(run.run_id)
+            reqs = fresh.step_requirements if fresh is not None else []
+            current = next((r for r in reqs if r.requirement_id == req.requirement_id), None)
+            if fresh is None or current is None or not fresh.is_paused:
+                return DecisionResult(False, self._already_decided(run.run_id, req.requirement_id))
+            extra = self.extra_deciders_of(route, fresh, req.step_name)
+
+            def members(group: str) -> frozenset[str]:  # the extra deciders fit any group
+                return (self._group_members(group) or frozenset()) | extra
+
+            not_needed = policies.vote_refusal(user_id, current, require, members)
+            if not_needed is not None:
+                return DecisionResult(False, not_needed)
+            current.apply_answer_from(req)
+            return self._continue(route.workflow, fresh, current, act)
 
     def _record_answer(
         self,
@@ -605,14 +699,15 @@ class Signoff:
             # The message's update (its buttons go) and the inbox row's end commit with the
             # claim: a crash cannot leave live buttons on a decided step, nor a decision
             # applied twice.
-            self.store.enqueue_on(conn, [_resolve_item(run, req, now)], now=now)
+            if run.status is not RunStatus.paused:  # a vote that leaves it open: no update
+                self.store.enqueue_on(conn, [_resolve_item(run, req, now)], now=now)
             if inbox_key is not None:
                 self.store.finish_inbox_on(conn, inbox_key, state="done", now=now)
 
         try:
             with claim_hook(in_the_claim):
                 events = wf.continue_run(run, stream=True, stream_events=True)
-                next(events)  # the claim: raises for everyone but the one winner
+                first = next(events)  # the claim: raises for everyone but the one winner
         except DecisionTooLateError as exc:
             when = exc.expires_at if isinstance(exc.expires_at, datetime) else req.expires_at
             return DecisionResult(
@@ -622,12 +717,26 @@ class Signoff:
             )
         except RunNotPausedError:
             return DecisionResult(False, self._already_decided(run.run_id, req.requirement_id))
+        except (AlreadyDecidedError, DeciderNotAllowedError) as exc:
+            return DecisionResult(False, policies.refusal(exc))
         except EngineError as exc:
             return DecisionResult(False, f"Cannot continue: {exc}")
         # Not from this thread: the outbox worker updates the message (no Slack call here).
         self.outbox_wakeup.set()
+        if isinstance(first, StepApprovalProgressEvent):
+            _drain(events, run.run_id)  # the rest are progress events: nothing runs
+            return self._voted(first, act)
         self.executor.submit(_drain, events, run.run_id)
         return DecisionResult(True, f"{_DONE[act]} *{blocks.escape(req.step_name)}*.")
+
+    def _voted(self, event: StepApprovalProgressEvent, act: DecisionAction) -> DecisionResult:
+        """A vote recorded, the pause still open: the message shows it now, and the voter is
+        told how many more it takes."""
+        req, run = event.requirement, event.run_output
+        assert req is not None and run is not None
+        self.outbox_wakeup.set()  # its pause_update is enqueued: the outbox worker shows it
+        approved = act is not DecisionAction.reject
+        return DecisionResult(True, policies.vote_recorded(approved, req), tell=True)
 
     def _close_forms(
         self, run_id: str, req: StepRequirement, forms: list[Any], now: datetime
@@ -745,6 +854,8 @@ class Signoff:
                     continue
                 if not self.may_decide(user_id, route, run, paused.step_name, cached_only=True)[0]:
                     continue
+                if user_id in (*paused.requirement.approved_by, *paused.requirement.rejected_by):
+                    continue  # voted: it waits for others now
                 items.append(
                     (
                         route.name,
@@ -778,7 +889,18 @@ class Signoff:
             root_link=self.root_permalink(run.run_id) if with_root_link else None,
             plan=_plan(route.workflow, req),
             siblings=tuple(siblings or ()),
+            groups=self._groups_progress(route, req),
+            delegation=route.delegation_allowed(req.step_name),
+            notes=tuple(n for notes in self.pause_notes for n in notes(route, run, req)),
         )
+
+    def _groups_progress(
+        self, route: SlackRoute, req: StepRequirement
+    ) -> tuple[tuple[str, int, list[str]], ...]:
+        require = policies.route_require(route, req.step_name)
+        if not require:
+            return ()
+        return tuple(policies.group_progress(req.approved_by, require, self.group_members))
 
     def root_permalink(self, run_id: str) -> str | None:
         """The permalink of the run's root message, once it is posted (asked once per run;
@@ -940,7 +1062,8 @@ def _apply_decide(signoff: Signoff, item: InboxItem) -> DecisionResult | None:
         result = signoff.decide(token, user_id=item.user_id, **kwargs)
     finally:
         _INBOX_KEY.reset(key)
-    return None if result.ok else result
+    # A vote that does not resolve the pause is told how many more it takes.
+    return None if result.ok and not result.tell else result
 
 
 def _apply_start(signoff: Signoff, item: InboxItem) -> DecisionResult | None:

@@ -10,6 +10,8 @@
   ``pending`` until a worker applies it (``bot/inbox.py``); a repeat of any key is a no-op.
 - ``slack_dm_copies``, ``slack_home_users``: direct-message copies of pauses and the people
   with a published App Home (read and written by ``bot/notify.py``).
+- ``slack_escalations``, ``slack_delegations``, ``slack_vote_locks``: approval policies
+  (``bot/escalation.py``, ``bot/delegation.py``, ``bot/policies.py``).
 """
 
 from __future__ import annotations
@@ -134,6 +136,39 @@ slack_home_users = Table(
     metadata,
     Column("user_id", String(32), primary_key=True),
     Column("published_at", UtcDateTime(), nullable=False),
+)
+
+# Approval policies (``bot/escalation.py``, ``bot/delegation.py``, ``bot/policies.py``): each
+# pause escalated once (the row is the claim, across replicas), each delegation given, and
+# the short lease that puts the group check and the vote of one pause one after the other.
+slack_escalations = Table(
+    "slack_escalations",
+    metadata,
+    Column("requirement_id", String(64), primary_key=True),
+    Column("run_id", String(64), nullable=False, index=True),
+    Column("step_name", String(200), nullable=False),
+    Column("escalated_to", Text, nullable=False),  # JSON list of user and user-group IDs
+    Column("escalated_at", UtcDateTime(), nullable=False),
+)
+
+slack_delegations = Table(
+    "slack_delegations",
+    metadata,
+    Column("requirement_id", String(64), primary_key=True),
+    Column("delegator_id", String(32), primary_key=True),
+    Column("delegate_id", String(32), nullable=False),
+    Column("run_id", String(64), nullable=False, index=True),
+    Column("step_name", String(200), nullable=False),
+    Column("reason", Text),
+    Column("delegated_at", UtcDateTime(), nullable=False),
+)
+
+slack_vote_locks = Table(
+    "slack_vote_locks",
+    metadata,
+    Column("requirement_id", String(64), primary_key=True),
+    Column("holder", String(64), nullable=False),
+    Column("locked_until", UtcDateTime(), nullable=False),
 )
 
 

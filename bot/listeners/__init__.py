@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from slack_bolt import App
 
-from bot.listeners import actions, commands, events, views
+from bot.listeners import actions, commands, delegation, events, views
 from bot.service import Signoff
 
 
@@ -14,3 +14,4 @@ def register(app: App, signoff: Signoff) -> None:
     actions.register(app, signoff)
     views.register(app, signoff)
     events.register(app, signoff)
+    delegation.register(app, signoff)

@@ -1,4 +1,4 @@
-"""``/signoff run | list | status | pending | help``."""
+"""``/signoff run | list | status | pending | audit | help``."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from typing import Any
 from slack_bolt import Ack, App
 
 from bot import blocks
+from bot.audit import read_audit
 from bot.inbox import record_then_ack
 from bot.middleware.dedupe import interaction_key
 from bot.service import Signoff, new_run_id
@@ -110,6 +111,18 @@ def reply(signoff: Signoff, command: dict[str, Any]) -> dict[str, Any]:  # noqa:
         if run is None or run.workflow_name not in signoff.routes:
             return _ephemeral(blocks.help_blocks(f"No run {code(rest, NAME_MAX)}."))
         return _ephemeral(blocks.status_blocks(run, signoff.db.get_decisions(run.run_id)))
+    if verb == "audit":
+        return _audit(signoff, rest)
     if verb == "pending":
         return _ephemeral(blocks.pending_blocks(signoff.pending_for(user_id)))
     return _ephemeral(blocks.help_blocks(f"Unknown command {code(verb, NAME_MAX)}."))
+
+
+def _audit(signoff: Signoff, run_id: str) -> dict[str, Any]:
+    """``/signoff audit <run_id>``: every approval, rejection, escalation and delegation."""
+    if not run_id:
+        return _ephemeral(blocks.help_blocks("`/signoff audit <run_id>` needs a run id."))
+    run = signoff.db.get_run(run_id) if _RUN_ID.match(run_id) else None
+    if run is None or run.workflow_name not in signoff.routes:
+        return _ephemeral(blocks.help_blocks(f"No run {code(run_id, NAME_MAX)}."))
+    return _ephemeral(blocks.audit_blocks(run, read_audit(signoff.db, run.run_id)))

@@ -1,0 +1,95 @@
+"""The pause message's overflow menu — "Delegate…" and its modal (``bot/delegation.py``),
+"Audit trail" (the run's audit, ephemeral) — where the route allows delegation."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from slack_bolt import Ack, App
+from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError
+
+from bot import blocks
+from bot.audit import read_audit
+from bot.delegation import Delegations
+from bot.listeners.payload import dig
+from bot.middleware.dedupe import first_delivery
+from bot.service import DecisionResult, Signoff
+
+log = logging.getLogger("signoff.delegation")
+
+
+def register(app: App, signoff: Signoff) -> None:
+    """Register the "Delegate…" menu and the delegate modal's submission."""
+    delegations = Delegations(signoff)
+
+    @app.action(blocks.ACTION_DELEGATE)
+    def on_delegate(ack: Ack, body: dict[str, Any], client: WebClient) -> None:
+        # The modal opens on the ack path: a trigger_id dies after 3 seconds.
+        ack()
+        if first_delivery(signoff, body):
+            _open(signoff, body, client)
+
+    @app.view(blocks.VIEW_DELEGATE)
+    def on_delegate_submitted(ack: Ack, body: dict[str, Any]) -> None:
+        user_id = dig(body, "user", "id")
+        token = dig(body, "view", "private_metadata")
+        state = dig(body, "view", "state", "values")
+        if not isinstance(user_id, str) or not isinstance(state, dict):
+            ack(response_action="errors", errors={blocks.DELEGATE_BLOCK: "malformed submission"})
+            return
+        result = delegations.delegate(
+            token,
+            user_id=user_id,
+            delegate_id=blocks.delegate_choice(state),
+            reason=blocks.reject_reason(state),
+        )
+        if not result.ok:
+            ack(
+                response_action="errors",
+                errors={blocks.DELEGATE_BLOCK: blocks.modal_error(result.message)},
+            )
+            return
+        ack()
+        pause = signoff.store.get_pause(token) if isinstance(token, str) else None
+        ref = signoff.store.get_run_ref(pause.run_id) if pause else None
+        if pause is not None:
+            thread = ref.root_ts if ref is not None and pause.channel == ref.channel else None
+            signoff.tell(
+                channel=pause.channel_id or pause.channel,
+                user_id=user_id,
+                text=result.message,
+                thread_ts=thread,
+            )
+
+
+def _open(signoff: Signoff, body: dict[str, Any], client: WebClient) -> None:
+    user_id = dig(body, "user", "id")
+    channel = dig(body, "channel", "id")
+    choice = blocks.overflow_choice(dig(body, "actions", 0, "selected_option", "value"))
+    what, token = choice or ("", None)
+    trigger_id = dig(body, "trigger_id")
+    if not isinstance(user_id, str) or not isinstance(trigger_id, str):
+        log.warning("block_actions without user or trigger_id; ignored")
+        return
+    thread = dig(body, "container", "thread_ts") or dig(body, "message", "thread_ts")
+    loaded = signoff.load_pause(token, user_id)
+    if isinstance(loaded, DecisionResult):
+        signoff.tell(channel=channel, user_id=user_id, text=loaded.message, thread_ts=thread)
+        return
+    _pause, route, run, req = loaded
+    if what == blocks.AUDIT:
+        text = blocks.audit_text(read_audit(signoff.db, run.run_id))
+        signoff.tell(channel=channel, user_id=user_id, text=text, thread_ts=thread)
+        return
+    if not route.delegation_allowed(req.step_name):
+        text = f"*{blocks.escape(req.step_name)}* cannot be delegated."
+        signoff.tell(channel=channel, user_id=user_id, text=text, thread_ts=thread)
+        return
+    context = signoff.pause_context(route, run, req, with_root_link=False)
+    try:
+        client.views_open(trigger_id=trigger_id, view=blocks.delegate_modal(context))
+    except SlackApiError as exc:
+        log.warning("views.open failed: %s", exc.response.get("error"))
+        signoff.record_slack_error("views.open", exc)
