@@ -68,16 +68,7 @@ def assignments(names: tuple[str, ...], placeholder: str) -> str:
 RunState = tuple[Any, ...]
 DecisionRow = tuple[Any, ...]
 # The order of _decision_row's values.
-_DECISION_COLUMNS = (
-    "run_id",
-    "requirement_id",
-    "step_name",
-    "outcome",
-    "decided_by",
-    "decided_at",
-    "comment",
-    "values",
-)
+_DECISION_COLUMNS = DECISION_COLUMNS
 StatementListener = Callable[[str, int], None]
 # Run inside the transaction that claims a pause, after the claim and its decisions: a
 # front-end's writes that must commit with the claim or not at all (its outbox, its inbox).
