@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import json
+import sqlite3
 import threading
 import time
 from dataclasses import dataclass
@@ -507,7 +508,8 @@ class BotStore:
                     try:
                         with conn.begin():
                             return self._insert_inbox(conn, entries, now)
-                    except OperationalError as exc:
+                    # The engine's BEGIN goes straight to the driver: its error unwrapped.
+                    except (OperationalError, sqlite3.OperationalError) as exc:
                         if "locked" not in str(exc) and "busy" not in str(exc):
                             raise
                         if time.monotonic() >= deadline:
