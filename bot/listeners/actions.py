@@ -27,18 +27,21 @@ def register(app: App, signoff: Signoff) -> None:
     def on_reject(ack: Ack, body: dict[str, Any]) -> None:
         record_decision(signoff, ack, body, action="reject")
 
-    @app.action(blocks.ACTION_PROVIDE_INPUT)
-    def on_provide_input(ack: Ack, body: dict[str, Any], client: WebClient) -> None:
-        # The modal opens on the ack path: a trigger_id dies after 3 seconds.
+    # Opening a form: acked at once; the form opens right after, in a lazy listener (its
+    # own thread, not holding the answer to Slack), within the trigger_id's 3 seconds.
+    def ack_only(ack: Ack) -> None:
         ack()
+
+    def provide_input(body: dict[str, Any], client: WebClient) -> None:
         if first_delivery(signoff, body):
             _open_modal(signoff, body, client, blocks.input_modal)
 
-    @app.action(blocks.ACTION_REJECT_WITH_REASON)
-    def on_reject_with_reason(ack: Ack, body: dict[str, Any], client: WebClient) -> None:
-        ack()
+    def reject_with_reason(body: dict[str, Any], client: WebClient) -> None:
         if first_delivery(signoff, body):
             _open_modal(signoff, body, client, blocks.reject_modal)
+
+    app.action(blocks.ACTION_PROVIDE_INPUT)(ack=ack_only, lazy=[provide_input])
+    app.action(blocks.ACTION_REJECT_WITH_REASON)(ack=ack_only, lazy=[reject_with_reason])
 
 
 def _who(body: dict[str, Any]) -> tuple[str | None, str | None, Any]:
