@@ -944,7 +944,7 @@ def clicks_main(args: argparse.Namespace) -> int:
 
     warnings = bi.WarningCounter()
     logging.basicConfig(level=logging.WARNING, handlers=[warnings])
-    scale = 0.1 if args.quick else 1.0
+    scale = 0.1 if args.quick else args.scale
     profiles = [(rate, seconds * scale) for rate, seconds in CLICK_PROFILES]
     print(
         "benchmarks.load --clicks: one replica on SQLite, the Slack fake and the sender on "
@@ -1036,6 +1036,12 @@ def main(argv: list[str] | None = None) -> int:
         "--postgres-url",
         default="postgresql://postgres@127.0.0.1:5432/test",
         help="a database on the server to create the throwaway one from",
+    )
+    parser.add_argument(
+        "--scale",
+        type=float,
+        default=1.0,
+        help="with --clicks: each profile's duration times this (--quick: 0.1)",
     )
     parser.add_argument(
         "--clicks",

@@ -143,10 +143,11 @@ def build_app(
         request_verification_enabled=False,
         # Before authorization, the first of Bolt's middleware to read the payload.
         before_authorize=InOrder(AckLatency(signoff.metrics.ack_seconds), RequestShapes()),
-        process_before_response=False,
-        # Listeners ack at once and then claim the pause; a bigger pool keeps a burst of
-        # clicks from waiting for a thread before they can ack.
-        listener_executor=ThreadPoolExecutor(max_workers=32, thread_name_prefix="bolt"),
+        # Every listener's work is done by its ack (a durable insert, or reads): run in the
+        # request's own thread, with no second thread polling for the ack. What follows an
+        # ack (opening a form) is a lazy listener, on the executor below.
+        process_before_response=True,
+        listener_executor=ThreadPoolExecutor(max_workers=8, thread_name_prefix="bolt"),
         logger=_BOLT_LOG,
     )
     app.use(dedupe_middleware(signoff))

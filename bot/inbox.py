@@ -17,6 +17,7 @@
 
 from __future__ import annotations
 
+import contextvars
 import logging
 import queue
 import random
@@ -42,6 +43,11 @@ if TYPE_CHECKING:
 log = logging.getLogger("signoff.inbox")
 
 RECORD_WAIT = 1.5  # seconds a listener waits for its insert: the ack stays well within 3 s
+# Of Slack's 3 s, what may pass from a request's arrival until its insert is given up: a
+# request that queued behind others for longer is refused at once (503: the person sees it
+# failed), not recorded and applied after Slack has shown it failed.
+ACK_BUDGET = 2.5
+MIN_RECORD_WAIT = 0.05  # less than this left of the budget: refuse rather than try
 LOCK_WAIT = 1.2  # seconds the insert waits for a lock another process holds
 MAX_BATCH = 500
 LEASE = timedelta(seconds=60)
@@ -59,6 +65,22 @@ NOT_RECORDED = (
 
 class InboxUnavailableError(Exception):
     """The interaction could not be recorded in time; nothing was done."""
+
+
+# When the HTTP request being handled in this thread arrived (time.monotonic()); set by the
+# server around Bolt's dispatch, None elsewhere (Socket Mode, tests calling in directly).
+RECEIVED_AT: contextvars.ContextVar[float | None] = contextvars.ContextVar(
+    "signoff_received_at", default=None
+)
+
+
+def record_budget() -> float:
+    """How long recording may take for the request being handled: ``RECORD_WAIT``, less
+    what its queueing already used of ``ACK_BUDGET``."""
+    received = RECEIVED_AT.get()
+    if received is None:
+        return RECORD_WAIT
+    return min(RECORD_WAIT, ACK_BUDGET - (time.monotonic() - received))
 
 
 @dataclass
@@ -96,14 +118,18 @@ class InboxWriter:
             self._thread.join(timeout=10)
             self._thread = None
 
-    def record(self, entry: InboxEntry) -> bool:
+    def record(self, entry: InboxEntry, *, wait: float | None = None) -> bool:
         """Record ``entry`` durably; True if it is new, False for a repeat of its key.
-        Raises ``InboxUnavailableError`` if that did not happen within ``wait`` seconds."""
+        Raises ``InboxUnavailableError`` if that did not happen within ``wait`` seconds
+        (default: the writer's, less what the request's queueing used: ``record_budget``)."""
+        wait = min(self.wait, record_budget()) if wait is None else wait
+        if wait <= MIN_RECORD_WAIT:
+            raise InboxUnavailableError("the request waited too long before it was handled")
         self._ensure_started()
-        pending = _Pending(entry, time.monotonic() + self.wait)
+        pending = _Pending(entry, time.monotonic() + wait)
         self._queue.put(pending)
         try:
-            return pending.future.result(timeout=self.wait)
+            return pending.future.result(timeout=wait)
         except FutureTimeout:
             # The writer skips an entry whose deadline passed before its transaction began;
             # one already in a transaction may still commit, and is then applied: the
@@ -150,7 +176,6 @@ class InboxWriter:
             )
         except Exception as exc:
             log.warning("recording %d interactions failed: %s", len(live), exc)
-            self.signoff.metrics.inbox_record_failures.inc(len(live))
             for item in live:
                 item.future.set_exception(InboxUnavailableError(str(exc)))
             return
@@ -190,6 +215,7 @@ def record_then_ack(
         new = signoff.inbox_writer.record(InboxEntry(key, kind, user_id, data))
     except InboxUnavailableError as exc:
         log.warning("could not record %s %s: %s", kind, key, exc)
+        signoff.metrics.inbox_record_failures.inc()
         _refuse(ack, surface, error_block)
         return False
     if not new:

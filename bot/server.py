@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import socket
 import threading
+import time
 from collections.abc import Sequence
 from datetime import timedelta
 
@@ -27,7 +28,7 @@ from bot.app import CachedAuthorization, build_app
 from bot.config import Settings, open_database
 from bot.escalation import Escalator
 from bot.http_thread import BackgroundServer, PortUnavailableError
-from bot.inbox import InboxWorker
+from bot.inbox import RECEIVED_AT, InboxWorker
 from bot.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from bot.notify import Notifier
 from bot.outbox import OutboxWorker
@@ -169,6 +170,7 @@ def make_asgi(runtime: Runtime, *, body_timeout: timedelta = BODY_TIMEOUT) -> St
     signature = SlackSignature(runtime.signing_secret)
 
     async def slack_events(request: Request) -> Response:
+        received = time.monotonic()  # Slack's 3 s run from here (at best)
         try:
             raw = await read_bounded_body(
                 request.headers, request.stream(), limit=MAX_BODY_BYTES, timeout=body_timeout
@@ -188,7 +190,7 @@ def make_asgi(runtime: Runtime, *, body_timeout: timedelta = BODY_TIMEOUT) -> St
         if text is None:
             return _refusal(401, "invalid or expired signature")
         response = await run_in_threadpool(
-            _dispatch, runtime.bolt, text, request.url.query, {**request.headers}
+            _dispatch, runtime.bolt, text, request.url.query, {**request.headers}, received
         )
         return Response(
             content=response.body,
@@ -223,10 +225,25 @@ def _refusal(status: int, error: str, *, close: bool = False) -> Response:
 
 
 def _dispatch(
-    bolt: App, text: str, query: str, headers: dict[str, str | Sequence[str]]
+    bolt: App,
+    text: str,
+    query: str,
+    headers: dict[str, str | Sequence[str]],
+    received: float | None = None,
 ) -> BoltResponse:
     """Parse a verified body into Bolt's request and dispatch it (in a worker thread: parsing
-    a large payload stays off the event loop). Shapes are checked by Bolt middleware."""
+    a large payload stays off the event loop). Shapes are checked by Bolt middleware.
+    ``received``: when the request arrived (its listeners' recording is bounded by it)."""
+    token = RECEIVED_AT.set(received)
+    try:
+        return _parse_and_dispatch(bolt, text, query, headers)
+    finally:
+        RECEIVED_AT.reset(token)
+
+
+def _parse_and_dispatch(
+    bolt: App, text: str, query: str, headers: dict[str, str | Sequence[str]]
+) -> BoltResponse:
     try:
         request = BoltRequest(body=text, query=query, headers=headers)
     # Bolt parses JSON (RecursionError past ~1,000 levels) and reads fields of the parsed

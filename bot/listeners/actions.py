@@ -32,12 +32,19 @@ def register(app: App, signoff: Signoff) -> None:
     app.action(blocks.ACTION_SKIP)(_decider(signoff, DecisionAction.skip))
     # Buttons that open a form. decides=True: its submission decides, so it is kept up to
     # date if the pause is decided elsewhere while it is open.
-    app.action(blocks.ACTION_PROVIDE_INPUT)(_opener(signoff, blocks.input_modal, decides=True))
-    app.action(blocks.ACTION_REJECT_WITH_REASON)(
-        _opener(signoff, blocks.reject_modal, decides=True)
+    # Acked at once; the form opens in a lazy listener (see _opener).
+    app.action(blocks.ACTION_PROVIDE_INPUT)(
+        ack=_ack_only, lazy=[_opener(signoff, blocks.input_modal, decides=True)]
     )
-    app.action(blocks.ACTION_EDIT_OUTPUT)(_opener(signoff, blocks.edit_output_modal, decides=True))
-    app.action(blocks.ACTION_VIEW_OUTPUT)(_opener(signoff, blocks.output_modal, decides=False))
+    app.action(blocks.ACTION_REJECT_WITH_REASON)(
+        ack=_ack_only, lazy=[_opener(signoff, blocks.reject_modal, decides=True)]
+    )
+    app.action(blocks.ACTION_EDIT_OUTPUT)(
+        ack=_ack_only, lazy=[_opener(signoff, blocks.edit_output_modal, decides=True)]
+    )
+    app.action(blocks.ACTION_VIEW_OUTPUT)(
+        ack=_ack_only, lazy=[_opener(signoff, blocks.output_modal, decides=False)]
+    )
 
     @app.action(blocks.ACTION_CHOOSE_ROUTE)
     def on_choose_route(ack: Ack, body: dict[str, Any]) -> None:
@@ -59,16 +66,21 @@ def _decider(signoff: Signoff, act: DecisionAction) -> Callable[..., None]:
     return on_click
 
 
+def _ack_only(ack: Ack) -> None:
+    ack()
+
+
 def _opener(
     signoff: Signoff, build: Callable[[blocks.PauseContext], View], *, decides: bool
 ) -> Callable[..., None]:
-    def on_click(ack: Ack, body: dict[str, Any], client: WebClient) -> None:
-        # The modal opens on the ack path: a trigger_id dies after 3 seconds.
-        ack()
+    """The lazy listener of a button that opens a form: it runs after the ack, in its own
+    thread (not holding the answer to Slack), within the trigger_id's 3 seconds."""
+
+    def open_form(body: dict[str, Any], client: WebClient) -> None:
         if first_delivery(signoff, body):
             _open_modal(signoff, body, client, build, decides)
 
-    return on_click
+    return open_form
 
 
 def _who(body: dict[str, Any]) -> tuple[str | None, str | None, Any]:

@@ -24,12 +24,16 @@ def register(app: App, signoff: Signoff) -> None:
     """Register the "Delegate…" menu and the delegate modal's submission."""
     delegations = Delegations(signoff)
 
-    @app.action(blocks.ACTION_DELEGATE)
-    def on_delegate(ack: Ack, body: dict[str, Any], client: WebClient) -> None:
-        # The modal opens on the ack path: a trigger_id dies after 3 seconds.
+    # Acked at once; the menu's form (or the audit) follows in a lazy listener, its own
+    # thread: the answer to Slack waits on nothing, the trigger_id lives 3 seconds.
+    def ack_only(ack: Ack) -> None:
         ack()
+
+    def open_menu_choice(body: dict[str, Any], client: WebClient) -> None:
         if first_delivery(signoff, body):
             _open(signoff, body, client)
+
+    app.action(blocks.ACTION_DELEGATE)(ack=ack_only, lazy=[open_menu_choice])
 
     @app.view(blocks.VIEW_DELEGATE)
     def on_delegate_submitted(ack: Ack, body: dict[str, Any]) -> None:
@@ -52,16 +56,21 @@ def register(app: App, signoff: Signoff) -> None:
             )
             return
         ack()
-        pause = signoff.store.get_pause(token) if isinstance(token, str) else None
-        ref = signoff.store.get_run_ref(pause.run_id) if pause else None
-        if pause is not None:
-            thread = ref.root_ts if ref is not None and pause.channel == ref.channel else None
-            signoff.tell(
-                channel=pause.channel_id or pause.channel,
-                user_id=user_id,
-                text=result.message,
-                thread_ts=thread,
-            )
+        # Told from another thread: a Slack call would hold the answer to Slack.
+        signoff.executor.submit(_tell_delegated, signoff, token, user_id, result.message)
+
+
+def _tell_delegated(signoff: Signoff, token: Any, user_id: str, message: str) -> None:
+    pause = signoff.store.get_pause(token) if isinstance(token, str) else None
+    ref = signoff.store.get_run_ref(pause.run_id) if pause else None
+    if pause is not None:
+        thread = ref.root_ts if ref is not None and pause.channel == ref.channel else None
+        signoff.tell(
+            channel=pause.channel_id or pause.channel,
+            user_id=user_id,
+            text=message,
+            thread_ts=thread,
+        )
 
 
 def _open(signoff: Signoff, body: dict[str, Any], client: WebClient) -> None:

@@ -228,3 +228,31 @@ def test_a_retried_command_names_the_run_its_first_delivery_started(harness: Bot
     assert first["text"] == retry["text"] and "Started" in first["text"]
     drain_inbox(harness.runtime)
     assert len(harness.runtime.db.list_runs(workflow_name="approve_me")) == 1
+
+
+def test_a_click_that_queued_past_its_budget_is_refused_not_recorded(
+    harness: BotHarness,
+) -> None:
+    import time
+
+    from bot.inbox import ACK_BUDGET
+    from bot.sandbox import block_actions_payload, interactive_body
+    from bot.server import _dispatch
+
+    run_id = _start(harness, "approve_me")
+    message = harness.pause_message("ship")
+    payload = block_actions_payload(
+        harness.state, user_id=ALICE, source=message, action_id=blocks.ACTION_APPROVE
+    )
+    body = interactive_body(payload)
+    headers = {"content-type": "application/x-www-form-urlencoded"}
+    # As if it had waited in the server's queues for longer than the ack budget (the time is
+    # what the server measured at its arrival; nothing here waits).
+    late = _dispatch(harness.runtime.bolt, body, "", dict(headers), time.monotonic() - ACK_BUDGET)
+    assert late.status == 503
+    key = interaction_key(payload)
+    assert key is not None and harness.runtime.signoff.store.inbox_state(key) is None
+    on_time = _dispatch(harness.runtime.bolt, body, "", dict(headers), time.monotonic())
+    assert on_time.status == 200
+    drain_inbox(harness.runtime)
+    harness.wait_run(run_id, "completed")
