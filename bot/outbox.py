@@ -58,6 +58,11 @@ LOOKUP_UNAVAILABLE = frozenset({"missing_scope", "not_allowed_token_type", "no_p
 Outcome = tuple[int, str, str | None, datetime]
 
 
+# A decision's own message update (the clicked pause's buttons go, a vote's progress shows).
+URGENT_KINDS = ("resolve", "pause_update")
+URGENT_THREADS = 4
+
+
 class NotReady(Exception):
     """The item depends on one not delivered yet (a reply before its root message)."""
 
@@ -71,6 +76,7 @@ class OutboxWorker:
         self.poll_interval = poll_interval
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._urgent_thread: threading.Thread | None = None
         self.delivered = 0
         self.errors = 0
         # Delivery of kinds defined elsewhere (bot/notify.py), by kind; wired by the runtime.
@@ -79,19 +85,30 @@ class OutboxWorker:
         self._pool = ThreadPoolExecutor(
             max_workers=DELIVERY_THREADS, thread_name_prefix="signoff-outbox"
         )
+        # The fast lane's own threads: never queued behind a busy bulk pass.
+        self._urgent_pool = ThreadPoolExecutor(
+            max_workers=URGENT_THREADS, thread_name_prefix="signoff-outbox-urgent"
+        )
 
     def start(self) -> None:
-        """Start delivering, in a daemon thread."""
+        """Start delivering, in two daemon threads: everything, and the fast lane."""
         self._thread = threading.Thread(target=self._loop, name="signoff-outbox", daemon=True)
         self._thread.start()
+        self._urgent_thread = threading.Thread(
+            target=self._urgent_loop, name="signoff-outbox-urgent", daemon=True
+        )
+        self._urgent_thread.start()
 
     def stop(self) -> None:
         """Stop delivering and wait for the deliveries in flight."""
         self._stop.set()
         self.signoff.outbox_wakeup.set()
-        if self._thread:
-            self._thread.join(timeout=10)
+        self.signoff.urgent_wakeup.set()
+        for thread in (self._thread, self._urgent_thread):
+            if thread:
+                thread.join(timeout=10)
         self._pool.shutdown(wait=True)
+        self._urgent_pool.shutdown(wait=True)
 
     def _loop(self) -> None:
         while not self._stop.is_set():
@@ -102,19 +119,31 @@ class OutboxWorker:
             except Exception:
                 log.exception("outbox pass failed")
 
-    def deliver_due(self) -> int:
-        """One pass: claim what is due (one commit), deliver it — runs in parallel, each
-        run's items in order — and record the outcomes (one commit). Returns how many
-        items were delivered."""
+    def _urgent_loop(self) -> None:
+        # The person who clicked sees their message change now: a decision's own update
+        # does not wait for a pass busy with notes, root updates and App Home refreshes.
+        while not self._stop.is_set():
+            self.signoff.urgent_wakeup.wait(self.poll_interval)
+            self.signoff.urgent_wakeup.clear()
+            try:
+                self.deliver_due(kinds=URGENT_KINDS)
+            except Exception:
+                log.exception("outbox fast-lane pass failed")
+
+    def deliver_due(self, *, kinds: tuple[str, ...] | None = None) -> int:
+        """One pass: claim what is due (one commit; of ``kinds`` only, if given), deliver
+        it — runs in parallel, each run's items in order — and record the outcomes (one
+        commit). Returns how many items were delivered."""
         now = self.signoff.clock.now()
-        items = self.store.claim_due(now=now, lease=LEASE)
+        items = self.store.claim_due(now=now, lease=LEASE, kinds=kinds)
+        pool = self._pool if kinds is None else self._urgent_pool
         if not items:
             return 0
         by_run: dict[str, list[OutboxItem]] = {}
         for item in items:
             by_run.setdefault(item.run_id, []).append(item)
         outcomes: list[Outcome] = []
-        for result in self._pool.map(
+        for result in pool.map(
             lambda run_items: self._deliver_run(run_items, now), by_run.values()
         ):
             outcomes.extend(result)

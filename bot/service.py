@@ -120,6 +120,9 @@ class Signoff:
         self._group_lock = threading.Lock()
         self._root_links: dict[str, str] = {}
         self.outbox_wakeup = threading.Event()
+        # A decision's own message update: delivered by the outbox's fast lane, not behind
+        # the bulk of notes, root updates and App Home refreshes.
+        self.urgent_wakeup = threading.Event()
         self.inbox_wakeup = threading.Event()
         self.on_pause_recorded: list[Callable[[str, StepRequirement], None]] = []
         # Called for each event after the bot's own handling, inside the same outbox
@@ -674,7 +677,7 @@ class Signoff:
         now = self.clock.now()
         key = f"pause_update:{lead}:{run.version}"
         self._enqueue(key, run.run_id, "pause_update", {"requirement_id": lead}, now)
-        self.outbox_wakeup.set()  # the outbox worker updates the message (no Slack call here)
+        self.urgent_wakeup.set()  # the outbox worker updates the message (no Slack call here)
         more = f"{left} more to decide" if left > 1 else "1 more to decide"
         return DecisionResult(True, f"{_DONE[act]} *{blocks.escape(req.step_name)}*; {more}.")
 
@@ -722,7 +725,7 @@ class Signoff:
         except EngineError as exc:
             return DecisionResult(False, f"Cannot continue: {exc}")
         # Not from this thread: the outbox worker updates the message (no Slack call here).
-        self.outbox_wakeup.set()
+        self.urgent_wakeup.set()
         if isinstance(first, StepApprovalProgressEvent):
             _drain(events, run.run_id)  # the rest are progress events: nothing runs
             return self._voted(first, act)
@@ -734,7 +737,7 @@ class Signoff:
         told how many more it takes."""
         req, run = event.requirement, event.run_output
         assert req is not None and run is not None
-        self.outbox_wakeup.set()  # its pause_update is enqueued: the outbox worker shows it
+        self.urgent_wakeup.set()  # its pause_update is enqueued: the outbox worker shows it
         approved = act is not DecisionAction.reject
         return DecisionResult(True, policies.vote_recorded(approved, req), tell=True)
 

@@ -425,8 +425,16 @@ class BotStore:
             added += int(result.first() is not None)
         return added
 
-    def claim_due(self, *, now: datetime, lease: timedelta, limit: int = 200) -> list[OutboxItem]:
-        """Take every due item (up to ``limit``) for delivery in one transaction.
+    def claim_due(
+        self,
+        *,
+        now: datetime,
+        lease: timedelta,
+        limit: int = 200,
+        kinds: tuple[str, ...] | None = None,
+    ) -> list[OutboxItem]:
+        """Take every due item (up to ``limit``; of ``kinds`` only, if given) for delivery in
+        one transaction.
 
         Another worker or replica gets none of them until the lease passes.
         """
@@ -440,6 +448,8 @@ class BotStore:
             .order_by(slack_outbox.c.id)
             .limit(limit)
         )
+        if kinds is not None:
+            query = query.where(slack_outbox.c.kind.in_(kinds))
         if self.engine.dialect.name == "postgresql":
             query = query.with_for_update(skip_locked=True)
         # SQLite: take the write lock before reading, so the read and the claim are one step.

@@ -101,6 +101,27 @@ def _renew_leases_sql(count: int) -> str:
     )
 
 
+LOCK_RETRY = 0.001  # seconds between asks for the write lock
+
+
+def _begin_immediate(conn: sqlite3.Connection, wait: float) -> None:
+    """``BEGIN IMMEDIATE`` (the write lock up front), asked again every millisecond for up
+    to ``wait`` seconds while another connection holds it. SQLite's own busy handler sleeps
+    longer and longer between tries (up to 100 ms), so with several writers in a process a
+    waiter keeps losing the lock to writers that came after it."""
+    deadline = time.monotonic() + wait
+    while True:
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) and "busy" not in str(exc):
+                raise
+            if time.monotonic() >= deadline:
+                raise
+        time.sleep(LOCK_RETRY)
+
+
 class _SqliteRunWrites(RunWrites):
     """The run writes on one held sqlite3 connection, taken in turns by this process's
     threads (SQLite lets one writer at a time anyway; a Python lock hands it over at once,
@@ -122,6 +143,7 @@ class _SqliteRunWrites(RunWrites):
         self._owns_connection = owns_connection
         self._conn: sqlite3.Connection | None = None
         self._pid = os.getpid()
+        self._lock_wait = 0.0
 
     @contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
@@ -131,8 +153,9 @@ class _SqliteRunWrites(RunWrites):
                 # A connection inherited through fork() belongs to the parent: open our own.
                 conn = self._conn = self._open_connection()
                 self._pid = os.getpid()
-            # IMMEDIATE: the write lock up front, waiting (busy timeout) for other processes.
-            conn.execute("BEGIN IMMEDIATE")
+                self._lock_wait = conn.execute("PRAGMA busy_timeout").fetchone()[0] / 1000
+                conn.execute("PRAGMA busy_timeout=0")
+            _begin_immediate(conn, self._lock_wait)
             try:
                 yield conn
                 conn.execute("COMMIT")

@@ -221,7 +221,10 @@ def test_the_held_sqlite_connection_is_durable(sqlite_db: SqliteDb) -> None:
     conn = _held(sqlite_db)
     assert conn.execute("PRAGMA journal_mode").fetchone() == ("wal",)
     assert conn.execute("PRAGMA synchronous").fetchone() == (2,)  # FULL
-    assert conn.execute("PRAGMA busy_timeout").fetchone() == (30_000,)
+    # It waits for the write lock itself (asking every millisecond), up to the engine's
+    # 30 s; SQLite's own busy handler is off on it.
+    assert conn.execute("PRAGMA busy_timeout").fetchone() == (0,)
+    assert sqlite_db._writes._lock_wait == 30.0  # type: ignore[attr-defined]
     assert not conn.in_transaction
 
 
@@ -462,4 +465,29 @@ def test_a_connection_the_server_dropped_is_replaced_before_the_next_write(
         assert held.closed
         assert [c for c in _pg_idle(db) if c is held] == []
     finally:
+        db.dispose()
+
+
+def test_a_run_write_waits_for_a_write_lock_held_elsewhere_then_goes_through(
+    tmp_path: Path,
+) -> None:
+    # Another process holds the write lock for a moment: the run's write waits for it (the
+    # held connection asks again every millisecond) and then goes through.
+    db = SqliteDb(db_file=tmp_path / "wf.db")
+    wf = Workflow(
+        name="w",
+        db=db,
+        steps=[Step(name="gate", executor=lambda si: "ok", requires_confirmation=True)],
+    )
+    run = wf.run("x")
+    other = sqlite3.connect(tmp_path / "wf.db", isolation_level=None, check_same_thread=False)
+    other.execute("BEGIN IMMEDIATE")
+    timer = threading.Timer(0.2, other.rollback)
+    timer.start()
+    try:
+        run.step_requirements[0].confirm(by="alice")
+        assert wf.continue_run(run).status is RunStatus.completed
+    finally:
+        timer.join()
+        other.close()
         db.dispose()
