@@ -60,23 +60,16 @@ def register(app: App, signoff: Signoff) -> None:
     @app.view(blocks.VIEW_REJECT)
     def on_reject_submitted(ack: Ack, body: dict[str, Any]) -> None:
         user_id = dig(body, "user", "id")
-        token = dig(body, "view", "private_metadata")
         state = dig(body, "view", "state", "values")
         if not isinstance(user_id, str):
             ack(response_action="errors", errors={blocks.REASON_BLOCK: "malformed submission"})
             return
         reason = blocks.reject_reason(state if isinstance(state, dict) else {})
-        loaded = signoff.load_pause(token, user_id, cached_only=True)
-        if isinstance(loaded, DecisionResult):
-            ack(
-                response_action="errors",
-                errors={blocks.REASON_BLOCK: blocks.modal_error(loaded.message)},
-            )
-            return
-        record_view_decision(
+        _record_if_open(
             signoff,
             ack,
             body,
+            user_id=user_id,
             action=DecisionAction.reject,
             reason=reason,
             error_block=blocks.REASON_BLOCK,
@@ -85,22 +78,15 @@ def register(app: App, signoff: Signoff) -> None:
     @app.view(blocks.VIEW_EDIT_OUTPUT)
     def on_edit_submitted(ack: Ack, body: dict[str, Any]) -> None:
         user_id = dig(body, "user", "id")
-        token = dig(body, "view", "private_metadata")
         output = blocks.edited_output(dig(body, "view", "state", "values") or {})
         if not isinstance(user_id, str) or output is None:
             ack(response_action="errors", errors={blocks.OUTPUT_BLOCK: "malformed submission"})
             return
-        loaded = signoff.load_pause(token, user_id, cached_only=True)
-        if isinstance(loaded, DecisionResult):
-            ack(
-                response_action="errors",
-                errors={blocks.OUTPUT_BLOCK: blocks.modal_error(loaded.message)},
-            )
-            return
-        record_view_decision(
+        _record_if_open(
             signoff,
             ack,
             body,
+            user_id=user_id,
             action=DecisionAction.edit,
             output=output,
             error_block=blocks.OUTPUT_BLOCK,
@@ -115,6 +101,26 @@ def register(app: App, signoff: Signoff) -> None:
         view_id = dig(body, "view", "id")
         if isinstance(view_id, str):
             signoff.forms.closed(view_id)
+
+
+def _record_if_open(
+    signoff: Signoff,
+    ack: Ack,
+    body: dict[str, Any],
+    *,
+    user_id: str,
+    action: DecisionAction,
+    error_block: str,
+    **decide: Any,
+) -> None:
+    """Record a form's decision if its pause still waits for ``user_id`` (reads only, before
+    the ack); otherwise the form shows why, under ``error_block``."""
+    token = dig(body, "view", "private_metadata")
+    loaded = signoff.load_pause(token, user_id, cached_only=True)
+    if isinstance(loaded, DecisionResult):
+        ack(response_action="errors", errors={error_block: blocks.modal_error(loaded.message)})
+        return
+    record_view_decision(signoff, ack, body, action=action, error_block=error_block, **decide)
 
 
 def record_view_decision(
