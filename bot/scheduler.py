@@ -19,11 +19,12 @@ poll that sees it.
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from apscheduler.jobstores.memory import MemoryJobStore
 from apscheduler.schedulers.background import BackgroundScheduler
@@ -38,6 +39,7 @@ log = logging.getLogger("signoff.scheduler")
 #: The job store of the pauses' jobs (``expire:…``, ``remind:…``); the poll has its own.
 DEADLINE_JOBSTORE = "deadlines"
 POLL_JOB_ID = "poll"
+STOP_WAIT = timedelta(seconds=30)  # for a running job at stop (a poll, an expiry)
 EXPIRE_PREFIX = "expire:"
 REMIND_PREFIX = "remind:"
 
@@ -62,6 +64,10 @@ class DeadlineScheduler:
         # pauses still waiting are kept (see reconcile), so this stays as small as they are.
         self._fired: set[str] = set()
         self._lock = threading.Lock()
+        # Jobs running now, and whether stop() began: see stop().
+        self._running = 0
+        self._stopping = False
+        self._idle = threading.Condition()
         # More per-pause jobs (bot/escalation.py): called by each reconcile with the time;
         # each adds its jobs (``add_pause_job``) and returns the ids of those still wanted.
         self.on_reconcile: list[Callable[[datetime], set[str]]] = []
@@ -75,7 +81,7 @@ class DeadlineScheduler:
         """
         self.scheduler.start(paused=paused)
         self.scheduler.add_job(
-            self.poll,
+            self._tracked(self.poll),
             "interval",
             seconds=self.poll_interval.total_seconds(),
             id=POLL_JOB_ID,
@@ -84,9 +90,36 @@ class DeadlineScheduler:
         self.reconcile()
 
     def stop(self) -> None:
-        """Stop the scheduler, waiting for a job that is running."""
-        if self.scheduler.running:
-            self.scheduler.shutdown(wait=True)
+        """Stop the scheduler, waiting for a job that is running.
+
+        APScheduler's ``shutdown(wait=True)`` waits for running jobs while it holds its job
+        stores' lock, which a running poll or expiry needs (``get_jobs``, ``add_job``): so
+        no job starts once stopping begins, the running ones are waited for first, with no
+        lock held, and only then is the scheduler shut down."""
+        if not self.scheduler.running:
+            return
+        with self._idle:
+            self._stopping = True
+            self._idle.wait_for(lambda: self._running == 0, timeout=STOP_WAIT.total_seconds())
+        self.scheduler.shutdown(wait=True)
+
+    def _tracked(self, func: Callable[..., Any]) -> Callable[..., Any]:
+        """``func`` as a job: counted while it runs, skipped once stopping began."""
+
+        @functools.wraps(func)
+        def job(*args: Any, **kwargs: Any) -> Any:
+            with self._idle:
+                if self._stopping:
+                    return None
+                self._running += 1
+            try:
+                return func(*args, **kwargs)
+            finally:
+                with self._idle:
+                    self._running -= 1
+                    self._idle.notify_all()
+
+        return job
 
     def poll(self) -> None:
         """What every replica does periodically: post pauses other processes made, recover
@@ -158,7 +191,7 @@ class DeadlineScheduler:
         if self.scheduler.get_job(job_id, DEADLINE_JOBSTORE) is not None:
             return
         self.scheduler.add_job(
-            func,
+            self._tracked(func),
             "date",
             run_date=run_date,
             args=args,

@@ -3,9 +3,11 @@ the injected clock (``bot.testing``)."""
 
 from __future__ import annotations
 
-from datetime import timedelta
+import threading
+from datetime import UTC, datetime, timedelta
 
 from bot.sandbox import DEFAULT_CHANNEL_ID
+from bot.scheduler import DeadlineScheduler
 from bot.server import Runtime
 from bot.testing import pending_jobs, run_due_jobs
 from engine import ManualClock
@@ -130,3 +132,34 @@ def test_a_pause_that_expires_before_any_replica_posted_it_is_posted_as_timed_ou
     assert "Timed out" in str(pause.blocks) and "actions" not in str(pause.blocks)
     thread = harness.state.thread(DEFAULT_CHANNEL_ID, pause.thread_ts)
     assert sum("timed out" in m.text and not m.blocks for m in thread) == 1
+
+
+def test_stop_while_a_poll_runs_waits_for_it_and_returns(harness: BotHarness) -> None:
+    # APScheduler's shutdown holds its job stores' lock while it waits for running jobs; a
+    # poll needs that lock to finish (it drops stale jobs). Stopping must wait for the poll
+    # first, then shut down.
+    scheduler = DeadlineScheduler(harness.runtime.signoff, poll_interval=timedelta(hours=1))
+    entered, release = threading.Event(), threading.Event()
+
+    def slow_hook(now: datetime) -> set[str]:
+        entered.set()
+        release.wait()
+        return set()  # the job below is stale: the poll will drop it
+
+    scheduler.start()
+    scheduler.add_pause_job(
+        "expire:stale", datetime.now(UTC) + timedelta(days=1), lambda **_: True
+    )
+    scheduler.on_reconcile.append(slow_hook)
+    poll_job = scheduler.scheduler.get_job("poll")
+    assert poll_job is not None
+    poll_job.modify(next_run_time=datetime.now(UTC))  # the scheduler's own thread runs it
+    assert entered.wait(10)
+    stopper = threading.Thread(target=scheduler.stop)
+    stopper.start()
+    with scheduler._idle:  # stop() has begun
+        assert scheduler._idle.wait_for(lambda: scheduler._stopping, timeout=10)
+    release.set()
+    stopper.join(30)
+    assert not stopper.is_alive(), "stop() and the running poll wait for each other"
+    assert not scheduler.scheduler.running
