@@ -6,7 +6,6 @@ firing the same job escalate it once."""
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -21,7 +20,7 @@ from bot.routing import Notify, SlackRoute, StepRoute
 from bot.sandbox import DEFAULT_CHANNEL_ID, Message, SlackFakeServer
 from bot.server import Runtime
 from bot.store import slack_escalations
-from bot.testing import ManualClock, pending_jobs, run_due_jobs
+from bot.testing import ManualClock, pending_jobs, run_due_jobs, wait_outbox_idle
 from engine import SqliteDb, Step, Workflow
 from engine.db.base import BaseDb
 from engine.db.postgres import PostgresDb
@@ -191,14 +190,8 @@ def test_a_step_route_escalates_its_step_in_the_channel_only(esc: BotHarness) ->
 
 
 def _outbox_idle(runtime: Runtime, timeout: float = 10.0) -> None:
-    """Until no outbox row (of any replica: one table) waits or is in flight."""
-    deadline = time.monotonic() + timeout
-    while True:
-        counts = runtime.signoff.store.outbox_counts()
-        if not counts.get("pending") and not counts.get("sending"):
-            return
-        assert time.monotonic() < deadline, f"outbox still busy: {counts}"
-        time.sleep(0.01)
+    """Until no outbox row (of any replica: one table) is due or in flight."""
+    wait_outbox_idle(runtime, timeout=timeout)
 
 
 # -- two replicas ---------------------------------------------------------------------------------
