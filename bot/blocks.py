@@ -1290,15 +1290,18 @@ def home_view(
     started: Sequence[RunCard],
     decided: Sequence[HomeDecision],
     notice: str | None = None,
+    pending_total: int | None = None,
 ) -> View:
     """A person's App Home: what waits for their decision (soonest deadline first, with the
     buttons of the pause message: they act in place), the runs they started, and their recent
-    decisions. ``notice``: our own mrkdwn shown on top (the answer to a click here)."""
+    decisions. ``notice``: our own mrkdwn shown on top (the answer to a click here).
+    ``pending_total``: how many wait in all, when ``pending`` holds only the first ones."""
+    total = len(pending) if pending_total is None else max(pending_total, len(pending))
     view_blocks: list[Block] = []
     if notice:
         view_blocks.append(_context([notice]))
     view_blocks.append(
-        HeaderBlock(text=_plain(f"Waiting for you ({len(pending)})", HEADER_TEXT_MAX))
+        HeaderBlock(text=_plain(f"Waiting for you ({total})", HEADER_TEXT_MAX))
     )
     if not pending:
         view_blocks.append(_section("Nothing waits for your decision."))
@@ -1311,8 +1314,8 @@ def home_view(
         view_blocks.append(_section(line))
         view_blocks.append(_context_line(ctx))
         view_blocks.extend(_home_decision_blocks(ctx))
-    if len(pending) > HOME_PENDING_MAX:
-        more = len(pending) - HOME_PENDING_MAX
+    if total > HOME_PENDING_MAX:
+        more = total - HOME_PENDING_MAX
         view_blocks.append(_context([f"and {more} more: `/signoff pending` lists them all"]))
     view_blocks.append(DividerBlock())
     view_blocks.append(HeaderBlock(text=_plain("Runs you started", HEADER_TEXT_MAX)))

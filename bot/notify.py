@@ -531,7 +531,7 @@ class Notifier:
     # -- the App Home ----------------------------------------------------------------------------
     def home_view(self, user_id: str, *, notice: str | None = None) -> Any:
         """The App Home view of ``user_id``: what waits for them, their runs, decisions."""
-        pending: list[blocks.PauseContext] = []
+        waiting: list[tuple[SlackRoute, WorkflowRunOutput]] = []
         for route in self.signoff.routes.values():
             for paused in route.workflow.list_paused_runs(limit=200):
                 run = route.workflow.get_run(paused.run_id)
@@ -542,14 +542,19 @@ class Notifier:
                 first = run.step_requirements[0]
                 if user_id in (*first.approved_by, *first.rejected_by):
                     continue  # they voted: it waits for others now
-                pending.append(self.signoff.pause_context(route, run, run.step_requirements[0]))
-        pending.sort(
-            key=lambda c: (
-                c.requirement.expires_at is None,
-                c.requirement.expires_at or c.run.created_at,
-                c.run.created_at,
+                waiting.append((route, run))
+        waiting.sort(
+            key=lambda item: (
+                item[1].step_requirements[0].expires_at is None,
+                item[1].step_requirements[0].expires_at or item[1].created_at,
+                item[1].created_at,
             )
         )
+        # Rendered only for what the tab shows (each may ask Slack for its root's link).
+        pending = [
+            self.signoff.pause_context(route, run, run.step_requirements[0])
+            for route, run in waiting[: blocks.HOME_PENDING_MAX]
+        ]
         started = [
             blocks.RunCard(
                 workflow_name=run.workflow_name or "?",
@@ -573,6 +578,7 @@ class Notifier:
         ]
         return blocks.home_view(
             pending=pending,
+            pending_total=len(waiting),
             started=started[: blocks.HOME_LIST_MAX],
             decided=decided,
             notice=notice,

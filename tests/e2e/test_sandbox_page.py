@@ -342,3 +342,26 @@ def test_the_app_home_lists_what_waits_and_acts_in_place(
     page.locator(".nav-item", has_text="signoff").first.click()  # back to the channel
     expect(page.get_by_role("heading", name="#signoff", exact=True)).to_be_visible()
     expect(messages(page).filter(has_text="Approved by @alice")).to_be_visible()
+
+
+def test_a_command_typed_before_the_page_has_its_state_is_sent(page: Page) -> None:
+    """The page's first state (who is acting) arrives after the person typed and pressed
+    Enter: the command waits for it and is sent, instead of failing as from nobody."""
+    held: list[Any] = []
+
+    def hold_the_first(route: Any) -> None:
+        if held:
+            route.continue_()
+        else:
+            held.append(route)  # unanswered for now
+
+    page.route("**/page/api/state*", hold_the_first)
+    page.reload(wait_until="domcontentloaded")
+    while not held:  # exactly this: the page asked for its state
+        page.wait_for_timeout(10)
+    composer = page.get_by_test_id("composer")
+    composer.fill("/signoff run data_pipeline")
+    composer.press("Enter")
+    held[0].continue_()
+    expect(composer).to_have_value("")
+    assert started_run_id(page, "data_pipeline")  # sent, as the person the page shows

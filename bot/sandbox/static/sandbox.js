@@ -586,6 +586,8 @@
     const button = $("#send");
     setBusy(button, true);
     S.stickToBottom = true;
+    // Typed before the page's first state arrived: who is acting is not known yet.
+    if (!S.data) await refresh();
     const result = await api("/page/api/compose", { channel: S.channel, text });
     setBusy(button, false);
     if (!result.ok) {
