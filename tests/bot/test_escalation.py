@@ -6,6 +6,7 @@ firing the same job escalate it once."""
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -254,10 +255,16 @@ def test_two_replicas_firing_the_same_job_escalate_once(
         lambda s: (run := first.db.get_run(run_id)) is not None and run.is_paused,
         what="the run paused",
     )
-    second.scheduler.reconcile()  # the other replica learns of the pause from the database
     requirement_id = first.db.get_run(run_id).step_requirements[0].requirement_id
     job = f"escalate:{requirement_id}"
-    assert job in pending_jobs(first.scheduler) and job in pending_jobs(second.scheduler)
+    # The engine stores the pause a moment before the bot records it and schedules its
+    # escalation: wait for exactly that, on the replica that ran it.
+    deadline = time.monotonic() + 10
+    while job not in pending_jobs(first.scheduler):
+        assert time.monotonic() < deadline, "the pausing replica scheduled no escalation"
+        time.sleep(0.01)
+    second.scheduler.reconcile()  # the other replica learns of the pause from the database
+    assert job in pending_jobs(second.scheduler)
 
     clock.advance(timedelta(hours=2))
     barrier = threading.Barrier(2)
