@@ -59,7 +59,7 @@ content = st.lists(st.sampled_from(HOSTILE) | st.text(max_size=8), min_size=1, m
 # given by Slack, and links it got from Slack.
 OURS = re.compile(
     r"!date\^\d{9,}\^\{date_short_pretty\} \{time\}\|\d{4}-\d\d-\d\d \d\d:\d\d UTC"
-    rf"|@{STARTER}|@{APPROVER}|!subteam\^{GROUP}"
+    rf"|@{STARTER}|@{APPROVER}|!subteam\^{GROUP}|#C0SAFE"
     rf"|{re.escape(ROOT_LINK)}\|run [0-9a-f]{{8}}"
 )
 FENCE = "```"
@@ -198,7 +198,14 @@ def test_no_markup_from_content_survives_into_any_message_or_modal(
             blocks.cancelled_note(step_name=None, cancelled_by=None, reason=hostile),
             blocks.failed_note(hostile),
             blocks.reminder_note(req, (APPROVER, GROUP)),
-            blocks.started_text(name, paused.run_id, channel=hostile, link=None),
+            # A channel comes from the routes (an operator's); one given as an ID becomes a
+            # channel link by design, anything else must stay text.
+            blocks.started_text(
+                name,
+                paused.run_id,
+                channel="C0SAFE" if re.fullmatch(r"[CG][A-Z0-9]+", hostile) else hostile,
+                link=None,
+            ),
             blocks.describe_decision(decision),
         ],
         fences_we_wrote=0,

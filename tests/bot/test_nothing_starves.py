@@ -56,6 +56,9 @@ def test_a_failed_group_lookup_is_not_cached_and_the_person_is_told(
     run_id = _start(harness, "approve_me")
     harness.pause_message("ship")
     harness.expire_cached_groups()
+    # Only the inbox asks Slack from here on: App Home refreshes (outbox) would take the
+    # injected failure too.
+    harness.runtime.outbox.stop()
     before = len(harness.state.calls("usergroups.users.list"))
     harness.fake.fail_next("usergroups.users.list", "missing_scope")
     _bob_clicks(harness, run_id)  # BOB may approve as a member of S0APPROVERS
