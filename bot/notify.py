@@ -29,7 +29,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from bot import blocks
-from bot.outbox import OutboxWorker
+from bot.outbox import OutboxWorker, post_once
 from bot.routing import SlackRoute
 from bot.store import OutboxItem, slack_dm_copies, slack_home_users, slack_runs
 from engine import (
@@ -51,11 +51,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("signoff.notify")
 
-#: The ``event_type`` of the metadata on every message this module posts; its payload holds
-#: the outbox key of the post (its idempotency key).
-METADATA_EVENT_TYPE = "signoff_outbox"
-#: How far back a retried direct message looks for its own earlier post.
-DM_HISTORY_CHECKED = 50
 
 
 class Kind(StrEnum):
@@ -416,15 +411,9 @@ class Notifier:
             self.signoff.pause_context(route, run, waiting), channel=in_channel
         )
         channel = self.signoff.client.conversations_open(users=user)["channel"]["id"]
-        ts = self._posted_before(item, channel)
-        if ts is None:
-            response = self.signoff.client.chat_postMessage(
-                channel=channel,
-                text=text,
-                blocks=message_blocks,
-                metadata=_metadata(item.dedupe_key),
-            )
-            channel, ts = str(response.get("channel") or channel), str(response["ts"])
+        ts, channel = post_once(
+            self.signoff, item, channel=channel, text=text, blocks=message_blocks
+        )
         self.store.add_copy(
             requirement_id=requirement_id,
             user_id=user,
@@ -436,28 +425,6 @@ class Notifier:
         if self._decision(run.run_id, requirement_id) is not None:
             # Decided while this copy was being posted: its update may have missed it.
             self._update_copies(requirement_id)
-
-    def _posted_before(
-        self, item: OutboxItem, channel: str, thread_ts: str | None = None
-    ) -> str | None:
-        """On a retry, the ts of the message an earlier attempt posted (found by the outbox
-        key in its metadata) whose answer was lost: posted once, not twice."""
-        if item.attempts <= 1:
-            return None  # a first attempt cannot have posted
-        client = self.signoff.client
-        if thread_ts is None:
-            history = client.conversations_history(
-                channel=channel, limit=DM_HISTORY_CHECKED, include_all_metadata=True
-            )
-        else:
-            history = client.conversations_replies(
-                channel=channel, ts=thread_ts, limit=DM_HISTORY_CHECKED, include_all_metadata=True
-            )
-        for message in history.get("messages") or []:
-            payload = (message.get("metadata") or {}).get("event_payload") or {}
-            if payload.get("key") == item.dedupe_key:
-                return str(message["ts"])
-        return None
 
     def _deliver_dm_resolve(self, item: OutboxItem) -> None:
         req = StepRequirement.from_dict(item.data["requirement"])
@@ -513,13 +480,12 @@ class Notifier:
         else:
             channel = self.signoff.client.conversations_open(users=user)["channel"]["id"]
             thread_ts = None
-        if self._posted_before(item, channel, thread_ts) is not None:
-            return
-        self.signoff.client.chat_postMessage(
+        post_once(
+            self.signoff,
+            item,
             channel=channel,
             thread_ts=thread_ts,
             text=blocks.dm_reminder_text(waiting, route.name),
-            metadata=_metadata(item.dedupe_key),
         )
 
     def _deliver_home(self, item: OutboxItem) -> None:
@@ -602,10 +568,6 @@ def _requirement_of(
     return OutboxWorker._requirement_from_decision(route, run, step_name)
 
 
-def _metadata(key: str) -> dict[str, Any]:
-    return {"event_type": METADATA_EVENT_TYPE, "event_payload": {"key": key}}
-
-
 EVENT_ID_MAX = 64  # Slack's event ids are about 11 characters
 
 
@@ -662,7 +624,6 @@ def _is_user_id(who: object) -> TypeGuard[str]:
 
 
 __all__ = [
-    "METADATA_EVENT_TYPE",
     "Kind",
     "Moment",
     "Notifier",

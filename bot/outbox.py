@@ -246,55 +246,10 @@ class OutboxWorker:
             step_names=steps,
         )
 
-    # -- posting exactly once -------------------------------------------------------------------
     def _post(
         self, item: OutboxItem, *, channel: str, thread_ts: str | None = None, **fields: Any
     ) -> tuple[str, str]:
-        """chat.postMessage carrying the item's key in its metadata; returns (ts, channel id).
-
-        Slack has no idempotency key, and an attempt may have posted although its answer was
-        lost (a timeout, a 5xx, a reset connection, a crash before the ts was stored). So
-        every attempt after the first looks the message up by its key first and adopts it.
-        """
-        if item.attempts > 1:
-            found = self._find_posted(item, channel=channel, thread_ts=thread_ts)
-            if found is not None:
-                log.info("adopting %s of run %s, already posted", item.kind, item.run_id)
-                return found, channel
-        response = self.signoff.client.chat_postMessage(
-            channel=channel,
-            thread_ts=thread_ts,
-            metadata={"event_type": OUTBOX_EVENT, "event_payload": {"key": item.dedupe_key}},
-            **fields,
-        )
-        return str(response["ts"]), str(response.get("channel") or channel)
-
-    def _find_posted(self, item: OutboxItem, *, channel: str, thread_ts: str | None) -> str | None:
-        client = self.signoff.client
-        try:
-            if thread_ts is not None:
-                response = client.conversations_replies(
-                    channel=channel, ts=thread_ts, include_all_metadata=True, limit=LOOKUP_WINDOW
-                )
-            else:
-                response = client.conversations_history(
-                    channel=channel, include_all_metadata=True, limit=LOOKUP_WINDOW
-                )
-        except SlackApiError as exc:
-            error = exc.response.get("error") if exc.response is not None else None
-            if error not in LOOKUP_UNAVAILABLE:
-                raise  # Slack down or slow: retried later, like the post itself
-            # An app installed before it asked for the history scopes: post anyway (as
-            # before), rather than never.
-            self.signoff.record_slack_error("conversations.history", exc)
-            log.warning("cannot look up earlier posts (%s); posting %s again", error, item.kind)
-            return None
-        for message in response.get("messages") or []:
-            metadata = message.get("metadata") or {}
-            payload = metadata.get("event_payload") or {}
-            if metadata.get("event_type") == OUTBOX_EVENT and payload.get("key") == item.dedupe_key:
-                return str(message["ts"])
-        return None
+        return post_once(self.signoff, item, channel=channel, thread_ts=thread_ts, **fields)
 
     def _deliver_root(self, item: OutboxItem) -> None:
         ref = self._ref(item.run_id)
@@ -457,3 +412,59 @@ class OutboxWorker:
     @staticmethod
     def _pause_channel_id(pause: Any) -> str:
         return str(pause.channel_id or pause.channel)
+
+
+# -- posting exactly once ------------------------------------------------------------------
+def post_once(
+    signoff: Signoff, item: OutboxItem, *, channel: str, thread_ts: str | None = None, **fields: Any
+) -> tuple[str, str]:
+    """chat.postMessage carrying the item's key in its metadata; returns (ts, channel id).
+
+    Slack has no idempotency key, and an attempt may have posted although its answer was
+    lost (a timeout, a 5xx, a reset connection, a crash before the ts was stored). So every
+    attempt after the first looks the message up by its key first and adopts it. Every
+    post an outbox item makes goes through here (the run's messages, DM copies, reminders).
+    """
+    if item.attempts > 1:
+        found = find_posted(signoff, item, channel=channel, thread_ts=thread_ts)
+        if found is not None:
+            log.info("adopting %s of run %s, already posted", item.kind, item.run_id)
+            return found, channel
+    response = signoff.client.chat_postMessage(
+        channel=channel,
+        thread_ts=thread_ts,
+        metadata={"event_type": OUTBOX_EVENT, "event_payload": {"key": item.dedupe_key}},
+        **fields,
+    )
+    return str(response["ts"]), str(response.get("channel") or channel)
+
+
+def find_posted(
+    signoff: Signoff, item: OutboxItem, *, channel: str, thread_ts: str | None
+) -> str | None:
+    """The ts of the message an earlier attempt of ``item`` posted, found by its key."""
+    client = signoff.client
+    try:
+        if thread_ts is not None:
+            response = client.conversations_replies(
+                channel=channel, ts=thread_ts, include_all_metadata=True, limit=LOOKUP_WINDOW
+            )
+        else:
+            response = client.conversations_history(
+                channel=channel, include_all_metadata=True, limit=LOOKUP_WINDOW
+            )
+    except SlackApiError as exc:
+        error = exc.response.get("error") if exc.response is not None else None
+        if error not in LOOKUP_UNAVAILABLE:
+            raise  # Slack down or slow: retried later, like the post itself
+        # An app installed before it asked for the history scopes: post anyway (as before),
+        # rather than never.
+        signoff.record_slack_error("conversations.history", exc)
+        log.warning("cannot look up earlier posts (%s); posting %s again", error, item.kind)
+        return None
+    for message in response.get("messages") or []:
+        metadata = message.get("metadata") or {}
+        payload = metadata.get("event_payload") or {}
+        if metadata.get("event_type") == OUTBOX_EVENT and payload.get("key") == item.dedupe_key:
+            return str(message["ts"])
+    return None

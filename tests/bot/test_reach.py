@@ -14,7 +14,8 @@ import pytest
 from sqlalchemy import select
 
 from bot import blocks
-from bot.notify import METADATA_EVENT_TYPE, Kind
+from bot.notify import Kind
+from bot.outbox import OUTBOX_EVENT
 from bot.routing import Notify, SlackRoute, StepRoute
 from bot.sandbox import (
     DEFAULT_CHANNEL_ID,
@@ -134,7 +135,7 @@ def test_dm_fan_out_is_decided_once_and_every_copy_is_updated(harness: BotHarnes
     req_id = harness.runtime.db.get_run(run_id).step_requirements[0].requirement_id
     for user, copy in ((ALICE, alice_copy), (BOB, bob_copy)):
         assert copy.metadata == {
-            "event_type": METADATA_EVENT_TYPE,
+            "event_type": OUTBOX_EVENT,
             "event_payload": {"key": f"{Kind.dm}:{req_id}:{user}"},
         }
         assert "both_ways › gate" in text_of(copy)
@@ -221,7 +222,7 @@ def test_reminder_goes_to_the_thread_and_to_each_approver(harness: BotHarness) -
         reminder = harness.wait(reply_in_copy, f"reminder to {user}")
         assert "still waits for your decision" in reminder.text and "due <!date^" in reminder.text
         assert reminder.metadata == {
-            "event_type": METADATA_EVENT_TYPE,
+            "event_type": OUTBOX_EVENT,
             "event_payload": {"key": f"{Kind.dm_remind}:{req_id}:{user}"},
         }
     thread = harness.pause_message("gate").thread_ts
@@ -367,7 +368,7 @@ def test_a_retried_copy_finds_the_post_of_an_attempt_whose_answer_was_lost(
         user=harness.state.bot_user_id,
         bot_id=harness.state.bot_id,
         metadata={
-            "event_type": METADATA_EVENT_TYPE,
+            "event_type": OUTBOX_EVENT,
             "event_payload": {"key": f"{Kind.dm}:{req_id}:{ALICE}"},
         },
     )
