@@ -14,7 +14,7 @@ COPY pyproject.toml README.md ./
 COPY engine ./engine
 COPY bot ./bot
 COPY examples ./examples
-RUN /opt/signoff/bin/python -m pip install --no-cache-dir ".[postgres]"
+RUN /opt/signoff/bin/python -m pip install --no-cache-dir .
 
 # -- runtime: the virtualenv only, run by an unprivileged user --------------------------------
 FROM python:3.11-slim

@@ -49,15 +49,8 @@ def db_from_url(url: str, **kwargs: Any) -> BaseDb:
 
         return SqliteDb(db_file=url, **kwargs)
     if database_kind(url) == "postgresql":
-        try:
-            from engine.db.postgres import PostgresDb
-        except ModuleNotFoundError as exc:
-            if exc.name is None or not exc.name.startswith("psycopg"):
-                raise
-            raise UnsupportedDatabaseUrlError(
-                "PostgreSQL needs the psycopg driver, which this install lacks: "
-                "pip install 'signoff[postgres]'"
-            ) from None
+        from engine.db.postgres import PostgresDb
+
         return PostgresDb(db_url=url, **kwargs)
     from engine.db.sqlite import SqliteDb
 
