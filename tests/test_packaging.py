@@ -2,7 +2,8 @@
 
 The wheel is installed without extras — with the newest releases pyproject.toml allows, and
 with the lowest (``constraints/lowest.txt``) — and must run ``signoff --help``, start the
-local sandbox with no credentials up to ``/healthz``, and migrate a PostgreSQL database. Installing needs the package index (PyPI); pip's cache makes repeats quick.
+local sandbox with no credentials up to ``/healthz``, and migrate a PostgreSQL database.
+Installing needs the package index (PyPI); pip's cache makes repeats quick.
 """
 
 from __future__ import annotations

@@ -9,7 +9,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
 from enum import StrEnum
-from typing import Any
+from typing import Any, Self
 
 from engine.errors import UserInputValidationError
 
@@ -20,7 +20,8 @@ _FALSE_STRINGS = frozenset({"false", "no", "n", "0", "off"})
 
 class _ParsedEnum(StrEnum):
     @classmethod
-    def parse(cls, value: Any) -> Any:
+    def parse(cls, value: Self | str) -> Self:
+        """The member named by ``value``; a ValueError lists the valid names."""
         try:
             return cls(value)
         except ValueError:
@@ -42,12 +43,6 @@ class OnReject(_ParsedEnum):
     else_branch = "else"
     retry = "retry"
 
-    @classmethod
-    def parse(cls, value: OnReject | str) -> OnReject:
-        """The member named by ``value``; a ValueError lists the valid names."""
-        result: OnReject = super().parse(value)
-        return result
-
 
 class OnTimeout(_ParsedEnum):
     """What a pause's deadline does (``hitl_timeout``): cancel the run, skip the paused
@@ -57,12 +52,6 @@ class OnTimeout(_ParsedEnum):
     skip = "skip"
     approve = "approve"
 
-    @classmethod
-    def parse(cls, value: OnTimeout | str) -> OnTimeout:
-        """The member named by ``value``; a ValueError lists the valid names."""
-        result: OnTimeout = super().parse(value)
-        return result
-
 
 class OnError(_ParsedEnum):
     """What a raising step does: end the run as ``error`` (``fail``), record the step as
@@ -71,12 +60,6 @@ class OnError(_ParsedEnum):
     fail = "fail"
     skip = "skip"
     pause = "pause"
-
-    @classmethod
-    def parse(cls, value: OnError | str) -> OnError:
-        """The member named by ``value``; a ValueError lists the valid names."""
-        result: OnError = super().parse(value)
-        return result
 
 
 class StepType(StrEnum):
