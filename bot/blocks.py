@@ -1146,11 +1146,11 @@ def modal_error(message: str) -> str:
 # -- slash command replies ------------------------------------------------------------
 HELP_TEXT = (
     "*Signoff* — human sign-off for workflow steps.\n"
-    "• `/signoff run <workflow> [input]` — start a run\n"
+    "• `/signoff run &lt;workflow&gt; [input]` — start a run\n"
     "• `/signoff list` — workflows you can run\n"
-    "• `/signoff status <run_id>` — where a run is\n"
+    "• `/signoff status &lt;run_id&gt;` — where a run is\n"
     "• `/signoff pending` — what waits for your decision\n"
-    "• `/signoff audit <run_id>` — every approval, rejection, escalation and delegation\n"
+    "• `/signoff audit &lt;run_id&gt;` — every approval, rejection, escalation and delegation\n"
     "• `/signoff help` — this text"
 )
 
@@ -1320,7 +1320,7 @@ def home_view(
     view_blocks.append(DividerBlock())
     view_blocks.append(HeaderBlock(text=_plain("Runs you started", HEADER_TEXT_MAX)))
     if not started:
-        view_blocks.append(_context(["None yet: `/signoff run <workflow>` starts one."]))
+        view_blocks.append(_context(["None yet: `/signoff run &lt;workflow&gt;` starts one."]))
     for card in started[:HOME_LIST_MAX]:
         status = _STATUS_LABEL[card.status]
         where = ""

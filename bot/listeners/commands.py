@@ -71,7 +71,7 @@ def reply(signoff: Signoff, command: dict[str, Any]) -> dict[str, Any]:  # noqa:
         name, _, run_input = rest.partition(" ")
         if not name:
             return _ephemeral(
-                blocks.help_blocks("Which workflow? `/signoff run <workflow> [input]`")
+                blocks.help_blocks("Which workflow? `/signoff run &lt;workflow&gt; [input]`")
             )
         route = signoff.routes.get(name)
         if route is None:
@@ -106,7 +106,9 @@ def reply(signoff: Signoff, command: dict[str, Any]) -> dict[str, Any]:  # noqa:
         }
     if verb == "status":
         if not rest:
-            return _ephemeral(blocks.help_blocks("`/signoff status <run_id>` needs a run id."))
+            return _ephemeral(
+                blocks.help_blocks("`/signoff status &lt;run_id&gt;` needs a run id.")
+            )
         run = signoff.db.get_run(rest) if _RUN_ID.match(rest) else None
         if run is None or run.workflow_name not in signoff.routes:
             return _ephemeral(blocks.help_blocks(f"No run {code(rest, NAME_MAX)}."))
@@ -121,7 +123,7 @@ def reply(signoff: Signoff, command: dict[str, Any]) -> dict[str, Any]:  # noqa:
 def _audit(signoff: Signoff, run_id: str) -> dict[str, Any]:
     """``/signoff audit <run_id>``: every approval, rejection, escalation and delegation."""
     if not run_id:
-        return _ephemeral(blocks.help_blocks("`/signoff audit <run_id>` needs a run id."))
+        return _ephemeral(blocks.help_blocks("`/signoff audit &lt;run_id&gt;` needs a run id."))
     run = signoff.db.get_run(run_id) if _RUN_ID.match(run_id) else None
     if run is None or run.workflow_name not in signoff.routes:
         return _ephemeral(blocks.help_blocks(f"No run {code(run_id, NAME_MAX)}."))

@@ -175,6 +175,20 @@ def test_no_markup_from_content_survives_into_any_message_or_modal(
     # The pause and its resolved form each hold one code block: the previous output.
     assert_inert(message_texts(blocks.pause_message(ctx)), fences_we_wrote=2)
     assert_inert(message_texts(blocks.resolved_message(ctx, decision)), fences_we_wrote=2)
+    # The same pause reaching people elsewhere: a DM copy, the App Home, the delegate form.
+    assert_inert(message_texts(blocks.dm_pause_message(ctx, channel=hostile)))
+    assert_inert(
+        view_texts(
+            blocks.home_view(
+                pending=[ctx],
+                started=[],
+                decided=[
+                    blocks.HomeDecision(workflow_name=name, decision=decision, root_link=None)
+                ],
+            )
+        )
+    )
+    assert_inert(view_texts(blocks.delegate_modal(ctx)))
     for status in RunStatus:
         run = _run(hostile, status=status, output=output, req=req)
         card = blocks.RunCard(
