@@ -57,6 +57,7 @@ class Delegations:
     def __init__(self, signoff: Signoff) -> None:
         self.signoff = signoff
         self.engine = signoff.store.engine
+        self.db = signoff.db
 
     # -- who may decide ---------------------------------------------------------------------
     def deciders(self, route: SlackRoute, run: WorkflowRunOutput, step_name: str) -> frozenset[str]:
@@ -112,7 +113,7 @@ class Delegations:
             {"text": note},
         )
         store = self.signoff.store
-        with self.engine.begin() as conn:
+        with self.db.write() as conn:
             row = conn.execute(
                 store._insert_ignore(slack_delegations),
                 {
@@ -130,7 +131,7 @@ class Delegations:
             updates = policy_update_items(
                 route, run, req, f"delegated:{user_id}"
             )
-            if delegate_id in NotifyStore(self.engine).home_users():
+            if delegate_id in NotifyStore(self.db).home_users():
                 key = f"{Kind.home}:{delegate_id}:{req.requirement_id}:delegated:{user_id}"
                 data = {"user_id": delegate_id}
                 updates.append((key, home_group(delegate_id), Kind.home.value, data))

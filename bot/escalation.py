@@ -52,7 +52,8 @@ class Escalator:
         self.signoff = signoff
         self.scheduler = scheduler
         self.engine = signoff.store.engine
-        self._notify_store = NotifyStore(self.engine)
+        self.db = signoff.db
+        self._notify_store = NotifyStore(signoff.db)
         signoff.on_pause_recorded.append(self.schedule)
         signoff.extra_deciders.append(self.deciders)
         signoff.pause_notes.append(self.notes)
@@ -148,7 +149,7 @@ class Escalator:
         """The claim and its outbox rows, in one transaction; False if another replica (or
         an earlier call) escalated this pause."""
         store = self.signoff.store
-        with self.engine.begin() as conn:
+        with self.db.write() as conn:
             row = conn.execute(
                 store._insert_ignore(slack_escalations),
                 {

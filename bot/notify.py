@@ -44,6 +44,7 @@ from engine import (
     WorkflowRunEvent,
     WorkflowRunOutput,
 )
+from engine.db.base import BaseDb
 from engine.db.schema import decisions as wf_decisions
 
 if TYPE_CHECKING:
@@ -93,8 +94,9 @@ def dm_group(run_id: str, user_id: str | None = None) -> str:
 class NotifyStore:
     """The two tables of this module: direct-message copies and App Home users."""
 
-    def __init__(self, engine: Engine) -> None:
-        self.engine = engine
+    def __init__(self, db: BaseDb) -> None:
+        self.db = db
+        self.engine: Engine = db.engine
 
     def _insert_ignore(self, table: Any) -> Any:
         if self.engine.dialect.name == "postgresql":
@@ -112,7 +114,7 @@ class NotifyStore:
         now: datetime,
     ) -> None:
         """Record one approver's DM copy of a pause (its channel and ts once posted)."""
-        with self.engine.begin() as conn:
+        with self.db.write() as conn:
             conn.execute(
                 self._insert_ignore(slack_dm_copies),
                 {
@@ -152,7 +154,7 @@ class NotifyStore:
 
     def mark_home(self, user_id: str, now: datetime) -> None:
         """Remember that ``user_id`` opened the App Home (their Home is kept fresh)."""
-        with self.engine.begin() as conn:
+        with self.db.write() as conn:
             conn.execute(
                 self._insert_ignore(slack_home_users), {"user_id": user_id, "published_at": now}
             )
@@ -209,7 +211,7 @@ class Notifier:
 
     def __init__(self, signoff: Signoff) -> None:
         self.signoff = signoff
-        self.store = NotifyStore(signoff.store.engine)
+        self.store = NotifyStore(signoff.db)
 
     # -- wiring -----------------------------------------------------------------------------
     def handlers(self) -> dict[str, Callable[[OutboxItem], None]]:

@@ -218,7 +218,7 @@ class VoteLeases:
         holder, now = uuid.uuid4().hex, self.now()
         until = now + VOTE_LEASE
         values = {"requirement_id": requirement_id, "holder": holder, "locked_until": until}
-        with self.store.engine.begin() as conn:
+        with self.store.db.write() as conn:
             if conn.execute(self.store._insert_ignore(slack_vote_locks), values).first():
                 return holder
             taken = conn.execute(
@@ -233,7 +233,7 @@ class VoteLeases:
 
     def release(self, requirement_id: str, holder: str) -> None:
         """Give the lease back (only the holder's)."""
-        with self.store.engine.begin() as conn:
+        with self.store.db.write() as conn:
             conn.execute(
                 delete(slack_vote_locks).where(
                     slack_vote_locks.c.requirement_id == requirement_id,

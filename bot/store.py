@@ -17,9 +17,7 @@
 from __future__ import annotations
 
 import json
-import sqlite3
 import threading
-import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -44,7 +42,6 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.exc import OperationalError
 
 from engine.db.base import BaseDb
 from engine.db.schema import UtcDateTime
@@ -248,7 +245,7 @@ class BotStore:
     # -- runs and pauses ---------------------------------------------------------------
     def record_run(self, *, run_id: str, workflow_name: str, channel: str, now: datetime) -> None:
         """Record the run's channel; a second call for the same run changes nothing."""
-        with self.engine.begin() as conn:
+        with self.db.write() as conn:
             conn.execute(
                 self._insert_ignore(slack_runs),
                 {
@@ -269,7 +266,7 @@ class BotStore:
 
     def set_root_ts(self, run_id: str, ts: str, channel_id: str) -> None:
         """Record the run's root message once it is posted."""
-        with self.engine.begin() as conn:
+        with self.db.write() as conn:
             conn.execute(
                 update(slack_runs)
                 .where(slack_runs.c.run_id == run_id)
@@ -287,7 +284,7 @@ class BotStore:
         now: datetime,
     ) -> bool:
         """Returns True for the one caller that recorded it first."""
-        with self.engine.begin() as conn:
+        with self.db.write() as conn:
             inserted = (
                 conn.execute(
                     self._insert_ignore(slack_pauses),
@@ -340,7 +337,7 @@ class BotStore:
 
     def set_pause_permalink(self, requirement_id: str, permalink: str) -> None:
         """Store the pause message's permalink (what ``/signoff pending`` links to)."""
-        with self.engine.begin() as conn:
+        with self.db.write() as conn:
             conn.execute(
                 update(slack_pauses)
                 .where(slack_pauses.c.requirement_id == requirement_id)
@@ -361,7 +358,7 @@ class BotStore:
 
     def set_pause_ts(self, requirement_id: str, ts: str, channel_id: str) -> None:
         """Record the pause's message once it is posted."""
-        with self.engine.begin() as conn:
+        with self.db.write() as conn:
             conn.execute(
                 update(slack_pauses)
                 .where(slack_pauses.c.requirement_id == requirement_id)
@@ -373,7 +370,7 @@ class BotStore:
         self, *, key: str, run_id: str, kind: str, data: dict[str, Any], now: datetime
     ) -> bool:
         """Queue one Slack post or update; returns False if one with ``key`` was queued before."""
-        with self.engine.begin() as conn:
+        with self.db.write() as conn:
             inserted = (
                 conn.execute(
                     self._insert_ignore(slack_outbox),
@@ -399,7 +396,7 @@ class BotStore:
         were new (a key already enqueued, by this or another replica, is skipped)."""
         if not items:
             return 0
-        with self.engine.begin() as conn:
+        with self.db.write() as conn:
             return self.enqueue_on(conn, items, now=now)
 
     def enqueue_on(
@@ -453,7 +450,7 @@ class BotStore:
         if self.engine.dialect.name == "postgresql":
             query = query.with_for_update(skip_locked=True)
         # SQLite: take the write lock before reading, so the read and the claim are one step.
-        with self.engine.execution_options(sqlite_begin="IMMEDIATE").begin() as conn:
+        with self.db.write() as conn:
             rows = conn.execute(query).all()
             if not rows:
                 return []
@@ -471,7 +468,7 @@ class BotStore:
 
     def claim_key(self, key: str, *, now: datetime, lease: timedelta) -> OutboxItem | None:
         """Take one item by its key for immediate delivery, if no one else has it."""
-        with self.engine.begin() as conn:
+        with self.db.write() as conn:
             result = conn.execute(
                 update(slack_outbox)
                 .where(
@@ -497,7 +494,7 @@ class BotStore:
         """Record (item id, state, error, next attempt) for a delivery pass, in one commit."""
         if not outcomes:
             return
-        with self.engine.begin() as conn:
+        with self.db.write() as conn:
             conn.execute(
                 update(slack_outbox)
                 .where(slack_outbox.c.id == bindparam("b_id"))
@@ -538,7 +535,7 @@ class BotStore:
         no transaction holds the write lock for long; returns how many went."""
         removed = 0
         while True:
-            with self.engine.begin() as conn:
+            with self.db.write() as conn:
                 ids = (
                     select(slack_outbox.c.id)
                     .where(slack_outbox.c.state == "sent", slack_outbox.c.next_attempt_at < when)
@@ -556,13 +553,8 @@ class BotStore:
     ) -> list[bool]:
         """Insert these interactions in ONE transaction, skipping keys already recorded;
         returns, per entry, whether it was new. Waits at most ``lock_timeout`` seconds for
-        a lock another process holds (then the driver raises): the caller is acking Slack."""
-        if self.engine.dialect.name == "sqlite":
-            return self._record_inbox_sqlite(entries, now=now, lock_timeout=lock_timeout)
-        ms = max(1, int(lock_timeout * 1000))
-        with self.engine.begin() as conn:
-            conn.exec_driver_sql(f"SET LOCAL lock_timeout = {ms}")
-            conn.exec_driver_sql(f"SET LOCAL statement_timeout = {ms}")
+        a lock others hold (then raises): the caller is acking Slack."""
+        with self.db.write(lock_timeout=lock_timeout) as conn:
             return self._insert_inbox(conn, entries, now)
 
     def _insert_inbox(
@@ -576,36 +568,6 @@ class BotStore:
             new_by_index[index] = result.first() is not None
         return [new_by_index[i] for i in range(len(entries))]
 
-    def _record_inbox_sqlite(
-        self, entries: list[InboxEntry], *, now: datetime, lock_timeout: float
-    ) -> list[bool]:
-        """SQLite's own busy handler sleeps up to 100 ms between tries, so under many
-        writers it loses the lock to them again and again; this asks for the write lock
-        (BEGIN IMMEDIATE) every millisecond instead, until ``lock_timeout``."""
-        deadline = time.monotonic() + lock_timeout
-        with self.engine.connect() as conn:
-            previous = conn.exec_driver_sql("PRAGMA busy_timeout").scalar()
-            conn.exec_driver_sql("PRAGMA busy_timeout=0")
-            conn.commit()
-            conn.execution_options(sqlite_begin="IMMEDIATE")
-            try:
-                while True:
-                    try:
-                        with conn.begin():
-                            return self._insert_inbox(conn, entries, now)
-                    # The BEGIN is the engine's begin listener calling the driver: its
-                    # error arrives unwrapped (sqlite3's), the insert's wrapped.
-                    except (OperationalError, sqlite3.OperationalError) as exc:
-                        if "locked" not in str(exc) and "busy" not in str(exc):
-                            raise
-                        if time.monotonic() >= deadline:
-                            raise
-                    time.sleep(0.001)
-            finally:
-                conn.execution_options(sqlite_begin="")
-                conn.exec_driver_sql(f"PRAGMA busy_timeout={int(previous or 0)}")
-                conn.commit()
-
     def claim_inbox(self, *, now: datetime, lease: timedelta, limit: int = 50) -> list[InboxItem]:
         """Take due pending interactions (a lease another replica's worker waits out)."""
         due = (
@@ -616,7 +578,7 @@ class BotStore:
         query = select(slack_inbox).where(due).order_by(slack_inbox.c.next_attempt_at).limit(limit)
         if self.engine.dialect.name == "postgresql":
             query = query.with_for_update(skip_locked=True)
-        with self.engine.execution_options(sqlite_begin="IMMEDIATE").begin() as conn:
+        with self.db.write() as conn:
             rows = conn.execute(query).all()
             if not rows:
                 return []
@@ -644,12 +606,12 @@ class BotStore:
         self, key: str, *, state: str, now: datetime, error: str | None = None
     ) -> None:
         """End an inbox row (``done`` or ``failed``) in a transaction of its own."""
-        with self.engine.begin() as conn:
+        with self.db.write() as conn:
             self.finish_inbox_on(conn, key, state=state, now=now, error=error)
 
     def retry_inbox(self, key: str, *, at: datetime, error: str) -> None:
         """Give an inbox row back for another attempt at ``at``, with the error seen."""
-        with self.engine.begin() as conn:
+        with self.db.write() as conn:
             conn.execute(
                 update(slack_inbox)
                 .where(slack_inbox.c.request_key == key)
@@ -658,7 +620,7 @@ class BotStore:
 
     def extend_inbox_lease(self, key: str, *, until: datetime) -> None:
         """Keep a row being applied taken (a long apply must not lose it to another worker)."""
-        with self.engine.begin() as conn:
+        with self.db.write() as conn:
             conn.execute(
                 update(slack_inbox)
                 .where(slack_inbox.c.request_key == key, slack_inbox.c.state == "pending")
@@ -704,7 +666,7 @@ class BotStore:
     # -- request de-duplication (on the inbox) ---------------------------------------------
     def first_time_seen(self, key: str, *, now: datetime) -> bool:
         """Record an interaction that changes nothing (done at once); True the first time."""
-        with self.engine.begin() as conn:
+        with self.db.write() as conn:
             inserted = (
                 conn.execute(
                     self._insert_ignore(slack_inbox), InboxEntry(key, "seen", None, None).row(now)
@@ -716,7 +678,7 @@ class BotStore:
     def forget_seen_before(self, when: datetime) -> None:
         """Drop interactions applied (or only seen) before ``when``; pending ones stay, and
         given-up ones stay until ``forget_failed_before`` (``signoff runs`` shows them)."""
-        with self.engine.begin() as conn:
+        with self.db.write() as conn:
             conn.execute(
                 delete(slack_inbox).where(
                     slack_inbox.c.state == "done", slack_inbox.c.created_at < when
@@ -725,7 +687,7 @@ class BotStore:
 
     def forget_failed_before(self, when: datetime) -> int:
         """Delete given-up rows older than ``when``; returns how many."""
-        with self.engine.begin() as conn:
+        with self.db.write() as conn:
             return int(
                 conn.execute(
                     delete(slack_inbox).where(

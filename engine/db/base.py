@@ -186,6 +186,22 @@ class BaseDb:
         with self._serialized(), self.engine.connect() as conn:
             yield conn
 
+    def write(self, *, lock_timeout: float | None = None) -> AbstractContextManager[Connection]:
+        """One transaction that writes, committed at the end of the block (rolled back on an
+        exception). ``lock_timeout``: at most this many seconds waiting for locks others
+        hold (default: the database's own wait), then ``sqlalchemy.exc.OperationalError``.
+
+        For everything written outside the run writes (a front-end's tables, a claim with a
+        hook): on SQLite this process's writers take turns, so they wait on each other in
+        order rather than in SQLite's busy handler (which sleeps up to 100 ms between tries).
+        """
+        return self._write(lock_timeout)
+
+    @contextmanager
+    def _write(self, lock_timeout: float | None) -> Iterator[Connection]:
+        with self._begin() as conn:
+            yield conn
+
     # -- schema ----------------------------------------------------------------
     def ensure_schema(self) -> None:
         """Create the tables in an empty database, or upgrade an older schema, once per process and
@@ -367,7 +383,7 @@ class BaseDb:
         )
         hook = _CLAIM_HOOK.get()
         claimed = False
-        with self._begin() as conn:
+        with self.write() as conn:
             if conn.execute(claim).rowcount == 1:
                 conn.execute(
                     insert(decisions),
@@ -426,7 +442,7 @@ class BaseDb:
         values = self._run_values(
             run, version=run.version + 1, lease_owner=owner, lease_expires_at=until
         )
-        with self._begin() as conn:
+        with self.write() as conn:
             result = conn.execute(
                 update(runs)
                 .where(

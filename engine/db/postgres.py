@@ -227,6 +227,15 @@ class PostgresDb(BaseDb):
         super().__init__(engine, run_writes=writes)
 
     @contextmanager
+    def _write(self, lock_timeout: float | None) -> Iterator[Connection]:
+        with self.engine.begin() as conn:
+            if lock_timeout is not None:
+                ms = max(1, int(lock_timeout * 1000))
+                conn.exec_driver_sql(f"SET LOCAL lock_timeout = {ms}")
+                conn.exec_driver_sql(f"SET LOCAL statement_timeout = {ms}")
+            yield conn
+
+    @contextmanager
     def _schema_transaction(self) -> Iterator[Connection]:
         with self.engine.begin() as conn:
             conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({_SCHEMA_LOCK_KEY})")

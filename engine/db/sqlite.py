@@ -13,6 +13,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.pool import StaticPool
 
 from engine.db.base import (
@@ -120,6 +121,11 @@ def _begin_immediate(conn: sqlite3.Connection, wait: float) -> None:
             if time.monotonic() >= deadline:
                 raise
         time.sleep(LOCK_RETRY)
+
+
+def _locked(exc: sqlite3.OperationalError) -> OperationalError:
+    """The driver's "database is locked" as SQLAlchemy raises every other driver error."""
+    return OperationalError("BEGIN IMMEDIATE", None, exc)
 
 
 class _SqliteRunWrites(RunWrites):
@@ -253,27 +259,58 @@ class SqliteDb(BaseDb):
         def _begin(conn: Connection) -> None:
             # IMMEDIATE takes the write lock up front where a transaction reads before it
             # writes; otherwise a plain BEGIN keeps readers from blocking writers.
-            mode = conn.get_execution_options().get("sqlite_begin", "")
+            options = conn.get_execution_options()
+            mode = options.get("sqlite_begin", "")
             # Straight to the driver: exec_driver_sql's bookkeeping costs more than BEGIN.
-            conn.connection.driver_connection.execute(f"BEGIN {mode}".strip())  # type: ignore[union-attr]
+            driver: sqlite3.Connection = conn.connection.driver_connection  # type: ignore[assignment]
+            wait = options.get("sqlite_lock_wait")
+            if mode != "IMMEDIATE" or wait is None:
+                driver.execute(f"BEGIN {mode}".strip())
+                return
+            driver.execute("PRAGMA busy_timeout=0")
+            try:
+                _begin_immediate(driver, wait)
+            finally:
+                driver.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
 
-        # In memory, the one shared connection: the run writes take turns with every other
-        # user of it. On a file, they take turns with each other only.
+        self._lock_wait = busy_timeout_ms / 1000
+        # This process's writers take turns on one lock, the run writes included (in
+        # memory, every user of the one shared connection does): a turn is handed over at
+        # once, where SQLite's busy handler would sleep. Other processes wait their turn
+        # through the write lock itself.
         shared_turns = threading.RLock() if in_memory else None
+        self._write_turn = shared_turns or threading.RLock()
         writes = _SqliteRunWrites(
             lambda: _held_connection(engine, detach=not in_memory),
-            turns=shared_turns or threading.Lock(),
+            turns=self._write_turn,
             owns_connection=not in_memory,
         )
         super().__init__(engine, run_writes=writes, turns=shared_turns)
 
     @contextmanager
-    def _schema_transaction(self) -> Iterator[Connection]:
-        with (
-            self._serialized(),
-            self.engine.execution_options(sqlite_begin="IMMEDIATE").begin() as conn,
-        ):
-            yield conn
+    def _write(self, lock_timeout: float | None) -> Iterator[Connection]:
+        wait = self._lock_wait if lock_timeout is None else max(0.0, lock_timeout)
+        deadline = time.monotonic() + wait
+        if not self._write_turn.acquire(timeout=wait):
+            raise _locked(sqlite3.OperationalError("database is locked (by this process)"))
+        try:
+            with self.engine.connect() as conn:
+                conn.execution_options(
+                    sqlite_begin="IMMEDIATE",
+                    sqlite_lock_wait=max(0.0, deadline - time.monotonic()),
+                )
+                try:
+                    transaction = conn.begin()
+                except sqlite3.OperationalError as exc:
+                    # Raised by the begin listener, so not wrapped by SQLAlchemy.
+                    raise _locked(exc) from exc
+                with transaction:
+                    yield conn
+        finally:
+            self._write_turn.release()
+
+    def _schema_transaction(self) -> AbstractContextManager[Connection]:
+        return self._write(None)
 
     def __repr__(self) -> str:
         return f"SqliteDb(db_file={self.db_file!r})"

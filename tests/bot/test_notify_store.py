@@ -33,7 +33,7 @@ def db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[BaseDb]:
 
 
 def test_copies_are_recorded_once_and_found_per_pause(db: BaseDb) -> None:
-    store = NotifyStore(db.engine)
+    store = NotifyStore(db)
     for user, ts, at in (("U0BOB", "2.0", NOW), ("U0ALICE", "1.0", NOW - timedelta(seconds=1))):
         store.add_copy(
             requirement_id="r1",
@@ -59,7 +59,7 @@ def test_copies_are_recorded_once_and_found_per_pause(db: BaseDb) -> None:
 
 
 def test_home_users_are_marked_once_each(db: BaseDb) -> None:
-    store = NotifyStore(db.engine)
+    store = NotifyStore(db)
     assert store.home_users() == []
     store.mark_home("U0ALICE", NOW)
     store.mark_home("U0ALICE", NOW + timedelta(minutes=1))
@@ -92,7 +92,7 @@ def test_recent_decisions_are_the_persons_newest_first_with_their_workflow(db: B
                     "decided_at": NOW + timedelta(minutes=i),
                 },
             )
-    store = NotifyStore(db.engine)
+    store = NotifyStore(db)
     found = store.recent_decisions("U0ALICE", limit=10)
     assert [(name, d.step_name, d.outcome) for name, d in found] == [
         ("report", "step1", Outcome.rejected),
