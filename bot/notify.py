@@ -501,9 +501,9 @@ class Notifier:
         """The App Home view of ``user_id``: what waits for them, their runs, decisions."""
         waiting: list[tuple[SlackRoute, WorkflowRunOutput]] = []
         for route in self.signoff.routes.values():
-            for paused in route.workflow.list_paused_runs(limit=200):
-                run = route.workflow.get_run(paused.run_id)
-                if run is None or not run.is_paused or not run.step_requirements:
+            for paused in route.workflow.list_paused_runs(limit=HOME_PAUSED_READ):
+                run = paused.run  # read by the query: no second read per run
+                if not run.step_requirements:
                     continue
                 if not self.signoff.may_decide(user_id, route, run, paused.step_name)[0]:
                     continue
@@ -533,8 +533,8 @@ class Notifier:
                 step_names=[],
                 run=run,
             )
-            for run in self.signoff.db.list_runs(limit=200)
-            if run.user_id == user_id and run.workflow_name in self.signoff.routes
+            for run in self.signoff.db.list_runs(user_id=user_id, limit=HOME_STARTED_READ)
+            if run.workflow_name in self.signoff.routes
         ]
         decided = [
             blocks.HomeDecision(
@@ -561,6 +561,12 @@ class Notifier:
             ),
             None,
         )
+
+
+# How many of the oldest-deadline paused runs (per workflow) the App Home considers, and
+# how many of a person's newest runs: bounded reads, whatever the database holds.
+HOME_PAUSED_READ = 200
+HOME_STARTED_READ = 50
 
 
 def _requirement_of(

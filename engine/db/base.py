@@ -566,13 +566,16 @@ class BaseDb:
         *,
         workflow_name: str | None = None,
         statuses: list[RunStatus] | None = None,
+        user_id: str | None = None,
         limit: int = 50,
     ) -> list[WorkflowRunOutput]:
-        """Most recent runs first."""
+        """Most recent runs first; of one workflow, statuses or starter (``user_id``)."""
         self.ensure_schema()
         query = select(runs.c.data, runs.c.version).order_by(runs.c.id.desc()).limit(limit)
         if workflow_name is not None:
             query = query.where(runs.c.workflow_name == workflow_name)
+        if user_id is not None:
+            query = query.where(runs.c.user_id == user_id)
         if statuses:
             query = query.where(runs.c.status.in_([s.value for s in statuses]))
         with self._connect() as conn:
@@ -631,6 +634,7 @@ class BaseDb:
                     expires_at=req.expires_at,
                     user_id=run.user_id,
                     version=row.version,
+                    run=run,
                 )
             )
         return result

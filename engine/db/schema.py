@@ -19,7 +19,7 @@ from sqlalchemy import (
 from sqlalchemy.engine import Dialect
 
 # Bump together with a new migration; a fresh database is stamped with it.
-SCHEMA_REVISION = "0003_approval_votes"
+SCHEMA_REVISION = "0004_runs_by_user"
 
 metadata = MetaData()
 
@@ -85,6 +85,7 @@ runs = Table(
     Column("lease_expires_at", UtcDateTime()),
     Index("ix_wf_runs_status_expires_at", "status", "expires_at"),
     Index("ix_wf_runs_status_lease_expires_at", "status", "lease_expires_at"),
+    Index("ix_wf_runs_user_id_id", "user_id", "id"),
 )
 
 # The audit trail: every resolved pause, who, when, what, values, comment; a pause that

@@ -221,6 +221,7 @@ class PausedRun:
     expires_at: datetime | None
     user_id: str | None
     version: int
+    run: WorkflowRunOutput  # the whole run as stored, read by the same query
 
 
 __all__ = [

@@ -279,6 +279,14 @@ def test_list_paused_runs_orders_by_deadline_and_filters(
     assert first.expires_at == clock.now() + timedelta(seconds=10)
     assert first.version >= 1
     assert listed[-1].expires_at is None
+    # The whole run, as stored, comes with the row (no second read to show it).
+    assert first.run.run_id == first.run_id and first.run.version == first.version
+    assert first.run.step_requirements[0].requirement_id == first.requirement.requirement_id
+
+    # Runs by who started them, newest first.
+    by_user = sqlite_db.list_runs(user_id="user-t20")
+    assert [r.run_id for r in by_user] == [runs["t20"].run_id]
+    assert sqlite_db.list_runs(user_id="nobody") == []
 
     # Across the database: every workflow, ordered by deadline.
     everything = sqlite_db.list_paused_runs()
