@@ -104,7 +104,7 @@ def record_decision(
     signoff: Signoff, ack: Ack, body: dict[str, Any], *, action: DecisionAction, **decide: Any
 ) -> None:
     """A button that decides: recorded, then acked; the inbox worker calls
-    ``Signoff.decide(token, user_id=..., action=action, **decide)`` and tells the person
+    ``Decider.decide(token, user_id=..., action=action, **decide)`` and tells the person
     if it did not go through. For any new deciding button."""
     user_id, channel, token = _who(body)
     if not isinstance(user_id, str):
