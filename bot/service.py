@@ -87,11 +87,6 @@ class Signoff:
         self.inbox_writer.stop()
         self.executor.shutdown(wait=True, cancel_futures=False)
 
-    def workflow(self, name: str) -> Workflow | None:
-        """The configured workflow with this name, or None."""
-        route = self.routes.get(name)
-        return route.workflow if route else None
-
     # -- starting runs -------------------------------------------------------------------------
     def start_run(
         self,
