@@ -112,6 +112,10 @@ def main(argv: list[str] | None = None) -> int:
     from slack_sdk import WebClient
 
     from benchmarks.bot_interactions import build_workflow
+    from bot.outbox_queue import OutboxQueue
+    from bot.permissions import Groups, Permissions
+    from bot.publisher import Publisher
+    from bot.queries import Queries
     from bot.routing import ChannelDirectory, SlackRoute
     from bot.service import Signoff
     from engine import ManualClock
@@ -130,6 +134,13 @@ def main(argv: list[str] | None = None) -> int:
             client=WebClient(token="xoxb-unused", base_url="http://127.0.0.1:9/"),
             channels=ChannelDirectory([], "C0SIGNOFF"),
             clock=clock,
+        )
+        # The parts this measures, wired as bot/server.py's Runtime does.
+        publisher = Publisher(signoff, OutboxQueue(signoff.store, wakeup=signoff.outbox_wakeup))
+        groups = Groups(signoff.client, signoff.clock, signoff.metrics)
+        queries = Queries(signoff, Permissions(groups), groups)
+        signoff.metrics.watch_state(
+            queries.pending_count, signoff.store.outbox_counts, signoff.store.inbox_counts
         )
         signoff.db.ensure_schema()
         signoff.store.ensure_schema()
@@ -150,8 +161,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  written in {time.perf_counter() - t0:.1f} s")
 
         scrape = _time(signoff.metrics.render)
-        sync = _time(signoff.sync_paused_runs)
-        assert signoff.sync_paused_runs() == 0  # all known: nothing posted
+        sync = _time(publisher.sync_paused_runs)
+        assert publisher.sync_paused_runs() == 0  # all known: nothing posted
         keep = _time(signoff.forget_old_outbox, repeat=5)
         clock.advance(signoff.outbox_retention + timedelta(seconds=1))
         t0 = time.perf_counter()

@@ -1,4 +1,4 @@
-"""The Bolt app: listeners and middleware over one ``Signoff`` core."""
+"""The Bolt app: listeners and middleware over the bot's parts (``bot/parts.py``)."""
 
 from __future__ import annotations
 
@@ -22,8 +22,7 @@ from bot.middleware import InOrder
 from bot.middleware.ack_latency import AckLatency
 from bot.middleware.dedupe import dedupe_middleware
 from bot.middleware.shapes import RequestShapes
-from bot.notify import Notifier
-from bot.service import Signoff
+from bot.parts import Parts
 
 log = logging.getLogger("signoff.app")
 
@@ -125,15 +124,15 @@ def bolt_authorize(cache: CachedAuthorization) -> Callable[..., AuthorizeResult]
 
 
 def build_app(
-    signoff: Signoff,
+    parts: Parts,
     *,
     signing_secret: str,
     client: WebClient,
     authorization: CachedAuthorization | None = None,
-    notifier: Notifier | None = None,
 ) -> App:
-    """The Bolt app for ``signoff``: its middleware (ack timing, request shapes, dedupe) and every
-    listener, with Bolt's own signature check off because the HTTP edge verifies first."""
+    """The Bolt app over the bot's ``parts``: its middleware (ack timing, request shapes,
+    dedupe) and every listener, with Bolt's own signature check off because the HTTP edge
+    verifies first."""
     app = App(
         client=client,
         signing_secret=signing_secret,
@@ -142,7 +141,7 @@ def build_app(
         # Bolt's own check would parse the unverified body first, and skips Socket Mode anyway.
         request_verification_enabled=False,
         # Before authorization, the first of Bolt's middleware to read the payload.
-        before_authorize=InOrder(AckLatency(signoff.metrics.ack_seconds), RequestShapes()),
+        before_authorize=InOrder(AckLatency(parts.signoff.metrics.ack_seconds), RequestShapes()),
         # Every listener's work is done by its ack (a durable insert, or reads): run in the
         # request's own thread, with no second thread polling for the ack. What follows an
         # ack (opening a form) is a lazy listener, on the executor below.
@@ -150,12 +149,12 @@ def build_app(
         listener_executor=ThreadPoolExecutor(max_workers=8, thread_name_prefix="bolt"),
         logger=_BOLT_LOG,
     )
-    app.use(dedupe_middleware(signoff))
-    listeners.register(app, signoff)
-    if notifier is not None:
+    app.use(dedupe_middleware(parts.signoff))
+    listeners.register(app, parts)
+    if parts.notifier is not None:
         from bot.listeners import home
 
-        home.register(app, notifier)
+        home.register(app, parts.notifier)
 
     @app.error
     def on_error(error: Exception) -> None:

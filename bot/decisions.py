@@ -1,4 +1,4 @@
-"""What a person can do to a pause: the actions ``Signoff.decide`` takes.
+"""What a person can do to a pause: the actions ``Decider.decide`` takes.
 
 Listeners parse a Slack payload into one of these and JSON-able keyword arguments, so a
 decision can be stored (the durable inbox) and applied later by ``decide(**payload)``.
@@ -6,6 +6,7 @@ decision can be stored (the durable inbox) and applied later by ``decide(**paylo
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from enum import StrEnum
 
 
@@ -31,4 +32,15 @@ class DecisionAction(StrEnum):
             return None
 
 
-__all__ = ["DecisionAction"]
+@dataclass(frozen=True)
+class DecisionResult:
+    """What happened to a decision; ``message`` is what to tell the person (ephemerally)."""
+
+    ok: bool
+    message: str
+    errors: dict[str, str] | None = None  # for modals: field errors keyed by block id
+    # An ok result the person is told too: a vote that left the pause open ("1 more needed").
+    tell: bool = False
+
+
+__all__ = ["DecisionAction", "DecisionResult"]

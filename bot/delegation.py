@@ -19,13 +19,18 @@ from typing import TYPE_CHECKING
 from sqlalchemy import select
 
 from bot import blocks
+from bot.decisions import DecisionResult
+from bot.kinds import OutboxKind
 from bot.notify import Kind, NotifyStore, home_group, policy_update_items
 from bot.store import slack_delegations
 from engine import StepRequirement, WorkflowRunOutput
 
 if TYPE_CHECKING:
+    from bot.decider import Decider
+    from bot.permissions import Permissions
     from bot.routing import SlackRoute
-    from bot.service import DecisionResult, Signoff
+    from bot.service import Signoff
+    from bot.teller import Teller
 
 log = logging.getLogger("signoff.delegation")
 
@@ -43,21 +48,12 @@ class Delegation:
     delegated_at: datetime
 
 
-def install(signoff: Signoff) -> None:
-    """Let delegates decide and keep delegators from deciding (wired once by the runtime)."""
-    delegations = Delegations(signoff)
-    signoff.extra_deciders.append(delegations.deciders)
-    signoff.decider_refusals.append(delegations.refusal)
-    signoff.pause_notes.append(delegations.notes)
-
-
 class Delegations:
-    """Reads and records delegations (all state in the database: any replica agrees)."""
+    """The delegations of pauses as a policy: delegates may decide, delegators may not any
+    more, pause messages show them (all state in the database: any replica agrees)."""
 
     def __init__(self, signoff: Signoff) -> None:
-        self.signoff = signoff
         self.engine = signoff.store.engine
-        self.db = signoff.db
 
     # -- who may decide ---------------------------------------------------------------------
     def deciders(self, route: SlackRoute, run: WorkflowRunOutput, step_name: str) -> frozenset[str]:
@@ -89,14 +85,38 @@ class Delegations:
             for d in self.of_pause(req.requirement_id)
         ]
 
-    # -- delegating ---------------------------------------------------------------------------
+    # -- records ---------------------------------------------------------------------------------
+    def of_pause(self, requirement_id: str) -> list[Delegation]:
+        """The delegations of one pause."""
+        query = select(slack_delegations).where(
+            slack_delegations.c.requirement_id == requirement_id
+        )
+        with self.engine.connect() as conn:
+            return [_delegation(r._mapping) for r in conn.execute(query)]
+
+
+class Delegator:
+    """Records delegations from the "Delegate…" modal."""
+
+    def __init__(
+        self,
+        signoff: Signoff,
+        *,
+        decider: Decider,
+        permissions: Permissions,
+        teller: Teller,
+    ) -> None:
+        self.signoff = signoff
+        self.db = signoff.db
+        self.decider = decider
+        self.permissions = permissions
+        self.teller = teller
+
     def delegate(
         self, token: object, *, user_id: str, delegate_id: str | None, reason: str | None
     ) -> DecisionResult:
         """Record ``user_id``'s delegation of the pause ``token`` to ``delegate_id``."""
-        from bot.service import DecisionResult
-
-        loaded = self.signoff.load_pause(token, user_id)
+        loaded = self.decider.load_pause(token, user_id)
         if isinstance(loaded, DecisionResult):
             return loaded
         pause, route, run, req = loaded
@@ -109,7 +129,7 @@ class Delegations:
         item = (
             f"note:{run.run_id}:delegated:{req.requirement_id}:{user_id}",
             run.run_id,
-            "note",
+            OutboxKind.note,
             {"text": note},
         )
         store = self.signoff.store
@@ -128,9 +148,7 @@ class Delegations:
             ).first()
             if row is None:
                 return DecisionResult(False, f"You delegated *{name}* already.")
-            updates = policy_update_items(
-                route, run, req, f"delegated:{user_id}"
-            )
+            updates = policy_update_items(route, run, req, f"delegated:{user_id}")
             if delegate_id in NotifyStore(self.db).home_users():
                 key = f"{Kind.home}:{delegate_id}:{req.requirement_id}:delegated:{user_id}"
                 data = {"user_id": delegate_id}
@@ -141,7 +159,7 @@ class Delegations:
         ref = store.get_run_ref(run.run_id)
         channel = pause.channel_id or pause.channel
         thread = ref.root_ts if ref is not None and pause.channel == ref.channel else None
-        self.signoff.tell(
+        self.teller.tell(
             channel=channel,
             user_id=delegate_id,
             thread_ts=thread,
@@ -177,18 +195,9 @@ class Delegations:
             return "The person who started this run may not decide it."
         if delegate_id in req.excluded_deciders:
             return f"{blocks.mention(delegate_id)} may not decide it."
-        if self.signoff.may_decide(delegate_id, route, run, req.step_name)[0]:
+        if self.permissions.may_decide(delegate_id, route, run, req.step_name)[0]:
             return f"{blocks.mention(delegate_id)} may decide *{name}* already."
         return None
-
-    # -- records ---------------------------------------------------------------------------------
-    def of_pause(self, requirement_id: str) -> list[Delegation]:
-        """The delegations of one pause."""
-        query = select(slack_delegations).where(
-            slack_delegations.c.requirement_id == requirement_id
-        )
-        with self.engine.connect() as conn:
-            return [_delegation(r._mapping) for r in conn.execute(query)]
 
 
 def _waiting_id(run: WorkflowRunOutput, step_name: str) -> str | None:

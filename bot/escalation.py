@@ -21,13 +21,15 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import select
 
 from bot import blocks
+from bot.kinds import OutboxKind
 from bot.notify import Kind, NotifyStore, dm_group, home_group, policy_update_items
 from bot.store import slack_escalations
 from engine import StepRequirement, WorkflowRunOutput
 
 if TYPE_CHECKING:
+    from bot.permissions import Groups
     from bot.routing import SlackRoute
-    from bot.scheduler import DeadlineScheduler
+    from bot.scheduler import PauseJobs
     from bot.service import Signoff
 
 log = logging.getLogger("signoff.escalation")
@@ -48,16 +50,12 @@ class Escalation:
 class Escalator:
     """The escalation jobs of one replica and what firing one does."""
 
-    def __init__(self, signoff: Signoff, scheduler: DeadlineScheduler) -> None:
+    def __init__(self, signoff: Signoff, groups: Groups) -> None:
         self.signoff = signoff
-        self.scheduler = scheduler
+        self.groups = groups
         self.engine = signoff.store.engine
         self.db = signoff.db
         self._notify_store = NotifyStore(signoff.db)
-        signoff.on_pause_recorded.append(self.schedule)
-        signoff.extra_deciders.append(self.deciders)
-        signoff.pause_notes.append(self.notes)
-        scheduler.on_reconcile.append(self.reconcile)
 
     # -- jobs ----------------------------------------------------------------------------------
     def due_at(self, route: SlackRoute, req: StepRequirement) -> datetime | None:
@@ -67,7 +65,7 @@ class Escalator:
             return None
         return req.paused_at + after
 
-    def schedule(self, workflow_name: str, req: StepRequirement) -> None:
+    def schedule(self, workflow_name: str, req: StepRequirement, jobs: PauseJobs) -> None:
         """Give a pause just recorded its escalation job, if its route escalates it."""
         route = self.signoff.routes.get(workflow_name)
         due = self.due_at(route, req) if route else None
@@ -76,7 +74,7 @@ class Escalator:
         pause = self.signoff.store.get_pause(req.requirement_id)
         if pause is None:
             return
-        self.scheduler.add_pause_job(
+        jobs.add_pause_job(
             f"{ESCALATE_PREFIX}{req.requirement_id}",
             due,
             self.escalate,
@@ -85,7 +83,7 @@ class Escalator:
             req.requirement_id,
         )
 
-    def reconcile(self, now: datetime) -> set[str]:
+    def reconcile(self, now: datetime, jobs: PauseJobs) -> set[str]:
         """Jobs for every open pause that escalates and has not yet; past-due ones now.
         Returns the ids of the jobs still wanted."""
         wanted: set[str] = set()
@@ -100,22 +98,19 @@ class Escalator:
                 if due is None or req.requirement_id in done:
                     continue
                 if due <= now:
-                    self.escalate(name, item.run_id, req.requirement_id, job_id=None)
+                    self.escalate(name, item.run_id, req.requirement_id)
                     continue
                 job_id = f"{ESCALATE_PREFIX}{req.requirement_id}"
                 wanted.add(job_id)
-                self.scheduler.add_pause_job(
+                jobs.add_pause_job(
                     job_id, due, self.escalate, name, item.run_id, req.requirement_id
                 )
         return wanted
 
     # -- firing ----------------------------------------------------------------------------------
-    def escalate(
-        self, workflow_name: str, run_id: str, requirement_id: str, *, job_id: str | None
-    ) -> bool:
+    def escalate(self, workflow_name: str, run_id: str, requirement_id: str) -> bool:
         """Escalate the pause if it still waits and nobody escalated it yet (any replica);
         returns whether this call did."""
-        self.scheduler.mark_fired(job_id)
         route = self.signoff.routes.get(workflow_name)
         run = route.workflow.get_run(run_id) if route else None
         if route is None or run is None or not run.is_paused:
@@ -170,7 +165,7 @@ class Escalator:
     ) -> tuple[str, str, str, dict[str, Any]]:
         text = blocks.escalation_note(req.step_name, to, after)
         key = f"note:{run.run_id}:escalated:{req.requirement_id}"
-        return (key, run.run_id, "note", {"text": text})
+        return (key, run.run_id, OutboxKind.note, {"text": text})
 
     def _copy_items(
         self, run: WorkflowRunOutput, requirement_id: str, to: tuple[str, ...]
@@ -229,7 +224,7 @@ class Escalator:
     def _expand(self, who: tuple[str, ...]) -> list[str]:
         people: dict[str, None] = {}
         for entry in who:
-            members = sorted(self.signoff.group_members(entry)) if entry[0] == "S" else [entry]
+            members = sorted(self.groups.known_members(entry)) if entry[0] == "S" else [entry]
             for member in members:
                 people.setdefault(member, None)
         return list(people)

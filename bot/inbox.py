@@ -23,7 +23,7 @@ import queue
 import random
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
@@ -35,10 +35,12 @@ from slack_bolt import Ack, BoltResponse
 from slack_sdk.errors import SlackApiError
 from sqlalchemy.exc import DBAPIError
 
+from bot.kinds import InboxState
 from bot.store import InboxEntry, InboxItem
 
 if TYPE_CHECKING:
-    from bot.service import DecisionResult, Signoff
+    from bot.decisions import DecisionResult
+    from bot.service import Signoff
 
 log = logging.getLogger("signoff.inbox")
 
@@ -237,7 +239,8 @@ def _refuse(ack: Ack, surface: str, error_block: str | None) -> None:
 
 
 # -- applying what was recorded ------------------------------------------------------------------
-Handler = Callable[["Signoff", InboxItem], "DecisionResult | None"]
+# Applies one recorded interaction of its kind.
+Handler = Callable[[InboxItem], "DecisionResult | None"]
 
 
 def _transient(exc: BaseException) -> bool:
@@ -255,8 +258,19 @@ class InboxWorker:
     them over when a lease expires), runs each kind's handler, retries transient failures
     with back-off and jitter, and gives up after a bound, telling the person."""
 
-    def __init__(self, signoff: Signoff, *, poll_interval: float = 0.5) -> None:
+    def __init__(
+        self,
+        signoff: Signoff,
+        *,
+        handlers: Mapping[str, Handler],
+        reply: Callable[[InboxItem, str], None],
+        poll_interval: float = 0.5,
+    ) -> None:
         self.signoff = signoff
+        # What to do with each recorded kind (a handler returns None when it finishes the
+        # row itself), and how to tell the person how it went.
+        self.handlers = dict(handlers)
+        self.reply = reply
         self.poll_interval = poll_interval
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -301,12 +315,12 @@ class InboxWorker:
     def apply(self, item: InboxItem) -> None:
         """Apply one taken row with its kind's handler; record done, retry or given up."""
         signoff = self.signoff
-        handler = signoff.inbox_handlers.get(item.kind)
+        handler = self.handlers.get(item.kind)
         if handler is None:
             self._give_up(item, f"no handler for {item.kind!r}")
             return
         try:
-            result = handler(signoff, item)
+            result = handler(item)
         except Exception as exc:
             if _transient(exc) and item.attempts < MAX_ATTEMPTS:
                 delay = min(MAX_BACKOFF, BASE_BACKOFF * 2 ** (item.attempts - 1))
@@ -323,20 +337,22 @@ class InboxWorker:
         if result is None:
             return  # the handler finishes the row itself (in a claim, or later)
         self._safely(
-            lambda: signoff.store.finish_inbox(item.key, state="done", now=signoff.clock.now())
+            lambda: signoff.store.finish_inbox(
+                item.key, state=InboxState.done, now=signoff.clock.now()
+            )
         )
         if not result.ok or result.tell:
-            signoff.reply_to(item, result.message)
+            self.reply(item, result.message)
 
     def _give_up(self, item: InboxItem, error: str) -> None:
         signoff = self.signoff
         signoff.metrics.inbox_given_up.labels(kind=item.kind).inc()
         self._safely(
             lambda: signoff.store.finish_inbox(
-                item.key, state="failed", now=signoff.clock.now(), error=error[:2000]
+                item.key, state=InboxState.failed, now=signoff.clock.now(), error=error[:2000]
             )
         )
-        signoff.reply_to(
+        self.reply(
             item,
             ":x: Signoff could not carry this out after several tries; nothing was decided. "
             "Please try again.",

@@ -4,10 +4,14 @@ latency, Slack API errors, and the outbox backlog. One registry per running bot.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
+
+if TYPE_CHECKING:
+    from slack_sdk.errors import SlackApiError
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
@@ -100,6 +104,11 @@ class Metrics:
     ) -> None:
         """Report pending approvals and the outbox (and inbox) backlog, read at scrapes."""
         self.registry.register(_StateCollector(pending, outbox, inbox))
+
+    def record_slack_error(self, method: str, exc: SlackApiError) -> None:
+        """Count a Slack API error in ``signoff_slack_api_errors``."""
+        error = exc.response.get("error") if exc.response is not None else None
+        self.slack_errors.labels(method=method, error=str(error or "unknown")).inc()
 
     def render(self) -> bytes:
         """Every metric in Prometheus' text format, for ``/metrics``."""

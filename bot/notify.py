@@ -29,6 +29,8 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from bot import blocks
+from bot.kinds import NotifyKind as Kind
+from bot.kinds import OutboxKind
 from bot.outbox import OutboxWorker, post_once
 from bot.routing import SlackRoute
 from bot.store import OutboxItem, slack_dm_copies, slack_home_users, slack_runs
@@ -48,21 +50,12 @@ from engine.db.base import BaseDb
 from engine.db.schema import decisions as wf_decisions
 
 if TYPE_CHECKING:
+    from bot.outbox_queue import OutboxQueue
+    from bot.permissions import Groups, Permissions
+    from bot.queries import Queries
     from bot.service import Signoff
 
 log = logging.getLogger("signoff.notify")
-
-
-
-class Kind(StrEnum):
-    """Outbox kinds delivered by ``Notifier``."""
-
-    fanout = "notify_fanout"  # one pause event → one item per person it reaches
-    dm = "dm_copy"  # a direct copy of a pause message to one approver
-    dm_resolve = "dm_resolve"  # every copy of a pause updated with its outcome
-    dm_remind = "dm_remind"  # a reminder to one approver
-    dm_progress = "dm_progress"  # every copy of a pause re-rendered after a vote (buttons kept)
-    home = "home"  # publish one person's App Home
 
 
 class Moment(StrEnum):
@@ -206,11 +199,23 @@ class NotifyStore:
 
 
 class Notifier:
-    """DM copies, reminders and the App Home; wired into ``Signoff`` and the outbox worker
-    by the runtime (``bot/server.py``)."""
+    """DM copies, reminders and the App Home; an observer of the publisher, the deadlines
+    and the teller, and a delivery of the outbox worker (wired in ``bot/server.py``)."""
 
-    def __init__(self, signoff: Signoff) -> None:
+    def __init__(
+        self,
+        signoff: Signoff,
+        queue: OutboxQueue,
+        *,
+        permissions: Permissions,
+        groups: Groups,
+        queries: Queries,
+    ) -> None:
         self.signoff = signoff
+        self.queue = queue
+        self.permissions = permissions
+        self.groups = groups
+        self.queries = queries
         self.store = NotifyStore(signoff.db)
 
     # -- wiring -----------------------------------------------------------------------------
@@ -240,7 +245,7 @@ class Notifier:
         if isinstance(event, StepContinuedEvent) and event.requirement is not None:
             req = event.requirement
             if route.sends_dms(req.step_name):
-                self.signoff.enqueue(
+                self.queue.enqueue(
                     f"{Kind.dm_resolve}:{req.requirement_id}",
                     dm_group(run.run_id),
                     Kind.dm_resolve,
@@ -254,7 +259,7 @@ class Notifier:
                 self.request_home(user, reason=f"{run.run_id}:vote:{run.version}", now=now)
             if route.sends_dms(event.requirement.step_name):
                 requirement_id = event.requirement.requirement_id
-                self.signoff.enqueue(
+                self.queue.enqueue(
                     f"{Kind.dm_progress}:{requirement_id}:{run.version}",
                     dm_group(run.run_id),
                     Kind.dm_progress,
@@ -294,7 +299,7 @@ class Notifier:
         data: dict[str, Any] = {"user_id": user_id}
         if notice:
             data["notice"] = notice
-        self.signoff.enqueue(
+        self.queue.enqueue(
             _home_key(user_id, reason),
             home_group(user_id),
             Kind.home,
@@ -309,7 +314,7 @@ class Notifier:
         self.signoff.outbox_wakeup.set()
 
     def _fanout(self, run_id: str, requirement_id: str, moment: Moment, now: datetime) -> None:
-        self.signoff.enqueue(
+        self.queue.enqueue(
             f"{Kind.fanout}:{requirement_id}:{moment}",
             fanout_group(run_id),
             Kind.fanout,
@@ -323,7 +328,7 @@ class Notifier:
         seen: dict[str, None] = {}
         for entry in who:
             if entry.startswith("S"):
-                for member in sorted(self.signoff.group_members(entry)):
+                for member in sorted(self.groups.known_members(entry)):
                     seen.setdefault(member, None)
             else:
                 seen.setdefault(entry, None)
@@ -336,7 +341,7 @@ class Notifier:
         return [
             user
             for user in self._expand(route.approvers_for(step_name))
-            if self.signoff.may_decide(user, route, run, step_name)[0]
+            if self.permissions.may_decide(user, route, run, step_name)[0]
         ]
 
     def home_audience(
@@ -410,7 +415,7 @@ class Notifier:
             return  # decided (or timed out) before its copy went out: nothing to ask
         in_channel = pause.channel if route.posts_in_channel(pause.step_name) else None
         text, message_blocks = blocks.dm_pause_message(
-            self.signoff.pause_context(route, run, waiting), channel=in_channel
+            self.queries.pause_context(route, run, waiting), channel=in_channel
         )
         channel = self.signoff.client.conversations_open(users=user)["channel"]["id"]
         ts, channel = post_once(
@@ -442,7 +447,7 @@ class Notifier:
         if decision is None or req is None:
             return
         text, message_blocks = blocks.resolved_message(
-            self.signoff.pause_context(route, run, req), decision
+            self.queries.pause_context(route, run, req), decision
         )
         for _user, channel, ts in self.store.copies(requirement_id):
             self.signoff.client.chat_update(
@@ -459,7 +464,7 @@ class Notifier:
             return  # resolved meanwhile: dm_resolve shows the outcome
         in_channel = pause.channel if route.posts_in_channel(pause.step_name) else None
         text, message_blocks = blocks.dm_pause_message(
-            self.signoff.pause_context(route, run, waiting), channel=in_channel
+            self.queries.pause_context(route, run, waiting), channel=in_channel
         )
         for user, channel, ts in self.store.copies(waiting.requirement_id):
             shown = message_blocks
@@ -505,7 +510,7 @@ class Notifier:
                 run = paused.run  # read by the query: no second read per run
                 if not run.step_requirements:
                     continue
-                if not self.signoff.may_decide(user_id, route, run, paused.step_name)[0]:
+                if not self.permissions.may_decide(user_id, route, run, paused.step_name)[0]:
                     continue
                 first = run.step_requirements[0]
                 if user_id in (*first.approved_by, *first.rejected_by):
@@ -520,7 +525,7 @@ class Notifier:
         )
         # Rendered only for what the tab shows (each may ask Slack for its root's link).
         pending = [
-            self.signoff.pause_context(route, run, run.step_requirements[0])
+            self.queries.pause_context(route, run, run.step_requirements[0])
             for route, run in waiting[: blocks.HOME_PENDING_MAX]
         ]
         started = [
@@ -540,7 +545,7 @@ class Notifier:
             blocks.HomeDecision(
                 workflow_name=name,
                 decision=decision,
-                root_link=self.signoff.root_permalink(decision.run_id),
+                root_link=self.queries.root_permalink(decision.run_id),
             )
             for name, decision in self.store.recent_decisions(user_id, blocks.HOME_LIST_MAX)
         ]
@@ -589,7 +594,7 @@ def policy_update_items(
     items: list[tuple[str, str, str, dict[str, Any]]] = []
     if route.posts_in_channel(req.step_name):
         key = f"pause_update:{lead or req.requirement_id}:{why}"
-        items.append((key, run.run_id, "pause_update", {"requirement_id": lead}))
+        items.append((key, run.run_id, OutboxKind.pause_update, {"requirement_id": lead}))
     if route.sends_dms(req.step_name):
         key = f"{Kind.dm_progress}:{req.requirement_id}:{why}"
         data = {"requirement_id": req.requirement_id}

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 from http import HTTPStatus
@@ -19,10 +19,12 @@ from typing import TYPE_CHECKING, Any
 from slack_sdk.errors import SlackApiError
 
 from bot import blocks
+from bot.kinds import NotifyKind, OutboxKind, OutboxState
 from bot.store import OutboxItem
 from engine import Decision, RunStatus, StepRequirement
 
 if TYPE_CHECKING:
+    from bot.queries import Queries
     from bot.service import Signoff
 
 log = logging.getLogger("signoff.outbox")
@@ -48,7 +50,7 @@ PERMANENT_ATTEMPTS = 5
 DELIVERY_THREADS = 4
 # Kinds whose newest item in a run's batch supersedes the older ones (each renders the whole
 # surface as it is now).
-COALESCED_KINDS = ("root_update", "home")
+COALESCED_KINDS = (OutboxKind.root_update, NotifyKind.home)
 OUTBOX_EVENT = "signoff_outbox"  # message metadata event_type: the post's outbox key inside
 LOOKUP_WINDOW = 200  # recent messages searched for an earlier attempt's post
 LOOKUP_UNAVAILABLE = frozenset({"missing_scope", "not_allowed_token_type", "no_permission"})
@@ -59,7 +61,7 @@ Outcome = tuple[int, str, str | None, datetime]
 
 
 # A decision's own message update (the clicked pause's buttons go, a vote's progress shows).
-URGENT_KINDS = ("resolve", "pause_update")
+URGENT_KINDS = (OutboxKind.resolve, OutboxKind.pause_update)
 URGENT_THREADS = 4
 
 
@@ -70,17 +72,34 @@ class NotReady(Exception):
 class OutboxWorker:
     """Delivers the outbox in the background: wakes on new items or each ``poll_interval``."""
 
-    def __init__(self, signoff: Signoff, *, poll_interval: float = 0.5) -> None:
+    def __init__(
+        self,
+        signoff: Signoff,
+        queries: Queries,
+        *,
+        handlers: Mapping[str, Callable[[OutboxItem], None]] | None = None,
+        poll_interval: float = 0.5,
+    ) -> None:
         self.signoff = signoff
         self.store = signoff.store
+        self.queries = queries
         self.poll_interval = poll_interval
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._urgent_thread: threading.Thread | None = None
         self.delivered = 0
         self.errors = 0
-        # Delivery of kinds defined elsewhere (bot/notify.py), by kind; wired by the runtime.
-        self.handlers: dict[str, Callable[[OutboxItem], None]] = {}
+        # Delivery by kind: the run's channel messages here, and kinds defined elsewhere
+        # (bot/notify.py) given by the runtime.
+        self.handlers: dict[str, Callable[[OutboxItem], None]] = {
+            OutboxKind.root: self._deliver_root,
+            OutboxKind.root_update: self._deliver_root_update,
+            OutboxKind.pause: self._deliver_pause,
+            OutboxKind.pause_update: self._deliver_pause_update,
+            OutboxKind.resolve: self._deliver_resolve,
+            OutboxKind.note: self._deliver_note,
+            **(handlers or {}),
+        }
         # Runs are delivered in parallel; Slack's per-channel limits are met by its 429s.
         self._pool = ThreadPoolExecutor(
             max_workers=DELIVERY_THREADS, thread_name_prefix="signoff-outbox"
@@ -148,7 +167,7 @@ class OutboxWorker:
         ):
             outcomes.extend(result)
         self.store.finish_many(outcomes)
-        delivered = sum(1 for _, state, _, _ in outcomes if state == "sent")
+        delivered = sum(1 for _, state, _, _ in outcomes if state == OutboxState.sent)
         self.delivered += delivered
         return delivered
 
@@ -157,18 +176,20 @@ class OutboxWorker:
         # Only the newest update of a run's root message matters: it renders the run as it
         # is now, so older ones in the same batch are dropped without a Slack call. The same
         # holds for a person's App Home (its items are grouped under "home:<user>").
-        newest = {
+        newest: dict[str, int | None] = {
             kind: max((i.id for i in items if i.kind == kind), default=None)
             for kind in COALESCED_KINDS
         }
         for position, item in enumerate(items):
             if item.kind in newest and item.id != newest[item.kind]:
-                outcomes.append((item.id, "sent", "superseded", now))
+                outcomes.append((item.id, OutboxState.sent, "superseded", now))
                 continue
             try:
                 self._deliver(item)
             except NotReady:
-                outcomes.append((item.id, "pending", None, now + timedelta(milliseconds=200)))
+                outcomes.append(
+                    (item.id, OutboxState.pending, None, now + timedelta(milliseconds=200))
+                )
             except SlackApiError as exc:
                 outcomes.append(self._failed(item, exc, now))
             except Exception as exc:  # network errors and the like: Slack unreachable
@@ -176,12 +197,12 @@ class OutboxWorker:
                     self._retry(item, f"{type(exc).__name__}: {exc}", now, self._backoff(item))
                 )
             else:
-                outcomes.append((item.id, "sent", None, now))
+                outcomes.append((item.id, OutboxState.sent, None, now))
                 continue
             # Keep the run's messages in order: what follows waits for this one.
             retry_at = outcomes[-1][3]
             outcomes.extend(
-                (later.id, "pending", None, retry_at) for later in items[position + 1 :]
+                (later.id, OutboxState.pending, None, retry_at) for later in items[position + 1 :]
             )
             break
         return outcomes
@@ -193,23 +214,23 @@ class OutboxWorker:
         self.errors += 1
         response = exc.response
         method = str(getattr(response, "api_url", "") or "").rsplit("/", 1)[-1] or item.kind
-        self.signoff.record_slack_error(method, exc)
+        self.signoff.metrics.record_slack_error(method, exc)
         error = str(response.get("error") if response is not None else exc)
         if response is not None and response.status_code == HTTPStatus.TOO_MANY_REQUESTS:
             retry_after = int(response.headers.get("Retry-After", "1") or 1)
             return self._retry(item, "ratelimited", now, timedelta(seconds=retry_after))
         if error in PERMANENT_ERRORS and item.attempts >= PERMANENT_ATTEMPTS:
             log.error("giving up on %s for run %s: %s", item.kind, item.run_id, error)
-            return (item.id, "failed", error, now)
+            return (item.id, OutboxState.failed, error, now)
         return self._retry(item, error, now, self._backoff(item))
 
     def _retry(self, item: OutboxItem, error: str, now: datetime, after: timedelta) -> Outcome:
         log.warning("will retry %s for run %s in %s: %s", item.kind, item.run_id, after, error)
-        return (item.id, "pending", error, now + after)
+        return (item.id, OutboxState.pending, error, now + after)
 
     # -- delivery of each kind ----------------------------------------------------------------
     def _deliver(self, item: OutboxItem) -> None:
-        handler = self.handlers.get(item.kind) or getattr(self, f"_deliver_{item.kind}", None)
+        handler = self.handlers.get(item.kind)
         if handler is None:
             log.error("unknown outbox kind %r; dropping item %s", item.kind, item.id)
             return
@@ -290,10 +311,10 @@ class OutboxWorker:
             req = self._requirement_from_decision(route, run, pause.step_name)
             if decision is None or req is None:
                 return
-            ctx = self.signoff.pause_context(route, run, req)
+            ctx = self.queries.pause_context(route, run, req)
             text, message_blocks = blocks.resolved_message(ctx, decision)
         else:
-            text, message_blocks = blocks.pause_message(self.signoff.pause_context(route, run, req))
+            text, message_blocks = blocks.pause_message(self.queries.pause_context(route, run, req))
         thread_ts = ref.root_ts if pause.channel == ref.channel else None
         ts, channel_id = self._post(
             item, channel=pause.channel, text=text, blocks=message_blocks, thread_ts=thread_ts
@@ -321,7 +342,7 @@ class OutboxWorker:
         )
         if req is None:
             return
-        text, message_blocks = blocks.pause_message(self.signoff.pause_context(route, run, req))
+        text, message_blocks = blocks.pause_message(self.queries.pause_context(route, run, req))
         self.signoff.client.chat_update(
             channel=self._pause_channel_id(pause),
             ts=pause.message_ts,
@@ -339,7 +360,7 @@ class OutboxWorker:
             )
         except Exception as exc:
             if isinstance(exc, SlackApiError):
-                self.signoff.record_slack_error("chat.getPermalink", exc)
+                self.signoff.metrics.record_slack_error("chat.getPermalink", exc)
             log.warning("no permalink for pause %s: %s", requirement_ids[0], exc)
             return
         if isinstance(link, str):
@@ -363,7 +384,7 @@ class OutboxWorker:
         if decision is None:
             return
         siblings = [StepRequirement.from_dict(d) for d in item.data.get("siblings") or ()]
-        ctx = self.signoff.pause_context(route, run, req, siblings=siblings)
+        ctx = self.queries.pause_context(route, run, req, siblings=siblings)
         text, message_blocks = blocks.resolved_message(ctx, decision)
         self.signoff.client.chat_update(
             channel=self._pause_channel_id(pause),
@@ -459,7 +480,7 @@ def find_posted(
             raise  # Slack down or slow: retried later, like the post itself
         # An app installed before it asked for the history scopes: post anyway (as before),
         # rather than never.
-        signoff.record_slack_error("conversations.history", exc)
+        signoff.metrics.record_slack_error("conversations.history", exc)
         log.warning("cannot look up earlier posts (%s); posting %s again", error, item.kind)
         return None
     for message in response.get("messages") or []:

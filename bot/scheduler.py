@@ -22,9 +22,9 @@ from __future__ import annotations
 import functools
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from apscheduler.jobstores.memory import MemoryJobStore
 from apscheduler.schedulers.background import BackgroundScheduler
@@ -32,6 +32,8 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from engine import StepRequirement
 
 if TYPE_CHECKING:
+    from bot.deadlines import Deadlines
+    from bot.publisher import Publisher
     from bot.service import Signoff
 
 log = logging.getLogger("signoff.scheduler")
@@ -44,16 +46,34 @@ EXPIRE_PREFIX = "expire:"
 REMIND_PREFIX = "remind:"
 
 
-class DeadlineScheduler:
-    """The deadline jobs of one replica, and its poll of the database."""
+class PauseJobSource(Protocol):
+    """More jobs per pause (bot/escalation.py), added through the ``PauseJobs`` given."""
+
+    def schedule(self, workflow_name: str, req: StepRequirement, jobs: PauseJobs) -> None:
+        """Add the jobs of a pause just recorded."""
+        ...
+
+    def reconcile(self, now: datetime, jobs: PauseJobs) -> set[str]:
+        """Add the jobs every open pause should have; returns the ids of those wanted."""
+        ...
+
+
+class PauseJobs:
+    """The jobs of pauses held by one replica (expiry, reminder, the sources' jobs), on
+    one APScheduler that also runs the poll (``DeadlineScheduler``)."""
 
     def __init__(
-        self, signoff: Signoff, *, poll_interval: timedelta = timedelta(seconds=5)
+        self,
+        signoff: Signoff,
+        deadlines: Deadlines,
+        *,
+        sources: Sequence[PauseJobSource] = (),
     ) -> None:
-        if poll_interval <= timedelta(0):
-            raise ValueError("poll_interval must be positive")
-        self.signoff = signoff
-        self.poll_interval = poll_interval
+        self.routes = signoff.routes
+        self.store = signoff.store
+        self.clock = signoff.clock
+        self.deadlines = deadlines
+        self._sources = tuple(sources)
         self.scheduler = BackgroundScheduler(
             jobstores={"default": MemoryJobStore(), DEADLINE_JOBSTORE: MemoryJobStore()},
             # A job whose time passed while its thread was busy still runs (once).
@@ -68,26 +88,10 @@ class DeadlineScheduler:
         self._running = 0
         self._stopping = False
         self._idle = threading.Condition()
-        # More per-pause jobs (bot/escalation.py): called by each reconcile with the time;
-        # each adds its jobs (``add_pause_job``) and returns the ids of those still wanted.
-        self.on_reconcile: list[Callable[[datetime], set[str]]] = []
-        signoff.on_pause_recorded.append(self.schedule)
 
     def start(self, *, paused: bool = False) -> None:
-        """Start the scheduler thread and rebuild the jobs from the database.
-
-        ``paused`` keeps the thread from running jobs by the wall clock; tests run them by
-        the injected clock with ``bot.testing.run_due_jobs``.
-        """
+        """Start the scheduler thread (``paused``: no job runs by the wall clock)."""
         self.scheduler.start(paused=paused)
-        self.scheduler.add_job(
-            self._tracked(self.poll),
-            "interval",
-            seconds=self.poll_interval.total_seconds(),
-            id=POLL_JOB_ID,
-            replace_existing=True,
-        )
-        self.reconcile()
 
     def stop(self) -> None:
         """Stop the scheduler, waiting for a job that is running.
@@ -103,7 +107,7 @@ class DeadlineScheduler:
             self._idle.wait_for(lambda: self._running == 0, timeout=STOP_WAIT.total_seconds())
         self.scheduler.shutdown(wait=True)
 
-    def _tracked(self, func: Callable[..., Any]) -> Callable[..., Any]:
+    def tracked(self, func: Callable[..., Any]) -> Callable[..., Any]:
         """``func`` as a job: counted while it runs, skipped once stopping began."""
 
         @functools.wraps(func)
@@ -121,40 +125,27 @@ class DeadlineScheduler:
 
         return job
 
-    def poll(self) -> None:
-        """What every replica does periodically: post pauses other processes made, recover
-        runs whose process died, drop old request keys and delivered outbox rows past their
-        retention, and rebuild the deadline jobs."""
-        try:
-            self.reconcile()
-            self.signoff.forget_old_requests()
-            self.signoff.forget_old_outbox()
-        except Exception:  # the next poll tries again; the scheduler thread must live on
-            log.exception("poll of the database failed")
-
     def schedule(self, workflow_name: str, req: StepRequirement) -> None:
-        """Give a pause its expiry job (and its reminder job, if its route asks)."""
-        if req.expires_at is None:
-            return
-        run_id = self._run_id_of(req)
-        if run_id is None:
-            return
-        self._add_jobs(workflow_name, run_id, req)
+        """Give a pause just recorded its expiry job (and its reminder job, if its route
+        asks), and the sources' jobs."""
+        if req.expires_at is not None:
+            run_id = self._run_id_of(req)
+            if run_id is not None:
+                self._add_jobs(workflow_name, run_id, req)
+        for source in self._sources:
+            source.schedule(workflow_name, req, self)
 
     def reconcile(self) -> int:
-        """Post pauses made while the bot was down or elsewhere, recover runs whose process
-        died, give every paused run with a deadline its jobs, expire the past-due ones at
-        once, and drop the jobs of pauses no longer waiting. Returns how many runs this
-        call expired."""
-        self.signoff.sync_paused_runs()
-        self.signoff.recover_interrupted_runs()
+        """Give every paused run with a deadline its jobs, expire the past-due ones at once,
+        and drop the jobs of pauses no longer waiting. Returns how many runs this call
+        expired."""
         # Jobs that existed before the listing: a pause recorded while it runs is not in it,
         # and its jobs must not be taken for stale ones.
         before = {job.id for job in self.scheduler.get_jobs(jobstore=DEADLINE_JOBSTORE)}
         waiting: set[str] = set()
-        now = self.signoff.clock.now()
+        now = self.clock.now()
         expired = 0
-        for name, route in self.signoff.routes.items():
+        for name, route in self.routes.items():
             for paused in route.workflow.list_paused_runs(has_deadline=True):
                 req = paused.requirement
                 if req.expires_at is None:
@@ -162,11 +153,11 @@ class DeadlineScheduler:
                 waiting.add(f"{EXPIRE_PREFIX}{req.requirement_id}")
                 waiting.add(f"{REMIND_PREFIX}{req.requirement_id}")
                 if req.expires_at <= now:
-                    expired += int(self._expire(name, paused.run_id, job_id=None))
+                    expired += int(self.deadlines.expire(name, paused.run_id))
                     continue
                 self._add_jobs(name, paused.run_id, req)
-        for hook in self.on_reconcile:
-            waiting |= hook(now)
+        for source in self._sources:
+            waiting |= source.reconcile(now, self)
         for job_id in before - waiting:
             self._drop(job_id)
         with self._lock:
@@ -178,63 +169,54 @@ class DeadlineScheduler:
         if req.expires_at is None:
             return
         expire_id = f"{EXPIRE_PREFIX}{req.requirement_id}"
-        self._add(expire_id, req.expires_at, self._expire, workflow_name, run_id)
+        self.add_pause_job(expire_id, req.expires_at, self.deadlines.expire, workflow_name, run_id)
         remind_at = self._remind_at(workflow_name, req)
         if remind_at is not None:
             remind_id = f"{REMIND_PREFIX}{req.requirement_id}"
-            self._add(remind_id, remind_at, self._remind, workflow_name, run_id, req.requirement_id)
+            self.add_pause_job(
+                remind_id,
+                remind_at,
+                self.deadlines.remind,
+                workflow_name,
+                run_id,
+                req.requirement_id,
+            )
 
-    def _add(self, job_id: str, run_date: datetime, func: Callable[..., bool], *args: str) -> None:
+    def add_pause_job(
+        self, job_id: str, run_date: datetime, func: Callable[..., bool], *args: str
+    ) -> None:
+        """Add one job of a pause (once; not again after it ran on this replica):
+        ``func(*args)`` at ``run_date``, noted as fired when it runs."""
         with self._lock:
             if job_id in self._fired:
                 return
         if self.scheduler.get_job(job_id, DEADLINE_JOBSTORE) is not None:
             return
         self.scheduler.add_job(
-            self._tracked(func),
+            self.tracked(self._fire),
             "date",
             run_date=run_date,
-            args=args,
+            args=(func, *args),
             kwargs={"job_id": job_id},
             id=job_id,
             jobstore=DEADLINE_JOBSTORE,
             replace_existing=True,
         )
 
-    def add_pause_job(
-        self, job_id: str, run_date: datetime, func: Callable[..., bool], *args: str
-    ) -> None:
-        """Add one more job of a pause (once; not again after it ran on this replica):
-        ``func(*args, job_id=job_id)`` at ``run_date``; ``func`` calls ``mark_fired``."""
-        self._add(job_id, run_date, func, *args)
-
-    def mark_fired(self, job_id: str | None) -> None:
-        """Note that a pause job ran here, so a poll does not schedule it again."""
-        if job_id is not None:
-            with self._lock:
-                self._fired.add(job_id)
+    def _fire(self, func: Callable[..., bool], *args: str, job_id: str) -> bool:
+        # Noted before it runs, as each job did itself before: a poll during the job does
+        # not add it again.
+        with self._lock:
+            self._fired.add(job_id)
+        return func(*args)
 
     def _drop(self, job_id: str) -> None:
         job = self.scheduler.get_job(job_id, DEADLINE_JOBSTORE)
         if job is not None:
             job.remove()
 
-    def _expire(self, workflow_name: str, run_id: str, *, job_id: str | None) -> bool:
-        if job_id is not None:
-            with self._lock:
-                self._fired.add(job_id)
-        return self.signoff.expire(workflow_name, run_id)
-
-    def _remind(
-        self, workflow_name: str, run_id: str, requirement_id: str, *, job_id: str | None
-    ) -> bool:
-        if job_id is not None:
-            with self._lock:
-                self._fired.add(job_id)
-        return self.signoff.remind(workflow_name, run_id, requirement_id)
-
     def _remind_at(self, workflow_name: str, req: StepRequirement) -> datetime | None:
-        route = self.signoff.routes.get(workflow_name)
+        route = self.routes.get(workflow_name)
         if route is None or not route.reminder_before or req.expires_at is None:
             return None
         remind_at = req.expires_at - route.reminder_before
@@ -244,5 +226,78 @@ class DeadlineScheduler:
         return remind_at
 
     def _run_id_of(self, req: StepRequirement) -> str | None:
-        pause = self.signoff.store.get_pause(req.requirement_id)
+        pause = self.store.get_pause(req.requirement_id)
         return pause.run_id if pause else None
+
+
+class DeadlineScheduler:
+    """One replica's poll of the database, on the pause jobs' scheduler."""
+
+    def __init__(
+        self,
+        signoff: Signoff,
+        publisher: Publisher,
+        jobs: PauseJobs,
+        *,
+        poll_interval: timedelta = timedelta(seconds=5),
+    ) -> None:
+        if poll_interval <= timedelta(0):
+            raise ValueError("poll_interval must be positive")
+        self.signoff = signoff
+        self.publisher = publisher
+        self.jobs = jobs
+        self.poll_interval = poll_interval
+
+    @property
+    def scheduler(self) -> BackgroundScheduler:
+        """The APScheduler holding the poll and the pause jobs."""
+        return self.jobs.scheduler
+
+    def start(self, *, paused: bool = False) -> None:
+        """Start the scheduler thread and rebuild the jobs from the database.
+
+        ``paused`` keeps the thread from running jobs by the wall clock; tests run them by
+        the injected clock with ``bot.testing.run_due_jobs``.
+        """
+        self.jobs.start(paused=paused)
+        self.scheduler.add_job(
+            self.jobs.tracked(self.poll),
+            "interval",
+            seconds=self.poll_interval.total_seconds(),
+            id=POLL_JOB_ID,
+            replace_existing=True,
+        )
+        self.reconcile()
+
+    def stop(self) -> None:
+        """Stop the scheduler, waiting for a job that is running (``PauseJobs.stop``)."""
+        self.jobs.stop()
+
+    def poll(self) -> None:
+        """What every replica does periodically: post pauses other processes made, recover
+        runs whose process died, drop old request keys and delivered outbox rows past their
+        retention, and rebuild the deadline jobs."""
+        try:
+            self.reconcile()
+            self.signoff.forget_old_requests()
+            self.signoff.forget_old_outbox()
+        except Exception:  # the next poll tries again; the scheduler thread must live on
+            log.exception("poll of the database failed")
+
+    def reconcile(self) -> int:
+        """Post pauses made while the bot was down or elsewhere, recover runs whose process
+        died, then rebuild the pause jobs (``PauseJobs.reconcile``). Returns how many runs
+        this call expired."""
+        self.publisher.sync_paused_runs()
+        self.signoff.recover_interrupted_runs()
+        return self.jobs.reconcile()
+
+
+__all__ = [
+    "DEADLINE_JOBSTORE",
+    "EXPIRE_PREFIX",
+    "REMIND_PREFIX",
+    "DeadlineScheduler",
+    "PauseJobSource",
+    "PauseJobs",
+]

@@ -1,8 +1,9 @@
 """HTTP: ``POST /slack/events`` (events, interactivity, slash commands) and ``GET /healthz``,
 on Starlette + uvicorn; or Socket Mode when ``SLACK_APP_TOKEN`` is set.
 
-``Runtime`` wires a running bot together: database, Slack client, the Signoff core, the
-outbox worker, the deadline scheduler, the Bolt app and the ASGI app.
+``Runtime`` wires a running bot together, in one place: database, Slack client, the
+``Signoff`` core, its parts (permissions, publisher, decider, queries, deadlines…), the
+outbox and inbox workers, the scheduler, the Bolt app and the ASGI app.
 """
 
 from __future__ import annotations
@@ -23,17 +24,25 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from bot import delegation
 from bot.app import CachedAuthorization, build_app
 from bot.config import Settings, open_database
+from bot.deadlines import Deadlines
+from bot.decider import Decider
+from bot.delegation import Delegations, Delegator
 from bot.escalation import Escalator
 from bot.http_thread import BackgroundServer, PortUnavailableError
 from bot.inbox import RECEIVED_AT, InboxWorker
+from bot.kinds import InboxKind
 from bot.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from bot.notify import Notifier
 from bot.outbox import OutboxWorker
+from bot.outbox_queue import OutboxQueue
+from bot.parts import Parts
+from bot.permissions import Groups, Permissions
+from bot.publisher import Publisher
+from bot.queries import Queries
 from bot.routing import ChannelDirectory, ChannelLookupError, SlackRoute, load_routes
-from bot.scheduler import DeadlineScheduler
+from bot.scheduler import DeadlineScheduler, PauseJobs
 from bot.service import Signoff
 from bot.slack_http import (
     BODY_TIMEOUT,
@@ -44,6 +53,8 @@ from bot.slack_http import (
     SlackSignature,
     read_bounded_body,
 )
+from bot.starts import Starts
+from bot.teller import Teller
 from engine import Clock
 from engine.db.base import BaseDb
 
@@ -80,7 +91,8 @@ class Runtime:
         self.client = client or make_client(settings)
         routes = routes if routes is not None else load_routes(settings.workflow_specs)
         self.channels = ChannelDirectory(routes, settings.channel)
-        self.signoff = Signoff(
+        # Every part is built here and given its collaborators; none is rewired later.
+        self.signoff = signoff = Signoff(
             routes=routes,
             db=self.db,
             client=self.client,
@@ -89,21 +101,65 @@ class Runtime:
             workers=settings.workers,
             outbox_retention=timedelta(days=settings.outbox_retention_days),
         )
-        self.outbox = OutboxWorker(self.signoff, poll_interval=outbox_poll_interval)
-        # Direct messages, reminders to each approver and the App Home (bot/notify.py).
-        self.notifier = Notifier(self.signoff)
-        self.outbox.handlers.update(self.notifier.handlers())
-        self.signoff.on_pause_recorded.append(self.notifier.on_pause_recorded)
-        self.signoff.on_event_handled.append(self.notifier.on_event)
-        self.signoff.on_reminded.append(self.notifier.on_reminded)
-        self.signoff.on_untold.append(self.notifier.on_untold)
-        self.inbox = InboxWorker(self.signoff, poll_interval=outbox_poll_interval)
-        self.scheduler = DeadlineScheduler(
-            self.signoff, poll_interval=timedelta(seconds=settings.poll_seconds)
+        self.queue = OutboxQueue(signoff.store, wakeup=signoff.outbox_wakeup)
+        self.groups = Groups(self.client, signoff.clock, signoff.metrics)
+        # The policies beyond a route's approvers: escalation of pauses still open after a
+        # while (bot/escalation.py), delegates deciding in place of delegators.
+        self.escalator = Escalator(signoff, self.groups)
+        self.delegations = Delegations(signoff)
+        self.permissions = Permissions(
+            self.groups,
+            extra=(self.escalator, self.delegations),
+            refusals=(self.delegations,),
         )
-        # Escalation of pauses still open after a while (bot/escalation.py).
-        self.escalator = Escalator(self.signoff, self.scheduler)
-        delegation.install(self.signoff)  # delegates decide in place of delegators
+        self.queries = Queries(
+            signoff, self.permissions, self.groups, notes=(self.escalator, self.delegations)
+        )
+        # Direct messages, reminders to each approver and the App Home (bot/notify.py).
+        self.notifier = Notifier(
+            signoff,
+            self.queue,
+            permissions=self.permissions,
+            groups=self.groups,
+            queries=self.queries,
+        )
+        self.teller = Teller(self.client, signoff.metrics, untold=(self.notifier.on_untold,))
+        self.decider = Decider(signoff, self.queue, self.permissions)
+        self.delegator = Delegator(
+            signoff, decider=self.decider, permissions=self.permissions, teller=self.teller
+        )
+        self.deadlines = Deadlines(signoff, self.queue, on_reminded=(self.notifier.on_reminded,))
+        self.pause_jobs = PauseJobs(signoff, self.deadlines, sources=(self.escalator,))
+        self.publisher = Publisher(
+            signoff,
+            self.queue,
+            on_pause_recorded=(self.notifier.on_pause_recorded, self.pause_jobs.schedule),
+            on_event=(self.notifier.on_event,),
+        )
+        self.scheduler = DeadlineScheduler(
+            signoff,
+            self.publisher,
+            self.pause_jobs,
+            poll_interval=timedelta(seconds=settings.poll_seconds),
+        )
+        self.outbox = OutboxWorker(
+            signoff,
+            self.queries,
+            handlers=self.notifier.handlers(),
+            poll_interval=outbox_poll_interval,
+        )
+        self.inbox = InboxWorker(
+            signoff,
+            handlers={
+                InboxKind.decide: self.decider.apply_decide,
+                InboxKind.start: Starts(signoff, self.permissions).apply,
+            },
+            reply=self.teller.reply_to,
+            poll_interval=outbox_poll_interval,
+        )
+        signoff.metrics.watch_state(
+            self.queries.pending_count, signoff.store.outbox_counts, signoff.store.inbox_counts
+        )
         self._scheduler_paused = scheduler_paused
         self._stopping = threading.Event()
         self._channel_retry: threading.Thread | None = None
@@ -111,18 +167,27 @@ class Runtime:
         self.signing_secret = secret.get_secret_value() if secret else ""
         # auth.test is asked in the background once serving starts, never on a request's path.
         self.authorization = CachedAuthorization(self.client, start=False)
+        parts = Parts(
+            signoff=signoff,
+            permissions=self.permissions,
+            decider=self.decider,
+            queries=self.queries,
+            teller=self.teller,
+            delegator=self.delegator,
+            notifier=self.notifier,
+        )
         self.bolt: App = build_app(
-            self.signoff,
+            parts,
             signing_secret=self.signing_secret,
             client=self.client,
             authorization=self.authorization,
-            notifier=self.notifier,
         )
         self.asgi = make_asgi(self)
 
     def start(self) -> None:
         """Start serving; raises for what an operator must fix (database, a missing channel)."""
         self.signoff.start()
+        self.publisher.start()
         self._load_channels()
         self.authorization.start()
         self.outbox.start()
@@ -161,6 +226,7 @@ class Runtime:
         self.authorization.stop()
         self.scheduler.stop()
         self.inbox.stop()
+        self.publisher.stop()
         self.signoff.stop()
         self.outbox.stop()
 

@@ -43,6 +43,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
+from bot.kinds import InboxKind, InboxState, OutboxState
 from engine.db.base import BaseDb
 from engine.db.schema import UtcDateTime
 
@@ -91,7 +92,7 @@ slack_outbox = Table(
     Index("ix_slack_outbox_state_next", "state", "next_attempt_at"),
 )
 
-INBOX_STATES = ("pending", "done", "failed")
+INBOX_STATES = tuple(s.value for s in InboxState)
 slack_inbox = Table(
     "slack_inbox",
     metadata,
@@ -379,7 +380,7 @@ class BotStore:
                         "run_id": run_id,
                         "kind": kind,
                         "data": json.dumps(data, default=str),
-                        "state": "pending",
+                        "state": OutboxState.pending,
                         "attempts": 0,
                         "next_attempt_at": now,
                         "created_at": now,
@@ -413,7 +414,7 @@ class BotStore:
                     "run_id": run_id,
                     "kind": kind,
                     "data": json.dumps(data, default=str),
-                    "state": "pending",
+                    "state": OutboxState.pending,
                     "attempts": 0,
                     "next_attempt_at": now,
                     "created_at": now,
@@ -436,8 +437,8 @@ class BotStore:
         Another worker or replica gets none of them until the lease passes.
         """
         due = or_(
-            slack_outbox.c.state == "pending",
-            (slack_outbox.c.state == "sending") & (slack_outbox.c.lease_until < now),
+            slack_outbox.c.state == OutboxState.pending,
+            (slack_outbox.c.state == OutboxState.sending) & (slack_outbox.c.lease_until < now),
         )
         query = (
             select(slack_outbox)
@@ -458,7 +459,9 @@ class BotStore:
                 update(slack_outbox)
                 .where(slack_outbox.c.id.in_([r.id for r in rows]))
                 .values(
-                    state="sending", lease_until=now + lease, attempts=slack_outbox.c.attempts + 1
+                    state=OutboxState.sending,
+                    lease_until=now + lease,
+                    attempts=slack_outbox.c.attempts + 1,
                 )
             )
         return [
@@ -474,12 +477,15 @@ class BotStore:
                 .where(
                     slack_outbox.c.dedupe_key == key,
                     or_(
-                        slack_outbox.c.state == "pending",
-                        (slack_outbox.c.state == "sending") & (slack_outbox.c.lease_until < now),
+                        slack_outbox.c.state == OutboxState.pending,
+                        (slack_outbox.c.state == OutboxState.sending)
+                        & (slack_outbox.c.lease_until < now),
                     ),
                 )
                 .values(
-                    state="sending", lease_until=now + lease, attempts=slack_outbox.c.attempts + 1
+                    state=OutboxState.sending,
+                    lease_until=now + lease,
+                    attempts=slack_outbox.c.attempts + 1,
                 )
                 .returning(slack_outbox)
             )
@@ -524,7 +530,8 @@ class BotStore:
             return int(
                 conn.execute(
                     select(func.count()).where(
-                        slack_outbox.c.state == "pending", slack_outbox.c.next_attempt_at <= now
+                        slack_outbox.c.state == OutboxState.pending,
+                        slack_outbox.c.next_attempt_at <= now,
                     )
                 ).scalar()
                 or 0
@@ -538,7 +545,10 @@ class BotStore:
             with self.db.write() as conn:
                 ids = (
                     select(slack_outbox.c.id)
-                    .where(slack_outbox.c.state == "sent", slack_outbox.c.next_attempt_at < when)
+                    .where(
+                        slack_outbox.c.state == OutboxState.sent,
+                        slack_outbox.c.next_attempt_at < when,
+                    )
                     .limit(batch)
                     .scalar_subquery()
                 )
@@ -571,7 +581,7 @@ class BotStore:
     def claim_inbox(self, *, now: datetime, lease: timedelta, limit: int = 50) -> list[InboxItem]:
         """Take due pending interactions (a lease another replica's worker waits out)."""
         due = (
-            (slack_inbox.c.state == "pending")
+            (slack_inbox.c.state == InboxState.pending)
             & (slack_inbox.c.next_attempt_at <= now)
             & (slack_inbox.c.lease_until.is_(None) | (slack_inbox.c.lease_until < now))
         )
@@ -623,7 +633,7 @@ class BotStore:
         with self.db.write() as conn:
             conn.execute(
                 update(slack_inbox)
-                .where(slack_inbox.c.request_key == key, slack_inbox.c.state == "pending")
+                .where(slack_inbox.c.request_key == key, slack_inbox.c.state == InboxState.pending)
                 .values(lease_until=until)
             )
 
@@ -640,7 +650,7 @@ class BotStore:
             return int(
                 conn.execute(
                     select(func.count()).where(
-                        slack_inbox.c.state == "pending", slack_inbox.c.lease_until >= now
+                        slack_inbox.c.state == InboxState.pending, slack_inbox.c.lease_until >= now
                     )
                 ).scalar()
                 or 0
@@ -659,7 +669,7 @@ class BotStore:
         with self.engine.connect() as conn:
             return conn.execute(
                 select(func.min(slack_inbox.c.next_attempt_at)).where(
-                    slack_inbox.c.state == "pending"
+                    slack_inbox.c.state == InboxState.pending
                 )
             ).scalar()
 
@@ -669,7 +679,8 @@ class BotStore:
         with self.db.write() as conn:
             inserted = (
                 conn.execute(
-                    self._insert_ignore(slack_inbox), InboxEntry(key, "seen", None, None).row(now)
+                    self._insert_ignore(slack_inbox),
+                    InboxEntry(key, InboxKind.seen, None, None).row(now),
                 ).first()
                 is not None
             )
@@ -681,7 +692,7 @@ class BotStore:
         with self.db.write() as conn:
             conn.execute(
                 delete(slack_inbox).where(
-                    slack_inbox.c.state == "done", slack_inbox.c.created_at < when
+                    slack_inbox.c.state == InboxState.done, slack_inbox.c.created_at < when
                 )
             )
 
@@ -691,7 +702,7 @@ class BotStore:
             return int(
                 conn.execute(
                     delete(slack_inbox).where(
-                        slack_inbox.c.state == "failed", slack_inbox.c.created_at < when
+                        slack_inbox.c.state == InboxState.failed, slack_inbox.c.created_at < when
                     )
                 ).rowcount
             )
@@ -701,7 +712,7 @@ class BotStore:
         with self.engine.connect() as conn:
             rows = conn.execute(
                 select(slack_inbox)
-                .where(slack_inbox.c.state == "failed")
+                .where(slack_inbox.c.state == InboxState.failed)
                 .order_by(slack_inbox.c.finished_at.desc())
                 .limit(limit)
             ).all()
@@ -728,7 +739,7 @@ class InboxEntry:
             "kind": self.kind,
             "user_id": self.user_id,
             "data": json.dumps(self.data or {}, default=str),
-            "state": "pending" if self.data is not None else "done",
+            "state": InboxState.pending if self.data is not None else InboxState.done,
             "attempts": 0,
             "next_attempt_at": now,
             "created_at": now,

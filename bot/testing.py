@@ -18,6 +18,7 @@ import time
 from datetime import datetime
 from typing import TYPE_CHECKING
 
+from bot.kinds import OutboxState
 from bot.scheduler import DEADLINE_JOBSTORE, DeadlineScheduler
 from engine.clock import Clock, ManualClock
 
@@ -77,7 +78,8 @@ def wait_outbox_idle(runtime: Runtime, *, timeout: float = 10.0) -> dict[str, in
     deadline = time.monotonic() + timeout
     while True:
         counts = store.outbox_counts()
-        if not counts.get("sending") and not store.outbox_due(now=runtime.signoff.clock.now()):
+        sending = counts.get(OutboxState.sending)
+        if not sending and not store.outbox_due(now=runtime.signoff.clock.now()):
             return counts
         if time.monotonic() > deadline:
             raise TimeoutError(f"the outbox is not idle: {counts}")

@@ -5,13 +5,13 @@ from __future__ import annotations
 from slack_bolt import App
 
 from bot.listeners import actions, commands, delegation, events, views
-from bot.service import Signoff
+from bot.parts import Parts
 
 
-def register(app: App, signoff: Signoff) -> None:
+def register(app: App, parts: Parts) -> None:
     """Register every listener of the bot on ``app``."""
-    commands.register(app, signoff)
-    actions.register(app, signoff)
-    views.register(app, signoff)
-    events.register(app, signoff)
-    delegation.register(app, signoff)
+    commands.register(app, parts)
+    actions.register(app, parts)
+    views.register(app, parts)
+    events.register(app, parts.permissions.groups)
+    delegation.register(app, parts)

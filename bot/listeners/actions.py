@@ -1,5 +1,5 @@
 """Buttons on a pause message. A button that decides is recorded in the inbox, then acked
-(``record_decision``); the inbox worker calls ``Signoff.decide``. A button that opens a form
+(``record_decision``); the inbox worker calls ``Decider.decide``. A button that opens a form
 (a modal) acks, then opens it: a trigger_id dies after 3 seconds."""
 
 from __future__ import annotations
@@ -14,17 +14,20 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.models.views import View
 
 from bot import blocks
-from bot.decisions import DecisionAction
+from bot.decisions import DecisionAction, DecisionResult
 from bot.inbox import record_then_ack
+from bot.kinds import InboxKind
 from bot.listeners.payload import dig
 from bot.middleware.dedupe import first_delivery, interaction_key
-from bot.service import DecisionResult, Signoff
+from bot.parts import Parts
+from bot.service import Signoff
 
 log = logging.getLogger("signoff.actions")
 
 
-def register(app: App, signoff: Signoff) -> None:
+def register(app: App, parts: Parts) -> None:
     """Register the button listeners of pause messages."""
+    signoff = parts.signoff
     # Buttons that decide at once.
     app.action(blocks.ACTION_APPROVE)(_decider(signoff, DecisionAction.confirm))
     app.action(blocks.ACTION_REJECT)(_decider(signoff, DecisionAction.reject))
@@ -34,16 +37,16 @@ def register(app: App, signoff: Signoff) -> None:
     # date if the pause is decided elsewhere while it is open.
     # Acked at once; the form opens in a lazy listener (see _opener).
     app.action(blocks.ACTION_PROVIDE_INPUT)(
-        ack=_ack_only, lazy=[_opener(signoff, blocks.input_modal, decides=True)]
+        ack=_ack_only, lazy=[_opener(parts, blocks.input_modal, decides=True)]
     )
     app.action(blocks.ACTION_REJECT_WITH_REASON)(
-        ack=_ack_only, lazy=[_opener(signoff, blocks.reject_modal, decides=True)]
+        ack=_ack_only, lazy=[_opener(parts, blocks.reject_modal, decides=True)]
     )
     app.action(blocks.ACTION_EDIT_OUTPUT)(
-        ack=_ack_only, lazy=[_opener(signoff, blocks.edit_output_modal, decides=True)]
+        ack=_ack_only, lazy=[_opener(parts, blocks.edit_output_modal, decides=True)]
     )
     app.action(blocks.ACTION_VIEW_OUTPUT)(
-        ack=_ack_only, lazy=[_opener(signoff, blocks.output_modal, decides=False)]
+        ack=_ack_only, lazy=[_opener(parts, blocks.output_modal, decides=False)]
     )
 
     @app.action(blocks.ACTION_CHOOSE_ROUTE)
@@ -71,14 +74,14 @@ def _ack_only(ack: Ack) -> None:
 
 
 def _opener(
-    signoff: Signoff, build: Callable[[blocks.PauseContext], View], *, decides: bool
+    parts: Parts, build: Callable[[blocks.PauseContext], View], *, decides: bool
 ) -> Callable[..., None]:
     """The lazy listener of a button that opens a form: it runs after the ack, in its own
     thread (not holding the answer to Slack), within the trigger_id's 3 seconds."""
 
     def open_form(body: dict[str, Any], client: WebClient) -> None:
-        if first_delivery(signoff, body):
-            _open_modal(signoff, body, client, build, decides)
+        if first_delivery(parts.signoff, body):
+            _open_modal(parts, body, client, build, decides)
 
     return open_form
 
@@ -101,7 +104,7 @@ def record_decision(
     signoff: Signoff, ack: Ack, body: dict[str, Any], *, action: DecisionAction, **decide: Any
 ) -> None:
     """A button that decides: recorded, then acked; the inbox worker calls
-    ``Signoff.decide(token, user_id=..., action=action, **decide)`` and tells the person
+    ``Decider.decide(token, user_id=..., action=action, **decide)`` and tells the person
     if it did not go through. For any new deciding button."""
     user_id, channel, token = _who(body)
     if not isinstance(user_id, str):
@@ -112,7 +115,7 @@ def record_decision(
         signoff,
         ack,
         key=interaction_key(body),
-        kind="decide",
+        kind=InboxKind.decide,
         user_id=user_id,
         data={
             "decide": {"token": token, "action": action, **decide},
@@ -123,7 +126,7 @@ def record_decision(
 
 
 def _open_modal(
-    signoff: Signoff,
+    parts: Parts,
     body: dict[str, Any],
     client: WebClient,
     build: Callable[[blocks.PauseContext], View],
@@ -134,19 +137,19 @@ def _open_modal(
     if not isinstance(user_id, str) or not isinstance(trigger_id, str):
         log.warning("block_actions without user or trigger_id; ignored")
         return
-    loaded = signoff.load_pause(token, user_id)
+    loaded = parts.decider.load_pause(token, user_id)
     if isinstance(loaded, DecisionResult):
-        signoff.tell(
+        parts.teller.tell(
             channel=channel, user_id=user_id, text=loaded.message, thread_ts=_thread_of(body)
         )
         return
     _pause, route, run, req = loaded
-    context = signoff.pause_context(route, run, req, with_root_link=False)
+    context = parts.queries.pause_context(route, run, req, with_root_link=False)
     try:
         response = client.views_open(trigger_id=trigger_id, view=build(context))
     except SlackApiError as exc:
         log.warning("views.open failed: %s", exc.response.get("error"))
-        signoff.tell(
+        parts.teller.tell(
             channel=channel,
             user_id=user_id,
             text="Could not open the form (Slack said "
@@ -156,4 +159,4 @@ def _open_modal(
         return
     view_id = dig(response.data, "view", "id")
     if decides and isinstance(view_id, str):
-        signoff.forms.opened(req.requirement_id, user_id, view_id)
+        parts.signoff.forms.opened(req.requirement_id, user_id, view_id)

@@ -12,7 +12,9 @@ from slack_bolt import Ack, App
 from bot import blocks
 from bot.audit import read_audit
 from bot.inbox import record_then_ack
+from bot.kinds import InboxKind
 from bot.middleware.dedupe import interaction_key
+from bot.parts import Parts
 from bot.service import Signoff, new_run_id
 from bot.text import code
 
@@ -22,11 +24,13 @@ _RUN_ID = re.compile(r"^[0-9a-f]{8,64}$")
 NAME_MAX = 100  # a name echoed back from what someone typed
 
 
-def register(app: App, signoff: Signoff) -> None:
+def register(app: App, parts: Parts) -> None:
     """Register ``/signoff``, whose ack is the whole reply."""
+    signoff = parts.signoff
+
     @app.command(COMMAND)
     def on_command(ack: Ack, command: dict[str, Any]) -> None:
-        answer = reply(signoff, command)
+        answer = reply(parts, command)
         record = answer.pop("record", None)
         if record is None:
             ack(**answer)  # reads only: nothing to record
@@ -47,10 +51,11 @@ def _ephemeral(text_and_blocks: tuple[str, list[dict[str, Any]]]) -> dict[str, A
 
 
 # One return per /signoff verb: each is that verb's whole ack.
-def reply(signoff: Signoff, command: dict[str, Any]) -> dict[str, Any]:  # noqa: PLR0911
+def reply(parts: Parts, command: dict[str, Any]) -> dict[str, Any]:  # noqa: PLR0911
     """The ack of a slash command: answered within Slack's 3 s from database reads and
     cached groups only. A command that changes something also returns ``record`` (what
     ``record_then_ack`` records first; the inbox worker then carries it out)."""
+    signoff, permissions = parts.signoff, parts.permissions
     user_id = command.get("user_id")
     text = command.get("text")
     if not isinstance(user_id, str) or not isinstance(text, (str, type(None))):
@@ -64,7 +69,7 @@ def reply(signoff: Signoff, command: dict[str, Any]) -> dict[str, Any]:  # noqa:
         items = [
             (r.name, r.workflow.description, [s.name for s in r.workflow.steps])
             for r in signoff.routes.values()
-            if signoff.can_start(user_id, r, cached_only=True)
+            if permissions.can_start(user_id, r, cached_only=True)
         ]
         return _ephemeral(blocks.list_blocks(items))
     if verb == "run":
@@ -79,7 +84,7 @@ def reply(signoff: Signoff, command: dict[str, Any]) -> dict[str, Any]:  # noqa:
             return _ephemeral(
                 blocks.help_blocks(f"Unknown workflow {code(name, NAME_MAX)}. Known: {known}.")
             )
-        if not signoff.can_start(user_id, route, cached_only=True):
+        if not permissions.can_start(user_id, route, cached_only=True):
             return _ephemeral(blocks.problem_blocks(f"You may not start {code(name, NAME_MAX)}."))
         # From the interaction's key when it has one: a Slack retry of this command is
         # answered with the same run id, the one its first delivery recorded.
@@ -91,7 +96,7 @@ def reply(signoff: Signoff, command: dict[str, Any]) -> dict[str, Any]:  # noqa:
             "response_type": "ephemeral",
             "text": blocks.started_text(name, run_id, channel=channel, link=None),
             "record": {
-                "kind": "start",
+                "kind": InboxKind.start,
                 "user_id": user_id,
                 "data": {
                     "workflow": name,
@@ -116,7 +121,7 @@ def reply(signoff: Signoff, command: dict[str, Any]) -> dict[str, Any]:  # noqa:
     if verb == "audit":
         return _audit(signoff, rest)
     if verb == "pending":
-        return _ephemeral(blocks.pending_blocks(signoff.pending_for(user_id)))
+        return _ephemeral(blocks.pending_blocks(parts.queries.pending_for(user_id)))
     return _ephemeral(blocks.help_blocks(f"Unknown command {code(verb, NAME_MAX)}."))
 
 

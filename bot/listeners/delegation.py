@@ -12,17 +12,17 @@ from slack_sdk.errors import SlackApiError
 
 from bot import blocks
 from bot.audit import read_audit
-from bot.delegation import Delegations
+from bot.decisions import DecisionResult
 from bot.listeners.payload import dig
 from bot.middleware.dedupe import first_delivery
-from bot.service import DecisionResult, Signoff
+from bot.parts import Parts
 
 log = logging.getLogger("signoff.delegation")
 
 
-def register(app: App, signoff: Signoff) -> None:
+def register(app: App, parts: Parts) -> None:
     """Register the "Delegate…" menu and the delegate modal's submission."""
-    delegations = Delegations(signoff)
+    signoff = parts.signoff
 
     # Acked at once; the menu's form (or the audit) follows in a lazy listener, its own
     # thread: the answer to Slack waits on nothing, the trigger_id lives 3 seconds.
@@ -31,7 +31,7 @@ def register(app: App, signoff: Signoff) -> None:
 
     def open_menu_choice(body: dict[str, Any], client: WebClient) -> None:
         if first_delivery(signoff, body):
-            _open(signoff, body, client)
+            _open(parts, body, client)
 
     app.action(blocks.ACTION_DELEGATE)(ack=ack_only, lazy=[open_menu_choice])
 
@@ -43,7 +43,7 @@ def register(app: App, signoff: Signoff) -> None:
         if not isinstance(user_id, str) or not isinstance(state, dict):
             ack(response_action="errors", errors={blocks.DELEGATE_BLOCK: "malformed submission"})
             return
-        result = delegations.delegate(
+        result = parts.delegator.delegate(
             token,
             user_id=user_id,
             delegate_id=blocks.delegate_choice(state),
@@ -57,15 +57,16 @@ def register(app: App, signoff: Signoff) -> None:
             return
         ack()
         # Told from another thread: a Slack call would hold the answer to Slack.
-        signoff.executor.submit(_tell_delegated, signoff, token, user_id, result.message)
+        signoff.executor.submit(_tell_delegated, parts, token, user_id, result.message)
 
 
-def _tell_delegated(signoff: Signoff, token: Any, user_id: str, message: str) -> None:
+def _tell_delegated(parts: Parts, token: Any, user_id: str, message: str) -> None:
+    signoff = parts.signoff
     pause = signoff.store.get_pause(token) if isinstance(token, str) else None
     ref = signoff.store.get_run_ref(pause.run_id) if pause else None
     if pause is not None:
         thread = ref.root_ts if ref is not None and pause.channel == ref.channel else None
-        signoff.tell(
+        parts.teller.tell(
             channel=pause.channel_id or pause.channel,
             user_id=user_id,
             text=message,
@@ -73,7 +74,8 @@ def _tell_delegated(signoff: Signoff, token: Any, user_id: str, message: str) ->
         )
 
 
-def _open(signoff: Signoff, body: dict[str, Any], client: WebClient) -> None:
+def _open(parts: Parts, body: dict[str, Any], client: WebClient) -> None:
+    tell = parts.teller.tell
     user_id = dig(body, "user", "id")
     channel = dig(body, "channel", "id")
     choice = blocks.overflow_choice(dig(body, "actions", 0, "selected_option", "value"))
@@ -83,22 +85,22 @@ def _open(signoff: Signoff, body: dict[str, Any], client: WebClient) -> None:
         log.warning("block_actions without user or trigger_id; ignored")
         return
     thread = dig(body, "container", "thread_ts") or dig(body, "message", "thread_ts")
-    loaded = signoff.load_pause(token, user_id)
+    loaded = parts.decider.load_pause(token, user_id)
     if isinstance(loaded, DecisionResult):
-        signoff.tell(channel=channel, user_id=user_id, text=loaded.message, thread_ts=thread)
+        tell(channel=channel, user_id=user_id, text=loaded.message, thread_ts=thread)
         return
     _pause, route, run, req = loaded
     if what == blocks.AUDIT:
-        text = blocks.audit_text(read_audit(signoff.db, run.run_id))
-        signoff.tell(channel=channel, user_id=user_id, text=text, thread_ts=thread)
+        text = blocks.audit_text(read_audit(parts.signoff.db, run.run_id))
+        tell(channel=channel, user_id=user_id, text=text, thread_ts=thread)
         return
     if not route.delegation_allowed(req.step_name):
         text = f"*{blocks.escape(req.step_name)}* cannot be delegated."
-        signoff.tell(channel=channel, user_id=user_id, text=text, thread_ts=thread)
+        tell(channel=channel, user_id=user_id, text=text, thread_ts=thread)
         return
-    context = signoff.pause_context(route, run, req, with_root_link=False)
+    context = parts.queries.pause_context(route, run, req, with_root_link=False)
     try:
         client.views_open(trigger_id=trigger_id, view=blocks.delegate_modal(context))
     except SlackApiError as exc:
         log.warning("views.open failed: %s", exc.response.get("error"))
-        signoff.record_slack_error("views.open", exc)
+        parts.signoff.metrics.record_slack_error("views.open", exc)

@@ -8,17 +8,18 @@ from typing import Any
 from slack_bolt import App
 
 from bot.listeners.payload import dig
-from bot.service import Signoff
+from bot.permissions import Groups
 
 
-def register(app: App, signoff: Signoff) -> None:
+def register(app: App, groups: Groups) -> None:
     """Register the user-group events that keep the cache of their members fresh."""
+
     @app.event("subteam_members_changed")
     def on_members_changed(event: dict[str, Any]) -> None:
         group = event.get("subteam_id")
-        signoff.forget_group(group if isinstance(group, str) else None)
+        groups.forget(group if isinstance(group, str) else None)
 
     @app.event("subteam_updated")
     def on_group_updated(event: dict[str, Any]) -> None:
         group = dig(event, "subteam", "id")
-        signoff.forget_group(group if isinstance(group, str) else None)
+        groups.forget(group if isinstance(group, str) else None)

@@ -1,7 +1,7 @@
 """Modal submissions: the input form (validated by the engine, errors inline), the
 reject-with-reason (or feedback) form and the edit-output form. Each: parse, validate
 (reads only), then record the decision before the ack (``record_view_decision``); the inbox
-worker calls ``Signoff.decide``."""
+worker calls ``Decider.decide``."""
 
 from __future__ import annotations
 
@@ -11,17 +11,20 @@ from typing import Any
 from slack_bolt import Ack, App
 
 from bot import blocks
-from bot.decisions import DecisionAction
+from bot.decisions import DecisionAction, DecisionResult
 from bot.inbox import record_then_ack
+from bot.kinds import InboxKind
 from bot.listeners.payload import dig
 from bot.middleware.dedupe import interaction_key
-from bot.service import DecisionResult, Signoff
+from bot.parts import Parts
+from bot.service import Signoff
 
 log = logging.getLogger("signoff.views")
 
 
-def register(app: App, signoff: Signoff) -> None:
+def register(app: App, parts: Parts) -> None:
     """Register the modal listeners: a submission's ack shows its errors or closes the modal."""
+    signoff, decider = parts.signoff, parts.decider
 
     @app.view(blocks.VIEW_INPUT)
     def on_input_submitted(ack: Ack, body: dict[str, Any]) -> None:
@@ -32,7 +35,7 @@ def register(app: App, signoff: Signoff) -> None:
             ack(response_action="errors", errors={"_": "malformed submission"})
             return
         # Validation inline and by reads only: nothing waits on Slack before the ack.
-        loaded = signoff.load_pause(token, user_id, cached_only=True)
+        loaded = decider.load_pause(token, user_id, cached_only=True)
         if isinstance(loaded, DecisionResult):
             _error_on_first_field(ack, body, loaded.message)
             return
@@ -44,7 +47,7 @@ def register(app: App, signoff: Signoff) -> None:
             return
         if not req.user_input_schema:
             values = {"input": values.get("input")}
-        errors = signoff.input_errors(req, values, user_id=user_id)
+        errors = decider.input_errors(req, values, user_id=user_id)
         if errors:
             ack(response_action="errors", errors=errors)
             return
@@ -66,7 +69,7 @@ def register(app: App, signoff: Signoff) -> None:
             return
         reason = blocks.reject_reason(state if isinstance(state, dict) else {})
         _record_if_open(
-            signoff,
+            parts,
             ack,
             body,
             user_id=user_id,
@@ -83,7 +86,7 @@ def register(app: App, signoff: Signoff) -> None:
             ack(response_action="errors", errors={blocks.OUTPUT_BLOCK: "malformed submission"})
             return
         _record_if_open(
-            signoff,
+            parts,
             ack,
             body,
             user_id=user_id,
@@ -104,7 +107,7 @@ def register(app: App, signoff: Signoff) -> None:
 
 
 def _record_if_open(
-    signoff: Signoff,
+    parts: Parts,
     ack: Ack,
     body: dict[str, Any],
     *,
@@ -116,11 +119,11 @@ def _record_if_open(
     """Record a form's decision if its pause still waits for ``user_id`` (reads only, before
     the ack); otherwise the form shows why, under ``error_block``."""
     token = dig(body, "view", "private_metadata")
-    loaded = signoff.load_pause(token, user_id, cached_only=True)
+    loaded = parts.decider.load_pause(token, user_id, cached_only=True)
     if isinstance(loaded, DecisionResult):
         ack(response_action="errors", errors={error_block: blocks.modal_error(loaded.message)})
         return
-    record_view_decision(signoff, ack, body, action=action, error_block=error_block, **decide)
+    record_view_decision(parts.signoff, ack, body, action=action, error_block=error_block, **decide)
 
 
 def record_view_decision(
@@ -133,7 +136,7 @@ def record_view_decision(
     **decide: Any,
 ) -> None:
     """A modal submission that decides, validated already: recorded, then acked (the modal
-    closes); the inbox worker calls ``Signoff.decide(token, user_id=..., action=action,
+    closes); the inbox worker calls ``Decider.decide(token, user_id=..., action=action,
     **decide)``. Not recorded: the modal stays open with the error on ``error_block``."""
     user_id = dig(body, "user", "id")
     token = dig(body, "view", "private_metadata")
@@ -145,7 +148,7 @@ def record_view_decision(
         signoff,
         ack,
         key=interaction_key(body),
-        kind="decide",
+        kind=InboxKind.decide,
         user_id=user_id if isinstance(user_id, str) else "",
         data={
             "decide": {"token": token, "action": action, **decide},

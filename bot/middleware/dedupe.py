@@ -16,6 +16,7 @@ from typing import Any
 from slack_bolt import BoltRequest, BoltResponse
 
 from bot.inbox import InboxUnavailableError
+from bot.kinds import InboxKind
 from bot.listeners.payload import dig
 from bot.service import Signoff
 from bot.store import InboxEntry
@@ -52,7 +53,7 @@ def first_delivery(signoff: Signoff, body: dict[str, Any]) -> bool:
     if key is None:
         return True
     try:
-        return signoff.inbox_writer.record(InboxEntry(key, "seen", None, None))
+        return signoff.inbox_writer.record(InboxEntry(key, InboxKind.seen, None, None))
     except InboxUnavailableError:
         return True
 
@@ -71,7 +72,7 @@ def dedupe_middleware(signoff: Signoff) -> Callable[..., BoltResponse | None]:
         if key is None:
             return next()
         try:
-            new = signoff.inbox_writer.record(InboxEntry(key, "seen", None, None))
+            new = signoff.inbox_writer.record(InboxEntry(key, InboxKind.seen, None, None))
         except InboxUnavailableError:
             # Not recorded: Slack retries an event answered with an error.
             return BoltResponse(status=503, body={"error": "could not record the event"})

@@ -109,7 +109,7 @@ class BotHarness:
         """Once what is being posted is out (App Home refreshes list groups too), the cached
         members of every group expire: the next permission check asks Slack."""
         self.wait_outbox_idle()
-        self.runtime.signoff.forget_group(None)
+        self.runtime.groups.forget(None)
 
     def wait_outbox_idle(self, timeout: float = 10.0) -> dict[str, int]:
         """Until no outbox row is due or in flight (``bot.testing.wait_outbox_idle``)."""

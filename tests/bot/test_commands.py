@@ -60,10 +60,10 @@ def test_run_started_elsewhere_is_posted(harness: BotHarness) -> None:
     script_wf.db = SqliteDb(db_file=harness.db_file)
     run = script_wf.run("from cron", user_id=None)
     assert run.status is RunStatus.paused
-    assert harness.runtime.signoff.sync_paused_runs() == 1
+    assert harness.runtime.publisher.sync_paused_runs() == 1
     message = harness.pause_message("ship")
     assert "a script" in str(message.blocks)
-    assert harness.runtime.signoff.sync_paused_runs() == 0  # posted once
+    assert harness.runtime.publisher.sync_paused_runs() == 0  # posted once
     harness.actor(ALICE).click(message, action_id=blocks.ACTION_APPROVE)
     harness.wait_run(run.run_id, "completed")
 

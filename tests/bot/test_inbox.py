@@ -64,7 +64,8 @@ def test_a_click_is_recorded_before_its_ack_and_applied_after_it(harness: BotHar
     # another one applies it once the lease has run out, not before.
     taken = store.claim_inbox(now=harness.clock.now(), lease=LEASE)
     assert [i.key for i in taken] == [key]
-    other = InboxWorker(harness.runtime.signoff)
+    worker = harness.runtime.inbox
+    other = InboxWorker(harness.runtime.signoff, handlers=worker.handlers, reply=worker.reply)
     assert other.apply_due() == 0
     harness.clock.advance(LEASE + timedelta(seconds=1))
     assert other.apply_due() == 1

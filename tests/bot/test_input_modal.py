@@ -96,6 +96,6 @@ def test_approve_button_on_input_step_points_to_the_form(harness: BotHarness) ->
     pause = harness.runtime.signoff.store
     token = harness.runtime.db.get_run(run_id).step_requirements[0].requirement_id
     assert pause.get_pause(token) is not None
-    result = harness.runtime.signoff.decide(token, user_id=ALICE, action="confirm")
+    result = harness.runtime.decider.decide(token, user_id=ALICE, action="confirm")
     assert not result.ok and "input" in result.message
     assert harness.runtime.db.get_run(run_id).is_paused

@@ -11,8 +11,9 @@ from datetime import timedelta
 from sqlalchemy import select
 
 from bot import blocks
+from bot.permissions import GROUP_CACHE_TTL
+from bot.publisher import SYNC_PAGE
 from bot.sandbox import send_signed
-from bot.service import GROUP_CACHE_TTL, SYNC_PAGE
 from bot.store import slack_outbox, slack_pauses
 from bot.testing import drain_inbox, wait_outbox_idle
 from engine import SqliteDb
@@ -32,10 +33,10 @@ def test_every_paused_run_made_elsewhere_is_posted_past_one_page(harness: BotHar
             assert wf.run(f"batch {i}").is_paused
     finally:
         elsewhere.dispose()
-    signoff = harness.runtime.signoff
-    assert signoff.pending_count() == made
-    assert signoff.sync_paused_runs() == made
-    assert signoff.sync_paused_runs() == 0  # each once
+    publisher = harness.runtime.publisher
+    assert harness.runtime.queries.pending_count() == made
+    assert publisher.sync_paused_runs() == made
+    assert publisher.sync_paused_runs() == 0  # each once
     with harness.runtime.db.engine.connect() as conn:
         recorded = conn.execute(select(slack_pauses.c.requirement_id)).all()
         queued = conn.execute(

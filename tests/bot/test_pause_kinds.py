@@ -351,11 +351,11 @@ def test_mismatched_and_malformed_answers_are_refused(harness: BotHarness) -> No
         seen.add(reply.ts)
         assert "cannot be answered that way" in reply.text or "Choose a route" in reply.text
     # An edited output for a step that has no output review, straight into decide().
-    result = harness.runtime.signoff.decide(token, user_id=ALICE, action="edit", output="x")
+    result = harness.runtime.decider.decide(token, user_id=ALICE, action="edit", output="x")
     assert not result.ok and "cannot be answered that way" in result.message
-    result = harness.runtime.signoff.decide(token, user_id=ALICE, action="explode")
+    result = harness.runtime.decider.decide(token, user_id=ALICE, action="explode")
     assert not result.ok
-    result = harness.runtime.signoff.decide(
+    result = harness.runtime.decider.decide(
         token, user_id=ALICE, action="select", choices=[{"$ne": 1}],  # type: ignore[list-item]  # hostile on purpose
     )
     assert not result.ok

@@ -247,7 +247,7 @@ def test_both_groups_must_sign_and_a_member_of_both_counts_for_one(groups: BotHa
 def test_a_second_approval_from_a_full_group_is_refused(groups: BotHarness) -> None:
     h = groups
     h.state.add_usergroup(SECURITY, "security", [DAVE], name="Security")  # Carol: SRE only
-    h.runtime.signoff._group_cache.clear()
+    h.runtime.groups.forget(None)
     run_id = _start(h, "sre_and_security", user=ERIN)
     message = h.pause_message("ship")
     assert _click(h, ALICE, message) == "You approved *ship*; 1 more needed."
@@ -298,7 +298,7 @@ def test_a_group_vote_waits_for_one_at_the_same_moment_anywhere(groups: BotHarne
     run_id = _start(h, "sre_and_security", user=ERIN)
     message = h.pause_message("ship")
     requirement_id = h.runtime.db.get_run(run_id).step_requirements[0].requirement_id
-    leases = h.runtime.signoff.vote_leases
+    leases = h.runtime.decider.vote_leases
     other = leases.acquire(requirement_id)
     assert other is not None and leases.acquire(requirement_id) is None
 
@@ -401,7 +401,7 @@ def test_two_group_approvals_at_once_fill_the_group_once(groups: BotHarness) -> 
     counted and the other is told; the pause still waits for security."""
     h = groups
     h.state.add_usergroup(SRE, "sre", [ALICE, BOB], name="SRE")
-    h.runtime.signoff._group_cache.clear()
+    h.runtime.groups.forget(None)
     run_id = _start(h, "sre_and_security", user=ERIN)
     message = h.pause_message("ship")
     h.actor(BOB)  # joins the channel

@@ -7,10 +7,10 @@ import threading
 from datetime import UTC, datetime, timedelta
 
 from bot.sandbox import DEFAULT_CHANNEL_ID
-from bot.scheduler import DeadlineScheduler
+from bot.scheduler import DeadlineScheduler, PauseJobs
 from bot.server import Runtime
 from bot.testing import pending_jobs, run_due_jobs
-from engine import ManualClock
+from engine import ManualClock, StepRequirement
 from tests.bot import workflows as test_workflows
 from tests.bot.conftest import CAROL, BotHarness, make_routes
 from tests.bot.test_approval_flow import _start
@@ -29,7 +29,7 @@ def test_deadline_job_cancels_exactly_once_and_updates_message(harness: BotHarne
     run = harness.wait_run(run_id, "cancelled")
     assert "timed out" in run.content
     # A second replica's job firing late changes nothing.
-    assert harness.runtime.signoff.expire("cancel_me", run_id) is False
+    assert harness.runtime.deadlines.expire("cancel_me", run_id) is False
     decisions = harness.runtime.db.get_decisions(run_id)
     assert [d.outcome.value for d in decisions] == ["timed_out"]
     harness.wait(
@@ -121,7 +121,7 @@ def test_a_pause_that_expires_before_any_replica_posted_it_is_posted_as_timed_ou
     elsewhere.clock = harness.clock
     run_id = elsewhere.run("late", user_id=CAROL).run_id
     harness.clock.advance(timedelta(minutes=31))
-    assert harness.runtime.signoff.expire("skip_on_timeout", run_id) is True
+    assert harness.runtime.deadlines.expire("skip_on_timeout", run_id) is True
     harness.wait_run(run_id, "completed")
     harness.wait_outbox_idle()
     pause = next(
@@ -138,27 +138,37 @@ def test_stop_while_a_poll_runs_waits_for_it_and_returns(harness: BotHarness) ->
     # APScheduler's shutdown holds its job stores' lock while it waits for running jobs; a
     # poll needs that lock to finish (it drops stale jobs). Stopping must wait for the poll
     # first, then shut down.
-    scheduler = DeadlineScheduler(harness.runtime.signoff, poll_interval=timedelta(hours=1))
     entered, release = threading.Event(), threading.Event()
 
-    def slow_hook(now: datetime) -> set[str]:
-        entered.set()
-        release.wait()
-        return set()  # the job below is stale: the poll will drop it
+    class SlowSource:  # a pause-job source whose reconcile blocks, once armed
+        armed = False
 
-    scheduler.start()
-    scheduler.add_pause_job(
-        "expire:stale", datetime.now(UTC) + timedelta(days=1), lambda **_: True
+        def schedule(self, workflow_name: str, req: StepRequirement, jobs: PauseJobs) -> None:
+            pass
+
+        def reconcile(self, now: datetime, jobs: PauseJobs) -> set[str]:
+            if self.armed:
+                entered.set()
+                release.wait()
+            return set()  # the job below is stale: the poll will drop it
+
+    runtime = harness.runtime
+    slow = SlowSource()
+    jobs = PauseJobs(runtime.signoff, runtime.deadlines, sources=(slow,))
+    scheduler = DeadlineScheduler(
+        runtime.signoff, runtime.publisher, jobs, poll_interval=timedelta(hours=1)
     )
-    scheduler.on_reconcile.append(slow_hook)
+    scheduler.start()
+    jobs.add_pause_job("expire:stale", datetime.now(UTC) + timedelta(days=1), lambda **_: True)
+    slow.armed = True
     poll_job = scheduler.scheduler.get_job("poll")
     assert poll_job is not None
     poll_job.modify(next_run_time=datetime.now(UTC))  # the scheduler's own thread runs it
     assert entered.wait(10)
     stopper = threading.Thread(target=scheduler.stop)
     stopper.start()
-    with scheduler._idle:  # stop() has begun
-        assert scheduler._idle.wait_for(lambda: scheduler._stopping, timeout=10)
+    with jobs._idle:  # stop() has begun
+        assert jobs._idle.wait_for(lambda: jobs._stopping, timeout=10)
     release.set()
     stopper.join(30)
     assert not stopper.is_alive(), "stop() and the running poll wait for each other"
