@@ -564,7 +564,7 @@ class BotStore:
         """Insert these interactions in ONE transaction, skipping keys already recorded;
         returns, per entry, whether it was new. Waits at most ``lock_timeout`` seconds for
         a lock others hold (then raises): the caller is acking Slack."""
-        with self.db.write(lock_timeout=lock_timeout) as conn:
+        with self.db.write(lock_timeout=lock_timeout, urgent=True) as conn:
             return self._insert_inbox(conn, entries, now)
 
     def _insert_inbox(

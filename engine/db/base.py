@@ -162,7 +162,11 @@ class BaseDb:
     """
 
     def __init__(
-        self, engine: Engine, *, run_writes: RunWrites, turns: threading.RLock | None = None
+        self,
+        engine: Engine,
+        *,
+        run_writes: RunWrites,
+        turns: AbstractContextManager[Any] | None = None,
     ) -> None:
         """``turns``: for a database reached through one shared connection (in-memory
         SQLite), which cannot hold two transactions at once, the lock its users take turns
@@ -186,19 +190,24 @@ class BaseDb:
         with self._serialized(), self.engine.connect() as conn:
             yield conn
 
-    def write(self, *, lock_timeout: float | None = None) -> AbstractContextManager[Connection]:
+    def write(
+        self, *, lock_timeout: float | None = None, urgent: bool = False
+    ) -> AbstractContextManager[Connection]:
         """One transaction that writes, committed at the end of the block (rolled back on an
         exception). ``lock_timeout``: at most this many seconds waiting for locks others
         hold (default: the database's own wait), then ``sqlalchemy.exc.OperationalError``.
+        ``urgent``: someone waits on this write (a request being answered).
 
         For everything written outside the run writes (a front-end's tables, a claim with a
-        hook): on SQLite this process's writers take turns, so they wait on each other in
-        order rather than in SQLite's busy handler (which sleeps up to 100 ms between tries).
+        hook). On SQLite this process's writers take turns (``WriteTurns``): they wait on
+        each other in order, an urgent writer first, rather than in SQLite's busy handler
+        (which sleeps up to 100 ms between tries). PostgreSQL locks rows: no turns.
         """
-        return self._write(lock_timeout)
+        return self._write(lock_timeout, urgent=urgent)
 
     @contextmanager
-    def _write(self, lock_timeout: float | None) -> Iterator[Connection]:
+    def _write(self, lock_timeout: float | None, *, urgent: bool = False) -> Iterator[Connection]:
+        del urgent  # only SQLite's writers take turns
         with self._begin() as conn:
             yield conn
 

@@ -227,7 +227,8 @@ class PostgresDb(BaseDb):
         super().__init__(engine, run_writes=writes)
 
     @contextmanager
-    def _write(self, lock_timeout: float | None) -> Iterator[Connection]:
+    def _write(self, lock_timeout: float | None, *, urgent: bool = False) -> Iterator[Connection]:
+        del urgent  # rows are locked one by one: no turns to jump
         with self.engine.begin() as conn:
             if lock_timeout is not None:
                 ms = max(1, int(lock_timeout * 1000))

@@ -123,6 +123,60 @@ def _begin_immediate(conn: sqlite3.Connection, wait: float) -> None:
         time.sleep(LOCK_RETRY)
 
 
+class WriteTurns:
+    """This process's writers to one SQLite file take turns: one at a time, handed over at
+    once (SQLite's busy handler would sleep), and an urgent writer — someone waits on it,
+    e.g. an HTTP request — goes before every ordinary one waiting. Reentrant: a thread
+    holding its turn may take it again. Also a context manager (an ordinary turn)."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition(threading.Lock())
+        self._owner: int | None = None
+        self._depth = 0
+        self._urgent_waiting = 0
+
+    def acquire(self, *, urgent: bool = False, timeout: float | None = None) -> bool:
+        """Take the turn; False if ``timeout`` seconds passed first."""
+        me = threading.get_ident()
+        with self._cond:
+            if self._owner == me:
+                self._depth += 1
+                return True
+            deadline = None if timeout is None else time.monotonic() + timeout
+            if urgent:
+                self._urgent_waiting += 1
+            try:
+                while self._owner is not None or (not urgent and self._urgent_waiting):
+                    remaining = None if deadline is None else deadline - time.monotonic()
+                    if remaining is not None and remaining <= 0:
+                        return False
+                    self._cond.wait(remaining)
+            finally:
+                if urgent:
+                    self._urgent_waiting -= 1
+                    if self._owner != me:
+                        self._cond.notify_all()  # gave up: ordinary writers may go
+            self._owner, self._depth = me, 1
+            return True
+
+    def release(self) -> None:
+        """Give the turn back (the next urgent writer waiting, if any, takes it first)."""
+        with self._cond:
+            if self._owner != threading.get_ident():
+                raise RuntimeError("release of a write turn this thread does not hold")
+            self._depth -= 1
+            if self._depth == 0:
+                self._owner = None
+                self._cond.notify_all()
+
+    def __enter__(self) -> WriteTurns:
+        self.acquire()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
+
+
 def _locked(exc: sqlite3.OperationalError) -> OperationalError:
     """The driver's "database is locked" as SQLAlchemy raises every other driver error."""
     return OperationalError("BEGIN IMMEDIATE", None, exc)
@@ -278,8 +332,8 @@ class SqliteDb(BaseDb):
         # memory, every user of the one shared connection does): a turn is handed over at
         # once, where SQLite's busy handler would sleep. Other processes wait their turn
         # through the write lock itself.
-        shared_turns = threading.RLock() if in_memory else None
-        self._write_turn = shared_turns or threading.RLock()
+        self._write_turn = WriteTurns()
+        shared_turns = self._write_turn if in_memory else None
         writes = _SqliteRunWrites(
             lambda: _held_connection(engine, detach=not in_memory),
             turns=self._write_turn,
@@ -288,10 +342,10 @@ class SqliteDb(BaseDb):
         super().__init__(engine, run_writes=writes, turns=shared_turns)
 
     @contextmanager
-    def _write(self, lock_timeout: float | None) -> Iterator[Connection]:
+    def _write(self, lock_timeout: float | None, *, urgent: bool = False) -> Iterator[Connection]:
         wait = self._lock_wait if lock_timeout is None else max(0.0, lock_timeout)
         deadline = time.monotonic() + wait
-        if not self._write_turn.acquire(timeout=wait):
+        if not self._write_turn.acquire(urgent=urgent, timeout=wait):
             raise _locked(sqlite3.OperationalError("database is locked (by this process)"))
         try:
             with self.engine.connect() as conn:
