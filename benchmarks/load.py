@@ -845,6 +845,7 @@ class ClickResult:
     inbox: dict[str, int]
     retries: float
     given_up: float
+    stepped_aside: int  # background items that waited for requests first (bot/pressure.py)
 
 
 def _inbox_drain_time(runtime: Any, last_ack: float) -> float | None:
@@ -928,6 +929,7 @@ def click_profile(rate: float, seconds: float, sender: Any, tmp: Path) -> ClickR
             inbox=setup.runtime.signoff.store.inbox_counts(),
             retries=_counter_total(metrics.inbox_retries),
             given_up=_counter_total(metrics.inbox_given_up),
+            stepped_aside=setup.runtime.signoff.pressure.yields,
         )
     finally:
         setup.server.stop()
@@ -977,6 +979,7 @@ def clicks_main(args: argparse.Namespace) -> int:
                             f"{result.inbox} / {result.retries:g} / {result.given_up:g}",
                         ),
                         ("runs not completed", str(result.not_completed)),
+                        ("background items that stepped aside", str(result.stepped_aside)),
                         ("pause messages posted twice", str(result.duplicate_pause_messages)),
                     ]
                 )

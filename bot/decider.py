@@ -60,6 +60,7 @@ class Decider:
         self.permissions = permissions
         self.clock = signoff.clock
         self.executor = signoff.executor
+        self.pressure = signoff.pressure
         # A decision's own message update: delivered by the outbox's fast lane.
         self.urgent_wakeup = signoff.urgent_wakeup
         self.vote_leases = policies.VoteLeases(self.store, self.clock.now)
@@ -93,6 +94,11 @@ class Decider:
             # Answered, waiting for the pause's other requirements.
             return DecisionResult(False, f"Already decided: {_describe_answer(run, current)}.")
         return pause, route, run, current
+
+    def _run_rest(self, events: Iterator[WorkflowRunEvent], run_id: str) -> None:
+        """Run the steps after a decision (in the background), once requests waiting went."""
+        self.pressure.step_aside()
+        _drain(events, run_id)
 
     def _already_decided(self, run_id: str, requirement_id: str) -> str:
         for decision in self.db.get_decisions(run_id):
@@ -245,7 +251,7 @@ class Decider:
         if isinstance(first, StepApprovalProgressEvent):
             _drain(events, run.run_id)  # the rest are progress events: nothing runs
             return self._voted(first, act)
-        self.executor.submit(_drain, events, run.run_id)
+        self.executor.submit(self._run_rest, events, run.run_id)
         return DecisionResult(True, f"{_DONE[act]} *{blocks.escape(req.step_name)}*.")
 
     def _voted(self, event: StepApprovalProgressEvent, act: DecisionAction) -> DecisionResult:

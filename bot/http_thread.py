@@ -55,7 +55,7 @@ class BackgroundServer:
             port=self._requested_port,
             log_level="warning",
             access_log=False,
-            lifespan="off",
+            lifespan="auto",  # the app's own start-up and shut-down (a Starlette lifespan)
             # Tests stop servers often; don't wait long for idle keep-alive connections.
             timeout_graceful_shutdown=1,
         )

@@ -315,6 +315,7 @@ class InboxWorker:
     def apply(self, item: InboxItem) -> None:
         """Apply one taken row with its kind's handler; record done, retry or given up."""
         signoff = self.signoff
+        signoff.pressure.step_aside()  # Slack's requests waiting go first
         handler = self.handlers.get(item.kind)
         if handler is None:
             self._give_up(item, f"no handler for {item.kind!r}")

@@ -162,8 +162,12 @@ class OutboxWorker:
         for item in items:
             by_run.setdefault(item.run_id, []).append(item)
         outcomes: list[Outcome] = []
+        # The bulk steps aside while Slack's requests wait (bot/pressure.py); a decision's
+        # own message update (the fast lane) does not.
+        bulk = kinds is None
         for result in pool.map(
-            lambda run_items: self._deliver_run(run_items, now), by_run.values()
+            lambda run_items: self._deliver_run(run_items, now, step_aside=bulk),
+            by_run.values(),
         ):
             outcomes.extend(result)
         self.store.finish_many(outcomes)
@@ -171,7 +175,9 @@ class OutboxWorker:
         self.delivered += delivered
         return delivered
 
-    def _deliver_run(self, items: list[OutboxItem], now: datetime) -> list[Outcome]:
+    def _deliver_run(
+        self, items: list[OutboxItem], now: datetime, *, step_aside: bool = False
+    ) -> list[Outcome]:
         outcomes: list[Outcome] = []
         # Only the newest update of a run's root message matters: it renders the run as it
         # is now, so older ones in the same batch are dropped without a Slack call. The same
@@ -184,6 +190,8 @@ class OutboxWorker:
             if item.kind in newest and item.id != newest[item.kind]:
                 outcomes.append((item.id, OutboxState.sent, "superseded", now))
                 continue
+            if step_aside:
+                self.signoff.pressure.step_aside()
             try:
                 self._deliver(item)
             except NotReady:

@@ -12,7 +12,8 @@ import logging
 import socket
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 from datetime import timedelta
 
 import uvicorn
@@ -235,8 +236,15 @@ def make_asgi(runtime: Runtime, *, body_timeout: timedelta = BODY_TIMEOUT) -> St
     """The ASGI app: ``POST /slack/events`` (verified before parsing), healthz and metrics."""
     signature = SlackSignature(runtime.signing_secret)
 
+    pressure = runtime.signoff.pressure
+
     async def slack_events(request: Request) -> Response:
         received = time.monotonic()  # Slack's 3 s run from here (at best)
+        # In flight until answered: the background steps aside while requests wait.
+        with pressure.request(received):
+            return await _slack_event(request, received)
+
+    async def _slack_event(request: Request, received: float) -> Response:
         try:
             raw = await read_bounded_body(
                 request.headers, request.stream(), limit=MAX_BODY_BYTES, timeout=body_timeout
@@ -275,12 +283,18 @@ def make_asgi(runtime: Runtime, *, body_timeout: timedelta = BODY_TIMEOUT) -> St
         body = await run_in_threadpool(runtime.signoff.metrics.render)
         return Response(body, media_type=METRICS_CONTENT_TYPE)
 
+    @asynccontextmanager
+    async def lifespan(_app: Starlette) -> AsyncIterator[None]:
+        async with pressure.loop_watch():  # how late the event loop runs, while serving
+            yield
+
     return Starlette(
         routes=[
             Route("/slack/events", slack_events, methods=["POST"]),
             Route("/healthz", healthz, methods=["GET"]),
             Route("/metrics", metrics, methods=["GET"]),
-        ]
+        ],
+        lifespan=lifespan,
     )
 
 

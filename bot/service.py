@@ -27,6 +27,7 @@ from bot import policies
 from bot.forms import OpenForms
 from bot.inbox import InboxWriter
 from bot.metrics import Metrics
+from bot.pressure import FrontDoorPressure
 from bot.routing import ChannelDirectory, SlackRoute
 from bot.store import BotStore
 from engine import Clock, Workflow
@@ -67,6 +68,8 @@ class Signoff:
         self.urgent_wakeup = threading.Event()
         self.inbox_wakeup = threading.Event()
         self.metrics = Metrics()
+        # Told by the front door how it is doing; background work steps aside under load.
+        self.pressure = FrontDoorPressure()
         self.forms = OpenForms()
         self.inbox_writer = InboxWriter(self)
         for route in routes:
