@@ -418,11 +418,16 @@ def click_bodies(state: Any, messages: Sequence[Any]) -> list[str]:
 def serve_bolt(app: Any) -> Any:
     """Serve a Bolt app through the bot's own Starlette handler on uvicorn (``ServerThread``)."""
     from bot.metrics import Metrics
+    from bot.pressure import FrontDoorPressure
     from bot.server import ServerThread, make_asgi
 
-    # What make_asgi reads from a Runtime: the secret, the Bolt app, the metrics it records.
+    # What make_asgi reads from a Runtime: the secret, the Bolt app, the metrics it records
+    # and the front door's pressure it reports.
     shim = SimpleNamespace(
-        signing_secret=SECRET, bolt=app, db=None, signoff=SimpleNamespace(metrics=Metrics())
+        signing_secret=SECRET,
+        bolt=app,
+        db=None,
+        signoff=SimpleNamespace(metrics=Metrics(), pressure=FrontDoorPressure()),
     )
     return ServerThread(make_asgi(shim)).start()  # type: ignore[arg-type]
 

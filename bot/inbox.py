@@ -275,6 +275,8 @@ class InboxWorker:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._pool = ThreadPoolExecutor(max_workers=APPLY_THREADS, thread_name_prefix="inbox")
+        self._busy = 0  # rows being applied by the pool's threads
+        self._busy_lock = threading.Lock()
         self._rng = random.Random()
 
     def start(self) -> None:
@@ -295,14 +297,37 @@ class InboxWorker:
             self.signoff.inbox_wakeup.wait(self.poll_interval)
             self.signoff.inbox_wakeup.clear()
             try:
-                while self.apply_due() and not self._stop.is_set():
+                while not self._stop.is_set() and self._take_for_free_threads():
                     pass
             except Exception:
                 log.exception("inbox pass failed")
 
+    def _take_for_free_threads(self) -> bool:
+        """Claim as many due rows as apply threads are free, and start each on one: a row
+        recorded while others are being applied starts as soon as a thread frees, not
+        after the whole batch before it. True when every free thread got a row (more may
+        be due); a thread that finishes wakes the loop."""
+        with self._busy_lock:
+            free = APPLY_THREADS - self._busy
+        if free <= 0:
+            return False
+        items = self.signoff.store.claim_inbox(
+            now=self.signoff.clock.now(), lease=LEASE, limit=free
+        )
+        for item in items:
+            with self._busy_lock:
+                self._busy += 1
+            self._pool.submit(self.apply, item).add_done_callback(self._thread_freed)
+        return len(items) == free
+
+    def _thread_freed(self, _done: Future[None]) -> None:
+        with self._busy_lock:
+            self._busy -= 1
+        self.signoff.inbox_wakeup.set()
+
     def apply_due(self, *, in_this_thread: bool = False) -> int:
-        """One pass: claim what is due and apply it (in parallel, or ``in_this_thread``).
-        Returns how many were taken."""
+        """One pass: claim what is due and apply it (in parallel, or ``in_this_thread``),
+        waiting for all of it. Returns how many were taken."""
         now = self.signoff.clock.now()
         items = self.signoff.store.claim_inbox(now=now, lease=LEASE)
         if in_this_thread:
