@@ -182,17 +182,23 @@ def clock_probe() -> float:
 
 
 def send_clicks(
-    url: str, secret: str, bodies: Sequence[str], rate: float, lead_s: float = 0.3
+    url: str | Sequence[str],
+    secret: str,
+    bodies: Sequence[str],
+    rate: float,
+    lead_s: float = 0.3,
 ) -> list[tuple[float, float, float, int, str]]:
-    """Send ``bodies`` (form bodies of interactions) open-loop: body i at t0 + i/rate.
+    """Send ``bodies`` (form bodies of interactions) open-loop: body i at t0 + i/rate, to
+    ``url`` (several: in turn, as a load balancer in front of replicas would).
 
     Returns, per click, ``(scheduled, sent, answered, status, error)`` in ``perf_counter``
     seconds; status -1 when no HTTP answer came (``error`` says why)."""
-    return asyncio.run(_send_clicks(url, secret, list(bodies), rate, lead_s))
+    urls = [url] if isinstance(url, str) else list(url)
+    return asyncio.run(_send_clicks(urls, secret, list(bodies), rate, lead_s))
 
 
 async def _send_clicks(
-    url: str, secret: str, bodies: list[str], rate: float, lead_s: float
+    urls: list[str], secret: str, bodies: list[str], rate: float, lead_s: float
 ) -> list[tuple[float, float, float, int, str]]:
     import httpx
 
@@ -207,7 +213,7 @@ async def _send_clicks(
         async def one(i: int, scheduled: float, body: bytes, headers: dict[str, str]) -> None:
             sent = time.perf_counter()
             try:
-                response = await client.post(url, content=body, headers=headers)
+                response = await client.post(urls[i % len(urls)], content=body, headers=headers)
                 status, error = response.status_code, ""
             except httpx.HTTPError as exc:
                 status, error = -1, f"{type(exc).__name__}: {exc}"
@@ -290,12 +296,13 @@ def click_phase(
     *,
     executor: ProcessPoolExecutor,
     state: Any,
-    url: str,
+    url: str | Sequence[str],
     bodies: list[str],
     keys: list[tuple[str, str]],
     rate: float,
     warmup: int,
     expects_updates: bool,
+    secret: str = SECRET,
 ) -> Phase:
     watch = MessageWatch(
         state,
@@ -307,7 +314,7 @@ def click_phase(
     unsubscribe = state.add_listener(watch)
     try:
         budget = len(bodies) / rate + SETTLE_TIMEOUT_S + 30.0
-        results = executor.submit(send_clicks, url, SECRET, bodies, rate).result(timeout=budget)
+        results = executor.submit(send_clicks, url, secret, bodies, rate).result(timeout=budget)
         if expects_updates:
             watch.wait(SETTLE_TIMEOUT_S)
     finally:

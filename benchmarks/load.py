@@ -569,6 +569,25 @@ class Result:
         return self.http_errors + sum(self.run_failures.values())
 
 
+def _bot_env(fake: Any, database_url: str) -> dict[str, str]:
+    """The environment of a served bot (``python -m bot serve``) against ``fake``."""
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(REPO_ROOT),
+        "SLACK_BOT_TOKEN": fake.state.bot_token,
+        "SLACK_SIGNING_SECRET": SECRET,
+        "SLACK_API_URL": fake.api_url,
+        "SIGNOFF_DATABASE_URL": database_url,
+        "SIGNOFF_WORKFLOWS": "benchmarks.load:workflows",
+        "SIGNOFF_HOST": "127.0.0.1",
+        "SIGNOFF_CHANNEL": CHANNEL,
+        "SIGNOFF_POLL_SECONDS": POLL_SECONDS,
+        "SIGNOFF_LOG_LEVEL": "WARNING",
+    }
+    env.pop("SLACK_APP_TOKEN", None)
+    return env
+
+
 def run_setup(
     name: str,
     *,
@@ -586,20 +605,7 @@ def run_setup(
     fake = SlackFakeServer().start()
     for user in (APPROVER, OTHER, REQUESTER):
         fake.state.join_channel(CHANNEL, user)
-    env = {
-        **os.environ,
-        "PYTHONPATH": str(REPO_ROOT),
-        "SLACK_BOT_TOKEN": fake.state.bot_token,
-        "SLACK_SIGNING_SECRET": SECRET,
-        "SLACK_API_URL": fake.api_url,
-        "SIGNOFF_DATABASE_URL": database_url,
-        "SIGNOFF_WORKFLOWS": "benchmarks.load:workflows",
-        "SIGNOFF_HOST": "127.0.0.1",
-        "SIGNOFF_CHANNEL": CHANNEL,
-        "SIGNOFF_POLL_SECONDS": POLL_SECONDS,
-        "SIGNOFF_LOG_LEVEL": "WARNING",
-    }
-    env.pop("SLACK_APP_TOKEN", None)
+    env = _bot_env(fake, database_url)
     # The script's deadline runs: paused an hour and a bit ago, so already past due; a long
     # lease, so no bot mistakes one this process is running for one whose process died.
     past = ManualClock(datetime.now(UTC) - DEADLINE - timedelta(minutes=5))
@@ -845,7 +851,10 @@ class ClickResult:
     inbox: dict[str, int]
     retries: float
     given_up: float
-    stepped_aside: int  # background items that waited for requests first (bot/pressure.py)
+    # Background items that waited for requests first (bot/pressure.py); None when the bots
+    # are other processes.
+    stepped_aside: int | None = None
+    setup: str = "one replica in this process, SQLite"
 
 
 def _inbox_drain_time(runtime: Any, last_ack: float) -> float | None:
@@ -937,6 +946,139 @@ def click_profile(rate: float, seconds: float, sender: Any, tmp: Path) -> ClickR
         setup.fake.stop()
 
 
+def _served_database(tmp: Path, postgres_url: str | None) -> tuple[str, Any, Callable[[], None]]:
+    """A fresh database for served bots, migrated; its URL, an engine handle, and cleanup."""
+    if postgres_url is None:
+        from engine.db.sqlite import SqliteDb
+
+        db_file = tmp / f"clicks-{uuid.uuid4().hex[:8]}.db"
+        url = f"sqlite:///{db_file}"
+        _migrate(url)
+        sqlite_db = SqliteDb(db_file=db_file)
+        return url, sqlite_db, sqlite_db.dispose
+    from engine.db.postgres import PostgresDb
+
+    dbname = f"signoff_clicks_{os.getpid()}_{uuid.uuid4().hex[:8]}"
+    _admin_execute(postgres_url, f'CREATE DATABASE "{dbname}"')
+    url = _with_database(postgres_url, dbname)
+    _migrate(url)
+    pg_db = PostgresDb(url, pool_size=4)
+
+    def cleanup() -> None:
+        pg_db.dispose()
+        _admin_execute(postgres_url, f'DROP DATABASE IF EXISTS "{dbname}" WITH (FORCE)')
+
+    return url, pg_db, cleanup
+
+
+def _drain_time_served(db: Any, last_ack: float) -> float | None:
+    """Seconds from ``last_ack`` until no clicked run is paused any more (all applied)."""
+    deadline = time.monotonic() + DRAIN_TIMEOUT_S
+    while time.monotonic() < deadline:
+        if db.count_paused_runs(workflow_names=[WORKFLOW]) == 0:
+            return max(0.0, time.perf_counter() - last_ack)
+        time.sleep(0.05)  # settling, bounded; its resolution is in the figure
+    return None
+
+
+def served_click_profile(
+    rate: float,
+    seconds: float,
+    sender: Any,
+    tmp: Path,
+    *,
+    replicas: int,
+    postgres_url: str | None,
+) -> ClickResult:
+    """The click profile against ``replicas`` served bots (``python -m bot serve``, each its
+    own process) on SQLite or PostgreSQL, clicks sent to the replicas in turn."""
+    from benchmarks import bot_interactions as bi
+    from bot.sandbox import SlackFakeServer
+    from engine import RunStatus
+
+    n = max(2, int(rate * seconds))
+    fake = SlackFakeServer().start()
+    for user in (APPROVER, OTHER, REQUESTER):
+        fake.state.join_channel(CHANNEL, user)
+    url, db, cleanup = _served_database(tmp, postgres_url)
+    started: list[Replica] = []
+    try:
+        env = _bot_env(fake, url)
+        for k in range(replicas):
+            log_path = tmp / f"clicks-{rate:g}-replica-{k + 1}.log"
+            started.append(Replica(f"replica-{k + 1}", env, log_path))
+        for replica in started:
+            replica.wait_healthy()
+        gate = next(wf for wf in build_workflows(db=db) if wf.name == WORKFLOW)
+        posted = bi.MessageWatch(fake.state, "message.posted", bi._has_approve_button, expected=n)
+        unsubscribe = fake.state.add_listener(posted)
+        try:
+            run_by_token = {}
+            for i in range(n):
+                run = gate.run(f"item {i}", user_id=REQUESTER)
+                run_by_token[run.step_requirements[0].requirement_id] = run.run_id
+            if not posted.wait(DRAIN_TIMEOUT_S):  # the replicas find and post the pauses
+                raise TimeoutError(f"only {len(posted.hits)} of {n} pause messages were posted")
+        finally:
+            unsubscribe()
+        pauses = sorted(posted.messages.values(), key=lambda m: float(m.ts))
+        phase = bi.click_phase(
+            f"{rate:g}/s",
+            executor=sender,
+            state=fake.state,
+            url=[r.events_url for r in started],
+            bodies=bi.click_bodies(fake.state, pauses),
+            keys=[(m.channel, m.ts) for m in pauses],
+            rate=rate,
+            warmup=0,
+            expects_updates=True,
+            secret=SECRET,
+        )
+        answered = [r[2] for r in phase.results if r[3] != -1]
+        drained = _drain_time_served(db, max(answered) if answered else time.perf_counter())
+        lost = doubled = not_completed = refused = 0
+        for message, result in zip(pauses, phase.results, strict=True):
+            (_, button) = _approve_button(message)
+            run_id = run_by_token[button["value"]]
+            decisions = db.get_decisions(run_id)
+            stored = db.get_run(run_id)
+            if result[3] == 200:
+                lost += not decisions
+            else:
+                refused += 1
+            doubled += len(decisions) > 1
+            not_completed += stored is None or stored.status is not RunStatus.completed
+        posted_keys: collections.Counter[str] = collections.Counter()
+        for message in fake.state.messages(CHANNEL, include_ephemeral=False):
+            key = ((message.metadata or {}).get("event_payload") or {}).get("key", "")
+            if key.startswith("pause:"):
+                posted_keys[key] += 1
+        logs = "\n".join(r.log() for r in started)
+        return ClickResult(
+            rate=rate,
+            seconds=seconds,
+            clicks=n,
+            achieved_rate=phase.achieved_rate,
+            ack=Summary.of(phase.acks),
+            errors=phase.errors,
+            drained_after_s=drained,
+            refused=refused,
+            lost=lost,
+            doubled=doubled,
+            not_completed=not_completed,
+            duplicate_pause_messages=sum(c - 1 for c in posted_keys.values() if c > 1),
+            inbox={"tracebacks in bot logs": logs.count("Traceback (most recent call last)")},
+            retries=float("nan"),
+            given_up=float("nan"),
+            setup=f"{replicas} served replica(s), {'PostgreSQL' if postgres_url else 'SQLite'}",
+        )
+    finally:
+        for replica in started:
+            replica.stop()
+        fake.stop()
+        cleanup()
+
+
 def clicks_main(args: argparse.Namespace) -> int:
     import logging
     import multiprocessing
@@ -948,18 +1090,33 @@ def clicks_main(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.WARNING, handlers=[warnings])
     scale = 0.1 if args.quick else args.scale
     profiles = [(rate, seconds * scale) for rate, seconds in CLICK_PROFILES]
+    # (label, replicas, PostgreSQL URL or None); None replicas: in this process.
+    setups: list[tuple[str, int | None, str | None]] = [
+        ("in-process SQLite", None, None)
+    ]
+    if args.served:
+        setups = [("served SQLite", 1, None)]
+        if not args.skip_postgres:
+            setups.append(("served PG x2", 2, args.postgres_url))
     print(
-        "benchmarks.load --clicks: one replica on SQLite, the Slack fake and the sender on "
-        f"this machine; {os.cpu_count()} CPUs"
+        f"benchmarks.load --clicks: {'; '.join(s[0] for s in setups)}; the Slack fake and the "
+        f"sender on this machine; {os.cpu_count()} CPUs"
     )
     tmp = Path(tempfile.mkdtemp(prefix="signoff-clicks-"))
     results: list[ClickResult] = []
+    runs = [(setup, rate, seconds) for setup in setups for rate, seconds in profiles]
     try:
         spawn = multiprocessing.get_context("spawn")
         with ProcessPoolExecutor(max_workers=1, mp_context=spawn) as sender:
-            for number, (rate, seconds) in enumerate(profiles, 1):
-                print_header(f"{number}. {rate:g} clicks/s for {seconds:g} s")
-                result = click_profile(rate, seconds, sender, tmp)
+            for number, ((label, replicas, pg_url), rate, seconds) in enumerate(runs, 1):
+                print_header(f"{number}. {label}: {rate:g} clicks/s for {seconds:g} s")
+                if replicas is None:
+                    result = click_profile(rate, seconds, sender, tmp)
+                else:
+                    result = served_click_profile(
+                        rate, seconds, sender, tmp, replicas=replicas, postgres_url=pg_url
+                    )
+                    result.setup = label
                 results.append(result)
                 print_latency_table([("ack (HTTP response)", result.ack)])
                 drained = (
@@ -988,7 +1145,7 @@ def clicks_main(args: argparse.Namespace) -> int:
         shutil.rmtree(tmp, ignore_errors=True)
     rows: list[tuple[str, str, str, bool | None]] = []
     for r in results:
-        name = f"{r.rate:g}/s x {r.seconds:g}s"
+        name = f"{r.setup}, {r.rate:g}/s x {r.seconds:g}s"
         clean = r.lost == 0 and r.doubled == 0 and r.duplicate_pause_messages == 0
         backlog_done = r.drained_after_s is not None and r.not_completed == r.refused
         p99_target = r.rate == CLICK_PROFILES[0][0]
@@ -1045,6 +1202,12 @@ def main(argv: list[str] | None = None) -> int:
         type=float,
         default=1.0,
         help="with --clicks: each profile's duration times this (--quick: 0.1)",
+    )
+    parser.add_argument(
+        "--served",
+        action="store_true",
+        help="with --clicks: served bots instead (python -m bot serve): one replica on "
+        "SQLite, then two on PostgreSQL (unless --skip-postgres)",
     )
     parser.add_argument(
         "--clicks",
