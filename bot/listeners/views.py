@@ -103,7 +103,8 @@ def register(app: App, parts: Parts) -> None:
         ack()
         view_id = dig(body, "view", "id")
         if isinstance(view_id, str):
-            signoff.forms.closed(view_id)
+            # A database write: after the answer to Slack, not before it.
+            signoff.executor.submit(signoff.forms.closed, view_id)
 
 
 def _record_if_open(
@@ -142,8 +143,10 @@ def record_view_decision(
     token = dig(body, "view", "private_metadata")
     view_id = dig(body, "view", "id")
     if isinstance(view_id, str):
-        # This form closes with its decision: no "decided elsewhere" update for it.
-        signoff.forms.closed(view_id)
+        # This form closes with its decision: no "decided elsewhere" update for it. Off the
+        # request's path (a database write); should the decision's event take the form
+        # first, its update is one views.update Slack refuses for a closed view.
+        signoff.executor.submit(signoff.forms.closed, view_id)
     record_then_ack(
         signoff,
         ack,
