@@ -60,6 +60,7 @@ class Decider:
         self.permissions = permissions
         self.clock = signoff.clock
         self.executor = signoff.executor
+        self.forms = signoff.forms
         self.pressure = signoff.pressure
         # A decision's own message update: delivered by the outbox's fast lane.
         self.urgent_wakeup = signoff.urgent_wakeup
@@ -271,6 +272,11 @@ class Decider:
         token = kwargs.pop("token", None)
         if not isinstance(item.user_id, str):
             return DecisionResult(False, "This request had no user.")
+        form = item.data.get("form")
+        if isinstance(form, str):
+            # The submitted form closed with its decision: forgotten before the decision's
+            # event takes the pause's open forms, so it is not told "already decided".
+            self.forms.closed(form)
         key = _INBOX_KEY.set(item.key)
         try:
             result = self.decide(token, user_id=item.user_id, **kwargs)

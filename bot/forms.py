@@ -34,8 +34,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("signoff.forms")
 # A form older than this is forgotten (not updated): it bounds the table when Slack never
-# says a form closed. A form left open longer still fails on submit with the reason.
-FORMS_KEPT = timedelta(hours=1)
+# says a form closed. Longer than most deadlines, so a form opened on a pause and left open
+# until it times out is still told; one left open longer still fails on submit, saying why.
+FORMS_KEPT = timedelta(days=1)
 
 
 @dataclass(frozen=True)

@@ -142,11 +142,6 @@ def record_view_decision(
     user_id = dig(body, "user", "id")
     token = dig(body, "view", "private_metadata")
     view_id = dig(body, "view", "id")
-    if isinstance(view_id, str):
-        # This form closes with its decision: no "decided elsewhere" update for it. Off the
-        # request's path (a database write); should the decision's event take the form
-        # first, its update is one views.update Slack refuses for a closed view.
-        signoff.executor.submit(signoff.forms.closed, view_id)
     record_then_ack(
         signoff,
         ack,
@@ -156,6 +151,9 @@ def record_view_decision(
         data={
             "decide": {"token": token, "action": action, **decide},
             "reply": {"channel": _channel_of(signoff, token)},
+            # This form closes with its decision: the inbox worker forgets it before
+            # deciding (no database write before the ack), so it gets no "decided" notice.
+            "form": view_id if isinstance(view_id, str) else None,
         },
         surface="view",
         error_block=error_block,
