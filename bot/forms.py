@@ -26,7 +26,7 @@ from bot import blocks
 from bot.kinds import OutboxKind
 from bot.outbox_queue import Item
 from bot.store import OutboxItem, slack_open_forms
-from engine import Clock
+from engine import Clock, Decision, Outcome
 from engine.db.base import BaseDb
 
 if TYPE_CHECKING:
@@ -114,12 +114,20 @@ class OpenForms:
             ).rowcount
 
 
+def notice_text(decision: Decision) -> str:
+    """What a form open on a pause says once the pause is decided or timed out."""
+    if decision.outcome is Outcome.timed_out:
+        return f":hourglass_flowing_sand: Too late: {blocks.describe_decision(decision)}."
+    return f"Already decided: {blocks.describe_decision(decision)}."
+
+
 def closing_notices(
-    forms: OpenForms, requirement_id: str, *, title: str, text: str
+    forms: OpenForms, requirement_id: str, *, step_name: str, decision: Decision
 ) -> Callable[[Connection], list[Item]]:
     """What the outbox batch of a decided pause runs in its transaction: the pause's open
     forms taken, one ``form_closed`` item each (grouped by view, so a form waits on no
     run message and none waits on it)."""
+    title, text = step_name.replace("_", " "), notice_text(decision)
 
     def produce(conn: Connection) -> list[Item]:
         return [
@@ -154,4 +162,11 @@ def form_closed_handler(signoff: Signoff) -> Callable[[OutboxItem], None]:
     return deliver
 
 
-__all__ = ["FORMS_KEPT", "OpenForm", "OpenForms", "closing_notices", "form_closed_handler"]
+__all__ = [
+    "FORMS_KEPT",
+    "OpenForm",
+    "OpenForms",
+    "closing_notices",
+    "form_closed_handler",
+    "notice_text",
+]

@@ -237,12 +237,9 @@ class Publisher:
         """Replace forms still open on a pause that was just decided (or timed out), opened
         through any replica: taken in this event's transaction, updated by the outbox."""
         decision = Decision.from_requirement(run_id, req, at=now)
-        if req.timed_out:
-            message = f":hourglass_flowing_sand: Too late: {blocks.describe_decision(decision)}."
-        else:
-            message = f"Already decided: {blocks.describe_decision(decision)}."
-        title = req.step_name.replace("_", " ")
-        notices = closing_notices(self.forms, req.requirement_id, title=title, text=message)
+        notices = closing_notices(
+            self.forms, req.requirement_id, step_name=req.step_name, decision=decision
+        )
         self.queue.enqueue_from(notices, now)
 
 

@@ -8,9 +8,10 @@ HTTP: the form is opened through the first, the pause decided or expired through
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterator
 from datetime import timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
 from sqlalchemy import select
@@ -25,9 +26,47 @@ from bot.store import BotStore, slack_open_forms, slack_outbox
 from bot.testing import ManualClock
 from engine.db.base import BaseDb
 from tests.bot.conftest import ALICE, BOB, CAROL, SECRET
-from tests.bot.test_replica_deadlines import in_parallel, pause_message, wait_delivered
+from tests.bot.test_replica_deadlines import in_parallel
 
 Replicas = tuple[SlackFakeServer, ManualClock, Runtime, Runtime]
+T = TypeVar("T")
+# Across replicas an outbox item can find the one before it in its run still in flight with
+# the other replica (NotReady): it is retried 200 ms later, on the shared manual clock.
+NOT_READY_RETRY = timedelta(milliseconds=200)
+
+
+def eventually(replicas: Replicas, predicate: Callable[[Any], T | None], what: str) -> T:
+    """``predicate``'s first truthy value on the fake, the manual clock moved on past each
+    NotReady retry while waiting (as time moves in production)."""
+    fake, clock = replicas[0], replicas[1]
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            return fake.state.wait_for(predicate, timeout=0.25, what=what)
+        except TimeoutError:
+            if time.monotonic() >= deadline:
+                raise
+            clock.advance(NOT_READY_RETRY)
+
+
+def delivered(replicas: Replicas) -> None:
+    """Until every outbox item made so far has been sent, by either replica."""
+    store, clock = replicas[2].signoff.store, replicas[1]
+    deadline = time.monotonic() + 10
+    while (counts := store.outbox_counts()).get("pending", 0) + counts.get("sending", 0):
+        assert time.monotonic() < deadline, f"outbox not delivered within 10s: {counts}"
+        time.sleep(0.05)
+        clock.advance(NOT_READY_RETRY)
+
+
+def pause_message(replicas: Replicas, step_name: str) -> Any:
+    def find(state: Any) -> Any:
+        for m in state.messages(DEFAULT_CHANNEL_ID, include_ephemeral=False):
+            if any(b.get("type") == "actions" for b in m.blocks) and step_name in m.text:
+                return m
+        return None
+
+    return eventually(replicas, find, f"pause message for {step_name}")
 
 
 @pytest.fixture
@@ -63,7 +102,7 @@ def open_reason_form(replicas: Replicas, url: str, step_name: str) -> tuple[View
     """Bob opens the reject-with-reason form of ``step_name``'s pause through ``url``;
     returns the form and the pause's token once the database holds the form as open."""
     fake, _clock, first, _second = replicas
-    message = pause_message(fake, step_name)
+    message = pause_message(replicas, step_name)
     with bob_at(fake, url) as bob:
         bob.click(message, action_id=blocks.ACTION_REJECT_WITH_REASON)
     view: View = fake.state.wait_for(lambda s: s.top_view(BOB), timeout=10, what="reason modal")
@@ -77,11 +116,11 @@ def open_reason_form(replicas: Replicas, url: str, step_name: str) -> tuple[View
     return view, token
 
 
-def notice_of(fake: SlackFakeServer, view: View) -> Any:
-    return fake.state.wait_for(
+def notice_of(replicas: Replicas, view: View) -> Any:
+    return eventually(
+        replicas,
         lambda s: (v := s.view(view.id)) and v.callback_id == blocks.VIEW_CLOSED and v,
-        timeout=10,
-        what="the open form replaced by a notice",
+        "the open form replaced by a notice",
     )
 
 
@@ -97,11 +136,11 @@ def test_a_form_opened_through_one_replica_is_updated_when_another_decides(
     view, token = open_reason_form(replicas, first_url, "ship")
     result = second.decider.decide(token, user_id=ALICE, action=DecisionAction.confirm)
     assert result.ok, result.message
-    updated = notice_of(fake, view)
+    updated = notice_of(replicas, view)
     text = str(updated.blocks)
     assert "Already decided" in text and f"<@{ALICE}>" in text
     assert not any(b["type"] == "input" for b in updated.blocks)
-    wait_delivered(first)
+    delivered(replicas)
     final = first.db.get_run(run_id)
     assert final is not None and final.status.value == "completed"
     # Told once, through the outbox, and forgotten by the database.
@@ -109,9 +148,7 @@ def test_a_form_opened_through_one_replica_is_updated_when_another_decides(
     assert open_forms(first) == []
     with first.signoff.db.engine.connect() as conn:
         kinds = conn.execute(
-            select(slack_outbox.c.dedupe_key).where(
-                slack_outbox.c.kind == OutboxKind.form_closed
-            )
+            select(slack_outbox.c.dedupe_key).where(slack_outbox.c.kind == OutboxKind.form_closed)
         ).all()
     assert [k.dedupe_key for k in kinds] == [f"form:{view.id}"]
 
@@ -126,9 +163,9 @@ def test_a_form_opened_through_one_replica_is_updated_when_another_expires_it(
     second.scheduler.poll()  # the second replica finds the deadline passed and expires it
     decisions = second.db.get_decisions(run_id)
     assert [d.outcome.value for d in decisions] == ["timed_out"]
-    text = str(notice_of(fake, view).blocks)
+    text = str(notice_of(replicas, view).blocks)
     assert "Too late" in text and "deadline passed" in text and "<!date^" in text
-    wait_delivered(first)
+    delivered(replicas)
     assert len(updates_of(fake, view)) == 1
     assert open_forms(first) == []
 
@@ -141,13 +178,11 @@ def test_a_form_update_slack_fails_is_retried_by_the_outbox(
     view, token = open_reason_form(replicas, first_url, "ship")
     fake.state.http_error_next("views.update", status=503)
     assert second.decider.decide(token, user_id=ALICE, action=DecisionAction.confirm).ok
-    fake.state.wait_for(
-        lambda s: updates_of(fake, view) or None, timeout=10, what="the first views.update"
-    )
+    eventually(replicas, lambda s: updates_of(fake, view) or None, "the first views.update")
     clock.advance(timedelta(minutes=1))  # past the outbox's backoff
-    text = str(notice_of(fake, view).blocks)
+    text = str(notice_of(replicas, view).blocks)
     assert "Already decided" in text
-    wait_delivered(first)
+    delivered(replicas)
     assert len(updates_of(fake, view)) == 2  # the 503, then the update
 
 
@@ -160,14 +195,36 @@ def test_a_submitted_form_is_not_told_of_its_own_decision(
     with bob_at(fake, first_url) as bob:
         response = bob.submit(view, {blocks.REASON_BLOCK: "not today"})
     assert response.status_code == 200 and not response.content, response.text
-    fake.state.wait_for(
+    eventually(
+        replicas,
         lambda s: (r := first.db.get_run(run_id)) is not None and r.status.value != "paused",
-        timeout=10,
-        what="the run decided",
+        "the run decided",
     )
-    wait_delivered(first)
+    delivered(replicas)
     assert [d.outcome.value for d in first.db.get_decisions(run_id)] == ["rejected"]
     assert updates_of(fake, view) == []
+    assert open_forms(first) == []
+
+
+def test_a_form_recorded_after_its_pause_was_decided_is_told_at_once(
+    replicas: Replicas, first_url: str
+) -> None:
+    fake, _clock, first, second = replicas
+    run_id = first.signoff.start_run("approve_me", "", user_id=CAROL)
+    view, token = open_reason_form(replicas, first_url, "ship")
+    run = first.db.get_run(run_id)
+    assert run is not None
+    (req,) = [r for r in run.step_requirements if r.requirement_id == token]  # as loaded
+    # The race: the decision's event ran between the form's views.open and its record.
+    first.signoff.forms.closed(view.id)
+    assert second.decider.decide(token, user_id=ALICE, action=DecisionAction.confirm).ok
+    delivered(replicas)
+    assert updates_of(fake, view) == []
+    first.signoff.forms.opened(token, BOB, view.id)  # what the click's listener does then
+    first.decider.form_opened(run_id, req)
+    assert "Already decided" in str(notice_of(replicas, view).blocks)
+    delivered(replicas)
+    assert len(updates_of(fake, view)) == 1
     assert open_forms(first) == []
 
 
