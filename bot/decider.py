@@ -14,6 +14,7 @@ from sqlalchemy import Connection
 
 from bot import blocks, policies
 from bot.decisions import DecisionAction, DecisionResult
+from bot.forms import closing_notices
 from bot.kinds import InboxState, OutboxKind
 from bot.outbox_queue import OutboxQueue
 from bot.permissions import Permissions
@@ -60,6 +61,7 @@ class Decider:
         self.permissions = permissions
         self.clock = signoff.clock
         self.executor = signoff.executor
+        self.forms = signoff.forms
         self.pressure = signoff.pressure
         # A decision's own message update: delivered by the outbox's fast lane.
         self.urgent_wakeup = signoff.urgent_wakeup
@@ -105,6 +107,25 @@ class Decider:
             if decision.requirement_id == requirement_id and not decision.is_vote:
                 return f"Already decided: {_describe(decision)}."
         return "This step is no longer waiting for a decision."
+
+    def form_opened(self, run_id: str, req: StepRequirement) -> None:
+        """A form on ``req`` just recorded as open (``OpenForms.opened``): if the pause was
+        decided between its load and the record, the decision's event found no form to
+        tell, so it is told now (at most once: the form is taken as its notice is queued)."""
+        decision = next(
+            (
+                d
+                for d in self.db.get_decisions(run_id)
+                if d.requirement_id == req.requirement_id and not d.is_vote
+            ),
+            None,
+        )
+        if decision is None:
+            return  # still waiting: the decision's event tells the form
+        notices = closing_notices(
+            self.forms, req.requirement_id, step_name=req.step_name, decision=decision
+        )
+        self.queue.enqueue_from(notices, self.clock.now())
 
     # Each refusal returns at once, with what to tell the person: a guard per reason.
     def decide(  # noqa: PLR0911
@@ -271,6 +292,11 @@ class Decider:
         token = kwargs.pop("token", None)
         if not isinstance(item.user_id, str):
             return DecisionResult(False, "This request had no user.")
+        form = item.data.get("form")
+        if isinstance(form, str):
+            # The submitted form closed with its decision: forgotten before the decision's
+            # event takes the pause's open forms, so it is not told "already decided".
+            self.forms.closed(form)
         key = _INBOX_KEY.set(item.key)
         try:
             result = self.decide(token, user_id=item.user_id, **kwargs)

@@ -19,6 +19,7 @@ class OutboxKind(StrEnum):
     pause_update = "pause_update"  # a pause still open re-rendered (a vote, a policy change)
     resolve = "resolve"  # a decided pause's message: its outcome in place of the buttons
     note = "note"  # a line in the run's thread
+    form_closed = "form_closed"  # an open form of a decided pause replaced by a notice
 
 
 class NotifyKind(StrEnum):

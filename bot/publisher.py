@@ -13,10 +13,8 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from slack_sdk.errors import SlackApiError
-
 from bot import blocks
-from bot.forms import OpenForm
+from bot.forms import closing_notices
 from bot.kinds import OutboxKind
 from bot.outbox_queue import Item, OutboxQueue
 from bot.routing import SlackRoute
@@ -62,11 +60,9 @@ class Publisher:
         self.store = signoff.store
         self.queue = queue
         self.channels = signoff.channels
-        self.client = signoff.client
         self.clock = signoff.clock
         self.metrics = signoff.metrics
         self.forms = signoff.forms
-        self.executor = signoff.executor
         self._pause_observers = tuple(on_pause_recorded)
         self._event_observers = tuple(on_event)
         self._unsubscribe: list[Callable[[], None]] = []
@@ -113,10 +109,7 @@ class Publisher:
             self._enqueue_root_update(run, now)
             if req.timed_out:
                 self._note(run, f"timeout:{req.requirement_id}", blocks.timeout_note(req), now)
-            forms = self.forms.take(req.requirement_id)
-            if forms:
-                # Not on the decider's path: views.update waits on Slack.
-                self.executor.submit(self._close_forms, run.run_id, req, forms, now)
+            self._close_forms(run.run_id, req, now)
         elif isinstance(event, StepApprovalProgressEvent) and event.requirement is not None:
             self._vote_progress(route, run, event.requirement, now)
         elif isinstance(event, WorkflowCompletedEvent):
@@ -240,22 +233,14 @@ class Publisher:
                     break
         return posted
 
-    def _close_forms(
-        self, run_id: str, req: StepRequirement, forms: list[OpenForm], now: datetime
-    ) -> None:
-        """Replace forms still open on a pause that was just decided (or timed out)."""
+    def _close_forms(self, run_id: str, req: StepRequirement, now: datetime) -> None:
+        """Replace forms still open on a pause that was just decided (or timed out), opened
+        through any replica: taken in this event's transaction, updated by the outbox."""
         decision = Decision.from_requirement(run_id, req, at=now)
-        if req.timed_out:
-            message = f":hourglass_flowing_sand: Too late: {blocks.describe_decision(decision)}."
-        else:
-            message = f"Already decided: {blocks.describe_decision(decision)}."
-        view = blocks.closed_modal(req.step_name.replace("_", " "), message)
-        for form in forms:
-            try:
-                self.client.views_update(view_id=form.view_id, view=view)
-            except SlackApiError as exc:  # closed by the person meanwhile: nothing to do
-                self.metrics.record_slack_error("views.update", exc)
-                log.info("views.update of %s: %s", form.view_id, exc.response.get("error"))
+        notices = closing_notices(
+            self.forms, req.requirement_id, step_name=req.step_name, decision=decision
+        )
+        self.queue.enqueue_from(notices, now)
 
 
 def note_to_thread(

@@ -275,11 +275,12 @@ class DeadlineScheduler:
 
     def poll(self) -> None:
         """What every replica does periodically: post pauses other processes made, recover
-        runs whose process died, drop old request keys and delivered outbox rows past their
-        retention, and rebuild the deadline jobs."""
+        runs whose process died, drop old request keys, open forms and delivered outbox rows
+        past their retention, and rebuild the deadline jobs."""
         try:
             self.reconcile()
             self.signoff.forget_old_requests()
+            self.signoff.forget_old_forms()
             self.signoff.forget_old_outbox()
         except Exception:  # the next poll tries again; the scheduler thread must live on
             log.exception("poll of the database failed")

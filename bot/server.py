@@ -31,9 +31,10 @@ from bot.deadlines import Deadlines
 from bot.decider import Decider
 from bot.delegation import Delegations, Delegator
 from bot.escalation import Escalator
+from bot.forms import form_closed_handler
 from bot.http_thread import BackgroundServer, PortUnavailableError
 from bot.inbox import RECEIVED_AT, InboxWorker
-from bot.kinds import InboxKind
+from bot.kinds import InboxKind, OutboxKind
 from bot.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from bot.notify import Notifier
 from bot.outbox import OutboxWorker
@@ -146,7 +147,10 @@ class Runtime:
         self.outbox = OutboxWorker(
             signoff,
             self.queries,
-            handlers=self.notifier.handlers(),
+            handlers={
+                **self.notifier.handlers(),
+                OutboxKind.form_closed: form_closed_handler(signoff),
+            },
             poll_interval=outbox_poll_interval,
         )
         self.inbox = InboxWorker(

@@ -24,7 +24,7 @@ from typing import Any
 from slack_sdk import WebClient
 
 from bot import policies
-from bot.forms import OpenForms
+from bot.forms import FORMS_KEPT, OpenForms
 from bot.inbox import InboxWriter
 from bot.metrics import Metrics
 from bot.pressure import FrontDoorPressure
@@ -70,7 +70,7 @@ class Signoff:
         self.metrics = Metrics()
         # Told by the front door how it is doing; background work steps aside under load.
         self.pressure = FrontDoorPressure()
-        self.forms = OpenForms()
+        self.forms = OpenForms(db, self.clock)
         self.inbox_writer = InboxWriter(self)
         for route in routes:
             policies.apply_route_policy(route)  # the engine enforces the route's policy
@@ -139,6 +139,11 @@ class Signoff:
         """Drop de-duplication keys older than any request that could still be accepted:
         a signature older than 5 minutes is refused before it reaches the bot."""
         self.store.forget_seen_before(self.clock.now() - SEEN_REQUESTS_KEPT)
+
+    def forget_old_forms(self) -> int:
+        """Drop open forms past ``FORMS_KEPT`` (Slack did not say they closed); returns how
+        many went."""
+        return self.forms.forget_before(self.clock.now() - FORMS_KEPT)
 
     def forget_old_outbox(self) -> int:
         """Delete delivered outbox rows older than the retention

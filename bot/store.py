@@ -12,6 +12,8 @@
   with a published App Home (read and written by ``bot/notify.py``).
 - ``slack_escalations``, ``slack_delegations``, ``slack_vote_locks``: approval policies
   (``bot/escalation.py``, ``bot/delegation.py``, ``bot/policies.py``).
+- ``slack_open_forms``: forms (modals) open on pauses, replaced when the pause is decided or
+  times out, by whichever replica (``bot/forms.py``).
 """
 
 from __future__ import annotations
@@ -167,6 +169,18 @@ slack_vote_locks = Table(
     Column("requirement_id", String(64), primary_key=True),
     Column("holder", String(64), nullable=False),
     Column("locked_until", UtcDateTime(), nullable=False),
+)
+
+
+# Forms open on pauses (``bot/forms.py``): shared, so the replica that decides a pause finds
+# the forms opened through the others.
+slack_open_forms = Table(
+    "slack_open_forms",
+    metadata,
+    Column("view_id", String(64), primary_key=True),
+    Column("requirement_id", String(64), nullable=False, index=True),
+    Column("user_id", String(32), nullable=False),
+    Column("opened_at", UtcDateTime(), nullable=False),
 )
 
 

@@ -160,3 +160,4 @@ def _open_modal(
     view_id = dig(response.data, "view", "id")
     if decides and isinstance(view_id, str):
         parts.signoff.forms.opened(req.requirement_id, user_id, view_id)
+        parts.decider.form_opened(run.run_id, req)

@@ -103,7 +103,8 @@ def register(app: App, parts: Parts) -> None:
         ack()
         view_id = dig(body, "view", "id")
         if isinstance(view_id, str):
-            signoff.forms.closed(view_id)
+            # A database write: after the answer to Slack, not before it.
+            signoff.executor.submit(signoff.forms.closed, view_id)
 
 
 def _record_if_open(
@@ -141,9 +142,6 @@ def record_view_decision(
     user_id = dig(body, "user", "id")
     token = dig(body, "view", "private_metadata")
     view_id = dig(body, "view", "id")
-    if isinstance(view_id, str):
-        # This form closes with its decision: no "decided elsewhere" update for it.
-        signoff.forms.closed(view_id)
     record_then_ack(
         signoff,
         ack,
@@ -153,6 +151,9 @@ def record_view_decision(
         data={
             "decide": {"token": token, "action": action, **decide},
             "reply": {"channel": _channel_of(signoff, token)},
+            # This form closes with its decision: the inbox worker forgets it before
+            # deciding (no database write before the ack), so it gets no "decided" notice.
+            "form": view_id if isinstance(view_id, str) else None,
         },
         surface="view",
         error_block=error_block,

@@ -18,6 +18,8 @@ from bot.sandbox import DEFAULT_CHANNEL_ID, Message, SlackActor, SlackFakeServer
 from bot.server import Runtime, ServerThread
 from bot.testing import wait_outbox_idle
 from engine import ManualClock, SqliteDb
+from engine.db.base import BaseDb
+from engine.db.postgres import PostgresDb
 from tests.bot import workflows as test_workflows
 
 SECRET = "test-signing-secret"
@@ -178,4 +180,63 @@ def harness(tmp_path: Path, bot_routes: list[SlackRoute]) -> Iterator[BotHarness
         test_workflows.SLOW_GATE.set()
         server.stop()
         runtime.stop()
+        fake.stop()
+
+
+# -- two replicas on one database (tests/bot/test_replica_*.py) --------------------------------
+def make_replica(fake: SlackFakeServer, db: BaseDb, clock: ManualClock) -> Runtime:
+    settings = Settings(
+        SLACK_BOT_TOKEN=fake.state.bot_token,
+        SLACK_SIGNING_SECRET=SECRET,
+        SLACK_API_URL=fake.api_url,
+        SIGNOFF_CHANNEL=DEFAULT_CHANNEL_ID,
+        SIGNOFF_POLL_SECONDS=3600,  # polls are called by the test
+    )
+    return Runtime(
+        settings,
+        routes=make_routes(),
+        db=db,
+        clock=clock,
+        scheduler_paused=True,
+        outbox_poll_interval=0.05,
+    )
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_pair(
+    request: pytest.FixtureRequest, tmp_path: Path
+) -> Iterator[tuple[BaseDb, BaseDb]]:
+    """One database, reached through two separate connection pools (one per replica)."""
+    if request.param == "sqlite":
+        pair: tuple[BaseDb, BaseDb] = (
+            SqliteDb(db_file=tmp_path / "signoff.db"),
+            SqliteDb(db_file=tmp_path / "signoff.db"),
+        )
+    else:
+        factory: Callable[[], str] = request.getfixturevalue("pg_database_factory")
+        url = factory()
+        pair = (PostgresDb(url, pool_size=4), PostgresDb(url, pool_size=4))
+    yield pair
+    for db in pair:
+        db.dispose()
+
+
+@pytest.fixture
+def replicas(
+    database_pair: tuple[BaseDb, BaseDb],
+) -> Iterator[tuple[SlackFakeServer, ManualClock, Runtime, Runtime]]:
+    test_workflows.EXECUTIONS.clear()
+    fake = SlackFakeServer().start()
+    clock = ManualClock(datetime.now(UTC).replace(microsecond=0))
+    first = make_replica(fake, database_pair[0], clock)
+    second = make_replica(fake, database_pair[1], clock)
+    started: list[Runtime] = []
+    try:
+        for replica in (first, second):
+            replica.start()
+            started.append(replica)
+        yield fake, clock, first, second
+    finally:
+        for replica in started:
+            replica.stop()
         fake.stop()

@@ -240,7 +240,12 @@ def test_upgrade_from_0001_carries_seen_requests_into_the_inbox(
             {"request_key": "action:U1:approve:1.2", "seen_at": seen_at},
         )
     store = BotStore(make_db())
-    assert store.ensure_schema() == ["0002_inbox", "0003_dm_copies_and_home", "0004_policies"]
+    assert store.ensure_schema() == [
+        "0002_inbox",
+        "0003_dm_copies_and_home",
+        "0004_policies",
+        "0005_open_forms",
+    ]
     with store.engine.connect() as conn:
         assert not inspect(conn).has_table("slack_seen_requests")
         row = conn.execute(select(slack_inbox)).one()
