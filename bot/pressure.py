@@ -73,12 +73,14 @@ class FrontDoorPressure:
         return len(self._started)
 
     def under_pressure(self) -> bool:
-        """Whether requests are queueing: the oldest is old, or the event loop runs late."""
-        if self._loop_lag > self._lag_limit:
-            return True
+        """Whether requests are queueing: one is being handled and it is old, or the event
+        loop runs late. No request in flight: no pressure, however busy the machine is
+        otherwise (the background has nobody to step aside for)."""
         with self._lock:
             oldest = min(self._started.values(), default=None)
-        return oldest is not None and self._monotonic() - oldest > self._age_limit
+        if oldest is None:
+            return False
+        return self._loop_lag > self._lag_limit or self._monotonic() - oldest > self._age_limit
 
     def step_aside(self) -> bool:
         """Called by a background worker before each item: wait while under pressure, at

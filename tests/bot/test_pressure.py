@@ -74,13 +74,15 @@ def test_the_wait_ends_when_the_request_is_answered() -> None:
     assert answered_after <= t.slept < 0.25
 
 
-def test_a_late_event_loop_is_pressure() -> None:
+def test_a_late_event_loop_is_pressure_while_requests_are_handled() -> None:
     t = FakeTime()
     pressure = _pressure(t)
     pressure.note_loop_lag(0.030)
-    assert pressure.under_pressure()
-    pressure.note_loop_lag(0.001)
-    assert not pressure.under_pressure()
+    assert not pressure.under_pressure()  # a busy machine, but nobody waits on us
+    with pressure.request():
+        assert pressure.under_pressure()
+        pressure.note_loop_lag(0.001)
+        assert not pressure.under_pressure()
 
 
 def test_the_loop_watch_measures_the_event_loop() -> None:
