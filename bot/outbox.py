@@ -195,9 +195,10 @@ class OutboxWorker:
             try:
                 self._deliver(item)
             except NotReady:
-                outcomes.append(
-                    (item.id, OutboxState.pending, None, now + timedelta(milliseconds=200))
-                )
+                # Waits for another delivery, not for Slack: due again at once, so the next
+                # pass (the worker's own poll, in real time) retries it; a later clock time
+                # would leave it waiting on a clock a test may never move.
+                outcomes.append((item.id, OutboxState.pending, None, now))
             except SlackApiError as exc:
                 outcomes.append(self._failed(item, exc, now))
             except Exception as exc:  # network errors and the like: Slack unreachable

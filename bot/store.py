@@ -24,12 +24,14 @@ from typing import Any
 
 from sqlalchemy import (
     Column,
+    ColumnElement,
     Connection,
     Engine,
     Enum,
     Index,
     Integer,
     MetaData,
+    Row,
     String,
     Table,
     Text,
@@ -48,6 +50,7 @@ from engine.db.base import BaseDb
 from engine.db.schema import UtcDateTime
 
 metadata = MetaData()
+UNSENT = (OutboxState.pending, OutboxState.sending)  # an outbox item not delivered nor given up
 
 slack_runs = Table(
     "slack_runs",
@@ -434,25 +437,41 @@ class BotStore:
         """Take every due item (up to ``limit``; of ``kinds`` only, if given) for delivery in
         one transaction.
 
-        Another worker or replica gets none of them until the lease passes.
+        Another worker or replica gets none of them until the lease passes. A run's items
+        (one ``run_id`` group) go out in order, by one worker at a time: an item is taken
+        only with every earlier unsent item of its group, so none is taken while an earlier
+        one waits for its retry, is out of ``kinds``, or is being delivered elsewhere.
         """
-        due = or_(
-            slack_outbox.c.state == OutboxState.pending,
-            (slack_outbox.c.state == OutboxState.sending) & (slack_outbox.c.lease_until < now),
+        item, earlier = slack_outbox, slack_outbox.alias("previous")
+        # The group's previous unsent item: checked against what this claim locked, below.
+        previous = (
+            select(func.max(earlier.c.id))
+            .where(
+                earlier.c.run_id == item.c.run_id,
+                earlier.c.id < item.c.id,
+                earlier.c.state.in_(UNSENT),
+            )
+            .scalar_subquery()
         )
         query = (
-            select(slack_outbox)
-            .where(due, slack_outbox.c.next_attempt_at <= now)
-            .order_by(slack_outbox.c.id)
+            select(item, previous.label("previous_unsent"))
+            .where(self._takeable(now, kinds))
+            .order_by(item.c.id)
             .limit(limit)
         )
-        if kinds is not None:
-            query = query.where(slack_outbox.c.kind.in_(kinds))
         if self.engine.dialect.name == "postgresql":
-            query = query.with_for_update(skip_locked=True)
+            query = query.with_for_update(of=item, skip_locked=True)
         # SQLite: take the write lock before reading, so the read and the claim are one step.
         with self.db.write() as conn:
-            rows = conn.execute(query).all()
+            taken: set[int] = set()
+            rows: list[Row[Any]] = []
+            for row in conn.execute(query).all():
+                # SKIP LOCKED leaves out a row another claim is taking right now, and the
+                # query cannot see that: its later items stay too (locked here only until
+                # this commit).
+                if row.previous_unsent is None or row.previous_unsent in taken:
+                    taken.add(row.id)
+                    rows.append(row)
             if not rows:
                 return []
             conn.execute(
@@ -469,32 +488,33 @@ class BotStore:
             for r in rows
         ]
 
-    def claim_key(self, key: str, *, now: datetime, lease: timedelta) -> OutboxItem | None:
-        """Take one item by its key for immediate delivery, if no one else has it."""
-        with self.db.write() as conn:
-            result = conn.execute(
-                update(slack_outbox)
-                .where(
-                    slack_outbox.c.dedupe_key == key,
-                    or_(
-                        slack_outbox.c.state == OutboxState.pending,
-                        (slack_outbox.c.state == OutboxState.sending)
-                        & (slack_outbox.c.lease_until < now),
-                    ),
-                )
-                .values(
-                    state=OutboxState.sending,
-                    lease_until=now + lease,
-                    attempts=slack_outbox.c.attempts + 1,
-                )
-                .returning(slack_outbox)
+    @staticmethod
+    def _takeable(now: datetime, kinds: tuple[str, ...] | None) -> ColumnElement[bool]:
+        """The outbox rows a claim at ``now`` of ``kinds`` may take: each one due, with
+        every earlier unsent item of its group due too (taken in the same claim)."""
+
+        def due(table: Any) -> ColumnElement[bool]:
+            # Pending and due, or left sending by a lease that ran out.
+            ready: ColumnElement[bool] = or_(
+                table.c.state == OutboxState.pending,
+                (table.c.state == OutboxState.sending) & (table.c.lease_until < now),
+            ) & (table.c.next_attempt_at <= now)
+            return ready if kinds is None else ready & table.c.kind.in_(kinds)
+
+        item, earlier = slack_outbox, slack_outbox.alias("earlier")
+        # An earlier item that waits for its retry, is out of ``kinds``, or is being delivered
+        # elsewhere holds back the rest of its group (a pause while its root is being posted).
+        held_back = (
+            select(earlier.c.id)
+            .where(
+                earlier.c.run_id == item.c.run_id,
+                earlier.c.id < item.c.id,
+                earlier.c.state.in_(UNSENT),
+                ~due(earlier),
             )
-            row = result.first()
-        if row is None:
-            return None
-        return OutboxItem(
-            row.id, row.dedupe_key, row.run_id, row.kind, json.loads(row.data), row.attempts
+            .exists()
         )
+        return due(item) & ~held_back
 
     def finish_many(self, outcomes: list[tuple[int, str, str | None, datetime]]) -> None:
         """Record (item id, state, error, next attempt) for a delivery pass, in one commit."""
@@ -525,14 +545,12 @@ class BotStore:
         return {str(state): int(n) for state, n in rows}
 
     def outbox_due(self, *, now: datetime) -> int:
-        """Pending items due by ``now``."""
+        """Items a claim at ``now`` would take (one held back behind an earlier item of its
+        group that is not due is not counted: no worker can deliver it yet)."""
         with self.engine.connect() as conn:
             return int(
                 conn.execute(
-                    select(func.count()).where(
-                        slack_outbox.c.state == OutboxState.pending,
-                        slack_outbox.c.next_attempt_at <= now,
-                    )
+                    select(func.count()).select_from(slack_outbox).where(self._takeable(now, None))
                 ).scalar()
                 or 0
             )

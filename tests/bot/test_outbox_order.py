@@ -1,0 +1,209 @@
+"""A run's outbox items go out in order, by one worker at a time, across replicas: two
+claimers on one database (SQLite file, PostgreSQL) never split a run's items, the fast lane
+never overtakes a run's earlier items, and an item held back is not counted as due."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+
+from bot.config import Settings
+from bot.kinds import OutboxKind, OutboxState
+from bot.outbox import URGENT_KINDS, OutboxWorker
+from bot.sandbox import DEFAULT_CHANNEL_ID, SlackFakeServer
+from bot.server import Runtime
+from bot.store import BotStore, OutboxItem, slack_outbox
+from engine import ManualClock, SqliteDb
+from engine.db.base import BaseDb
+from engine.db.postgres import PostgresDb
+from tests.bot.conftest import SECRET, make_routes
+
+NOW = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
+LEASE = timedelta(seconds=60)
+RUN = "run-1"
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_pair(
+    request: pytest.FixtureRequest, tmp_path: Path
+) -> Iterator[tuple[BaseDb, BaseDb]]:
+    """One database, reached through two separate connection pools (one per replica)."""
+    if request.param == "sqlite":
+        pair: tuple[BaseDb, BaseDb] = (
+            SqliteDb(db_file=tmp_path / "signoff.db"),
+            SqliteDb(db_file=tmp_path / "signoff.db"),
+        )
+    else:
+        factory: Callable[[], str] = request.getfixturevalue("pg_database_factory")
+        url = factory()
+        pair = (PostgresDb(url, pool_size=4), PostgresDb(url, pool_size=4))
+    for db in pair:
+        db.ensure_schema()
+    yield pair
+    for db in pair:
+        db.dispose()
+
+
+@pytest.fixture
+def stores(database_pair: tuple[BaseDb, BaseDb]) -> tuple[BotStore, BotStore]:
+    first, second = BotStore(database_pair[0]), BotStore(database_pair[1])
+    first.ensure_schema()
+    second.ensure_schema()
+    return first, second
+
+
+def enqueue(store: BotStore, key: str, kind: str, run_id: str = RUN) -> None:
+    assert store.enqueue(key=key, run_id=run_id, kind=kind, data={}, now=NOW)
+
+
+def keys(items: list[OutboxItem]) -> list[str]:
+    return [i.dedupe_key for i in items]
+
+
+def sent(store: BotStore, items: list[OutboxItem]) -> None:
+    store.finish_many([(i.id, OutboxState.sent, None, NOW) for i in items])
+
+
+def test_a_runs_later_item_waits_while_another_replica_delivers_an_earlier_one(
+    stores: tuple[BotStore, BotStore],
+) -> None:
+    first, second = stores
+    enqueue(first, "root", OutboxKind.root)
+    enqueue(first, "other-root", OutboxKind.root, run_id="run-2")
+    root = first.claim_due(now=NOW, lease=LEASE, limit=1)
+    assert keys(root) == ["root"]
+    enqueue(first, "pause", OutboxKind.pause)  # recorded while the root is being posted
+    # The other replica takes the other run, not this run's pause.
+    assert keys(second.claim_due(now=NOW, lease=LEASE)) == ["other-root"]
+    assert second.outbox_due(now=NOW) == 0
+    sent(first, root)
+    assert keys(second.claim_due(now=NOW, lease=LEASE)) == ["pause"]
+
+
+def test_a_run_is_taken_whole_up_to_an_item_not_due(stores: tuple[BotStore, BotStore]) -> None:
+    first, second = stores
+    for key, kind in [("root", OutboxKind.root), ("pause", OutboxKind.pause)]:
+        enqueue(first, key, kind)
+    (root, pause) = first.claim_due(now=NOW, lease=LEASE)
+    # The pause waits for a retry (Slack rate-limited it); the root went out.
+    later = NOW + timedelta(seconds=30)
+    first.finish_many(
+        [(root.id, OutboxState.sent, None, NOW), (pause.id, OutboxState.pending, "x", later)]
+    )
+    enqueue(first, "note", OutboxKind.note)
+    assert second.claim_due(now=NOW, lease=LEASE) == []
+    assert second.outbox_due(now=NOW) == 0  # the note cannot go before the pause
+    assert keys(second.claim_due(now=later, lease=LEASE)) == ["pause", "note"]
+
+
+def test_an_expired_lease_gives_the_run_back_in_order(stores: tuple[BotStore, BotStore]) -> None:
+    first, second = stores
+    enqueue(first, "root", OutboxKind.root)
+    assert keys(first.claim_due(now=NOW, lease=LEASE)) == ["root"]
+    enqueue(first, "pause", OutboxKind.pause)
+    assert second.claim_due(now=NOW + LEASE / 2, lease=LEASE) == []
+    # The first replica died mid-post: once its lease runs out, root and pause go together.
+    later = NOW + LEASE + timedelta(seconds=1)
+    assert keys(second.claim_due(now=later, lease=LEASE)) == ["root", "pause"]
+
+
+def test_the_fast_lane_never_overtakes_a_runs_earlier_items(
+    stores: tuple[BotStore, BotStore],
+) -> None:
+    first, second = stores
+    enqueue(first, "root", OutboxKind.root)
+    sent(first, first.claim_due(now=NOW, lease=LEASE))
+    enqueue(first, "pause", OutboxKind.pause)
+    enqueue(first, "resolve", OutboxKind.resolve)  # decided before its message went out
+    assert second.claim_due(now=NOW, lease=LEASE, kinds=URGENT_KINDS) == []
+    assert keys(first.claim_due(now=NOW, lease=LEASE)) == ["pause", "resolve"]
+    enqueue(first, "resolve-2", OutboxKind.resolve, run_id="run-2")
+    # Another run's resolve, with nothing before it, is the fast lane's.
+    assert keys(second.claim_due(now=NOW, lease=LEASE, kinds=URGENT_KINDS)) == ["resolve-2"]
+
+
+def test_a_run_whose_earlier_item_another_claim_is_taking_is_left_whole(
+    stores: tuple[BotStore, BotStore],
+) -> None:
+    # PostgreSQL: SKIP LOCKED passes over the root another replica's claim has locked but
+    # not committed yet; its pause must not be taken on its own. (SQLite: that claim holds
+    # the write lock, so here the claim is committed first; the outcome is the same.)
+    first, second = stores
+    enqueue(first, "root", OutboxKind.root)
+    enqueue(first, "pause", OutboxKind.pause)
+    enqueue(first, "other-root", OutboxKind.root, run_id="run-2")
+    db = first.db
+    if db.engine.dialect.name != "postgresql":
+        first.claim_due(now=NOW, lease=LEASE, limit=1)
+        assert keys(second.claim_due(now=NOW, lease=LEASE)) == ["other-root"]
+        return
+    with db.engine.connect() as conn, conn.begin():
+        locked = conn.execute(
+            select(slack_outbox.c.id)
+            .where(slack_outbox.c.dedupe_key == "root")
+            .with_for_update(skip_locked=True)
+        ).all()
+        assert len(locked) == 1
+        assert keys(second.claim_due(now=NOW, lease=LEASE)) == ["other-root"]
+    assert keys(second.claim_due(now=NOW, lease=LEASE)) == ["root", "pause"]
+
+
+def _runtime(fake: SlackFakeServer, db: BaseDb, clock: ManualClock) -> Runtime:
+    settings = Settings(
+        SLACK_BOT_TOKEN=fake.state.bot_token,
+        SLACK_SIGNING_SECRET=SECRET,
+        SLACK_API_URL=fake.api_url,
+        SIGNOFF_CHANNEL=DEFAULT_CHANNEL_ID,
+    )
+    runtime = Runtime(settings, routes=make_routes(), db=db, clock=clock)
+    runtime.signoff.start()  # the schemas only: the test drives the workers itself
+    return runtime
+
+
+def test_two_replicas_workers_deliver_a_run_in_order_while_its_root_is_held(
+    database_pair: tuple[BaseDb, BaseDb],
+) -> None:
+    fake = SlackFakeServer().start()
+    clock = ManualClock(NOW)
+    delivered: list[str] = []
+    entered, release = threading.Event(), threading.Event()
+
+    def post_root(item: OutboxItem) -> None:
+        entered.set()
+        assert release.wait(10), "the test did not release the root"
+        delivered.append(item.dedupe_key)
+
+    def post(item: OutboxItem) -> None:
+        delivered.append(item.dedupe_key)
+
+    handlers = {OutboxKind.root: post_root, OutboxKind.pause: post, OutboxKind.note: post}
+    runtimes = [_runtime(fake, db, clock) for db in database_pair]
+    first, second = (OutboxWorker(r.signoff, r.queries, handlers=handlers) for r in runtimes)
+    results: list[int] = []
+    try:
+        store = runtimes[0].signoff.store
+        enqueue(store, "root", OutboxKind.root)
+        holder = threading.Thread(target=lambda: results.append(first.deliver_due()))
+        holder.start()
+        assert entered.wait(10)
+        enqueue(store, "pause", OutboxKind.pause)
+        enqueue(store, "note", OutboxKind.note)
+        assert second.deliver_due() == 0  # the run is the first replica's until it is done
+        assert delivered == []
+        release.set()
+        holder.join(10)
+        assert not holder.is_alive() and results == [1]
+        assert second.deliver_due() == 2
+        assert delivered == ["root", "pause", "note"]
+    finally:
+        release.set()
+        for worker in (first, second):
+            worker.stop()
+        for runtime in runtimes:
+            runtime.signoff.stop()
+        fake.stop()
