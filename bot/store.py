@@ -82,7 +82,7 @@ slack_outbox = Table(
     metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),
     Column("dedupe_key", String(200), nullable=False, unique=True),
-    Column("run_id", String(64), nullable=False, index=True),
+    Column("run_id", String(64), nullable=False),
     Column("kind", String(32), nullable=False),
     Column("data", Text, nullable=False),
     Column("state", String(16), nullable=False),  # pending | sending | sent | failed
@@ -93,6 +93,8 @@ slack_outbox = Table(
     Column("created_at", UtcDateTime(), nullable=False),
     # Claims and /metrics counts by state; retention by (state, when it was finished).
     Index("ix_slack_outbox_state_next", "state", "next_attempt_at"),
+    # A claim's check of each item's earlier unsent items of its run (claim_due).
+    Index("ix_slack_outbox_run_state_id", "run_id", "state", "id"),
 )
 
 INBOX_STATES = tuple(s.value for s in InboxState)

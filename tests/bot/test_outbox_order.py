@@ -181,7 +181,11 @@ def test_two_replicas_workers_deliver_a_run_in_order_while_its_root_is_held(
     def post(item: OutboxItem) -> None:
         delivered.append(item.dedupe_key)
 
-    handlers = {OutboxKind.root: post_root, OutboxKind.pause: post, OutboxKind.note: post}
+    handlers: dict[str, Callable[[OutboxItem], None]] = {
+        OutboxKind.root: post_root,
+        OutboxKind.pause: post,
+        OutboxKind.note: post,
+    }
     runtimes = [_runtime(fake, db, clock) for db in database_pair]
     first, second = (OutboxWorker(r.signoff, r.queries, handlers=handlers) for r in runtimes)
     results: list[int] = []
