@@ -518,6 +518,20 @@ class BotStore:
         )
         return due(item) & ~held_back
 
+    def renew_outbox_leases(self, ids: list[int], *, until: datetime) -> int:
+        """Keep these items taken until ``until`` while their delivery goes on (those no
+        longer being sent are left alone); returns how many were renewed."""
+        if not ids:
+            return 0
+        with self.db.write() as conn:
+            return int(
+                conn.execute(
+                    update(slack_outbox)
+                    .where(slack_outbox.c.id.in_(ids), slack_outbox.c.state == OutboxState.sending)
+                    .values(lease_until=until)
+                ).rowcount
+            )
+
     def finish_many(self, outcomes: list[tuple[int, str, str | None, datetime]]) -> None:
         """Record (item id, state, error, next attempt) for a delivery pass, in one commit."""
         if not outcomes:

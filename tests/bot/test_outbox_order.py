@@ -5,6 +5,7 @@ never overtakes a run's earlier items, and an item held back is not counted as d
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -26,6 +27,7 @@ from tests.bot.conftest import SECRET, make_routes
 NOW = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
 LEASE = timedelta(seconds=60)
 RUN = "run-1"
+Handler = Callable[[OutboxItem], None]
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -153,6 +155,14 @@ def test_a_run_whose_earlier_item_another_claim_is_taking_is_left_whole(
     assert keys(second.claim_due(now=NOW, lease=LEASE)) == ["root", "pause"]
 
 
+def lease_until(store: BotStore, key: str) -> datetime | None:
+    with store.engine.connect() as conn:
+        until: datetime | None = conn.execute(
+            select(slack_outbox.c.lease_until).where(slack_outbox.c.dedupe_key == key)
+        ).scalar()
+    return until
+
+
 def _runtime(fake: SlackFakeServer, db: BaseDb, clock: ManualClock) -> Runtime:
     settings = Settings(
         SLACK_BOT_TOKEN=fake.state.bot_token,
@@ -165,11 +175,10 @@ def _runtime(fake: SlackFakeServer, db: BaseDb, clock: ManualClock) -> Runtime:
     return runtime
 
 
-def test_two_replicas_workers_deliver_a_run_in_order_while_its_root_is_held(
-    database_pair: tuple[BaseDb, BaseDb],
-) -> None:
-    fake = SlackFakeServer().start()
-    clock = ManualClock(NOW)
+@pytest.fixture
+def held_root() -> tuple[threading.Event, threading.Event, list[str], dict[str, Handler]]:
+    """Delivery handlers that record what they delivered; the root's waits for ``release``
+    (``entered`` says it began)."""
     delivered: list[str] = []
     entered, release = threading.Event(), threading.Event()
 
@@ -181,11 +190,21 @@ def test_two_replicas_workers_deliver_a_run_in_order_while_its_root_is_held(
     def post(item: OutboxItem) -> None:
         delivered.append(item.dedupe_key)
 
-    handlers: dict[str, Callable[[OutboxItem], None]] = {
+    handlers: dict[str, Handler] = {
         OutboxKind.root: post_root,
         OutboxKind.pause: post,
         OutboxKind.note: post,
     }
+    return entered, release, delivered, handlers
+
+
+def test_two_replicas_workers_deliver_a_run_in_order_while_its_root_is_held(
+    database_pair: tuple[BaseDb, BaseDb],
+    held_root: tuple[threading.Event, threading.Event, list[str], dict[str, Handler]],
+) -> None:
+    entered, release, delivered, handlers = held_root
+    fake = SlackFakeServer().start()
+    clock = ManualClock(NOW)
     runtimes = [_runtime(fake, db, clock) for db in database_pair]
     first, second = (OutboxWorker(r.signoff, r.queries, handlers=handlers) for r in runtimes)
     results: list[int] = []
@@ -204,6 +223,49 @@ def test_two_replicas_workers_deliver_a_run_in_order_while_its_root_is_held(
         assert not holder.is_alive() and results == [1]
         assert second.deliver_due() == 2
         assert delivered == ["root", "pause", "note"]
+    finally:
+        release.set()
+        for worker in (first, second):
+            worker.stop()
+        for runtime in runtimes:
+            runtime.signoff.stop()
+        fake.stop()
+
+
+def test_a_slow_delivery_keeps_its_lease_and_its_run(
+    database_pair: tuple[BaseDb, BaseDb],
+    held_root: tuple[threading.Event, threading.Event, list[str], dict[str, Handler]],
+) -> None:
+    # A short lease (a dead replica's claim frees its run soon) is renewed while the pass
+    # runs: a slow Slack call does not lose the item to the other replica.
+    entered, release, delivered, handlers = held_root
+    fake = SlackFakeServer().start()
+    clock = ManualClock(NOW)
+    lease = timedelta(milliseconds=300)
+    runtimes = [_runtime(fake, db, clock) for db in database_pair]
+    first, second = (
+        OutboxWorker(r.signoff, r.queries, handlers=handlers, lease=lease) for r in runtimes
+    )
+    results: list[int] = []
+    try:
+        store = runtimes[0].signoff.store
+        enqueue(store, "root", OutboxKind.root)
+        holder = threading.Thread(target=lambda: results.append(first.deliver_due()))
+        holder.start()
+        assert entered.wait(10)
+        assert lease_until(store, "root") == NOW + lease
+        clock.advance(timedelta(seconds=5))  # far past the lease it was claimed with
+        renewed = NOW + timedelta(seconds=5) + lease
+        wait_until = time.monotonic() + 10
+        while lease_until(store, "root") != renewed:  # the keeper's next renewal
+            assert time.monotonic() < wait_until, "the lease was not renewed"
+            time.sleep(0.01)
+        assert second.deliver_due() == 0
+        release.set()
+        holder.join(10)
+        assert not holder.is_alive() and results == [1]
+        assert delivered == ["root"]
+        assert lease_until(store, "root") is None
     finally:
         release.set()
         for worker in (first, second):
