@@ -560,13 +560,17 @@ class BotStore:
             ).all()
         return {str(state): int(n) for state, n in rows}
 
-    def outbox_due(self, *, now: datetime) -> int:
-        """Items a claim at ``now`` would take (one held back behind an earlier item of its
-        group that is not due is not counted: no worker can deliver it yet)."""
+    def outbox_unsettled(self, *, now: datetime) -> int:
+        """Items being delivered or that a claim at ``now`` would take, in ONE read: counted
+        apart, an item claimed between the two reads would be in neither."""
         with self.engine.connect() as conn:
             return int(
                 conn.execute(
-                    select(func.count()).select_from(slack_outbox).where(self._takeable(now, None))
+                    select(func.count())
+                    .select_from(slack_outbox)
+                    .where(
+                        (slack_outbox.c.state == OutboxState.sending) | self._takeable(now, None)
+                    )
                 ).scalar()
                 or 0
             )

@@ -1,6 +1,7 @@
 """A run's outbox items go out in order, by one worker at a time, across replicas: two
 claimers on one database (SQLite file, PostgreSQL) never split a run's items, the fast lane
-never overtakes a run's earlier items, and an item held back is not counted as due."""
+never overtakes a run's earlier items, and an item held back is not counted as due (an idle
+outbox is one with nothing in flight and nothing a claim would take)."""
 
 from __future__ import annotations
 
@@ -82,7 +83,8 @@ def test_a_runs_later_item_waits_while_another_replica_delivers_an_earlier_one(
     enqueue(first, "pause", OutboxKind.pause)  # recorded while the root is being posted
     # The other replica takes the other run, not this run's pause.
     assert keys(second.claim_due(now=NOW, lease=LEASE)) == ["other-root"]
-    assert second.outbox_due(now=NOW) == 0
+    # In flight: the two roots; the pause is nothing a claim would take yet.
+    assert second.outbox_unsettled(now=NOW) == 2
     sent(first, root)
     assert keys(second.claim_due(now=NOW, lease=LEASE)) == ["pause"]
 
@@ -99,7 +101,7 @@ def test_a_run_is_taken_whole_up_to_an_item_not_due(stores: tuple[BotStore, BotS
     )
     enqueue(first, "note", OutboxKind.note)
     assert second.claim_due(now=NOW, lease=LEASE) == []
-    assert second.outbox_due(now=NOW) == 0  # the note cannot go before the pause
+    assert second.outbox_unsettled(now=NOW) == 0  # the note cannot go before the pause
     assert keys(second.claim_due(now=later, lease=LEASE)) == ["pause", "note"]
 
 
