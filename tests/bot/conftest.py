@@ -18,6 +18,8 @@ from bot.sandbox import DEFAULT_CHANNEL_ID, Message, SlackActor, SlackFakeServer
 from bot.server import Runtime, ServerThread
 from bot.testing import wait_outbox_idle
 from engine import ManualClock, SqliteDb
+from engine.db.base import BaseDb
+from engine.db.postgres import PostgresDb
 from tests.bot import workflows as test_workflows
 
 SECRET = "test-signing-secret"
@@ -137,6 +139,25 @@ def make_routes() -> list[SlackRoute]:
         SlackRoute(workflow=wfs["broken"]),
         *(SlackRoute(workflow=wf) for wf in kinds),
     ]
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_pair(
+    request: pytest.FixtureRequest, tmp_path: Path
+) -> Iterator[tuple[BaseDb, BaseDb]]:
+    """One database, reached through two separate connection pools (one per replica)."""
+    if request.param == "sqlite":
+        pair: tuple[BaseDb, BaseDb] = (
+            SqliteDb(db_file=tmp_path / "signoff.db"),
+            SqliteDb(db_file=tmp_path / "signoff.db"),
+        )
+    else:
+        factory: Callable[[], str] = request.getfixturevalue("pg_database_factory")
+        url = factory()
+        pair = (PostgresDb(url, pool_size=4), PostgresDb(url, pool_size=4))
+    yield pair
+    for db in pair:
+        db.dispose()
 
 
 @pytest.fixture

@@ -8,8 +8,8 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
 from sqlalchemy import select
@@ -20,9 +20,8 @@ from bot.outbox import URGENT_KINDS, OutboxWorker
 from bot.sandbox import DEFAULT_CHANNEL_ID, SlackFakeServer
 from bot.server import Runtime
 from bot.store import BotStore, OutboxItem, slack_outbox
-from engine import ManualClock, SqliteDb
+from engine import ManualClock
 from engine.db.base import BaseDb
-from engine.db.postgres import PostgresDb
 from tests.bot.conftest import SECRET, make_routes
 
 NOW = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
@@ -31,29 +30,10 @@ RUN = "run-1"
 Handler = Callable[[OutboxItem], None]
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def database_pair(
-    request: pytest.FixtureRequest, tmp_path: Path
-) -> Iterator[tuple[BaseDb, BaseDb]]:
-    """One database, reached through two separate connection pools (one per replica)."""
-    if request.param == "sqlite":
-        pair: tuple[BaseDb, BaseDb] = (
-            SqliteDb(db_file=tmp_path / "signoff.db"),
-            SqliteDb(db_file=tmp_path / "signoff.db"),
-        )
-    else:
-        factory: Callable[[], str] = request.getfixturevalue("pg_database_factory")
-        url = factory()
-        pair = (PostgresDb(url, pool_size=4), PostgresDb(url, pool_size=4))
-    for db in pair:
-        db.ensure_schema()
-    yield pair
-    for db in pair:
-        db.dispose()
-
-
 @pytest.fixture
 def stores(database_pair: tuple[BaseDb, BaseDb]) -> tuple[BotStore, BotStore]:
+    for db in database_pair:
+        db.ensure_schema()
     first, second = BotStore(database_pair[0]), BotStore(database_pair[1])
     first.ensure_schema()
     second.ensure_schema()
@@ -165,113 +145,117 @@ def lease_until(store: BotStore, key: str) -> datetime | None:
     return until
 
 
-def _runtime(fake: SlackFakeServer, db: BaseDb, clock: ManualClock) -> Runtime:
+@dataclass
+class Workers:
+    """Two replicas' outbox workers on one database, driven by the test (not started):
+    their handlers record what they delivered, the root's waiting for ``release``."""
+
+    clock: ManualClock
+    store: BotStore
+    runtimes: list[Runtime]
+    delivered: list[str]
+    entered: threading.Event
+    release: threading.Event
+    made: list[OutboxWorker] = field(default_factory=list)
+
+    def worker(self, index: int, *, lease: timedelta = LEASE) -> OutboxWorker:
+        def post_root(item: OutboxItem) -> None:
+            self.entered.set()
+            assert self.release.wait(10), "the test did not release the root"
+            self.delivered.append(item.dedupe_key)
+
+        def post(item: OutboxItem) -> None:
+            self.delivered.append(item.dedupe_key)
+
+        runtime = self.runtimes[index]
+        handlers: dict[str, Handler] = {
+            OutboxKind.root: post_root,
+            OutboxKind.pause: post,
+            OutboxKind.note: post,
+        }
+        made = OutboxWorker(runtime.signoff, runtime.queries, handlers=handlers, lease=lease)
+        self.made.append(made)
+        return made
+
+    def deliver_in_background(self, worker: OutboxWorker) -> Callable[[], int]:
+        """Start ``worker``'s pass in a thread once its root's delivery has begun; the
+        returned call releases the root and returns how many the pass delivered."""
+        results: list[int] = []
+        thread = threading.Thread(target=lambda: results.append(worker.deliver_due()))
+        thread.start()
+        assert self.entered.wait(10)
+
+        def finish() -> int:
+            self.release.set()
+            thread.join(10)
+            assert not thread.is_alive()
+            (delivered,) = results
+            return delivered
+
+        return finish
+
+    def stop(self) -> None:
+        self.release.set()
+        for worker in self.made:
+            worker.stop()
+        for runtime in self.runtimes:
+            runtime.signoff.stop()
+
+
+@pytest.fixture
+def workers(database_pair: tuple[BaseDb, BaseDb]) -> Iterator[Workers]:
+    fake = SlackFakeServer().start()
+    clock = ManualClock(NOW)
     settings = Settings(
         SLACK_BOT_TOKEN=fake.state.bot_token,
         SLACK_SIGNING_SECRET=SECRET,
         SLACK_API_URL=fake.api_url,
         SIGNOFF_CHANNEL=DEFAULT_CHANNEL_ID,
     )
-    runtime = Runtime(settings, routes=make_routes(), db=db, clock=clock)
-    runtime.signoff.start()  # the schemas only: the test drives the workers itself
-    return runtime
-
-
-@pytest.fixture
-def held_root() -> tuple[threading.Event, threading.Event, list[str], dict[str, Handler]]:
-    """Delivery handlers that record what they delivered; the root's waits for ``release``
-    (``entered`` says it began)."""
-    delivered: list[str] = []
-    entered, release = threading.Event(), threading.Event()
-
-    def post_root(item: OutboxItem) -> None:
-        entered.set()
-        assert release.wait(10), "the test did not release the root"
-        delivered.append(item.dedupe_key)
-
-    def post(item: OutboxItem) -> None:
-        delivered.append(item.dedupe_key)
-
-    handlers: dict[str, Handler] = {
-        OutboxKind.root: post_root,
-        OutboxKind.pause: post,
-        OutboxKind.note: post,
-    }
-    return entered, release, delivered, handlers
+    runtimes = [Runtime(settings, routes=make_routes(), db=db, clock=clock) for db in database_pair]
+    for runtime in runtimes:
+        runtime.signoff.start()  # the schemas only: the test drives the workers itself
+    made = Workers(
+        clock, runtimes[0].signoff.store, runtimes, [], threading.Event(), threading.Event()
+    )
+    try:
+        yield made
+    finally:
+        made.stop()
+        fake.stop()
 
 
 def test_two_replicas_workers_deliver_a_run_in_order_while_its_root_is_held(
-    database_pair: tuple[BaseDb, BaseDb],
-    held_root: tuple[threading.Event, threading.Event, list[str], dict[str, Handler]],
+    workers: Workers,
 ) -> None:
-    entered, release, delivered, handlers = held_root
-    fake = SlackFakeServer().start()
-    clock = ManualClock(NOW)
-    runtimes = [_runtime(fake, db, clock) for db in database_pair]
-    first, second = (OutboxWorker(r.signoff, r.queries, handlers=handlers) for r in runtimes)
-    results: list[int] = []
-    try:
-        store = runtimes[0].signoff.store
-        enqueue(store, "root", OutboxKind.root)
-        holder = threading.Thread(target=lambda: results.append(first.deliver_due()))
-        holder.start()
-        assert entered.wait(10)
-        enqueue(store, "pause", OutboxKind.pause)
-        enqueue(store, "note", OutboxKind.note)
-        assert second.deliver_due() == 0  # the run is the first replica's until it is done
-        assert delivered == []
-        release.set()
-        holder.join(10)
-        assert not holder.is_alive() and results == [1]
-        assert second.deliver_due() == 2
-        assert delivered == ["root", "pause", "note"]
-    finally:
-        release.set()
-        for worker in (first, second):
-            worker.stop()
-        for runtime in runtimes:
-            runtime.signoff.stop()
-        fake.stop()
+    first, second = workers.worker(0), workers.worker(1)
+    enqueue(workers.store, "root", OutboxKind.root)
+    finish = workers.deliver_in_background(first)
+    enqueue(workers.store, "pause", OutboxKind.pause)
+    enqueue(workers.store, "note", OutboxKind.note)
+    assert second.deliver_due() == 0  # the run is the first replica's until it is done
+    assert workers.delivered == []
+    assert finish() == 1
+    assert second.deliver_due() == 2
+    assert workers.delivered == ["root", "pause", "note"]
 
 
-def test_a_slow_delivery_keeps_its_lease_and_its_run(
-    database_pair: tuple[BaseDb, BaseDb],
-    held_root: tuple[threading.Event, threading.Event, list[str], dict[str, Handler]],
-) -> None:
+def test_a_slow_delivery_keeps_its_lease_and_its_run(workers: Workers) -> None:
     # A short lease (a dead replica's claim frees its run soon) is renewed while the pass
     # runs: a slow Slack call does not lose the item to the other replica.
-    entered, release, delivered, handlers = held_root
-    fake = SlackFakeServer().start()
-    clock = ManualClock(NOW)
     lease = timedelta(milliseconds=300)
-    runtimes = [_runtime(fake, db, clock) for db in database_pair]
-    first, second = (
-        OutboxWorker(r.signoff, r.queries, handlers=handlers, lease=lease) for r in runtimes
-    )
-    results: list[int] = []
-    try:
-        store = runtimes[0].signoff.store
-        enqueue(store, "root", OutboxKind.root)
-        holder = threading.Thread(target=lambda: results.append(first.deliver_due()))
-        holder.start()
-        assert entered.wait(10)
-        assert lease_until(store, "root") == NOW + lease
-        clock.advance(timedelta(seconds=5))  # far past the lease it was claimed with
-        renewed = NOW + timedelta(seconds=5) + lease
-        wait_until = time.monotonic() + 10
-        while lease_until(store, "root") != renewed:  # the keeper's next renewal
-            assert time.monotonic() < wait_until, "the lease was not renewed"
-            time.sleep(0.01)
-        assert second.deliver_due() == 0
-        release.set()
-        holder.join(10)
-        assert not holder.is_alive() and results == [1]
-        assert delivered == ["root"]
-        assert lease_until(store, "root") is None
-    finally:
-        release.set()
-        for worker in (first, second):
-            worker.stop()
-        for runtime in runtimes:
-            runtime.signoff.stop()
-        fake.stop()
+    first, second = workers.worker(0, lease=lease), workers.worker(1, lease=lease)
+    store = workers.store
+    enqueue(store, "root", OutboxKind.root)
+    finish = workers.deliver_in_background(first)
+    assert lease_until(store, "root") == NOW + lease
+    workers.clock.advance(timedelta(seconds=5))  # far past the lease it was claimed with
+    renewed = NOW + timedelta(seconds=5) + lease
+    wait_until = time.monotonic() + 10
+    while lease_until(store, "root") != renewed:  # the keeper's next renewal
+        assert time.monotonic() < wait_until, "the lease was not renewed"
+        time.sleep(0.01)
+    assert second.deliver_due() == 0
+    assert finish() == 1
+    assert workers.delivered == ["root"]
+    assert lease_until(store, "root") is None

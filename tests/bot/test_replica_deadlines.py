@@ -12,7 +12,6 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
 
@@ -20,9 +19,7 @@ from bot.config import Settings
 from bot.sandbox import DEFAULT_CHANNEL_ID, Message, SlackFakeServer
 from bot.server import Runtime
 from bot.testing import ManualClock, pending_jobs, run_due_jobs
-from engine import SqliteDb
 from engine.db.base import BaseDb
-from engine.db.postgres import PostgresDb
 from tests.bot import workflows as test_workflows
 from tests.bot.conftest import CAROL, SECRET, make_routes
 
@@ -46,25 +43,6 @@ def make_replica(fake: SlackFakeServer, db: BaseDb, clock: ManualClock) -> Runti
         scheduler_paused=True,
         outbox_poll_interval=0.05,
     )
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def database_pair(
-    request: pytest.FixtureRequest, tmp_path: Path
-) -> Iterator[tuple[BaseDb, BaseDb]]:
-    """One database, reached through two separate connection pools (one per replica)."""
-    if request.param == "sqlite":
-        pair: tuple[BaseDb, BaseDb] = (
-            SqliteDb(db_file=tmp_path / "signoff.db"),
-            SqliteDb(db_file=tmp_path / "signoff.db"),
-        )
-    else:
-        factory: Callable[[], str] = request.getfixturevalue("pg_database_factory")
-        url = factory()
-        pair = (PostgresDb(url, pool_size=4), PostgresDb(url, pool_size=4))
-    yield pair
-    for db in pair:
-        db.dispose()
 
 
 @pytest.fixture
