@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from datetime import datetime, timedelta
 from http import HTTPStatus
 from typing import TYPE_CHECKING, Any
@@ -28,7 +29,9 @@ if TYPE_CHECKING:
     from bot.service import Signoff
 
 log = logging.getLogger("signoff.outbox")
-LEASE = timedelta(seconds=60)
+# Short, and renewed while a pass delivers: a run's items go out in order, so a replica that
+# died holding one holds back the rest of its run until this runs out.
+LEASE = timedelta(seconds=10)
 MAX_BACKOFF = timedelta(minutes=5)
 PERMANENT_ERRORS = frozenset(
     {
@@ -79,11 +82,13 @@ class OutboxWorker:
         *,
         handlers: Mapping[str, Callable[[OutboxItem], None]] | None = None,
         poll_interval: float = 0.5,
+        lease: timedelta = LEASE,
     ) -> None:
         self.signoff = signoff
         self.store = signoff.store
         self.queries = queries
         self.poll_interval = poll_interval
+        self.lease = lease
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._urgent_thread: threading.Thread | None = None
@@ -154,7 +159,7 @@ class OutboxWorker:
         it — runs in parallel, each run's items in order — and record the outcomes (one
         commit). Returns how many items were delivered."""
         now = self.signoff.clock.now()
-        items = self.store.claim_due(now=now, lease=LEASE, kinds=kinds)
+        items = self.store.claim_due(now=now, lease=self.lease, kinds=kinds)
         pool = self._pool if kinds is None else self._urgent_pool
         if not items:
             return 0
@@ -165,15 +170,38 @@ class OutboxWorker:
         # The bulk steps aside while Slack's requests wait (bot/pressure.py); a decision's
         # own message update (the fast lane) does not.
         bulk = kinds is None
-        for result in pool.map(
-            lambda run_items: self._deliver_run(run_items, now, step_aside=bulk),
-            by_run.values(),
-        ):
-            outcomes.extend(result)
-        self.store.finish_many(outcomes)
+        with self._leases_renewed([item.id for item in items]):
+            for result in pool.map(
+                lambda run_items: self._deliver_run(run_items, now, step_aside=bulk),
+                by_run.values(),
+            ):
+                outcomes.extend(result)
+            self.store.finish_many(outcomes)
         delivered = sum(1 for _, state, _, _ in outcomes if state == OutboxState.sent)
         self.delivered += delivered
         return delivered
+
+    @contextmanager
+    def _leases_renewed(self, ids: list[int]) -> Iterator[None]:
+        """Renew the claimed items' lease every third of it until the block ends (like the
+        engine's run leases): a slow pass keeps its items, a dead replica loses them soon."""
+        done = threading.Event()
+        interval = max(self.lease.total_seconds() / 3, 0.01)
+
+        def renew() -> None:
+            while not done.wait(interval):
+                try:
+                    self.store.renew_outbox_leases(ids, until=self.signoff.clock.now() + self.lease)
+                except Exception:  # the database may be briefly unreachable; try again
+                    log.warning("could not renew outbox leases", exc_info=True)
+
+        keeper = threading.Thread(target=renew, name="signoff-outbox-lease", daemon=True)
+        keeper.start()
+        try:
+            yield
+        finally:
+            done.set()
+            keeper.join()
 
     def _deliver_run(
         self, items: list[OutboxItem], now: datetime, *, step_aside: bool = False
@@ -195,9 +223,10 @@ class OutboxWorker:
             try:
                 self._deliver(item)
             except NotReady:
-                outcomes.append(
-                    (item.id, OutboxState.pending, None, now + timedelta(milliseconds=200))
-                )
+                # Waits for another delivery, not for Slack: due again at once, so the next
+                # pass (the worker's own poll, in real time) retries it; a later clock time
+                # would leave it waiting on a clock a test may never move.
+                outcomes.append((item.id, OutboxState.pending, None, now))
             except SlackApiError as exc:
                 outcomes.append(self._failed(item, exc, now))
             except Exception as exc:  # network errors and the like: Slack unreachable

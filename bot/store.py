@@ -26,12 +26,14 @@ from typing import Any
 
 from sqlalchemy import (
     Column,
+    ColumnElement,
     Connection,
     Engine,
     Enum,
     Index,
     Integer,
     MetaData,
+    Row,
     String,
     Table,
     Text,
@@ -50,6 +52,7 @@ from engine.db.base import BaseDb
 from engine.db.schema import UtcDateTime
 
 metadata = MetaData()
+UNSENT = (OutboxState.pending, OutboxState.sending)  # an outbox item not delivered nor given up
 
 slack_runs = Table(
     "slack_runs",
@@ -81,7 +84,7 @@ slack_outbox = Table(
     metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),
     Column("dedupe_key", String(200), nullable=False, unique=True),
-    Column("run_id", String(64), nullable=False, index=True),
+    Column("run_id", String(64), nullable=False),
     Column("kind", String(32), nullable=False),
     Column("data", Text, nullable=False),
     Column("state", String(16), nullable=False),  # pending | sending | sent | failed
@@ -92,6 +95,8 @@ slack_outbox = Table(
     Column("created_at", UtcDateTime(), nullable=False),
     # Claims and /metrics counts by state; retention by (state, when it was finished).
     Index("ix_slack_outbox_state_next", "state", "next_attempt_at"),
+    # A claim's check of each item's earlier unsent items of its run (claim_due).
+    Index("ix_slack_outbox_run_state_id", "run_id", "state", "id"),
 )
 
 INBOX_STATES = tuple(s.value for s in InboxState)
@@ -448,25 +453,41 @@ class BotStore:
         """Take every due item (up to ``limit``; of ``kinds`` only, if given) for delivery in
         one transaction.
 
-        Another worker or replica gets none of them until the lease passes.
+        Another worker or replica gets none of them until the lease passes. A run's items
+        (one ``run_id`` group) go out in order, by one worker at a time: an item is taken
+        only with every earlier unsent item of its group, so none is taken while an earlier
+        one waits for its retry, is out of ``kinds``, or is being delivered elsewhere.
         """
-        due = or_(
-            slack_outbox.c.state == OutboxState.pending,
-            (slack_outbox.c.state == OutboxState.sending) & (slack_outbox.c.lease_until < now),
+        item, earlier = slack_outbox, slack_outbox.alias("previous")
+        # The group's previous unsent item: checked against what this claim locked, below.
+        previous = (
+            select(func.max(earlier.c.id))
+            .where(
+                earlier.c.run_id == item.c.run_id,
+                earlier.c.id < item.c.id,
+                earlier.c.state.in_(UNSENT),
+            )
+            .scalar_subquery()
         )
         query = (
-            select(slack_outbox)
-            .where(due, slack_outbox.c.next_attempt_at <= now)
-            .order_by(slack_outbox.c.id)
+            select(item, previous.label("previous_unsent"))
+            .where(self._takeable(now, kinds))
+            .order_by(item.c.id)
             .limit(limit)
         )
-        if kinds is not None:
-            query = query.where(slack_outbox.c.kind.in_(kinds))
         if self.engine.dialect.name == "postgresql":
-            query = query.with_for_update(skip_locked=True)
+            query = query.with_for_update(of=item, skip_locked=True)
         # SQLite: take the write lock before reading, so the read and the claim are one step.
         with self.db.write() as conn:
-            rows = conn.execute(query).all()
+            taken: set[int] = set()
+            rows: list[Row[Any]] = []
+            for row in conn.execute(query).all():
+                # SKIP LOCKED leaves out a row another claim is taking right now, and the
+                # query cannot see that: its later items stay too (locked here only until
+                # this commit).
+                if row.previous_unsent is None or row.previous_unsent in taken:
+                    taken.add(row.id)
+                    rows.append(row)
             if not rows:
                 return []
             conn.execute(
@@ -483,32 +504,47 @@ class BotStore:
             for r in rows
         ]
 
-    def claim_key(self, key: str, *, now: datetime, lease: timedelta) -> OutboxItem | None:
-        """Take one item by its key for immediate delivery, if no one else has it."""
-        with self.db.write() as conn:
-            result = conn.execute(
-                update(slack_outbox)
-                .where(
-                    slack_outbox.c.dedupe_key == key,
-                    or_(
-                        slack_outbox.c.state == OutboxState.pending,
-                        (slack_outbox.c.state == OutboxState.sending)
-                        & (slack_outbox.c.lease_until < now),
-                    ),
-                )
-                .values(
-                    state=OutboxState.sending,
-                    lease_until=now + lease,
-                    attempts=slack_outbox.c.attempts + 1,
-                )
-                .returning(slack_outbox)
+    @staticmethod
+    def _takeable(now: datetime, kinds: tuple[str, ...] | None) -> ColumnElement[bool]:
+        """The outbox rows a claim at ``now`` of ``kinds`` may take: each one due, with
+        every earlier unsent item of its group due too (taken in the same claim)."""
+
+        def due(table: Any) -> ColumnElement[bool]:
+            # Pending and due, or left sending by a lease that ran out.
+            ready: ColumnElement[bool] = or_(
+                table.c.state == OutboxState.pending,
+                (table.c.state == OutboxState.sending) & (table.c.lease_until < now),
+            ) & (table.c.next_attempt_at <= now)
+            return ready if kinds is None else ready & table.c.kind.in_(kinds)
+
+        item, earlier = slack_outbox, slack_outbox.alias("earlier")
+        # An earlier item that waits for its retry, is out of ``kinds``, or is being delivered
+        # elsewhere holds back the rest of its group (a pause while its root is being posted).
+        held_back = (
+            select(earlier.c.id)
+            .where(
+                earlier.c.run_id == item.c.run_id,
+                earlier.c.id < item.c.id,
+                earlier.c.state.in_(UNSENT),
+                ~due(earlier),
             )
-            row = result.first()
-        if row is None:
-            return None
-        return OutboxItem(
-            row.id, row.dedupe_key, row.run_id, row.kind, json.loads(row.data), row.attempts
+            .exists()
         )
+        return due(item) & ~held_back
+
+    def renew_outbox_leases(self, ids: list[int], *, until: datetime) -> int:
+        """Keep these items taken until ``until`` while their delivery goes on (those no
+        longer being sent are left alone); returns how many were renewed."""
+        if not ids:
+            return 0
+        with self.db.write() as conn:
+            return int(
+                conn.execute(
+                    update(slack_outbox)
+                    .where(slack_outbox.c.id.in_(ids), slack_outbox.c.state == OutboxState.sending)
+                    .values(lease_until=until)
+                ).rowcount
+            )
 
     def finish_many(self, outcomes: list[tuple[int, str, str | None, datetime]]) -> None:
         """Record (item id, state, error, next attempt) for a delivery pass, in one commit."""
@@ -538,14 +574,16 @@ class BotStore:
             ).all()
         return {str(state): int(n) for state, n in rows}
 
-    def outbox_due(self, *, now: datetime) -> int:
-        """Pending items due by ``now``."""
+    def outbox_unsettled(self, *, now: datetime) -> int:
+        """Items being delivered or that a claim at ``now`` would take, in ONE read: counted
+        apart, an item claimed between the two reads would be in neither."""
         with self.engine.connect() as conn:
             return int(
                 conn.execute(
-                    select(func.count()).where(
-                        slack_outbox.c.state == OutboxState.pending,
-                        slack_outbox.c.next_attempt_at <= now,
+                    select(func.count())
+                    .select_from(slack_outbox)
+                    .where(
+                        (slack_outbox.c.state == OutboxState.sending) | self._takeable(now, None)
                     )
                 ).scalar()
                 or 0

@@ -18,7 +18,6 @@ import time
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from bot.kinds import OutboxState
 from bot.scheduler import DEADLINE_JOBSTORE, DeadlineScheduler
 from engine.clock import Clock, ManualClock
 
@@ -76,14 +75,11 @@ def wait_outbox_idle(runtime: Runtime, *, timeout: float = 10.0) -> dict[str, in
     counts by state."""
     store = runtime.signoff.store
     deadline = time.monotonic() + timeout
-    while True:
-        counts = store.outbox_counts()
-        sending = counts.get(OutboxState.sending)
-        if not sending and not store.outbox_due(now=runtime.signoff.clock.now()):
-            return counts
+    while store.outbox_unsettled(now=runtime.signoff.clock.now()):
         if time.monotonic() > deadline:
-            raise TimeoutError(f"the outbox is not idle: {counts}")
+            raise TimeoutError(f"the outbox is not idle: {store.outbox_counts()}")
         time.sleep(0.005)
+    return store.outbox_counts()
 
 
 __all__ = [

@@ -141,6 +141,25 @@ def make_routes() -> list[SlackRoute]:
     ]
 
 
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_pair(
+    request: pytest.FixtureRequest, tmp_path: Path
+) -> Iterator[tuple[BaseDb, BaseDb]]:
+    """One database, reached through two separate connection pools (one per replica)."""
+    if request.param == "sqlite":
+        pair: tuple[BaseDb, BaseDb] = (
+            SqliteDb(db_file=tmp_path / "signoff.db"),
+            SqliteDb(db_file=tmp_path / "signoff.db"),
+        )
+    else:
+        factory: Callable[[], str] = request.getfixturevalue("pg_database_factory")
+        url = factory()
+        pair = (PostgresDb(url, pool_size=4), PostgresDb(url, pool_size=4))
+    yield pair
+    for db in pair:
+        db.dispose()
+
+
 @pytest.fixture
 def bot_routes() -> list[SlackRoute]:
     """The routes the harness serves; a test module overrides this fixture for its own."""
@@ -200,25 +219,6 @@ def make_replica(fake: SlackFakeServer, db: BaseDb, clock: ManualClock) -> Runti
         scheduler_paused=True,
         outbox_poll_interval=0.05,
     )
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def database_pair(
-    request: pytest.FixtureRequest, tmp_path: Path
-) -> Iterator[tuple[BaseDb, BaseDb]]:
-    """One database, reached through two separate connection pools (one per replica)."""
-    if request.param == "sqlite":
-        pair: tuple[BaseDb, BaseDb] = (
-            SqliteDb(db_file=tmp_path / "signoff.db"),
-            SqliteDb(db_file=tmp_path / "signoff.db"),
-        )
-    else:
-        factory: Callable[[], str] = request.getfixturevalue("pg_database_factory")
-        url = factory()
-        pair = (PostgresDb(url, pool_size=4), PostgresDb(url, pool_size=4))
-    yield pair
-    for db in pair:
-        db.dispose()
 
 
 @pytest.fixture

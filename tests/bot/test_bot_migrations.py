@@ -245,9 +245,13 @@ def test_upgrade_from_0001_carries_seen_requests_into_the_inbox(
         "0003_dm_copies_and_home",
         "0004_policies",
         "0005_open_forms",
+        "0005_outbox_run_order",
     ]
     with store.engine.connect() as conn:
         assert not inspect(conn).has_table("slack_seen_requests")
+        outbox_indexes = {i["name"] for i in inspect(conn).get_indexes("slack_outbox")}
+        assert "ix_slack_outbox_run_state_id" in outbox_indexes
+        assert "ix_slack_outbox_run_id" not in outbox_indexes
         row = conn.execute(select(slack_inbox)).one()
         assert "permalink" in {c["name"] for c in inspect(conn).get_columns(slack_pauses.name)}
     assert (row.request_key, row.kind, row.state) == ("action:U1:approve:1.2", "seen", "done")
