@@ -23,7 +23,7 @@ from bot.kinds import OutboxKind
 from bot.sandbox import DEFAULT_CHANNEL_ID, SlackActor, SlackFakeServer, View
 from bot.server import Runtime, ServerThread
 from bot.store import BotStore, slack_open_forms, slack_outbox
-from bot.testing import ManualClock
+from bot.testing import ManualClock, wait_outbox_idle
 from engine.db.base import BaseDb
 from tests.bot.conftest import ALICE, BOB, CAROL, SECRET
 from tests.bot.test_replica_deadlines import in_parallel
@@ -179,6 +179,10 @@ def test_a_form_update_slack_fails_is_retried_by_the_outbox(
     fake.state.http_error_next("views.update", status=503)
     assert second.decider.decide(token, user_id=ALICE, action=DecisionAction.confirm).ok
     eventually(replicas, lambda s: updates_of(fake, view) or None, "the first views.update")
+    # The 503's outcome recorded (the item waits for its retry) before the clock jumps: a
+    # jump past the lease of an item still being delivered would hand it to the other
+    # replica as if this one had died.
+    wait_outbox_idle(first)
     clock.advance(timedelta(minutes=1))  # past the outbox's backoff
     text = str(notice_of(replicas, view).blocks)
     assert "Already decided" in text
