@@ -881,6 +881,16 @@ def _counter_total(counter: Any) -> float:
     )
 
 
+def _pause_posted_twice(state: Any) -> int:
+    """Pause messages in the fake beyond one per pause (by the outbox key in their metadata)."""
+    posted: collections.Counter[str] = collections.Counter()
+    for message in state.messages(CHANNEL, include_ephemeral=False):
+        key = ((message.metadata or {}).get("event_payload") or {}).get("key", "")
+        if key.startswith("pause:"):
+            posted[key] += 1
+    return sum(c - 1 for c in posted.values() if c > 1)
+
+
 def click_profile(rate: float, seconds: float, sender: Any, tmp: Path) -> ClickResult:
     from benchmarks import bot_interactions as bi
 
@@ -917,11 +927,6 @@ def click_profile(rate: float, seconds: float, sender: Any, tmp: Path) -> ClickR
             else:
                 refused += 1
         metrics = setup.runtime.signoff.metrics
-        posted: collections.Counter[str] = collections.Counter()
-        for message in state.messages(CHANNEL, include_ephemeral=False):
-            key = ((message.metadata or {}).get("event_payload") or {}).get("key", "")
-            if key.startswith("pause:"):
-                posted[key] += 1
         return ClickResult(
             rate=rate,
             seconds=seconds,
@@ -934,7 +939,7 @@ def click_profile(rate: float, seconds: float, sender: Any, tmp: Path) -> ClickR
             lost=lost,
             doubled=integrity.duplicated,
             not_completed=integrity.not_completed,
-            duplicate_pause_messages=sum(c - 1 for c in posted.values() if c > 1),
+            duplicate_pause_messages=_pause_posted_twice(state),
             inbox=setup.runtime.signoff.store.inbox_counts(),
             retries=_counter_total(metrics.inbox_retries),
             given_up=_counter_total(metrics.inbox_given_up),
@@ -1048,11 +1053,6 @@ def served_click_profile(
                 refused += 1
             doubled += len(decisions) > 1
             not_completed += stored is None or stored.status is not RunStatus.completed
-        posted_keys: collections.Counter[str] = collections.Counter()
-        for message in fake.state.messages(CHANNEL, include_ephemeral=False):
-            key = ((message.metadata or {}).get("event_payload") or {}).get("key", "")
-            if key.startswith("pause:"):
-                posted_keys[key] += 1
         logs = "\n".join(r.log() for r in started)
         return ClickResult(
             rate=rate,
@@ -1066,7 +1066,7 @@ def served_click_profile(
             lost=lost,
             doubled=doubled,
             not_completed=not_completed,
-            duplicate_pause_messages=sum(c - 1 for c in posted_keys.values() if c > 1),
+            duplicate_pause_messages=_pause_posted_twice(fake.state),
             inbox={"tracebacks in bot logs": logs.count("Traceback (most recent call last)")},
             retries=float("nan"),
             given_up=float("nan"),
@@ -1091,9 +1091,7 @@ def clicks_main(args: argparse.Namespace) -> int:
     scale = 0.1 if args.quick else args.scale
     profiles = [(rate, seconds * scale) for rate, seconds in CLICK_PROFILES]
     # (label, replicas, PostgreSQL URL or None); None replicas: in this process.
-    setups: list[tuple[str, int | None, str | None]] = [
-        ("in-process SQLite", None, None)
-    ]
+    setups: list[tuple[str, int | None, str | None]] = [("in-process SQLite", None, None)]
     if args.served:
         setups = [("served SQLite", 1, None)]
         if not args.skip_postgres:
