@@ -854,7 +854,7 @@ class ClickResult:
     # Background items that waited for requests first (bot/pressure.py); None when the bots
     # are other processes.
     stepped_aside: int | None = None
-    setup: str = "one replica in this process, SQLite"
+    setup: str = "in-process SQLite"
 
 
 def _inbox_drain_time(runtime: Any, last_ack: float) -> float | None:
@@ -1114,7 +1114,7 @@ def clicks_main(args: argparse.Namespace) -> int:
                     result = served_click_profile(
                         rate, seconds, sender, tmp, replicas=replicas, postgres_url=pg_url
                     )
-                    result.setup = label
+                result.setup = label
                 results.append(result)
                 print_latency_table([("ack (HTTP response)", result.ack)])
                 drained = (
@@ -1134,7 +1134,7 @@ def clicks_main(args: argparse.Namespace) -> int:
                             f"{result.inbox} / {result.retries:g} / {result.given_up:g}",
                         ),
                         ("runs not completed", str(result.not_completed)),
-                        ("background items that stepped aside", str(result.stepped_aside)),
+                        ("background stepped aside", str(result.stepped_aside)),
                         ("pause messages posted twice", str(result.duplicate_pause_messages)),
                     ]
                 )
