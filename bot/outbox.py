@@ -176,7 +176,7 @@ class OutboxWorker:
                 by_run.values(),
             ):
                 outcomes.extend(result)
-            self.store.finish_many(outcomes)
+            self.store.finish_many(outcomes, claimed={i.id: i.attempts for i in items})
         delivered = sum(1 for _, state, _, _ in outcomes if state == OutboxState.sent)
         self.delivered += delivered
         return delivered

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import threading
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -546,25 +547,38 @@ class BotStore:
                 ).rowcount
             )
 
-    def finish_many(self, outcomes: list[tuple[int, str, str | None, datetime]]) -> None:
-        """Record (item id, state, error, next attempt) for a delivery pass, in one commit."""
+    def finish_many(
+        self,
+        outcomes: list[tuple[int, str, str | None, datetime]],
+        *,
+        claimed: Mapping[int, int] | None = None,
+    ) -> None:
+        """Record (item id, state, error, next attempt) for a delivery pass, in one commit.
+
+        ``claimed``: item id -> its attempt count as this pass claimed it. An item claimed
+        again since (this pass's lease lapsed and another worker took it over) is that
+        worker's to record: this pass's outcome is dropped, not written over it."""
         if not outcomes:
             return
-        with self.db.write() as conn:
-            conn.execute(
-                update(slack_outbox)
-                .where(slack_outbox.c.id == bindparam("b_id"))
-                .values(
-                    state=bindparam("b_state"),
-                    last_error=bindparam("b_error"),
-                    next_attempt_at=bindparam("b_next"),
-                    lease_until=None,
-                ),
-                [
-                    {"b_id": i, "b_state": st, "b_error": err, "b_next": nxt}
-                    for i, st, err, nxt in outcomes
-                ],
+        statement = (
+            update(slack_outbox)
+            .where(slack_outbox.c.id == bindparam("b_id"))
+            .values(
+                state=bindparam("b_state"),
+                last_error=bindparam("b_error"),
+                next_attempt_at=bindparam("b_next"),
+                lease_until=None,
             )
+        )
+        if claimed is not None:
+            statement = statement.where(slack_outbox.c.attempts == bindparam("b_attempts"))
+        rows = [
+            {"b_id": i, "b_state": st, "b_error": err, "b_next": nxt}
+            | ({"b_attempts": claimed.get(i, -1)} if claimed is not None else {})
+            for i, st, err, nxt in outcomes
+        ]
+        with self.db.write() as conn:
+            conn.execute(statement, rows)
 
     def outbox_counts(self) -> dict[str, int]:
         """Items by state: one GROUP BY on the (state, next_attempt_at) index."""

@@ -96,6 +96,28 @@ def test_an_expired_lease_gives_the_run_back_in_order(stores: tuple[BotStore, Bo
     assert keys(second.claim_due(now=later, lease=LEASE)) == ["root", "pause"]
 
 
+def test_a_lapsed_claims_outcome_does_not_overwrite_the_claim_that_took_over(
+    stores: tuple[BotStore, BotStore],
+) -> None:
+    first, second = stores
+    enqueue(first, "root", OutboxKind.root)
+    (stale,) = first.claim_due(now=NOW, lease=LEASE)
+    later = NOW + LEASE + timedelta(seconds=1)  # the first worker stalled past its lease
+    (taken,) = second.claim_due(now=later, lease=LEASE)
+    assert taken.id == stale.id and taken.attempts == stale.attempts + 1
+    second.finish_many(
+        [(taken.id, OutboxState.sent, None, later)], claimed={taken.id: taken.attempts}
+    )
+    # The stalled worker comes back with a failure to record: dropped, the row stays sent.
+    retry_at = later + timedelta(seconds=30)
+    first.finish_many(
+        [(stale.id, OutboxState.pending, "timed out", retry_at)],
+        claimed={stale.id: stale.attempts},
+    )
+    assert first.outbox_counts().get("sent") == 1 and not first.outbox_counts().get("pending")
+    assert second.claim_due(now=retry_at, lease=LEASE) == []
+
+
 def test_the_fast_lane_never_overtakes_a_runs_earlier_items(
     stores: tuple[BotStore, BotStore],
 ) -> None:
