@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import Connection
 
 from bot import blocks, policies
-from bot.decisions import DecisionAction, DecisionResult
+from bot.decisions import DecisionAction, DecisionResult, resolving_decision
 from bot.forms import closing_notices
 from bot.kinds import InboxState, OutboxKind
 from bot.outbox_queue import OutboxQueue
@@ -103,23 +103,16 @@ class Decider:
         _drain(events, run_id)
 
     def _already_decided(self, run_id: str, requirement_id: str) -> str:
-        for decision in self.db.get_decisions(run_id):
-            if decision.requirement_id == requirement_id and not decision.is_vote:
-                return f"Already decided: {_describe(decision)}."
+        decision = resolving_decision(self.db, run_id, requirement_id)
+        if decision is not None:
+            return f"Already decided: {_describe(decision)}."
         return "This step is no longer waiting for a decision."
 
     def form_opened(self, run_id: str, req: StepRequirement) -> None:
         """A form on ``req`` just recorded as open (``OpenForms.opened``): if the pause was
         decided between its load and the record, the decision's event found no form to
         tell, so it is told now (at most once: the form is taken as its notice is queued)."""
-        decision = next(
-            (
-                d
-                for d in self.db.get_decisions(run_id)
-                if d.requirement_id == req.requirement_id and not d.is_vote
-            ),
-            None,
-        )
+        decision = resolving_decision(self.db, run_id, req.requirement_id)
         if decision is None:
             return  # still waiting: the decision's event tells the form
         notices = closing_notices(

@@ -8,6 +8,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from engine import Decision
+    from engine.db.base import BaseDb
 
 
 class DecisionAction(StrEnum):
@@ -44,3 +49,16 @@ class DecisionResult:
 
 
 __all__ = ["DecisionAction", "DecisionResult"]
+
+
+def resolving_decision(db: BaseDb, run_id: str, requirement_id: str) -> Decision | None:
+    """The decision that resolved a pause (a vote only counts towards one), or None while
+    it waits."""
+    return next(
+        (
+            d
+            for d in db.get_decisions(run_id)
+            if d.requirement_id == requirement_id and not d.is_vote
+        ),
+        None,
+    )

@@ -29,6 +29,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from bot import blocks
+from bot.decisions import resolving_decision
 from bot.kinds import NotifyKind as Kind
 from bot.kinds import OutboxKind
 from bot.outbox import OutboxWorker, post_once
@@ -376,7 +377,7 @@ class Notifier:
         if loaded is None:
             return
         route, run, pause, _waiting = loaded
-        decision = self._decision(run.run_id, requirement_id)
+        decision = resolving_decision(self.signoff.db, run.run_id, requirement_id)
         items: list[tuple[str, str, str, dict[str, Any]]] = []
         if moment in (Moment.paused, Moment.reminded):
             kind = Kind.dm if moment is Moment.paused else Kind.dm_remind
@@ -429,7 +430,7 @@ class Notifier:
             message_ts=ts,
             now=self.signoff.clock.now(),
         )
-        if self._decision(run.run_id, requirement_id) is not None:
+        if resolving_decision(self.signoff.db, run.run_id, requirement_id) is not None:
             # Decided while this copy was being posted: its update may have missed it.
             self._update_copies(requirement_id)
 
@@ -442,7 +443,7 @@ class Notifier:
         if loaded is None:
             return
         route, run, pause, _waiting = loaded
-        decision = self._decision(run.run_id, requirement_id)
+        decision = resolving_decision(self.signoff.db, run.run_id, requirement_id)
         req = req or _requirement_of(route, run, pause.step_name)
         if decision is None or req is None:
             return
@@ -555,16 +556,6 @@ class Notifier:
             started=started[: blocks.HOME_LIST_MAX],
             decided=decided,
             notice=notice,
-        )
-
-    def _decision(self, run_id: str, requirement_id: str) -> Decision | None:
-        return next(
-            (
-                d
-                for d in self.signoff.db.get_decisions(run_id)
-                if d.requirement_id == requirement_id and not d.is_vote
-            ),
-            None,
         )
 
 

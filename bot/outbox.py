@@ -20,9 +20,10 @@ from typing import TYPE_CHECKING, Any
 from slack_sdk.errors import SlackApiError
 
 from bot import blocks
+from bot.decisions import resolving_decision
 from bot.kinds import NotifyKind, OutboxKind, OutboxState
 from bot.store import OutboxItem
-from engine import Decision, RunStatus, StepRequirement
+from engine import RunStatus, StepRequirement
 
 if TYPE_CHECKING:
     from bot.queries import Queries
@@ -344,7 +345,7 @@ class OutboxWorker:
         )
         if req is None:
             # Decided before its message went out: post the outcome instead of buttons.
-            decision = self._decision_for(run.run_id, pause.requirement_id)
+            decision = resolving_decision(self.signoff.db, run.run_id, pause.requirement_id)
             req = self._requirement_from_decision(route, run, pause.step_name)
             if decision is None or req is None:
                 return
@@ -417,7 +418,7 @@ class OutboxWorker:
         run = route.workflow.get_run(pause.run_id) if route else None
         if route is None or run is None:
             return
-        decision = self._decision_for(run.run_id, req.requirement_id)
+        decision = resolving_decision(self.signoff.db, run.run_id, req.requirement_id)
         if decision is None:
             return
         siblings = [StepRequirement.from_dict(d) for d in item.data.get("siblings") or ()]
@@ -442,15 +443,6 @@ class OutboxWorker:
         )
 
     # -- helpers ---------------------------------------------------------------------------------
-    def _decision_for(self, run_id: str, requirement_id: str) -> Decision | None:
-        return next(
-            (
-                d
-                for d in self.signoff.db.get_decisions(run_id)
-                if d.requirement_id == requirement_id and not d.is_vote
-            ),
-            None,
-        )
 
     @staticmethod
     def _requirement_from_decision(route: Any, run: Any, step_name: str) -> StepRequirement | None:
