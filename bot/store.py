@@ -582,10 +582,11 @@ class BotStore:
 
     def outbox_counts(self) -> dict[str, int]:
         """Items by state: one GROUP BY on the (state, next_attempt_at) index."""
+        return self._counts_by_state(slack_outbox)
+
+    def _counts_by_state(self, table: Table) -> dict[str, int]:
         with self.engine.connect() as conn:
-            rows = conn.execute(
-                select(slack_outbox.c.state, func.count()).group_by(slack_outbox.c.state)
-            ).all()
+            rows = conn.execute(select(table.c.state, func.count()).group_by(table.c.state)).all()
         return {str(state): int(n) for state, n in rows}
 
     def outbox_unsettled(self, *, now: datetime) -> int:
@@ -724,11 +725,7 @@ class BotStore:
 
     def inbox_counts(self) -> dict[str, int]:
         """Inbox rows by state: one GROUP BY on the (state, next_attempt_at) index."""
-        with self.engine.connect() as conn:
-            rows = conn.execute(
-                select(slack_inbox.c.state, func.count()).group_by(slack_inbox.c.state)
-            ).all()
-        return {str(state): int(n) for state, n in rows}
+        return self._counts_by_state(slack_inbox)
 
     def next_inbox_due(self) -> datetime | None:
         """When the soonest pending interaction is due (None: nothing pending)."""
