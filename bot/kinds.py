@@ -30,7 +30,13 @@ class NotifyKind(StrEnum):
     dm_resolve = "dm_resolve"  # every copy of a pause updated with its outcome
     dm_remind = "dm_remind"  # a reminder to one approver
     dm_progress = "dm_progress"  # every copy of a pause re-rendered after a vote (buttons kept)
-    home = "home"  # publish one person's App Home
+    home = "home"  # refresh one person's App Home (something it shows changed)
+    home_asked = "home_asked"  # publish it now: they opened the tab, or it answers their click
+
+
+# Kinds that render a whole surface as it is when delivered: the newest of a group's items
+# supersedes the older ones, and a new one is not added while one is still pending.
+REFRESH_KINDS: frozenset[str] = frozenset({OutboxKind.root_update, NotifyKind.home})
 
 
 class OutboxState(StrEnum):
@@ -58,4 +64,11 @@ class InboxState(StrEnum):
     failed = "failed"
 
 
-__all__ = ["InboxKind", "InboxState", "NotifyKind", "OutboxKind", "OutboxState"]
+__all__ = [
+    "REFRESH_KINDS",
+    "InboxKind",
+    "InboxState",
+    "NotifyKind",
+    "OutboxKind",
+    "OutboxState",
+]

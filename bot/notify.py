@@ -9,7 +9,9 @@
 - The App Home tab lists what waits for that person, the runs they started and their recent
   decisions; it is published when they open it and refreshed whenever a pause, a decision
   or the end of a run touches them. Refreshes are outbox items grouped per person
-  (``home:<user>``), and only the newest of a batch is published.
+  (``home:<user>``): one waits while another is pending, and a person's Home is refreshed
+  at most once per ``HOME_REFRESH_INTERVAL`` (a burst of fifty decisions is one render,
+  not fifty); opening the tab, or the answer to a click there, is published at once.
 
 Nothing here calls Slack on an event's path: an event adds outbox items (in the bot's
 transaction for that event), and delivery expands user groups and calls Slack.
@@ -20,7 +22,7 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Callable, Iterable
-from datetime import datetime
+from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any, TypeGuard
 
@@ -32,7 +34,7 @@ from bot import blocks
 from bot.decisions import resolving_decision
 from bot.kinds import NotifyKind as Kind
 from bot.kinds import OutboxKind
-from bot.outbox import OutboxWorker, post_once
+from bot.outbox import NotBefore, OutboxWorker, post_once
 from bot.routing import SlackRoute
 from bot.store import OutboxItem, slack_dm_copies, slack_home_users, slack_runs
 from engine import (
@@ -67,9 +69,11 @@ class Moment(StrEnum):
     reminded = "reminded"
 
 
-def home_group(user_id: str) -> str:
-    """The outbox ``run_id`` a person's App Home refreshes are grouped (and coalesced) under."""
-    return f"home:{user_id}"
+def home_group(user_id: str, *, asked: bool = False) -> str:
+    """The outbox ``run_id`` a person's App Home refreshes are grouped (and coalesced) under;
+    a publish they asked for has a group of its own, so it never waits behind a refresh
+    held to ``HOME_REFRESH_INTERVAL`` (both render the Home as it is then)."""
+    return f"home_asked:{user_id}" if asked else f"home:{user_id}"
 
 
 def fanout_group(run_id: str) -> str:
@@ -158,6 +162,13 @@ class NotifyStore:
                 .values(published_at=now)
             )
 
+    def home_published_at(self, user_id: str) -> datetime | None:
+        """When ``user_id``'s App Home was last published (None: never)."""
+        with self.engine.connect() as conn:
+            return conn.execute(
+                select(slack_home_users.c.published_at).where(slack_home_users.c.user_id == user_id)
+            ).scalar_one_or_none()
+
     def home_users(self) -> list[str]:
         """Everyone who has opened the App Home."""
         with self.engine.connect() as conn:
@@ -229,6 +240,7 @@ class Notifier:
             Kind.dm_remind: self._deliver_dm_remind,
             Kind.dm_progress: self._deliver_dm_progress,
             Kind.home: self._deliver_home,
+            Kind.home_asked: self._deliver_home,
         }
 
     # -- hooks: what the bot's events cause (no Slack calls here) ------------------------------
@@ -284,7 +296,7 @@ class Notifier:
     def on_untold(self, user_id: str, text: str) -> None:
         """The answer to a click in the App Home (not allowed, already decided…): shown on
         top of the refreshed tab."""
-        self.request_home(user_id, reason=f"told:{uuid.uuid4().hex}", notice=text)
+        self.request_home(user_id, reason=f"told:{uuid.uuid4().hex}", notice=text, asked=True)
 
     def request_home(
         self,
@@ -292,9 +304,12 @@ class Notifier:
         *,
         reason: str,
         notice: str | None = None,
+        asked: bool = False,
         now: datetime | None = None,
     ) -> None:
-        """Refresh a person's App Home through the outbox (``reason`` makes the key)."""
+        """Refresh a person's App Home through the outbox (``reason`` makes the key);
+        ``asked``: they are looking at it (opened the tab, or this answers their click
+        there), so it is published at once, not held to ``HOME_REFRESH_INTERVAL``."""
         if not _is_user_id(user_id):
             return
         data: dict[str, Any] = {"user_id": user_id}
@@ -302,8 +317,8 @@ class Notifier:
             data["notice"] = notice
         self.queue.enqueue(
             _home_key(user_id, reason),
-            home_group(user_id),
-            Kind.home,
+            home_group(user_id, asked=asked),
+            Kind.home_asked if asked else Kind.home,
             data,
             now or self.signoff.clock.now(),
         )
@@ -498,6 +513,11 @@ class Notifier:
 
     def _deliver_home(self, item: OutboxItem) -> None:
         user = str(item.data["user_id"])
+        if item.kind == Kind.home:
+            published = self.store.home_published_at(user)
+            due = published + HOME_REFRESH_INTERVAL if published else None
+            if due is not None and due > self.signoff.clock.now():
+                raise NotBefore(due)
         view = self.home_view(user, notice=item.data.get("notice"))
         self.signoff.client.views_publish(user_id=user, view=view)
         self.store.mark_home(user, self.signoff.clock.now())
@@ -563,6 +583,10 @@ class Notifier:
 # how many of a person's newest runs: bounded reads, whatever the database holds.
 HOME_PAUSED_READ = 200
 HOME_STARTED_READ = 50
+# A Home refresh that nobody asked for waits this long after the person's last publish:
+# each render reads their pauses and runs, and Slack rate-limits views.publish per
+# workspace, so a busy approver's Home follows a burst of decisions a few seconds late.
+HOME_REFRESH_INTERVAL = timedelta(seconds=3)
 
 
 def _requirement_of(

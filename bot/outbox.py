@@ -21,7 +21,7 @@ from slack_sdk.errors import SlackApiError
 
 from bot import blocks
 from bot.decisions import resolving_decision
-from bot.kinds import NotifyKind, OutboxKind, OutboxState
+from bot.kinds import REFRESH_KINDS, OutboxKind, OutboxState
 from bot.store import OutboxItem
 from engine import RunStatus, StepRequirement
 
@@ -52,9 +52,6 @@ PERMANENT_ERRORS = frozenset(
 )
 PERMANENT_ATTEMPTS = 5
 DELIVERY_THREADS = 4
-# Kinds whose newest item in a run's batch supersedes the older ones (each renders the whole
-# surface as it is now).
-COALESCED_KINDS = (OutboxKind.root_update, NotifyKind.home)
 OUTBOX_EVENT = "signoff_outbox"  # message metadata event_type: the post's outbox key inside
 LOOKUP_WINDOW = 200  # recent messages searched for an earlier attempt's post
 LOOKUP_UNAVAILABLE = frozenset({"missing_scope", "not_allowed_token_type", "no_permission"})
@@ -71,6 +68,14 @@ URGENT_THREADS = 4
 
 class NotReady(Exception):
     """The item depends on one not delivered yet (a reply before its root message)."""
+
+
+class NotBefore(Exception):
+    """The item may go out only at ``at`` (a refresh of a surface published just now)."""
+
+    def __init__(self, at: datetime) -> None:
+        super().__init__(at.isoformat())
+        self.at = at
 
 
 class OutboxWorker:
@@ -213,7 +218,7 @@ class OutboxWorker:
         # holds for a person's App Home (its items are grouped under "home:<user>").
         newest: dict[str, int | None] = {
             kind: max((i.id for i in items if i.kind == kind), default=None)
-            for kind in COALESCED_KINDS
+            for kind in REFRESH_KINDS
         }
         for position, item in enumerate(items):
             if item.kind in newest and item.id != newest[item.kind]:
@@ -228,6 +233,8 @@ class OutboxWorker:
                 # pass (the worker's own poll, in real time) retries it; a later clock time
                 # would leave it waiting on a clock a test may never move.
                 outcomes.append((item.id, OutboxState.pending, None, now))
+            except NotBefore as wait:
+                outcomes.append((item.id, OutboxState.pending, None, wait.at))
             except SlackApiError as exc:
                 outcomes.append(self._failed(item, exc, now))
             except Exception as exc:  # network errors and the like: Slack unreachable

@@ -48,7 +48,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-from bot.kinds import InboxKind, InboxState, OutboxState
+from bot.kinds import REFRESH_KINDS, InboxKind, InboxState, OutboxState
 from engine.db.base import BaseDb
 from engine.db.schema import UtcDateTime
 
@@ -390,25 +390,10 @@ class BotStore:
     def enqueue(
         self, *, key: str, run_id: str, kind: str, data: dict[str, Any], now: datetime
     ) -> bool:
-        """Queue one Slack post or update; returns False if one with ``key`` was queued before."""
+        """Queue one Slack post or update; returns False if one with ``key`` was queued
+        before (or, for a refresh kind, one of its group is still pending)."""
         with self.db.write() as conn:
-            inserted = (
-                conn.execute(
-                    self._insert_ignore(slack_outbox),
-                    {
-                        "dedupe_key": key,
-                        "run_id": run_id,
-                        "kind": kind,
-                        "data": json.dumps(data, default=str),
-                        "state": OutboxState.pending,
-                        "attempts": 0,
-                        "next_attempt_at": now,
-                        "created_at": now,
-                    },
-                ).first()
-                is not None
-            )
-        return inserted
+            return self.enqueue_on(conn, [(key, run_id, kind, data)], now=now) == 1
 
     def enqueue_many(
         self, items: list[tuple[str, str, str, dict[str, Any]]], *, now: datetime
@@ -424,9 +409,15 @@ class BotStore:
         self, conn: Connection, items: list[tuple[str, str, str, dict[str, Any]]], *, now: datetime
     ) -> int:
         """``enqueue_many`` inside the caller's transaction (the engine's claim of a pause:
-        the outbox rows it causes commit with it)."""
+        the outbox rows it causes commit with it).
+
+        A refresh (``REFRESH_KINDS``: it renders a whole surface as it is when delivered)
+        is not added while one of its group and kind is still pending: that one will show
+        this change too. So a burst of changes costs one render, not one per change."""
         added = 0
         for key, run_id, kind, data in items:
+            if kind in REFRESH_KINDS and self._refresh_pending(conn, run_id, kind):
+                continue
             result = conn.execute(
                 self._insert_ignore(slack_outbox),
                 {
@@ -442,6 +433,14 @@ class BotStore:
             )
             added += int(result.first() is not None)
         return added
+
+    @staticmethod
+    def _refresh_pending(conn: Connection, group: str, kind: str) -> bool:
+        o = slack_outbox.c
+        query = select(o.id).where(
+            o.run_id == group, o.state == OutboxState.pending, o.kind == kind
+        )
+        return conn.execute(query.limit(1)).first() is not None
 
     def claim_due(
         self,

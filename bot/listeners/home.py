@@ -26,7 +26,7 @@ def register(app: App, notifier: Notifier) -> None:
         if request is not None:
             user_id, reason = request
             try:
-                notifier.request_home(user_id, reason=reason)
+                notifier.request_home(user_id, reason=reason, asked=True)
             except Exception:  # the next app_home_opened publishes it
                 log.exception("could not record the Home tab refresh of %s", user_id)
         next()

@@ -24,7 +24,7 @@ from engine import Step, Workflow
 from tests.bot import workflows as test_workflows
 from tests.bot.conftest import ALICE, BOB, CAROL, MALLORY, SECRET, BotHarness
 from tests.bot.test_approval_flow import _start
-from tests.bot.test_reach import home_of, waiting_count
+from tests.bot.test_reach import home_of, refreshed_home_of, waiting_count
 
 
 def _gate(name: str, **policy: Any) -> Workflow:
@@ -113,7 +113,9 @@ def test_a_delegate_decides_in_place_of_the_delegator(harness: BotHarness) -> No
     assert len(notes) == 1
     assert f"<@{ALICE}> delegated *ship* to <@{BOB}>: on call &lt;!here&gt;" in notes[0].text
 
-    home_of(h, BOB, lambda v: waiting_count(v) == "Waiting for you (1)", "lists the pause")
+    refreshed_home_of(
+        h, BOB, lambda v: waiting_count(v) == "Waiting for you (1)", "lists the pause"
+    )
     shown = h.state.message(message.channel, message.ts)
     assert f":handshake: <@{ALICE}> delegated to <@{BOB}>" in str(shown.blocks)
 

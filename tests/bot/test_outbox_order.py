@@ -69,6 +69,29 @@ def test_a_runs_later_item_waits_while_another_replica_delivers_an_earlier_one(
     assert keys(second.claim_due(now=NOW, lease=LEASE)) == ["pause"]
 
 
+def test_a_refresh_is_not_added_while_one_of_its_group_waits(
+    stores: tuple[BotStore, BotStore],
+) -> None:
+    first, second = stores
+    enqueue(first, "refresh-1", OutboxKind.root_update)
+    # Still pending: it will render the run as it is when it goes, so the next is redundant
+    # (from either replica); other kinds and other groups are added as ever.
+    added = [
+        second.enqueue(key="refresh-2", run_id=RUN, kind=OutboxKind.root_update, data={}, now=NOW),
+        second.enqueue(key="note-1", run_id=RUN, kind=OutboxKind.note, data={}, now=NOW),
+        second.enqueue(
+            key="refresh-3", run_id="run-2", kind=OutboxKind.root_update, data={}, now=NOW
+        ),
+    ]
+    assert added == [False, True, True]
+    taken = first.claim_due(now=NOW, lease=LEASE)
+    assert keys(taken) == ["refresh-1", "note-1", "refresh-3"]
+    # Being delivered, it may have read the run already: a change now needs a new refresh.
+    enqueue(second, "refresh-4", OutboxKind.root_update)
+    sent(first, taken)
+    assert keys(first.claim_due(now=NOW, lease=LEASE)) == ["refresh-4"]
+
+
 def test_a_run_is_taken_whole_up_to_an_item_not_due(stores: tuple[BotStore, BotStore]) -> None:
     first, second = stores
     for key, kind in [("root", OutboxKind.root), ("pause", OutboxKind.pause)]:

@@ -28,7 +28,14 @@ from engine import Parallel, Step, Workflow
 from tests.bot import workflows as test_workflows
 from tests.bot.conftest import ALICE, BOB, CAROL, MALLORY, SECRET, BotHarness
 from tests.bot.test_approval_flow import _start
-from tests.bot.test_reach import copy_for, has_buttons, home_of, text_of, waiting_count
+from tests.bot.test_reach import (
+    copy_for,
+    has_buttons,
+    home_of,
+    refreshed_home_of,
+    text_of,
+    waiting_count,
+)
 
 DAVE, ERIN = "U0DAVE", "U0ERIN"
 SRE, SECURITY = "S0SRE", "S0SECURITY"
@@ -290,7 +297,6 @@ def test_groups_and_a_different_engine_count_is_refused_at_load() -> None:
         apply_route_policy(route)
 
 
-
 def test_a_group_vote_waits_for_one_at_the_same_moment_anywhere(groups: BotHarness) -> None:
     """Another replica holding the pause's vote lease (mid-vote): a click now is told to
     click again and records nothing; a lease whose holder died lapses by the clock."""
@@ -426,11 +432,7 @@ def test_two_group_approvals_at_once_fill_the_group_once(groups: BotHarness) -> 
         thread.join()
 
     def answered(state: Any) -> list[Message] | None:
-        replies = [
-            m
-            for m in state.messages(message.channel)
-            if m.ephemeral_for in (ALICE, BOB)
-        ]
+        replies = [m for m in state.messages(message.channel) if m.ephemeral_for in (ALICE, BOB)]
         return replies if len(replies) == len(bodies) else None
 
     replies = h.wait(answered, "both told")
@@ -477,13 +479,11 @@ def test_votes_on_one_step_of_a_parallel_pause(harness: BotHarness) -> None:
     assert "You already approved *left*" in click(ALICE, "decision:0")
     h.actor(BOB).click(message, action_id=blocks.ACTION_APPROVE, block_id="decision:1")
     h.wait(
-        lambda s: [
-            b
-            for b in s.message(message.channel, message.ts).blocks
-            if b["type"] == "actions"
-        ]
-        == [b for b in current.blocks if b.get("block_id") == "decision:0"]
-        or None,
+        lambda s: (
+            [b for b in s.message(message.channel, message.ts).blocks if b["type"] == "actions"]
+            == [b for b in current.blocks if b.get("block_id") == "decision:0"]
+            or None
+        ),
         "right answered",
     )
     assert h.runtime.db.get_run(run_id).is_paused
@@ -499,9 +499,7 @@ def test_votes_on_a_dm_only_pause_show_in_the_copies_and_hold_up_nothing(
     h = harness
     run_id = _start(h, "two_by_dm_only", user=CAROL)
     alice_copy, bob_copy = copy_for(h, ALICE), copy_for(h, BOB)
-    h.actor(ALICE, channel_id=alice_copy.channel).click(
-        alice_copy, action_id=blocks.ACTION_APPROVE
-    )
+    h.actor(ALICE, channel_id=alice_copy.channel).click(alice_copy, action_id=blocks.ACTION_APPROVE)
 
     def progressed(state: Any) -> Message | None:
         copy = state.message(bob_copy.channel, bob_copy.ts)
@@ -528,6 +526,8 @@ def test_a_voter_no_longer_finds_it_waiting_for_them(harness: BotHarness) -> Non
     assert run_id[:8] in str(h.actor(ALICE).slash("/signoff", "pending").json())
 
     _click(h, ALICE, message)
-    home_of(h, ALICE, lambda v: waiting_count(v) == "Waiting for you (0)", "no longer lists it")
+    refreshed_home_of(
+        h, ALICE, lambda v: waiting_count(v) == "Waiting for you (0)", "no longer lists it"
+    )
     assert run_id[:8] not in str(h.actor(ALICE).slash("/signoff", "pending").json())
     assert run_id[:8] in str(h.actor(BOB).slash("/signoff", "pending").json())

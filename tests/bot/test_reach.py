@@ -14,7 +14,7 @@ import pytest
 from sqlalchemy import select
 
 from bot import blocks
-from bot.notify import Kind
+from bot.notify import HOME_REFRESH_INTERVAL, Kind
 from bot.outbox import OUTBOX_EVENT
 from bot.routing import Notify, SlackRoute, StepRoute
 from bot.sandbox import (
@@ -120,6 +120,15 @@ def home_of(harness: BotHarness, user: str, predicate: Any = None, what: str = "
     return harness.wait(find, f"Home tab of {user} {what}".strip())
 
 
+def refreshed_home_of(
+    harness: BotHarness, user: str, predicate: Any = None, what: str = ""
+) -> View:
+    """The Home after a change it shows: a refresh nobody asked for waits
+    ``HOME_REFRESH_INTERVAL`` after the last publish, so the clock moves past it first."""
+    harness.clock.advance(HOME_REFRESH_INTERVAL)
+    return home_of(harness, user, predicate, what)
+
+
 def text_of(view: View | Message) -> str:
     return str(view.blocks)
 
@@ -216,6 +225,7 @@ def test_reminder_goes_to_the_thread_and_to_each_approver(harness: BotHarness) -
     assert run_due_jobs(harness.runtime.scheduler) == 1  # the reminder, not the deadline
     req_id = harness.runtime.db.get_run(run_id).step_requirements[0].requirement_id
     for user, copy in copies.items():
+
         def reply_in_copy(s: Any, c: Any = copy) -> Any:
             return next((m for m in s.thread(c.channel, c.ts) if m.ts != c.ts), None)
 
@@ -250,7 +260,7 @@ def test_app_home_is_published_when_opened_and_refreshed_by_pauses_and_decisions
 
     later = _start(harness, "both_ways")  # due in an hour
     sooner = _start(harness, "soon")  # due in 30 minutes: listed first
-    home = home_of(harness, ALICE, lambda v: waiting_count(v) == "Waiting for you (2)")
+    home = refreshed_home_of(harness, ALICE, lambda v: waiting_count(v) == "Waiting for you (2)")
     sections = [b["text"]["text"] for b in home.blocks if b["type"] == "section"]
     assert sections[0].startswith("*soon › gate*") and sections[1].startswith("*both_ways › gate*")
     assert "&lt;!channel&gt;" in sections[1]  # content escaped
@@ -268,7 +278,7 @@ def test_app_home_is_published_when_opened_and_refreshed_by_pauses_and_decisions
     # A click in the Home tab acts in place, through the same decide path.
     alice.click(home, action_id=blocks.ACTION_APPROVE, block_id=f"decision:{tokens[0]}")
     harness.wait_run(sooner, "completed")
-    home = home_of(harness, ALICE, lambda v: waiting_count(v) == "Waiting for you (1)")
+    home = refreshed_home_of(harness, ALICE, lambda v: waiting_count(v) == "Waiting for you (1)")
     assert "*soon › gate* approved" in text_of(home)  # her recent decisions
     assert sum(1 for b in home.blocks if b["type"] == "actions") == 1
 
@@ -280,6 +290,47 @@ def test_app_home_is_published_when_opened_and_refreshed_by_pauses_and_decisions
     assert "Completed" in text_of(carol)
 
 
+def _publishes(harness: BotHarness, user: str) -> int:
+    return sum(1 for c in harness.state.calls("views.publish") if c.params.get("user_id") == user)
+
+
+def test_a_burst_of_changes_refreshes_a_home_once_per_interval(harness: BotHarness) -> None:
+    alice = harness.actor(ALICE)
+    alice.open_home()
+    home_of(harness, ALICE)
+    assert _publishes(harness, ALICE) == 1
+    for _ in range(5):  # five pauses that wait for her, one after the other
+        harness.wait_run(_start(harness, "soon"), "paused")
+    harness.wait_outbox_idle()  # everything due went out: her refresh waits for its time
+    assert _publishes(harness, ALICE) == 1
+    with harness.runtime.db.engine.connect() as conn:
+        waiting = conn.execute(
+            select(slack_outbox.c.id).where(
+                slack_outbox.c.run_id == f"home:{ALICE}", slack_outbox.c.state == "pending"
+            )
+        ).all()
+    # Not one per change: a refresh is added only while none waits (one more can join a
+    # refresh that was being deferred at that moment).
+    assert 1 <= len(waiting) <= 2
+
+    home = refreshed_home_of(harness, ALICE, lambda v: waiting_count(v) == "Waiting for you (5)")
+    harness.wait_outbox_idle()
+    assert _publishes(harness, ALICE) == 2
+    assert "soon › gate" in text_of(home)
+
+
+def test_opening_the_tab_publishes_at_once_even_right_after_a_refresh(
+    harness: BotHarness,
+) -> None:
+    alice = harness.actor(ALICE)
+    alice.open_home()
+    home_of(harness, ALICE)
+    harness.wait_run(_start(harness, "soon"), "paused")
+    alice.open_home()  # she looks again: no wait for the refresh interval
+    home_of(harness, ALICE, lambda v: waiting_count(v) == "Waiting for you (1)", "opened again")
+    assert _publishes(harness, ALICE) == 2
+
+
 def test_a_stale_home_button_answers_on_the_refreshed_tab(harness: BotHarness) -> None:
     run_id = _start(harness, "both_ways")
     harness.actor(BOB).open_home()
@@ -287,7 +338,9 @@ def test_a_stale_home_button_answers_on_the_refreshed_tab(harness: BotHarness) -
     copy = copy_for(harness, ALICE)
     harness.actor(ALICE, channel_id=copy.channel).click(copy, action_id=blocks.ACTION_APPROVE)
     harness.wait_run(run_id, "completed")
-    home_of(harness, BOB, lambda v: waiting_count(v) == "Waiting for you (0)", "refreshed")
+    refreshed_home_of(
+        harness, BOB, lambda v: waiting_count(v) == "Waiting for you (0)", "refreshed"
+    )
     # Bob's client still showed the old tab when he clicked.
     payload = block_actions_payload(
         harness.state, user_id=BOB, source=stale, action_id=blocks.ACTION_APPROVE
@@ -302,7 +355,7 @@ def test_anyone_may_decide_refreshes_everyone_with_a_home_tab(harness: BotHarnes
     harness.actor(MALLORY).open_home()
     home_of(harness, MALLORY)
     _start(harness, "anyone")
-    home = home_of(harness, MALLORY, lambda v: waiting_count(v) == "Waiting for you (1)")
+    home = refreshed_home_of(harness, MALLORY, lambda v: waiting_count(v) == "Waiting for you (1)")
     assert "anyone › gate" in text_of(home)
     assert harness.state.home_view(BOB) is None, "no Home published for who never opened it"
 
@@ -438,5 +491,5 @@ def test_app_home_opened_is_recorded_before_it_is_acknowledged(harness: BotHarne
         recorded = conn.execute(
             select(slack_outbox.c.kind).where(slack_outbox.c.dedupe_key == key)
         ).all()
-    assert [r.kind for r in recorded] == [Kind.home]  # durable when Slack got its 200
+    assert [r.kind for r in recorded] == [Kind.home_asked]  # durable when Slack got its 200
     home_of(harness, ALICE)
