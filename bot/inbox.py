@@ -8,6 +8,9 @@
   listener's ack goes out. Not recorded in time (database locked, down): the person is told
   at once — a slash command gets an ephemeral text, a modal an inline error, a button a 503
   (Slack then shows that the click did not go through) — never a 200 followed by a loss.
+- ``ApplySlots``: the worker's apply threads, shared with the writer. An interaction
+  recorded while a thread is free is recorded already leased to this process and handed
+  to the worker in memory: no claim transaction, no poll between the ack and the apply.
 - ``InboxWorker``: takes recorded interactions with a lease (an expired lease — a replica
   that died — is taken over), applies each through its handler (``decide``, ``start``…),
   retries transient failures with backoff and jitter, and after ``MAX_ATTEMPTS`` gives up,
@@ -92,11 +95,80 @@ class _Pending:
     future: Future[bool] = field(default_factory=Future)
 
 
+class ApplySlots:
+    """The inbox worker's apply threads as slots, shared by the writer that records
+    interactions and the worker that applies them (both given it by ``Signoff``).
+
+    The writer reserves slots for what it is about to record, records those rows already
+    leased, and hands them over (``hand_over``); the worker starts them at once. Rows that
+    found no free slot wait for the worker's claim, as rows from other replicas do. No
+    slot is free until the worker opens them (``open``): a worker that is not running is
+    handed nothing."""
+
+    def __init__(self, wakeup: threading.Event) -> None:
+        self._wakeup = wakeup
+        self._lock = threading.Lock()
+        self._open = False
+        self._free = 0
+        self._handed: queue.SimpleQueue[InboxItem] = queue.SimpleQueue()
+        self._left = False  # rows recorded with no slot free: for the worker's claim
+
+    def open(self, size: int) -> None:
+        """The worker is running with ``size`` apply threads."""
+        with self._lock:
+            self._open, self._free = True, size
+
+    def close(self) -> None:
+        """The worker stops: nothing more is reserved."""
+        with self._lock:
+            self._open = False
+
+    def reserve(self, wanted: int) -> int:
+        """Reserve up to ``wanted`` slots; returns how many were free."""
+        with self._lock:
+            got = max(0, min(wanted, self._free)) if self._open else 0
+            self._free -= got
+            return got
+
+    def release(self, count: int = 1) -> None:
+        """Give slots back (a row applied, or a reservation not used)."""
+        with self._lock:
+            self._free += count
+
+    def hand_over(self, items: list[InboxItem]) -> None:
+        """Items recorded leased to this process, one reserved slot each: start them."""
+        for item in items:
+            self._handed.put(item)
+        self._wakeup.set()
+
+    def left_for_claim(self) -> None:
+        """Rows were recorded that found no slot free: the worker claims them."""
+        with self._lock:
+            self._left = True
+        self._wakeup.set()
+
+    def take_left(self) -> bool:
+        """Whether rows were left for the claim since the last call."""
+        with self._lock:
+            left, self._left = self._left, False
+            return left
+
+    def take_handed(self) -> list[InboxItem]:
+        """What was handed over since the last call."""
+        taken: list[InboxItem] = []
+        while True:
+            try:
+                taken.append(self._handed.get_nowait())
+            except queue.Empty:
+                return taken
+
+
 class InboxWriter:
     """Batches concurrent inserts into one transaction (group commit), each bounded."""
 
     def __init__(self, signoff: Signoff, *, wait: float = RECORD_WAIT) -> None:
         self.signoff = signoff
+        self.slots = signoff.apply_slots
         self.wait = wait
         self._queue: queue.SimpleQueue[_Pending | None] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
@@ -169,23 +241,40 @@ class InboxWriter:
                 live.append(item)
         if not live:
             return
+        # What will be applied goes first, as many as apply threads are free: those are
+        # recorded leased to this process and handed straight to the worker.
+        live.sort(key=lambda item: item.entry.data is None)
+        applicable = sum(1 for item in live if item.entry.data is not None)
+        reserved = self.slots.reserve(applicable)
         remaining = min(item.deadline for item in live) - now_mono
         try:
             inserted = self.signoff.store.record_inbox(
                 [item.entry for item in live],
                 now=self.signoff.clock.now(),
                 lock_timeout=max(0.05, min(LOCK_WAIT, remaining - 0.1)),
+                leased=reserved,
+                lease=LEASE,
             )
         except Exception as exc:
+            self.slots.release(reserved)
             log.warning("recording %d interactions failed: %s", len(live), exc)
             for item in live:
                 item.future.set_exception(InboxUnavailableError(str(exc)))
             return
         self.batches += 1
+        handed = [
+            item.entry.taken()
+            for item, new in zip(live[:reserved], inserted[:reserved], strict=True)
+            if new
+        ]
+        if len(handed) < reserved:
+            self.slots.release(reserved - len(handed))  # repeats: recorded before
+        if handed:
+            self.slots.hand_over(handed)
         for item, new in zip(live, inserted, strict=True):
             item.future.set_result(new)
-        if any(inserted):
-            self.signoff.inbox_wakeup.set()
+        if any(inserted[reserved:]):
+            self.slots.left_for_claim()
 
 
 # -- the one helper listeners call --------------------------------------------------------------
@@ -272,20 +361,24 @@ class InboxWorker:
         self.handlers = dict(handlers)
         self.reply = reply
         self.poll_interval = poll_interval
+        self.slots = signoff.apply_slots
+        # Whether rows may be due that no claim took: a claim that filled every free thread
+        # (or found none free), rows the writer could not hand over, a poll's tick.
+        self._more_due = True
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._pool = ThreadPoolExecutor(max_workers=APPLY_THREADS, thread_name_prefix="inbox")
-        self._busy = 0  # rows being applied by the pool's threads
-        self._busy_lock = threading.Lock()
         self._rng = random.Random()
 
     def start(self) -> None:
-        """Start the worker thread."""
+        """Start the worker thread (and take rows handed over by the writer)."""
         self._thread = threading.Thread(target=self._loop, name="signoff-inbox", daemon=True)
         self._thread.start()
+        self.slots.open(APPLY_THREADS)
 
     def stop(self) -> None:
         """Stop after the row being applied."""
+        self.slots.close()
         self._stop.set()
         self.signoff.inbox_wakeup.set()
         if self._thread:
@@ -294,11 +387,16 @@ class InboxWorker:
 
     def _loop(self) -> None:
         while not self._stop.is_set():
-            self.signoff.inbox_wakeup.wait(self.poll_interval)
+            woken = self.signoff.inbox_wakeup.wait(self.poll_interval)
             self.signoff.inbox_wakeup.clear()
             try:
-                while not self._stop.is_set() and self._take_for_free_threads():
-                    pass
+                self._start(self.slots.take_handed())
+                # Rows handed over need no claim; one is made only when rows may wait in
+                # the table (the writer left some, a claim was full, or a poll's tick:
+                # other replicas' rows, retries come due, leases run out).
+                if self.slots.take_left() or self._more_due or not woken:
+                    while not self._stop.is_set() and self._take_for_free_threads():
+                        pass
             except Exception:
                 log.exception("inbox pass failed")
 
@@ -307,23 +405,31 @@ class InboxWorker:
         recorded while others are being applied starts as soon as a thread frees, not
         after the whole batch before it. True when every free thread got a row (more may
         be due); a thread that finishes wakes the loop."""
-        with self._busy_lock:
-            free = APPLY_THREADS - self._busy
+        free = self.slots.reserve(APPLY_THREADS)
         if free <= 0:
+            self._more_due = True  # not looked: a thread that frees looks
             return False
-        items = self.signoff.store.claim_inbox(
-            now=self.signoff.clock.now(), lease=LEASE, limit=free
-        )
+        try:
+            items = self.signoff.store.claim_inbox(
+                now=self.signoff.clock.now(), lease=LEASE, limit=free
+            )
+        except Exception:
+            self.slots.release(free)
+            raise
+        if len(items) < free:
+            self.slots.release(free - len(items))
+        self._start(items)
+        self._more_due = len(items) == free
+        return self._more_due
+
+    def _start(self, items: list[InboxItem]) -> None:
+        """Apply each item on a pool thread (its slot reserved); the slot frees after."""
         for item in items:
-            with self._busy_lock:
-                self._busy += 1
             self._pool.submit(self.apply, item).add_done_callback(self._thread_freed)
-        return len(items) == free
 
     def _thread_freed(self, _done: Future[None]) -> None:
-        with self._busy_lock:
-            self._busy -= 1
-        self.signoff.inbox_wakeup.set()
+        self.slots.release(1)
+        self.signoff.inbox_wakeup.set()  # a row that found every thread busy may start
 
     def apply_due(self, *, in_this_thread: bool = False) -> int:
         """One pass: claim what is due and apply it (in parallel, or ``in_this_thread``),

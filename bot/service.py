@@ -25,7 +25,7 @@ from slack_sdk import WebClient
 
 from bot import policies
 from bot.forms import FORMS_KEPT, OpenForms
-from bot.inbox import InboxWriter
+from bot.inbox import ApplySlots, InboxWriter
 from bot.metrics import Metrics
 from bot.pressure import FrontDoorPressure
 from bot.routing import ChannelDirectory, SlackRoute
@@ -71,6 +71,9 @@ class Signoff:
         # Told by the front door how it is doing; background work steps aside under load.
         self.pressure = FrontDoorPressure()
         self.forms = OpenForms(db, self.clock)
+        # The inbox worker's free threads: what is recorded while one is free goes to it
+        # in memory, recorded already leased (no claim between the ack and the apply).
+        self.apply_slots = ApplySlots(self.inbox_wakeup)
         self.inbox_writer = InboxWriter(self)
         for route in routes:
             policies.apply_route_policy(route)  # the engine enforces the route's policy

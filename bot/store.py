@@ -625,22 +625,37 @@ class BotStore:
 
     # -- the inbox ------------------------------------------------------------------------
     def record_inbox(
-        self, entries: list[InboxEntry], *, now: datetime, lock_timeout: float
+        self,
+        entries: list[InboxEntry],
+        *,
+        now: datetime,
+        lock_timeout: float,
+        leased: int = 0,
+        lease: timedelta = timedelta(0),
     ) -> list[bool]:
         """Insert these interactions in ONE transaction, skipping keys already recorded;
-        returns, per entry, whether it was new. Waits at most ``lock_timeout`` seconds for
-        a lock others hold (then raises): the caller is acking Slack."""
+        returns, per entry, whether it was new. The first ``leased`` entries are recorded
+        taken by the caller for ``lease`` (it applies them itself, with no claim). Waits at
+        most ``lock_timeout`` seconds for a lock others hold (then raises): the caller is
+        acking Slack."""
         with self.db.write(lock_timeout=lock_timeout, urgent=True) as conn:
-            return self._insert_inbox(conn, entries, now)
+            return self._insert_inbox(conn, entries, now, leased=leased, until=now + lease)
 
     def _insert_inbox(
-        self, conn: Connection, entries: list[InboxEntry], now: datetime
+        self,
+        conn: Connection,
+        entries: list[InboxEntry],
+        now: datetime,
+        *,
+        leased: int = 0,
+        until: datetime | None = None,
     ) -> list[bool]:
         # In key order: two replicas' batches then lock keys in one order, and cannot
         # deadlock on each other's uncommitted duplicates.
         new_by_index: dict[int, bool] = {}
         for index in sorted(range(len(entries)), key=lambda i: entries[i].key):
-            result = conn.execute(self._insert_ignore(slack_inbox), entries[index].row(now))
+            row = entries[index].row(now, leased_until=until if index < leased else None)
+            result = conn.execute(self._insert_ignore(slack_inbox), row)
             new_by_index[index] = result.first() is not None
         return [new_by_index[i] for i in range(len(entries))]
 
@@ -794,19 +809,25 @@ class InboxEntry:
     user_id: str | None
     data: dict[str, Any] | None
 
-    def row(self, now: datetime) -> dict[str, Any]:
-        """The row to insert for this entry at ``now``."""
+    def row(self, now: datetime, *, leased_until: datetime | None = None) -> dict[str, Any]:
+        """The row to insert for this entry at ``now`` (``leased_until``: already taken by
+        the recording process, which applies it at once: its first attempt)."""
         return {
             "request_key": self.key[:200],
             "kind": self.kind,
             "user_id": self.user_id,
             "data": json.dumps(self.data or {}, default=str),
             "state": InboxState.pending if self.data is not None else InboxState.done,
-            "attempts": 0,
+            "attempts": 0 if leased_until is None else 1,
             "next_attempt_at": now,
+            "lease_until": leased_until,
             "created_at": now,
             "finished_at": None if self.data is not None else now,
         }
+
+    def taken(self) -> InboxItem:
+        """This entry as the item its first attempt applies (recorded leased)."""
+        return InboxItem(self.key[:200], self.kind, self.user_id, dict(self.data or {}), 1)
 
 
 @dataclass(frozen=True)

@@ -16,8 +16,10 @@ from bot import blocks
 from bot.app import CachedAuthorization
 from bot.config import Settings
 from bot.inbox import LEASE, MAX_ATTEMPTS, NOT_RECORDED, InboxWorker
+from bot.kinds import InboxKind
 from bot.middleware.dedupe import interaction_key
 from bot.runs_cli import show_runs
+from bot.store import InboxEntry
 from bot.testing import drain_inbox, wait_outbox_idle
 from tests.bot.conftest import ALICE, BOB, SECRET, BotHarness
 from tests.bot.test_approval_flow import _start
@@ -74,6 +76,41 @@ def test_a_click_is_recorded_before_its_ack_and_applied_after_it(harness: BotHar
     assert [d.decided_by for d in harness.runtime.db.get_decisions(run_id)] == [ALICE]
     assert other.apply_due() == 0  # done: never applied twice
     other.stop()
+
+
+def test_what_is_recorded_while_a_thread_is_free_is_handed_over_leased_not_claimed(
+    harness: BotHarness,
+) -> None:
+    harness.runtime.inbox.stop()  # closes its slots: a stopped worker is handed nothing
+    signoff = harness.runtime.signoff
+    store, slots, writer = signoff.store, signoff.apply_slots, signoff.inbox_writer
+
+    def entry(key: str) -> InboxEntry:
+        return InboxEntry(key, InboxKind.decide, ALICE, {"decide": {"token": "t"}})
+
+    assert writer.record(entry("stopped"))
+    assert slots.take_handed() == []
+    assert [i.key for i in store.claim_inbox(now=harness.clock.now(), lease=LEASE)] == ["stopped"]
+
+    slots.open(1)  # as a running worker with one thread free
+    assert writer.record(entry("first"))
+    assert [(i.key, i.attempts) for i in slots.take_handed()] == [("first", 1)]
+    # Recorded leased to this process: no other worker (or replica) claims it meanwhile.
+    assert store.claim_inbox(now=harness.clock.now(), lease=LEASE) == []
+
+    assert writer.record(entry("second"))  # no thread free: left for the worker's claim
+    assert slots.take_handed() == []
+    assert [i.key for i in store.claim_inbox(now=harness.clock.now(), lease=LEASE)] == ["second"]
+
+    slots.release(1)  # the first one's thread is free again
+    assert not writer.record(entry("first"))  # a repeat: not handed, its slot given back
+    assert slots.take_handed() == []
+    assert slots.reserve(1) == 1
+
+    # This process died holding the first: once its lease runs out, another worker takes it.
+    harness.clock.advance(LEASE + timedelta(seconds=1))
+    taken = store.claim_inbox(now=harness.clock.now(), lease=LEASE)
+    assert ("first", 2) in [(i.key, i.attempts) for i in taken]
 
 
 def test_a_write_locked_database_is_an_error_within_3_s_never_a_lost_ack(

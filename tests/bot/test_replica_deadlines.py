@@ -45,12 +45,14 @@ def in_parallel(*calls: Callable[[], object]) -> None:
 
 
 def wait_delivered(replica: Runtime, timeout: float = 10.0) -> None:
-    """Until every outbox item made so far has been sent (by either replica): the outbox is
-    in the database, so this reads the database until it says so."""
+    """Until every outbox item due so far has been sent (by either replica; an App Home
+    refresh held to its interval is not due): the outbox is in the database, so this reads
+    the database until it says so."""
     deadline = time.monotonic() + timeout
+    store, clock = replica.signoff.store, replica.signoff.clock
     while True:
-        counts = replica.signoff.store.outbox_counts()
-        if counts.get("pending", 0) == counts.get("sending", 0) == 0:
+        counts = store.outbox_counts()
+        if not store.outbox_unsettled(now=clock.now()):
             return
         assert time.monotonic() < deadline, f"outbox not delivered within {timeout}s: {counts}"
         time.sleep(0.01)
