@@ -98,6 +98,10 @@ class OutboxWorker:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._urgent_thread: threading.Thread | None = None
+        # Items claimed by passes under way, whose lease one keeper thread renews.
+        self._held: set[int] = set()
+        self._held_lock = threading.Lock()
+        self._keeper: threading.Thread | None = None
         self.delivered = 0
         self.errors = 0
         # Delivery by kind: the run's channel messages here, and kinds defined elsewhere
@@ -134,7 +138,7 @@ class OutboxWorker:
         self._stop.set()
         self.signoff.outbox_wakeup.set()
         self.signoff.urgent_wakeup.set()
-        for thread in (self._thread, self._urgent_thread):
+        for thread in (self._thread, self._urgent_thread, self._keeper):
             if thread:
                 thread.join(timeout=10)
         self._pool.shutdown(wait=True)
@@ -189,25 +193,33 @@ class OutboxWorker:
 
     @contextmanager
     def _leases_renewed(self, ids: list[int]) -> Iterator[None]:
-        """Renew the claimed items' lease every third of it until the block ends (like the
-        engine's run leases): a slow pass keeps its items, a dead replica loses them soon."""
-        done = threading.Event()
-        interval = max(self.lease.total_seconds() / 3, 0.01)
-
-        def renew() -> None:
-            while not done.wait(interval):
-                try:
-                    self.store.renew_outbox_leases(ids, until=self.signoff.clock.now() + self.lease)
-                except Exception:  # the database may be briefly unreachable; try again
-                    log.warning("could not renew outbox leases", exc_info=True)
-
-        keeper = threading.Thread(target=renew, name="signoff-outbox-lease", daemon=True)
-        keeper.start()
+        """Keep the claimed items' lease renewed (every third of it, by one keeper thread
+        for all passes, like the engine's run leases) until the block ends: a slow pass
+        keeps its items, a dead replica loses them soon."""
+        with self._held_lock:
+            self._held.update(ids)
+            if self._keeper is None:
+                self._keeper = threading.Thread(
+                    target=self._keep_leases, name="signoff-outbox-lease", daemon=True
+                )
+                self._keeper.start()
         try:
             yield
         finally:
-            done.set()
-            keeper.join()
+            with self._held_lock:
+                self._held.difference_update(ids)
+
+    def _keep_leases(self) -> None:
+        interval = max(self.lease.total_seconds() / 3, 0.01)
+        while not self._stop.wait(interval):
+            with self._held_lock:
+                ids = sorted(self._held)
+            if not ids:
+                continue
+            try:
+                self.store.renew_outbox_leases(ids, until=self.signoff.clock.now() + self.lease)
+            except Exception:  # the database may be briefly unreachable; try again
+                log.warning("could not renew outbox leases", exc_info=True)
 
     def _deliver_run(
         self, items: list[OutboxItem], now: datetime, *, step_aside: bool = False
