@@ -20,7 +20,7 @@ from bot.outbox_queue import OutboxQueue
 from bot.permissions import Permissions
 from bot.publisher import resolve_item
 from bot.routing import SlackRoute
-from bot.store import InboxItem, PauseRef
+from bot.store import InboxItem, OutboxItem, PauseRef
 from engine import (
     AlreadyDecidedError,
     DeciderNotAllowedError,
@@ -41,6 +41,7 @@ from engine import (
 from engine.db.base import claim_hook
 
 if TYPE_CHECKING:
+    from bot.outbox import OutboxWorker
     from bot.service import Signoff
 
 log = logging.getLogger("signoff.decider")
@@ -53,7 +54,14 @@ _INBOX_KEY: contextvars.ContextVar[str | None] = contextvars.ContextVar(
 class Decider:
     """Takes decisions on pauses (``decide``) and the inbox's recorded ones."""
 
-    def __init__(self, signoff: Signoff, queue: OutboxQueue, permissions: Permissions) -> None:
+    def __init__(
+        self,
+        signoff: Signoff,
+        queue: OutboxQueue,
+        permissions: Permissions,
+        *,
+        outbox: OutboxWorker,
+    ) -> None:
         self.routes = signoff.routes
         self.db = signoff.db
         self.store = signoff.store
@@ -63,7 +71,8 @@ class Decider:
         self.executor = signoff.executor
         self.forms = signoff.forms
         self.pressure = signoff.pressure
-        # A decision's own message update: delivered by the outbox's fast lane.
+        # A decision's own message update: handed to the outbox's fast lane as it commits.
+        self.outbox = outbox
         self.urgent_wakeup = signoff.urgent_wakeup
         self.vote_leases = policies.VoteLeases(self.store, self.clock.now)
 
@@ -233,13 +242,16 @@ class Decider:
     ) -> DecisionResult:
         inbox_key = _INBOX_KEY.get()
         now = self.clock.now()
+        taken: list[OutboxItem] = []
 
         def in_the_claim(conn: Connection) -> None:
             # The message's update (its buttons go) and the inbox row's end commit with the
             # claim: a crash cannot leave live buttons on a decided step, nor a decision
-            # applied twice.
+            # applied twice. The update is taken by this replica's fast lane as it commits.
+            taken.clear()  # a claim retried after a lock: only its last try counts
             if run.status is not RunStatus.paused:  # a vote that leaves it open: no update
-                self.store.enqueue_on(conn, [resolve_item(run, req, now)], now=now)
+                item = self.outbox.take_on(conn, resolve_item(run, req, now), now)
+                taken.extend([item] if item is not None else [])
             if inbox_key is not None:
                 self.store.finish_inbox_on(conn, inbox_key, state=InboxState.done, now=now)
 
@@ -260,8 +272,12 @@ class Decider:
             return DecisionResult(False, policies.refusal(exc))
         except EngineError as exc:
             return DecisionResult(False, f"Cannot continue: {exc}")
-        # Not from this thread: the outbox worker updates the message (no Slack call here).
-        self.urgent_wakeup.set()
+        # Not from this thread: the outbox's fast lane updates the message (no Slack call
+        # here); what it could not take (an earlier message of the run unsent) a pass sends.
+        if taken:
+            self.outbox.deliver_taken(taken)
+        else:
+            self.urgent_wakeup.set()
         if isinstance(first, StepApprovalProgressEvent):
             _drain(events, run.run_id)  # the rest are progress events: nothing runs
             return self._voted(first, act)

@@ -18,6 +18,7 @@ from http import HTTPStatus
 from typing import TYPE_CHECKING, Any
 
 from slack_sdk.errors import SlackApiError
+from sqlalchemy import Connection
 
 from bot import blocks
 from bot.decisions import resolving_decision
@@ -190,6 +191,32 @@ class OutboxWorker:
         delivered = sum(1 for _, state, _, _ in outcomes if state == OutboxState.sent)
         self.delivered += delivered
         return delivered
+
+    # -- the fast lane's hand-over -----------------------------------------------------
+    def take_on(
+        self, conn: Connection, item: tuple[str, str, str, dict[str, Any]], now: datetime
+    ) -> OutboxItem | None:
+        """Add a decision's own message update in the decision's transaction already taken
+        by this worker (``BotStore.enqueue_taken_on``): ``deliver_taken`` sends it once the
+        transaction commits, with no claim. None: queued for a pass instead."""
+        return self.store.enqueue_taken_on(conn, item, now=now, lease=self.lease)
+
+    def deliver_taken(self, items: list[OutboxItem]) -> None:
+        """Send items ``take_on`` took, on the fast lane's threads (never the caller's: a
+        slow Slack holds no decision's thread); their outcome recorded as a pass's is."""
+        if self._stop.is_set():
+            return  # stopping: their lease runs out and a pass (here or elsewhere) sends them
+        self._urgent_pool.submit(self._deliver_taken, items)
+
+    def _deliver_taken(self, items: list[OutboxItem]) -> None:
+        try:
+            with self._leases_renewed([item.id for item in items]):
+                outcomes = self._deliver_run(items, self.signoff.clock.now())
+                self.store.finish_many(outcomes, claimed={i.id: i.attempts for i in items})
+            self.delivered += sum(1 for _, state, _, _ in outcomes if state == OutboxState.sent)
+        except Exception:
+            # The lease runs out and a pass takes the item again: delivery is idempotent.
+            log.exception("delivering a decision's own update failed")
 
     @contextmanager
     def _leases_renewed(self, ids: list[int]) -> Iterator[None]:

@@ -126,7 +126,16 @@ class Runtime:
             queries=self.queries,
         )
         self.teller = Teller(self.client, signoff.metrics, untold=(self.notifier.on_untold,))
-        self.decider = Decider(signoff, self.queue, self.permissions)
+        self.outbox = OutboxWorker(
+            signoff,
+            self.queries,
+            handlers={
+                **self.notifier.handlers(),
+                OutboxKind.form_closed: form_closed_handler(signoff),
+            },
+            poll_interval=outbox_poll_interval,
+        )
+        self.decider = Decider(signoff, self.queue, self.permissions, outbox=self.outbox)
         self.delegator = Delegator(
             signoff, decider=self.decider, permissions=self.permissions, teller=self.teller
         )
@@ -143,15 +152,6 @@ class Runtime:
             self.publisher,
             self.pause_jobs,
             poll_interval=timedelta(seconds=settings.poll_seconds),
-        )
-        self.outbox = OutboxWorker(
-            signoff,
-            self.queries,
-            handlers={
-                **self.notifier.handlers(),
-                OutboxKind.form_closed: form_closed_handler(signoff),
-            },
-            poll_interval=outbox_poll_interval,
         )
         self.inbox = InboxWorker(
             signoff,

@@ -434,6 +434,44 @@ class BotStore:
             added += int(result.first() is not None)
         return added
 
+    def enqueue_taken_on(
+        self,
+        conn: Connection,
+        item: tuple[str, str, str, dict[str, Any]],
+        *,
+        now: datetime,
+        lease: timedelta,
+    ) -> OutboxItem | None:
+        """Add one item inside the caller's transaction already taken by the caller (being
+        sent, its lease running), who delivers it as soon as the transaction commits: no
+        claim. Only when nothing earlier of its group is unsent (a run's messages go out
+        in order); otherwise it is queued as ``enqueue_on`` does and None returned, as it
+        is for a key queued before."""
+        key, group, kind, data = item
+        earlier = conn.execute(
+            select(slack_outbox.c.id)
+            .where(slack_outbox.c.run_id == group, slack_outbox.c.state.in_(UNSENT))
+            .limit(1)
+        ).first()
+        if earlier is not None:
+            self.enqueue_on(conn, [item], now=now)
+            return None
+        row = conn.execute(
+            self._insert_ignore(slack_outbox),
+            {
+                "dedupe_key": key,
+                "run_id": group,
+                "kind": kind,
+                "data": json.dumps(data, default=str),
+                "state": OutboxState.sending,
+                "attempts": 1,
+                "next_attempt_at": now,
+                "lease_until": now + lease,
+                "created_at": now,
+            },
+        ).first()
+        return None if row is None else OutboxItem(row.id, key, group, kind, data, 1)
+
     @staticmethod
     def _refresh_pending(conn: Connection, group: str, kind: str) -> bool:
         o = slack_outbox.c

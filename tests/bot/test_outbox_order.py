@@ -92,6 +92,29 @@ def test_a_refresh_is_not_added_while_one_of_its_group_waits(
     assert keys(first.claim_due(now=NOW, lease=LEASE)) == ["refresh-4"]
 
 
+def test_a_decisions_update_is_taken_as_it_is_added_unless_its_run_has_unsent_items(
+    stores: tuple[BotStore, BotStore],
+) -> None:
+    first, second = stores
+
+    def take(store: BotStore, key: str, run_id: str = RUN) -> OutboxItem | None:
+        with store.db.write() as conn:
+            return store.enqueue_taken_on(
+                conn, (key, run_id, OutboxKind.resolve, {}), now=NOW, lease=LEASE
+            )
+
+    taken = take(first, "resolve-1")
+    assert taken is not None and (taken.dedupe_key, taken.attempts) == ("resolve-1", 1)
+    # Being sent by the replica that added it: no claim (here or elsewhere) takes it.
+    assert second.claim_due(now=NOW, lease=LEASE) == []
+    assert take(second, "resolve-1") is None  # a key added before
+    # Its run has an unsent item now: the next one waits its turn in the queue.
+    assert take(second, "resolve-2") is None
+    sent(first, [taken])
+    assert keys(first.claim_due(now=NOW, lease=LEASE)) == ["resolve-2"]
+    assert take(first, "other", run_id="run-2") is not None  # another run: taken at once
+
+
 def test_a_run_is_taken_whole_up_to_an_item_not_due(stores: tuple[BotStore, BotStore]) -> None:
     first, second = stores
     for key, kind in [("root", OutboxKind.root), ("pause", OutboxKind.pause)]:
