@@ -5,6 +5,8 @@
     .venv/bin/python -m benchmarks.load --skip-postgres  # only one replica on SQLite
     .venv/bin/python -m benchmarks.load --clicks         # click rates through the inbox
     .venv/bin/python -m benchmarks.load --clicks --quick # the same, a tenth as long
+    .venv/bin/python -m benchmarks.load --faults         # clicks while faults are applied
+    .venv/bin/python -m benchmarks.load --faults --quick # the same, shorter (about 3 minutes)
 
 ``--clicks``: one replica (in this process, ``bot.server.Runtime``) on a SQLite file, the
 Slack fake, and an open-loop sender in a child process, all on this machine: 100 Approve
@@ -1212,7 +1214,17 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="click rates through the inbox instead: 100/s x 60 s, 300/s x 20 s (one replica)",
     )
+    parser.add_argument(
+        "--faults",
+        action="store_true",
+        help="clicks at a steady rate while Slack is down or slow, a replica is killed and "
+        "the database restarted or locked (benchmarks/_faults.py)",
+    )
     args = parser.parse_args(argv)
+    if args.faults:
+        from benchmarks._faults import faults_main
+
+        return faults_main(args)
     if args.clicks:
         return clicks_main(args)
     if args.quick:
