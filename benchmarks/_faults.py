@@ -56,7 +56,8 @@ from typing import Any
 
 from benchmarks._stats import Summary, print_header, print_kv, print_summary
 
-SLOW_DELAY_S = 12.0  # past the bot's Slack client timeout (bot.server.make_client: 10 s)
+BOT_SLACK_TIMEOUT_S = 10.0  # the bot's Slack client timeout (bot.server.make_client)
+SLOW_DELAY_S = 12.0  # past it
 ALL_CALLS = 1_000_000  # "every call" for a fault window: far more than a window makes
 PROBE_S = 0.5  # the load balancer's health probe period for a replica it left out
 CLICK_TIMEOUT_S = 30.0  # a click unanswered this long counts as no answer
@@ -79,11 +80,17 @@ class Plan:
     database_s: float
     tail_s: float  # clicks sent after the last fault's gap
 
+    def gap_after(self, fault: str) -> float:
+        """Clean time after a fault; after Slack slow at least until the calls it held have
+        timed out in the bot, so that its effect does not run into the next fault."""
+        return max(self.gap_s, BOT_SLACK_TIMEOUT_S + 1.0) if fault == "slow" else self.gap_s
+
     def seconds(self, *, kill: bool) -> float:
         faults = [self.down_s, self.slow_s, self.after_acting_s, self.database_s]
         if kill:
             faults.append(self.killed_s + 10.0)  # its restart, about
-        return self.lead_s + sum(f + self.gap_s for f in faults) + self.tail_s
+        clean = len(faults) * self.gap_s + self.gap_after("slow") - self.gap_s
+        return self.lead_s + sum(faults) + clean + self.tail_s
 
 
 FULL = Plan(
@@ -172,6 +179,8 @@ async def _balance(
                 try:
                     response = await client.post(urls[k], content=body, headers=headers)
                     status, error = response.status_code, ""
+                    if status != 200:
+                        error = response.text[:120]
                     break
                 except httpx.TimeoutException as exc:  # answered too late: no answer
                     status, error = -1, f"{type(exc).__name__}: {exc}"
@@ -317,9 +326,11 @@ class Faults:
         assert holder.stdin is not None and holder.stdout is not None
         try:
             line = _readline(holder.stdout, LOCK_READY_S)
-            if line != "locked":
+            said, _, at = line.partition(" ")
+            if said != "locked":
                 self.notes.append(f"SQLite lock holder said {line!r}, not 'locked'")
-            start, _ = _hold(seconds)
+            start = float(at) if at else time.perf_counter()  # when it held the lock
+            time.sleep(seconds)
             holder.stdin.write("release\n")
             holder.stdin.flush()
             released = _readline(holder.stdout, LOCK_READY_S)
@@ -336,10 +347,10 @@ class Faults:
 
 
 _LOCK_HOLDER = """
-import sqlite3, sys
+import sqlite3, sys, time
 conn = sqlite3.connect(sys.argv[1], timeout=10, isolation_level=None)
 conn.execute("BEGIN IMMEDIATE")
-print("locked", flush=True)
+print("locked", time.perf_counter(), flush=True)
 sys.stdin.readline()
 conn.execute("ROLLBACK")
 print("released", flush=True)
@@ -391,7 +402,7 @@ def run_schedule(
         windows.append(Window("clean", clean_from, start, fault=False))
         windows.append(Window(name, start, end, short=short))
         clean_from = end
-        at = end + plan.gap_s
+        at = end + plan.gap_after("slow" if short == "Slack slow" else short)
     windows.append(Window("clean", clean_from, float("inf"), fault=False))
     return windows
 
@@ -483,16 +494,19 @@ def _verify(db: Any, state: Any, run_ids: list[str]) -> Verdict:
 
 
 _NUMBERS = re.compile(r"\b[0-9a-f]{8,}\b|\d+(\.\d+)?")
+_KEYS = re.compile(r"\b(action|command|view|event):[\w#.:-]*")
 
 
 def _log_kinds(logs: str) -> list[tuple[str, int]]:
-    """ERROR lines (logger: message) and the exception line ending each traceback, counted
-    by their text with ids and numbers blanked, most frequent first."""
+    """WARNING and ERROR lines (logger: message) and the exception line ending each
+    traceback, counted by their text with ids and numbers blanked, most frequent first."""
     kinds: collections.Counter[str] = collections.Counter()
     lines = logs.splitlines()
     for i, line in enumerate(lines):
-        if " ERROR " in line:
-            kinds["ERROR " + _NUMBERS.sub("#", line.split(" ERROR ", 1)[1])[:110]] += 1
+        level = next((lv for lv in (" ERROR ", " WARNING ") if lv in line), None)
+        if level is not None:
+            text = _NUMBERS.sub("#", line.split(level, 1)[1])
+            kinds[level.strip() + " " + _KEYS.sub("<key>", text)[:130]] += 1
         elif line.startswith("Traceback (most recent call last)"):
             for after in lines[i + 1 :]:
                 if not after.startswith(" "):
@@ -787,7 +801,7 @@ def print_setup(result: SetupResult) -> tuple[Figures, list[tuple[Window, Figure
             ("  of them acked with a 200", str(dict(overall.acked_not_completed) or 0)),
             ("outbox rows not sent", str(result.outbox_not_sent or 0)),
             ("bot logs", ", ".join(f"{k} {n}" for k, n in result.log_problems.items())),
-            *((f"  {n}x", kind) for kind, n in result.log_kinds[:8]),
+            *((f"  {n}x", kind) for kind, n in result.log_kinds[:10]),
             *(("note", note) for note in result.notes),
         ],
         width=44,
