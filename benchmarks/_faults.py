@@ -763,6 +763,30 @@ def print_setup(result: SetupResult) -> tuple[Figures, list[tuple[Window, Figure
         rows.append((f"{window.name} [{window.start - t0:.0f}-{end - t0:.0f} s]", f))
     overall = figures(result, range(len(result.clicks)))
     rows.append(("overall", overall))
+    # A click refused in clean time: how near the fault next to it (a click sent just before
+    # a fault may meet it; one sent well after may be its aftermath).
+    refused_clean: list[str] = []
+    for w, window in enumerate(result.windows):
+        if window.fault:
+            continue
+        before = result.windows[w - 1] if w > 0 else None
+        after = result.windows[w + 1] if w + 1 < len(result.windows) else None
+        for i in groups.get(w, []):
+            _scheduled, sent, answered, status, error, _resent, _k = result.clicks[i]
+            if status in (200, -1):
+                continue
+            near = []
+            if before is not None:
+                near.append(f"{(sent - before.end) * 1e3:.0f} ms after {before.short} ended")
+            if after is not None:
+                near.append(f"{(after.start - sent) * 1e3:.0f} ms before {after.short}")
+            refused_clean.append(
+                f"click {i} answered {status} in {(answered - sent) * 1e3:.0f} ms "
+                f"({error[:60]!r}) in clean time, sent {', '.join(near)}"
+            )
+    result.notes += refused_clean[:6]
+    if len(refused_clean) > 6:
+        result.notes.append(f"... and {len(refused_clean) - 6} more clicks refused in clean time")
     print(
         f"  {'window [from t0]':<36} {'clicks':>6} {'p50':>7} {'p99':>7} {'max':>7}"
         f" {'>=3s':>5} {'503':>5} {'no ans':>6} {'resent':>6} {'lost':>5} {'dbl':>4}"
@@ -822,7 +846,7 @@ def faults_main(args: argparse.Namespace) -> int:
     setups: list[tuple[str, int, str | None]] = []
     if not args.skip_postgres:
         setups.append(("PG x2", 2, args.postgres_url))
-    setups.append(("SQLite x1", 1, None))
+    setups.append(("SQLite", 1, None))
     print(
         f"benchmarks.load --faults{' --quick' if args.quick else ''}: "
         f"{'; '.join(s[0] for s in setups)}; {plan.rate:g} clicks/s throughout; Slack down "
