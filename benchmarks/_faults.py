@@ -515,6 +515,25 @@ def _log_kinds(logs: str) -> list[tuple[str, int]]:
     return kinds.most_common()
 
 
+def _log_evidence(logs: str, run_ids: list[str], per_run: int = 3) -> list[str]:
+    """The bot log lines naming each of ``run_ids`` (a failure's traceback: its last line)."""
+    lines = logs.splitlines()
+    out: list[str] = []
+    for run_id in run_ids[:6]:
+        found = 0
+        for i, line in enumerate(lines):
+            if run_id not in line or found >= per_run:
+                continue
+            found += 1
+            raised = ""
+            if i + 1 < len(lines) and lines[i + 1].startswith("Traceback"):
+                raised = next((a for a in lines[i + 2 :] if not a.startswith(" ")), "")
+            out.append(f"log: {line[:200]}" + (f" -> {raised[:160]}" if raised else ""))
+        if not found:
+            out.append(f"log: nothing names run {run_id}")
+    return out
+
+
 def _fresh_db(url: str) -> Any:
     if url.startswith("sqlite"):
         from engine.db.sqlite import SqliteDb
@@ -638,10 +657,20 @@ def fault_setup(
         db.dispose()  # its connections would be terminated by the database fault
         faults = Faults(fake, started, env, url, postgres_url)
         t0 = time.perf_counter() + 1.0
+        wall_t0 = time.time() + 1.0
+        pids = {r.name: [r.proc.pid] for r in started}
         future = sender.submit(
             send_through_balancer, [r.events_url for r in started], SECRET, bodies, plan.rate, t0
         )
         windows = run_schedule(faults, plan, t0, kill=kill, sqlite=postgres_url is None)
+        for r in started:
+            if r.proc.pid not in pids[r.name]:
+                pids[r.name].append(r.proc.pid)  # restarted
+        faults.notes.insert(
+            0,
+            f"t0 = {time.strftime('%H:%M:%S', time.gmtime(wall_t0))} UTC; replica pids: "
+            + ", ".join(f"{name} {'/'.join(map(str, p))}" for name, p in pids.items()),
+        )
         clicks = future.result(timeout=n / plan.rate + 2 * CLICK_TIMEOUT_S + 60.0)
         down = sum(
             1 for call in fake.state.calls() if call.status == HTTPStatus.SERVICE_UNAVAILABLE
@@ -659,6 +688,14 @@ def fault_setup(
                 said = " | ".join(verdict.thread_notes.get(run_id, []))[:240] or "no note"
                 faults.notes.append(f"run {run_id} (click {i}) {state}: {said}")
         logs = "\n".join(r.log() for r in started)
+        faults.notes += _log_evidence(
+            logs,
+            [
+                rid
+                for rid, c in zip(run_ids, clicks, strict=True)
+                if c[3] == 200 and verdict.status.get(rid) != "completed"
+            ],
+        )
         return SetupResult(
             name=name,
             plan=plan,
