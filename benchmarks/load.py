@@ -15,6 +15,19 @@ paused run made beforehand. Printed beside their targets: ack p50/p99/max, how l
 the last click the inbox's backlog was applied, and from the database and the fake: runs
 with no decision (lost), with more than one (doubled), and pause messages posted twice.
 
+``--faults`` (``benchmarks/_faults.py``): served bots as ``--clicks --served`` (two replicas
+on PostgreSQL, then one on SQLite) get signed Approve clicks at a steady rate (30/s;
+``--quick`` 15/s with shorter windows) through a small round-robin balancer that re-sends a
+click whose connection failed to another replica, while faults are applied one after
+another with clean time between: Slack down (every Web API call 503) 30 s, Slack slow
+(answers after the bot's client timeout) and failing after acting, ``kill -9`` of a replica
+and its restart (PostgreSQL), the database restarted for this database only (backends
+terminated, connections refused a few seconds) or, on SQLite, write-locked by another
+process. Printed per fault window and overall: ack p50/p99/max, 503s (not recorded, told),
+no answers, re-sent clicks; from the database and the fake: acked yet lost, doubled,
+messages posted twice, runs not completed; and a summary beside the targets (lost 0,
+duplicates 0, every ack < 3 s).
+
 Two set-ups, each a fresh database and a fresh Slack fake (served over real HTTP on
 127.0.0.1 in this process), the bots being real ``python -m bot serve`` processes:
 
