@@ -501,6 +501,22 @@ _NUMBERS = re.compile(r"\b[0-9a-f]{8,}\b|\d+(\.\d+)?")
 _KEYS = re.compile(r"\b(action|command|view|event):[\w#.:-]*")
 
 
+_LOG_RECORD = re.compile(r"^\d{4}-\d\d-\d\d |^--- ")
+_CHAINED = ("During handling of the above exception", "The above exception was the direct cause")
+
+
+def _raised(lines: list[str], start: int) -> str:
+    """The exception a traceback starting at ``lines[start]`` ends with: with chained
+    exceptions, the last one (what was raised), not the first."""
+    raised = ""
+    for line in lines[start + 1 :]:
+        if _LOG_RECORD.match(line):
+            break
+        if line and not line.startswith((" ", "Traceback", *_CHAINED)):
+            raised = line
+    return raised
+
+
 def _log_kinds(logs: str) -> list[tuple[str, int]]:
     """WARNING and ERROR lines (logger: message) and the exception line ending each
     traceback, counted by their text with ids and numbers blanked, most frequent first."""
@@ -512,10 +528,9 @@ def _log_kinds(logs: str) -> list[tuple[str, int]]:
             text = _NUMBERS.sub("#", line.split(level, 1)[1])
             kinds[level.strip() + " " + _KEYS.sub("<key>", text)[:130]] += 1
         elif line.startswith("Traceback (most recent call last)"):
-            for after in lines[i + 1 :]:
-                if not after.startswith(" "):
-                    kinds["raised " + _NUMBERS.sub("#", after)[:110]] += 1
-                    break
+            previous = next((p for p in reversed(lines[max(0, i - 3) : i]) if p), "")
+            if not previous.startswith(_CHAINED):  # a chain is counted once, by its end
+                kinds["raised " + _NUMBERS.sub("#", _raised(lines, i))[:110]] += 1
     return kinds.most_common()
 
 
@@ -531,7 +546,7 @@ def _log_evidence(logs: str, run_ids: list[str], per_run: int = 3) -> list[str]:
             found += 1
             raised = ""
             if i + 1 < len(lines) and lines[i + 1].startswith("Traceback"):
-                raised = next((a for a in lines[i + 2 :] if not a.startswith(" ")), "")
+                raised = _raised(lines, i + 1)
             out.append(f"log: {line[:200]}" + (f" -> {raised[:160]}" if raised else ""))
         if not found:
             out.append(f"log: nothing names run {run_id}")
