@@ -512,7 +512,8 @@ def _raised(lines: list[str], start: int) -> str:
     for line in lines[start + 1 :]:
         if _LOG_RECORD.match(line):
             break
-        if line and not line.startswith((" ", "Traceback", *_CHAINED)):
+        # SQLAlchemy's message goes on with [SQL: …], [parameters: …] and (Background …).
+        if line and not line.startswith((" ", "Traceback", "[", "(Background", *_CHAINED)):
             raised = line
     return raised
 
@@ -541,7 +542,7 @@ def _log_evidence(logs: str, run_ids: list[str], per_run: int = 3) -> list[str]:
     for run_id in run_ids[:6]:
         found = 0
         for i, line in enumerate(lines):
-            if run_id not in line or found >= per_run:
+            if run_id not in line or found >= per_run or not _LOG_RECORD.match(line):
                 continue
             found += 1
             raised = ""
