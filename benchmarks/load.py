@@ -5,6 +5,8 @@
     .venv/bin/python -m benchmarks.load --skip-postgres  # only one replica on SQLite
     .venv/bin/python -m benchmarks.load --clicks         # click rates through the inbox
     .venv/bin/python -m benchmarks.load --clicks --quick # the same, a tenth as long
+    .venv/bin/python -m benchmarks.load --faults         # clicks while faults are applied
+    .venv/bin/python -m benchmarks.load --faults --quick # the same, shorter (about 3 minutes)
 
 ``--clicks``: one replica (in this process, ``bot.server.Runtime``) on a SQLite file, the
 Slack fake, and an open-loop sender in a child process, all on this machine: 100 Approve
@@ -12,6 +14,19 @@ clicks/s for 60 s, then (a fresh set-up) 300 clicks/s for 20 s, each click on it
 paused run made beforehand. Printed beside their targets: ack p50/p99/max, how long after
 the last click the inbox's backlog was applied, and from the database and the fake: runs
 with no decision (lost), with more than one (doubled), and pause messages posted twice.
+
+``--faults`` (``benchmarks/_faults.py``): served bots as ``--clicks --served`` (two replicas
+on PostgreSQL, then one on SQLite) get signed Approve clicks at a steady rate (30/s;
+``--quick`` 15/s with shorter windows) through a small round-robin balancer that re-sends a
+click whose connection failed to another replica, while faults are applied one after
+another with clean time between: Slack down (every Web API call 503) 30 s, Slack slow
+(answers after the bot's client timeout) and failing after acting, ``kill -9`` of a replica
+and its restart (PostgreSQL), the database restarted for this database only (backends
+terminated, connections refused a few seconds) or, on SQLite, write-locked by another
+process. Printed per fault window and overall: ack p50/p99/max, 503s (not recorded, told),
+no answers, re-sent clicks; from the database and the fake: acked yet lost, doubled,
+messages posted twice, runs not completed; and a summary beside the targets (lost 0,
+duplicates 0, every ack < 3 s).
 
 Two set-ups, each a fresh database and a fresh Slack fake (served over real HTTP on
 127.0.0.1 in this process), the bots being real ``python -m bot serve`` processes:
@@ -1212,7 +1227,17 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="click rates through the inbox instead: 100/s x 60 s, 300/s x 20 s (one replica)",
     )
+    parser.add_argument(
+        "--faults",
+        action="store_true",
+        help="clicks at a steady rate while Slack is down or slow, a replica is killed and "
+        "the database restarted or locked (benchmarks/_faults.py)",
+    )
     args = parser.parse_args(argv)
+    if args.faults:
+        from benchmarks._faults import faults_main
+
+        return faults_main(args)
     if args.clicks:
         return clicks_main(args)
     if args.quick:

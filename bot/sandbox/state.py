@@ -1279,6 +1279,12 @@ class WorkspaceState:
             self._down = False
             self._emit("faults.changed")
 
+    def faults_left(self, method: str) -> int:
+        """How many injected faults for ``method`` ("*" = any) no call has taken yet: what is
+        left of a window of faults (``times`` large, ended with ``clear_faults``)."""
+        with self._lock:
+            return len(self._faults.get(method, ()))
+
     def take_fault(self, method: str) -> Fault | None:
         """Pop the next injected fault for ``method`` (exact name first, then "*")."""
         with self._lock:
