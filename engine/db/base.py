@@ -14,6 +14,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection, Engine, func, insert, inspect, select, text, update
+from sqlalchemy.exc import OperationalError
 
 from engine.clock import require_aware
 from engine.db import schema
@@ -102,6 +103,8 @@ class RunWrites(ABC):
 
     #: What the driver raises for a unique-key violation (two runs with one run_id).
     integrity_error: type[Exception]
+    #: What the driver raises when the database cannot be reached or is busy (it may pass).
+    unavailable_error: type[Exception]
 
     def __init__(self) -> None:
         self._listeners: tuple[StatementListener, ...] = ()
@@ -296,6 +299,12 @@ class BaseDb:
         self._writes.remove_listener(listener)
 
     # -- writing runs --------------------------------------------------------------
+    @property
+    def unavailable_errors(self) -> tuple[type[Exception], ...]:
+        """What a run write or read raises while the database is unreachable or locked:
+        errors that may pass by themselves (a connection refused, a backend terminated)."""
+        return (OperationalError, self._writes.unavailable_error)
+
     def save_run(self, run: WorkflowRunOutput) -> None:
         """Insert a new run, or update one this process owns (compare-and-set on version)."""
         self.ensure_schema()

@@ -110,6 +110,7 @@ class _PostgresRunWrites(RunWrites):
     or opens one; nobody waits for a connection another thread holds."""
 
     integrity_error = psycopg.IntegrityError
+    unavailable_error = psycopg.OperationalError
 
     def __init__(
         self, open_connection: Callable[[], psycopg.Connection[Any]], *, max_idle: int

@@ -189,6 +189,7 @@ class _SqliteRunWrites(RunWrites):
     busy timeout. The sqlite3 module prepares each statement once per connection."""
 
     integrity_error = sqlite3.IntegrityError
+    unavailable_error = sqlite3.OperationalError
 
     def __init__(
         self,

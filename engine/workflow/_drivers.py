@@ -10,7 +10,9 @@ from __future__ import annotations
 import asyncio
 import inspect
 import logging
+import time
 from collections.abc import AsyncIterator, Callable, Iterator
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from engine.errors import RunNotPausedError
@@ -22,9 +24,15 @@ from engine.workflow._tree import Call, Claim, ContinueExecutor, Instruction, In
 from engine.workflow.step import call_blocking
 
 if TYPE_CHECKING:
+    from engine.run.workflow import WorkflowRunOutput
     from engine.workflow.workflow import Workflow
 
 log = logging.getLogger("engine.workflow")
+# A run's save after its step ran is retried this long while the database is unreachable
+# (well within the default one-minute lease, which recovery would otherwise wait out).
+SAVE_RETRY_FOR = timedelta(seconds=30)
+SAVE_RETRY_FIRST = 0.05
+SAVE_RETRY_MAX = 2.0
 
 
 class _Stepper:
@@ -86,7 +94,7 @@ class Drivers:
     def store(self, item: Instruction) -> Any:
         wf = self.wf
         if isinstance(item, Save):
-            wf.db.save_run(item.run)
+            self._save(item.run)
             if item.run.status is not RunStatus.running:
                 wf._leases.release(item.run.run_id)
             return None
@@ -108,6 +116,31 @@ class Drivers:
             return True
         self._claim(item)
         return None
+
+    def _save(self, run: WorkflowRunOutput) -> None:
+        """Save a run this process drives; while the database is briefly unreachable (a
+        restart, a connection cut), wait and try again instead of dropping a run whose step
+        already ran. A failed attempt may have committed before its answer was lost: the
+        stored version says so (nobody else writes a run this process holds the lease of)."""
+        db, deadline = self.wf.db, time.monotonic() + SAVE_RETRY_FOR.total_seconds()
+        delay, tried = SAVE_RETRY_FIRST, False
+        while True:
+            try:
+                if tried and run.version:
+                    stored = db.get_run(run.run_id)
+                    if stored is not None and stored.version == run.version + 1:
+                        run.version = stored.version  # the lost answer was a commit
+                        return
+                db.save_run(run)
+                return
+            except db.unavailable_errors as exc:
+                if run.version == 0 or time.monotonic() + delay > deadline:
+                    raise
+                log.warning(
+                    "saving run %s failed (%s); trying again in %.1fs", run.run_id, exc, delay
+                )
+                time.sleep(delay)
+                delay, tried = min(delay * 2, SAVE_RETRY_MAX), True
 
     def _claim(self, item: Claim) -> None:
         wf = self.wf
