@@ -623,123 +623,103 @@ def fault_setup(
     postgres_url: str | None,
 ) -> SetupResult:
     from benchmarks import bot_interactions as bi
-    from benchmarks.load import (
-        APPROVER,
-        CHANNEL,
-        OTHER,
-        REQUESTER,
-        SECRET,
-        WORKFLOW,
-        Replica,
-        _approve_button,
-        _bot_env,
-        _served_database,
-        build_workflows,
-    )
-    from bot.sandbox import SlackFakeServer
+    from benchmarks.load import SECRET, _approve_button, served_setup
 
     kill = replicas > 1
     n = max(2, int(plan.rate * plan.seconds(kill=kill)))
-    fake = SlackFakeServer().start()
-    for user in (APPROVER, OTHER, REQUESTER):
-        fake.state.join_channel(CHANNEL, user)
-    url, db, cleanup = _served_database(tmp, postgres_url)
-    started: list[Any] = []
+    t_made = time.perf_counter()
     fresh: Any = None
-    try:
-        env = _bot_env(fake, url)
-        for k in range(replicas):
-            log_path = tmp / f"faults-{name.replace(' ', '-')}-replica-{k + 1}.log"
-            started.append(Replica(f"replica-{k + 1}", env, log_path))
-        for replica in started:
-            replica.wait_healthy()
-        gate = next(wf for wf in build_workflows(db=db) if wf.name == WORKFLOW)
-        posted = bi.MessageWatch(fake.state, "message.posted", bi._has_approve_button, expected=n)
-        unsubscribe = fake.state.add_listener(posted)
-        t_made = time.perf_counter()
+    with served_setup(
+        tmp,
+        label=f"faults-{name.replace(' ', '-')}",
+        replicas=replicas,
+        postgres_url=postgres_url,
+        paused=n,
+        post_timeout=300.0,
+    ) as served:
         try:
-            run_by_token = {}
-            for i in range(n):
-                run = gate.run(f"item {i}", user_id=REQUESTER)
-                run_by_token[run.step_requirements[0].requirement_id] = run.run_id
-            if not posted.wait(300.0):  # the replicas find and post the pauses
-                raise TimeoutError(f"only {len(posted.hits)} of {n} pause messages were posted")
+            fake, db, url, env, started = (
+                served.fake,
+                served.db,
+                served.url,
+                served.env,
+                served.replicas,
+            )
+            print(
+                f"  {n} paused runs made and their pause messages posted in "
+                f"{time.perf_counter() - t_made:.1f} s; clicking at {plan.rate:g}/s "
+                f"for about {n / plan.rate:.0f} s"
+            )
+            pauses = served.pauses
+            run_ids = [served.run_by_token[_approve_button(m)[1]["value"]] for m in pauses]
+            bodies = bi.click_bodies(fake.state, pauses)
+            db.dispose()  # its connections would be terminated by the database fault
+            faults = Faults(fake, started, env, url, postgres_url)
+            t0 = time.perf_counter() + 1.0
+            wall_t0 = time.time() + 1.0
+            pids = {r.name: [r.proc.pid] for r in started}
+            future = sender.submit(
+                send_through_balancer,
+                [r.events_url for r in started],
+                SECRET,
+                bodies,
+                plan.rate,
+                t0,
+            )
+            windows = run_schedule(faults, plan, t0, kill=kill, sqlite=postgres_url is None)
+            for r in started:
+                if r.proc.pid not in pids[r.name]:
+                    pids[r.name].append(r.proc.pid)  # restarted
+            faults.notes.insert(
+                0,
+                f"t0 = {time.strftime('%H:%M:%S', time.gmtime(wall_t0))} UTC; replica pids: "
+                + ", ".join(f"{name} {'/'.join(map(str, p))}" for name, p in pids.items()),
+            )
+            clicks = future.result(timeout=n / plan.rate + 2 * CLICK_TIMEOUT_S + 60.0)
+            down = sum(
+                1 for call in fake.state.calls() if call.status == HTTPStatus.SERVICE_UNAVAILABLE
+            )
+            faults.notes.insert(0, f"Slack down: {down} Web API calls answered 503")
+            fresh = _fresh_db(url)
+            acked = [run_ids[i] for i, c in enumerate(clicks) if c[3] == 200]
+            answered = [c[2] for c in clicks if c[3] != -1]
+            drained = _drain(fresh, acked, max(answered) if answered else time.perf_counter())
+            verdict = _verify(fresh, fake.state, run_ids)
+            outbox = _outbox_states(fresh)
+            for i, run_id in enumerate(run_ids):  # what a person saw of an acked run not completed
+                state = verdict.status.get(run_id)
+                if clicks[i][3] == 200 and state != "completed" and len(faults.notes) < 12:
+                    said = " | ".join(verdict.thread_notes.get(run_id, []))[:240] or "no note"
+                    faults.notes.append(f"run {run_id} (click {i}) {state}: {said}")
+            logs = "\n".join(r.log() for r in started)
+            faults.notes += _log_evidence(
+                logs,
+                [
+                    rid
+                    for rid, c in zip(run_ids, clicks, strict=True)
+                    if c[3] == 200 and verdict.status.get(rid) != "completed"
+                ],
+            )
+            return SetupResult(
+                name=name,
+                plan=plan,
+                clicks=clicks,
+                run_ids=run_ids,
+                windows=windows,
+                verdict=verdict,
+                drained_after_s=drained,
+                notes=faults.notes,
+                log_problems={
+                    "tracebacks": logs.count("Traceback (most recent call last)"),
+                    "ERROR lines": logs.count(" ERROR "),
+                },
+                log_kinds=_log_kinds(logs),
+                outbox_not_sent=outbox,
+            )
         finally:
-            unsubscribe()
-        print(
-            f"  {n} paused runs made and their pause messages posted in "
-            f"{time.perf_counter() - t_made:.1f} s; clicking at {plan.rate:g}/s "
-            f"for about {n / plan.rate:.0f} s"
-        )
-        pauses = sorted(posted.messages.values(), key=lambda m: float(m.ts))
-        run_ids = [run_by_token[_approve_button(m)[1]["value"]] for m in pauses]
-        bodies = bi.click_bodies(fake.state, pauses)
-        db.dispose()  # its connections would be terminated by the database fault
-        faults = Faults(fake, started, env, url, postgres_url)
-        t0 = time.perf_counter() + 1.0
-        wall_t0 = time.time() + 1.0
-        pids = {r.name: [r.proc.pid] for r in started}
-        future = sender.submit(
-            send_through_balancer, [r.events_url for r in started], SECRET, bodies, plan.rate, t0
-        )
-        windows = run_schedule(faults, plan, t0, kill=kill, sqlite=postgres_url is None)
-        for r in started:
-            if r.proc.pid not in pids[r.name]:
-                pids[r.name].append(r.proc.pid)  # restarted
-        faults.notes.insert(
-            0,
-            f"t0 = {time.strftime('%H:%M:%S', time.gmtime(wall_t0))} UTC; replica pids: "
-            + ", ".join(f"{name} {'/'.join(map(str, p))}" for name, p in pids.items()),
-        )
-        clicks = future.result(timeout=n / plan.rate + 2 * CLICK_TIMEOUT_S + 60.0)
-        down = sum(
-            1 for call in fake.state.calls() if call.status == HTTPStatus.SERVICE_UNAVAILABLE
-        )
-        faults.notes.insert(0, f"Slack down: {down} Web API calls answered 503")
-        fresh = _fresh_db(url)
-        acked = [run_ids[i] for i, c in enumerate(clicks) if c[3] == 200]
-        answered = [c[2] for c in clicks if c[3] != -1]
-        drained = _drain(fresh, acked, max(answered) if answered else time.perf_counter())
-        verdict = _verify(fresh, fake.state, run_ids)
-        outbox = _outbox_states(fresh)
-        for i, run_id in enumerate(run_ids):  # what a person saw of an acked run not completed
-            state = verdict.status.get(run_id)
-            if clicks[i][3] == 200 and state != "completed" and len(faults.notes) < 12:
-                said = " | ".join(verdict.thread_notes.get(run_id, []))[:240] or "no note"
-                faults.notes.append(f"run {run_id} (click {i}) {state}: {said}")
-        logs = "\n".join(r.log() for r in started)
-        faults.notes += _log_evidence(
-            logs,
-            [
-                rid
-                for rid, c in zip(run_ids, clicks, strict=True)
-                if c[3] == 200 and verdict.status.get(rid) != "completed"
-            ],
-        )
-        return SetupResult(
-            name=name,
-            plan=plan,
-            clicks=clicks,
-            run_ids=run_ids,
-            windows=windows,
-            verdict=verdict,
-            drained_after_s=drained,
-            notes=faults.notes,
-            log_problems={
-                "tracebacks": logs.count("Traceback (most recent call last)"),
-                "ERROR lines": logs.count(" ERROR "),
-            },
-            log_kinds=_log_kinds(logs),
-            outbox_not_sent=outbox,
-        )
-    finally:
-        fake.state.clear_faults()
-        for replica in started:
-            replica.stop()
-        fake.stop()
-        if fresh is not None:
-            fresh.dispose()
-        cleanup()
+            served.fake.state.clear_faults()
+            if fresh is not None:
+                fresh.dispose()
 
 
 # -- figures ------------------------------------------------------------------------------------

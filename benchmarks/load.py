@@ -67,7 +67,8 @@ import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -1001,6 +1002,74 @@ def _drain_time_served(db: Any, last_ack: float) -> float | None:
     return None
 
 
+@dataclass
+class ServedSetup:
+    """Served bots on a fresh database with a Slack fake, and paused runs whose pause
+    messages the bots posted (``served_setup``)."""
+
+    fake: Any
+    url: str  # the bots' database
+    db: Any  # this process's handle on it
+    env: dict[str, str]  # the bots' environment
+    replicas: list[Replica]
+    pauses: list[Any]  # the pause messages, oldest first
+    run_by_token: dict[str, str]  # a pause's Approve token -> its run id
+
+
+@contextmanager
+def served_setup(
+    tmp: Path,
+    *,
+    label: str,
+    replicas: int,
+    postgres_url: str | None,
+    paused: int,
+    post_timeout: float = DRAIN_TIMEOUT_S,
+) -> Iterator[ServedSetup]:
+    """``replicas`` served bots (``python -m bot serve``, each its own process, logs in
+    ``tmp/<label>-replica-<k>.log``) on a fresh SQLite file or PostgreSQL database, the Slack
+    fake, and ``paused`` runs of the gate workflow, their pause messages posted by the bots.
+    Everything is stopped and the database dropped afterwards."""
+    from benchmarks import bot_interactions as bi
+    from bot.sandbox import SlackFakeServer
+
+    fake = SlackFakeServer().start()
+    for user in (APPROVER, OTHER, REQUESTER):
+        fake.state.join_channel(CHANNEL, user)
+    url, db, cleanup = _served_database(tmp, postgres_url)
+    started: list[Replica] = []
+    try:
+        env = _bot_env(fake, url)
+        for k in range(replicas):
+            log_path = tmp / f"{label}-replica-{k + 1}.log"
+            started.append(Replica(f"replica-{k + 1}", env, log_path))
+        for replica in started:
+            replica.wait_healthy()
+        gate = next(wf for wf in build_workflows(db=db) if wf.name == WORKFLOW)
+        posted = bi.MessageWatch(
+            fake.state, "message.posted", bi._has_approve_button, expected=paused
+        )
+        unsubscribe = fake.state.add_listener(posted)
+        try:
+            run_by_token = {}
+            for i in range(paused):
+                run = gate.run(f"item {i}", user_id=REQUESTER)
+                run_by_token[run.step_requirements[0].requirement_id] = run.run_id
+            if not posted.wait(post_timeout):  # the replicas find and post the pauses
+                raise TimeoutError(
+                    f"only {len(posted.hits)} of {paused} pause messages were posted"
+                )
+        finally:
+            unsubscribe()
+        pauses = sorted(posted.messages.values(), key=lambda m: float(m.ts))
+        yield ServedSetup(fake, url, db, env, started, pauses, run_by_token)
+    finally:
+        for replica in started:
+            replica.stop()
+        fake.stop()
+        cleanup()
+
+
 def served_click_profile(
     rate: float,
     seconds: float,
@@ -1013,40 +1082,18 @@ def served_click_profile(
     """The click profile against ``replicas`` served bots (``python -m bot serve``, each its
     own process) on SQLite or PostgreSQL, clicks sent to the replicas in turn."""
     from benchmarks import bot_interactions as bi
-    from bot.sandbox import SlackFakeServer
     from engine import RunStatus
 
     n = max(2, int(rate * seconds))
-    fake = SlackFakeServer().start()
-    for user in (APPROVER, OTHER, REQUESTER):
-        fake.state.join_channel(CHANNEL, user)
-    url, db, cleanup = _served_database(tmp, postgres_url)
-    started: list[Replica] = []
-    try:
-        env = _bot_env(fake, url)
-        for k in range(replicas):
-            log_path = tmp / f"clicks-{rate:g}-replica-{k + 1}.log"
-            started.append(Replica(f"replica-{k + 1}", env, log_path))
-        for replica in started:
-            replica.wait_healthy()
-        gate = next(wf for wf in build_workflows(db=db) if wf.name == WORKFLOW)
-        posted = bi.MessageWatch(fake.state, "message.posted", bi._has_approve_button, expected=n)
-        unsubscribe = fake.state.add_listener(posted)
-        try:
-            run_by_token = {}
-            for i in range(n):
-                run = gate.run(f"item {i}", user_id=REQUESTER)
-                run_by_token[run.step_requirements[0].requirement_id] = run.run_id
-            if not posted.wait(DRAIN_TIMEOUT_S):  # the replicas find and post the pauses
-                raise TimeoutError(f"only {len(posted.hits)} of {n} pause messages were posted")
-        finally:
-            unsubscribe()
-        pauses = sorted(posted.messages.values(), key=lambda m: float(m.ts))
+    with served_setup(
+        tmp, label=f"clicks-{rate:g}", replicas=replicas, postgres_url=postgres_url, paused=n
+    ) as served:
+        fake, db, pauses = served.fake, served.db, served.pauses
         phase = bi.click_phase(
             f"{rate:g}/s",
             executor=sender,
             state=fake.state,
-            url=[r.events_url for r in started],
+            url=[r.events_url for r in served.replicas],
             bodies=bi.click_bodies(fake.state, pauses),
             keys=[(m.channel, m.ts) for m in pauses],
             rate=rate,
@@ -1059,7 +1106,7 @@ def served_click_profile(
         lost = doubled = not_completed = refused = 0
         for message, result in zip(pauses, phase.results, strict=True):
             (_, button) = _approve_button(message)
-            run_id = run_by_token[button["value"]]
+            run_id = served.run_by_token[button["value"]]
             decisions = db.get_decisions(run_id)
             stored = db.get_run(run_id)
             if result[3] == 200:
@@ -1068,7 +1115,7 @@ def served_click_profile(
                 refused += 1
             doubled += len(decisions) > 1
             not_completed += stored is None or stored.status is not RunStatus.completed
-        logs = "\n".join(r.log() for r in started)
+        logs = "\n".join(r.log() for r in served.replicas)
         return ClickResult(
             rate=rate,
             seconds=seconds,
@@ -1087,11 +1134,6 @@ def served_click_profile(
             given_up=float("nan"),
             setup=f"{replicas} served replica(s), {'PostgreSQL' if postgres_url else 'SQLite'}",
         )
-    finally:
-        for replica in started:
-            replica.stop()
-        fake.stop()
-        cleanup()
 
 
 def clicks_main(args: argparse.Namespace) -> int:

@@ -248,7 +248,6 @@ class Decider:
             # The message's update (its buttons go) and the inbox row's end commit with the
             # claim: a crash cannot leave live buttons on a decided step, nor a decision
             # applied twice. The update is taken by this replica's fast lane as it commits.
-            taken.clear()  # a claim retried after a lock: only its last try counts
             if run.status is not RunStatus.paused:  # a vote that leaves it open: no update
                 item = self.outbox.take_on(conn, resolve_item(run, req, now), now)
                 taken.extend([item] if item is not None else [])

@@ -418,20 +418,8 @@ class BotStore:
         for key, run_id, kind, data in items:
             if kind in REFRESH_KINDS and self._refresh_pending(conn, run_id, kind):
                 continue
-            result = conn.execute(
-                self._insert_ignore(slack_outbox),
-                {
-                    "dedupe_key": key,
-                    "run_id": run_id,
-                    "kind": kind,
-                    "data": json.dumps(data, default=str),
-                    "state": OutboxState.pending,
-                    "attempts": 0,
-                    "next_attempt_at": now,
-                    "created_at": now,
-                },
-            )
-            added += int(result.first() is not None)
+            row = _outbox_row(key, run_id, kind, data, now)
+            added += int(conn.execute(self._insert_ignore(slack_outbox), row).first() is not None)
         return added
 
     def enqueue_taken_on(
@@ -456,21 +444,9 @@ class BotStore:
         if earlier is not None:
             self.enqueue_on(conn, [item], now=now)
             return None
-        row = conn.execute(
-            self._insert_ignore(slack_outbox),
-            {
-                "dedupe_key": key,
-                "run_id": group,
-                "kind": kind,
-                "data": json.dumps(data, default=str),
-                "state": OutboxState.sending,
-                "attempts": 1,
-                "next_attempt_at": now,
-                "lease_until": now + lease,
-                "created_at": now,
-            },
-        ).first()
-        return None if row is None else OutboxItem(row.id, key, group, kind, data, 1)
+        row = _outbox_row(key, group, kind, data, now, taken_until=now + lease)
+        new = conn.execute(self._insert_ignore(slack_outbox), row).first()
+        return None if new is None else OutboxItem(new.id, key, group, kind, data, 1)
 
     @staticmethod
     def _refresh_pending(conn: Connection, group: str, kind: str) -> bool:
@@ -835,6 +811,30 @@ class BotStore:
             InboxFailure(r.request_key, r.kind, r.user_id, r.attempts, r.last_error, r.finished_at)
             for r in rows
         ]
+
+
+def _outbox_row(
+    key: str,
+    group: str,
+    kind: str,
+    data: dict[str, Any],
+    now: datetime,
+    *,
+    taken_until: datetime | None = None,
+) -> dict[str, Any]:
+    """The outbox row to insert for one item at ``now``: pending, or (``taken_until``)
+    already being sent by the process adding it, its first attempt."""
+    return {
+        "dedupe_key": key,
+        "run_id": group,
+        "kind": kind,
+        "data": json.dumps(data, default=str),
+        "state": OutboxState.pending if taken_until is None else OutboxState.sending,
+        "attempts": 0 if taken_until is None else 1,
+        "next_attempt_at": now,
+        "lease_until": taken_until,
+        "created_at": now,
+    }
 
 
 @dataclass(frozen=True)
