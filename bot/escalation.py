@@ -83,14 +83,17 @@ class Escalator:
             req.requirement_id,
         )
 
-    def reconcile(self, now: datetime, jobs: PauseJobs) -> set[str]:
-        """Jobs for every open pause that escalates and has not yet; past-due ones now.
-        Returns the ids of the jobs still wanted."""
+    def reconcile(
+        self, now: datetime, jobs: PauseJobs, *, changed_since: datetime | None
+    ) -> set[str]:
+        """Jobs for every open pause (or those written since ``changed_since``) that
+        escalates and has not yet; past-due ones now. Returns the ids of the jobs still
+        wanted. A pause not read here keeps the job it was given when first seen."""
         wanted: set[str] = set()
         for name, route in self.signoff.routes.items():
             if not _escalates(route):
                 continue
-            paused = route.workflow.list_paused_runs()
+            paused = route.workflow.list_paused_runs(changed_since=changed_since)
             done = self.escalated_ids([p.requirement.requirement_id for p in paused])
             for item in paused:
                 req = item.requirement

@@ -211,25 +211,32 @@ class Publisher:
     def _note(self, run: WorkflowRunOutput, what: str, text: str, now: datetime) -> None:
         note_to_thread(self.queue, run, what, text, now)
 
-    def sync_paused_runs(self) -> int:
-        """Post pauses made elsewhere (other processes) that have no Slack message yet."""
+    def sync_paused_runs(self, *, changed_since: datetime | None = None) -> int:
+        """Post pauses made elsewhere (other processes) that have no Slack message yet:
+        of every paused run, or of those written since ``changed_since``. Only the runs to
+        post are read in full; the rest is an index read and a lookup of known pauses."""
         posted = 0
         now = self.clock.now()
         for route in self.routes.values():
             offset = 0
-            while True:  # every paused run, a page at a time: none starves behind others
-                paused = route.workflow.list_paused_runs(limit=SYNC_PAGE, offset=offset)
-                offset += len(paused)
-                known = self.store.known_pause_ids([p.requirement.requirement_id for p in paused])
-                for item in paused:
-                    if item.requirement.requirement_id in known:
+            while True:  # a page at a time: none starves behind others
+                page = route.workflow.list_paused_requirement_ids(
+                    changed_since=changed_since, limit=SYNC_PAGE, offset=offset
+                )
+                offset += len(page)
+                known = self.store.known_pause_ids([pid for _, pid in page if pid is not None])
+                for run_id, pause_id in page:
+                    if pause_id in known:
                         continue
-                    run = route.workflow.get_run(item.run_id)
+                    run = route.workflow.get_run(run_id)
                     if run is None or not run.is_paused:
                         continue
-                    self._post_pause(route, run, run.step_requirements[0], now=now)
+                    req = run.step_requirements[0]
+                    if pause_id is None and self.store.known_pause_ids([req.requirement_id]):
+                        continue  # written by an older release: no pause id in its row
+                    self._post_pause(route, run, req, now=now)
                     posted += 1
-                if len(paused) < SYNC_PAGE:
+                if len(page) < SYNC_PAGE:
                     break
         return posted
 

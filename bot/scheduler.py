@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from apscheduler.jobstores.memory import MemoryJobStore
 from apscheduler.schedulers.background import BackgroundScheduler
 
-from engine import StepRequirement
+from engine import PausedRun, StepRequirement, Workflow
 
 if TYPE_CHECKING:
     from bot.deadlines import Deadlines
@@ -41,6 +41,10 @@ log = logging.getLogger("signoff.scheduler")
 #: The job store of the pauses' jobs (``expire:…``, ``remind:…``); the poll has its own.
 DEADLINE_JOBSTORE = "deadlines"
 POLL_JOB_ID = "poll"
+#: A poll between full sweeps reads the paused runs written since the previous poll began,
+#: less this (see ``DeadlineScheduler``).
+CHANGE_OVERLAP = timedelta(seconds=60)
+FULL_SWEEP_INTERVAL = timedelta(minutes=5)
 STOP_WAIT = timedelta(seconds=30)  # for a running job at stop (a poll, an expiry)
 EXPIRE_PREFIX = "expire:"
 REMIND_PREFIX = "remind:"
@@ -53,8 +57,11 @@ class PauseJobSource(Protocol):
         """Add the jobs of a pause just recorded."""
         ...
 
-    def reconcile(self, now: datetime, jobs: PauseJobs) -> set[str]:
-        """Add the jobs every open pause should have; returns the ids of those wanted."""
+    def reconcile(
+        self, now: datetime, jobs: PauseJobs, *, changed_since: datetime | None
+    ) -> set[str]:
+        """Add the jobs open pauses should have (only those written since ``changed_since``
+        when given, every one when None); returns the ids of those wanted."""
         ...
 
 
@@ -135,10 +142,16 @@ class PauseJobs:
         for source in self._sources:
             source.schedule(workflow_name, req, self)
 
-    def reconcile(self) -> int:
-        """Give every paused run with a deadline its jobs, expire the past-due ones at once,
+    def reconcile(self, *, changed_since: datetime | None = None) -> int:
+        """Give paused runs with a deadline their jobs, expire the past-due ones at once,
         and drop the jobs of pauses no longer waiting. Returns how many runs this call
-        expired."""
+        expired.
+
+        With ``changed_since``, only the pauses written since then are read for new jobs
+        (the poll's usual case: its cost follows what changed, not how many wait); every
+        past-due pause is still expired, and stale jobs are dropped only by a full sweep
+        (``changed_since=None``), since only it sees every pause still waiting."""
+        full = changed_since is None
         # Jobs that existed before the listing: a pause recorded while it runs is not in it,
         # and its jobs must not be taken for stale ones.
         before = {job.id for job in self.scheduler.get_jobs(jobstore=DEADLINE_JOBSTORE)}
@@ -146,7 +159,7 @@ class PauseJobs:
         now = self.clock.now()
         expired = 0
         for name, route in self.routes.items():
-            for paused in route.workflow.list_paused_runs(has_deadline=True):
+            for paused in _with_deadline(route.workflow, now, changed_since):
                 req = paused.requirement
                 if req.expires_at is None:
                     continue
@@ -157,11 +170,12 @@ class PauseJobs:
                     continue
                 self._add_jobs(name, paused.run_id, req)
         for source in self._sources:
-            waiting |= source.reconcile(now, self)
-        for job_id in before - waiting:
-            self._drop(job_id)
-        with self._lock:
-            self._fired &= waiting
+            waiting |= source.reconcile(now, self, changed_since=changed_since)
+        if full:
+            for job_id in before - waiting:
+                self._drop(job_id)
+            with self._lock:
+                self._fired &= waiting
         return expired
 
     # -- jobs ------------------------------------------------------------------------------
@@ -230,8 +244,27 @@ class PauseJobs:
         return pause.run_id if pause else None
 
 
+def _with_deadline(
+    workflow: Workflow, now: datetime, changed_since: datetime | None
+) -> list[PausedRun]:
+    """The workflow's paused runs with a deadline: every one, or those past due plus those
+    written since ``changed_since``."""
+    if changed_since is None:
+        return workflow.list_paused_runs(has_deadline=True)
+    due = workflow.list_paused_runs(expires_before=now)
+    due_ids = {p.run_id for p in due}
+    changed = workflow.list_paused_runs(has_deadline=True, changed_since=changed_since)
+    return due + [p for p in changed if p.run_id not in due_ids]
+
+
 class DeadlineScheduler:
-    """One replica's poll of the database, on the pause jobs' scheduler."""
+    """One replica's poll of the database, on the pause jobs' scheduler.
+
+    Most polls read only the paused runs written since the previous poll (less
+    ``CHANGE_OVERLAP``, for a write that committed late or a writer's clock a little
+    behind); every ``FULL_SWEEP_INTERVAL`` one reads them all, which also drops jobs of
+    pauses decided elsewhere and catches anything the windows missed.
+    """
 
     def __init__(
         self,
@@ -247,6 +280,8 @@ class DeadlineScheduler:
         self.publisher = publisher
         self.jobs = jobs
         self.poll_interval = poll_interval
+        self._polled_at: datetime | None = None  # the last reconcile's start (bot's clock)
+        self._swept_at: datetime | None = None  # the last full one's
 
     @property
     def scheduler(self) -> BackgroundScheduler:
@@ -278,7 +313,7 @@ class DeadlineScheduler:
         runs whose process died, drop old request keys, open forms and delivered outbox rows
         past their retention, and rebuild the deadline jobs."""
         try:
-            self.reconcile()
+            self._reconcile(self._changed_since())
             self.signoff.forget_old_requests()
             self.signoff.forget_old_forms()
             self.signoff.forget_old_outbox()
@@ -286,17 +321,40 @@ class DeadlineScheduler:
             log.exception("poll of the database failed")
 
     def reconcile(self) -> int:
-        """Post pauses made while the bot was down or elsewhere, recover runs whose process
-        died, then rebuild the pause jobs (``PauseJobs.reconcile``). Returns how many runs
-        this call expired."""
-        self.publisher.sync_paused_runs()
+        """A full sweep: post pauses made while the bot was down or elsewhere, recover runs
+        whose process died, then rebuild the pause jobs from every paused run
+        (``PauseJobs.reconcile``). Returns how many runs this call expired."""
+        return self._reconcile(None)
+
+    def _changed_since(self) -> datetime | None:
+        """Where this poll's window starts; None: time for a full sweep."""
+        now = self.signoff.clock.now()
+        if (
+            self._polled_at is None
+            or self._swept_at is None
+            or now - self._swept_at >= FULL_SWEEP_INTERVAL
+        ):
+            return None
+        return self._polled_at - CHANGE_OVERLAP
+
+    def _reconcile(self, changed_since: datetime | None) -> int:
+        started = self.signoff.clock.now()
+        self.publisher.sync_paused_runs(changed_since=changed_since)
         self.signoff.recover_interrupted_runs()
-        return self.jobs.reconcile()
+        expired = self.jobs.reconcile(changed_since=changed_since)
+        # Only a pass that finished moves the window: after a failed one the next reads on
+        # from where this one started.
+        self._polled_at = started
+        if changed_since is None:
+            self._swept_at = started
+        return expired
 
 
 __all__ = [
+    "CHANGE_OVERLAP",
     "DEADLINE_JOBSTORE",
     "EXPIRE_PREFIX",
+    "FULL_SWEEP_INTERVAL",
     "REMIND_PREFIX",
     "DeadlineScheduler",
     "PauseJobSource",

@@ -33,6 +33,7 @@ SET_COLUMNS = (
     "status",
     "version",
     "paused_step_name",
+    "paused_requirement_id",
     "paused_at",
     "expires_at",
     "updated_at",
@@ -539,6 +540,7 @@ class BaseDb:
             run.status.value,
             version,
             req.step_name if req else None,
+            req.requirement_id if req else None,
             req.paused_at if req else None,
             run.expires_at if req else None,
             run.updated_at,
@@ -608,11 +610,13 @@ class BaseDb:
         step_name: str | None = None,
         expires_before: datetime | None = None,
         has_deadline: bool | None = None,
+        changed_since: datetime | None = None,
         limit: int | None = None,
         offset: int = 0,
     ) -> list[PausedRun]:
         """Paused runs across the database, soonest deadline first (no deadline last);
-        ``limit`` and ``offset`` page through them."""
+        ``changed_since``: only those written at or after it (``updated_at``, the writer's
+        clock); ``limit`` and ``offset`` page through them."""
         self.ensure_schema()
         query = select(runs.c.data, runs.c.version).where(runs.c.status == RunStatus.paused.value)
         if workflow_name is not None:
@@ -628,6 +632,9 @@ class BaseDb:
             query = query.where(runs.c.expires_at.is_not(None))
         elif has_deadline is False:
             query = query.where(runs.c.expires_at.is_(None))
+        if changed_since is not None:
+            require_aware(changed_since, "list_paused_runs(changed_since=...)")
+            query = query.where(runs.c.updated_at >= changed_since)
         query = query.order_by(runs.c.expires_at.is_(None), runs.c.expires_at, runs.c.id)
         if limit is not None:
             query = query.limit(limit)
@@ -656,6 +663,35 @@ class BaseDb:
                 )
             )
         return result
+
+    def list_paused_requirement_ids(
+        self,
+        *,
+        workflow_name: str | None = None,
+        changed_since: datetime | None = None,
+        limit: int | None = None,
+        offset: int = 0,
+    ) -> list[tuple[str, str | None]]:
+        """(run id, id of the pause it waits at) of each paused run, in ``list_paused_runs``'
+        order, without reading any run's data: what a poll needs to find pauses it has not
+        seen. The pause's id is None for a run last written by a release before the column
+        (``get_run`` has it)."""
+        self.ensure_schema()
+        query = select(runs.c.run_id, runs.c.paused_requirement_id).where(
+            runs.c.status == RunStatus.paused.value
+        )
+        if workflow_name is not None:
+            query = query.where(runs.c.workflow_name == workflow_name)
+        if changed_since is not None:
+            require_aware(changed_since, "list_paused_requirement_ids(changed_since=...)")
+            query = query.where(runs.c.updated_at >= changed_since)
+        query = query.order_by(runs.c.expires_at.is_(None), runs.c.expires_at, runs.c.id)
+        if limit is not None:
+            query = query.limit(limit)
+        if offset:
+            query = query.offset(offset)
+        with self._connect() as conn:
+            return [(row.run_id, row.paused_requirement_id) for row in conn.execute(query)]
 
     def count_paused_runs(self, *, workflow_names: list[str] | None = None) -> int:
         """How many runs are paused (of these workflows): a count, no run's data read."""

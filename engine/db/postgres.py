@@ -47,17 +47,18 @@ def _utc(value: datetime | None) -> datetime | None:
 
 
 def _state_params(state: RunState) -> tuple[Any, ...]:
-    status, version, step, paused_at, expires_at, updated_at, data, owner, lease_until = state
+    status, version, step, pause, paused_at, expires_at, updated_at, data, owner, lease = state
     return (
         status,
         version,
         step,
+        pause,
         _utc(paused_at),
         _utc(expires_at),
         _utc(updated_at),
         data,
         owner,
-        _utc(lease_until),
+        _utc(lease),
     )
 
 

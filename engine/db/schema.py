@@ -19,7 +19,7 @@ from sqlalchemy import (
 from sqlalchemy.engine import Dialect
 
 # Bump together with a new migration; a fresh database is stamped with it.
-SCHEMA_REVISION = "0004_runs_by_user"
+SCHEMA_REVISION = "0005_paused_requirements"
 
 metadata = MetaData()
 
@@ -74,6 +74,9 @@ runs = Table(
     Column("version", Integer, nullable=False),
     Column("user_id", String(200)),
     Column("paused_step_name", String(200)),
+    # The pause a paused run waits at (its first step requirement): lets a poll tell which
+    # pauses exist without reading any run's data.
+    Column("paused_requirement_id", String(64)),
     Column("paused_at", UtcDateTime()),
     Column("expires_at", UtcDateTime()),
     Column("created_at", UtcDateTime(), nullable=False),
@@ -86,6 +89,7 @@ runs = Table(
     Index("ix_wf_runs_status_expires_at", "status", "expires_at"),
     Index("ix_wf_runs_status_lease_expires_at", "status", "lease_expires_at"),
     Index("ix_wf_runs_user_id_id", "user_id", "id"),
+    Index("ix_wf_runs_status_updated_at", "status", "updated_at"),
 )
 
 # The audit trail: every resolved pause, who, when, what, values, comment; a pause that

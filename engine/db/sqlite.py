@@ -58,17 +58,18 @@ def _text(value: datetime | None) -> str | None:
 
 
 def _state_params(state: RunState) -> tuple[Any, ...]:
-    status, version, step, paused_at, expires_at, updated_at, data, owner, lease_until = state
+    status, version, step, pause, paused_at, expires_at, updated_at, data, owner, lease = state
     return (
         status,
         version,
         step,
+        pause,
         _text(paused_at),
         _text(expires_at),
         _text(updated_at),
         data,
         owner,
-        _text(lease_until),
+        _text(lease),
     )
 
 

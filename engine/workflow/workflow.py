@@ -564,19 +564,35 @@ class Workflow:
         step_name: str | None = None,
         expires_before: datetime | None = None,
         has_deadline: bool | None = None,
+        changed_since: datetime | None = None,
         limit: int | None = None,
         offset: int = 0,
     ) -> list[PausedRun]:
         """Paused runs of this workflow, soonest deadline first (``db.list_paused_runs``
-        lists every workflow's); ``limit`` and ``offset`` page through them."""
+        lists every workflow's); ``changed_since``: only those written at or after it;
+        ``limit`` and ``offset`` page through them."""
         return self.db.list_paused_runs(
             workflow_name=self.name,
             session_id=session_id,
             step_name=step_name,
             expires_before=expires_before,
             has_deadline=has_deadline,
+            changed_since=changed_since,
             limit=limit,
             offset=offset,
+        )
+
+    def list_paused_requirement_ids(
+        self,
+        *,
+        changed_since: datetime | None = None,
+        limit: int | None = None,
+        offset: int = 0,
+    ) -> list[tuple[str, str | None]]:
+        """(run id, pause id) of this workflow's paused runs, no run's data read
+        (``db.list_paused_requirement_ids``)."""
+        return self.db.list_paused_requirement_ids(
+            workflow_name=self.name, changed_since=changed_since, limit=limit, offset=offset
         )
 
     # -- public API: loading -----------------------------------------------------

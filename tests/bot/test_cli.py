@@ -243,7 +243,8 @@ def test_migrate_creates_the_schema_and_is_idempotent(tmp_path: Path) -> None:
     assert outputs[0] == (
         f"signoff: database schema is up to date (sqlite:///{db_file}): applied engine "
         "0001_initial, engine 0002_run_leases, engine 0003_approval_votes, "
-        "engine 0004_runs_by_user, bot 0001_bot_tables, bot 0002_inbox, "
+        "engine 0004_runs_by_user, engine 0005_paused_requirements, bot 0001_bot_tables, "
+        "bot 0002_inbox, "
         "bot 0003_dm_copies_and_home, bot 0004_policies, bot 0005_open_forms, "
         "bot 0005_outbox_run_order\n"
     )

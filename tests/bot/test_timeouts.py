@@ -7,7 +7,7 @@ import threading
 from datetime import UTC, datetime, timedelta
 
 from bot.sandbox import DEFAULT_CHANNEL_ID
-from bot.scheduler import DeadlineScheduler, PauseJobs
+from bot.scheduler import FULL_SWEEP_INTERVAL, DeadlineScheduler, PauseJobs
 from bot.server import Runtime
 from bot.testing import pending_jobs, run_due_jobs
 from engine import ManualClock, StepRequirement
@@ -146,7 +146,9 @@ def test_stop_while_a_poll_runs_waits_for_it_and_returns(harness: BotHarness) ->
         def schedule(self, workflow_name: str, req: StepRequirement, jobs: PauseJobs) -> None:
             pass
 
-        def reconcile(self, now: datetime, jobs: PauseJobs) -> set[str]:
+        def reconcile(
+            self, now: datetime, jobs: PauseJobs, *, changed_since: datetime | None
+        ) -> set[str]:
             if self.armed:
                 entered.set()
                 release.wait()
@@ -161,6 +163,7 @@ def test_stop_while_a_poll_runs_waits_for_it_and_returns(harness: BotHarness) ->
     scheduler.start()
     jobs.add_pause_job("expire:stale", datetime.now(UTC) + timedelta(days=1), lambda **_: True)
     slow.armed = True
+    harness.clock.advance(FULL_SWEEP_INTERVAL)  # so the poll is a full sweep, which drops
     poll_job = scheduler.scheduler.get_job("poll")
     assert poll_job is not None
     poll_job.modify(next_run_time=datetime.now(UTC))  # the scheduler's own thread runs it

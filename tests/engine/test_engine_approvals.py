@@ -740,6 +740,7 @@ def test_a_run_paused_by_the_previous_release_continues_after_the_upgrade(
     new_keys = {"approvals_required", "reject_quorum", "approved_by", "excluded_deciders"}
     assert not new_keys & set(stored["step_requirements"][0])
     state = dict(zip(SET_COLUMNS, BaseDb._run_state(paused, version=1), strict=True))
+    del state["paused_requirement_id"]  # a column of 0005
     common = {
         "session_id": paused.session_id,
         "workflow_name": paused.workflow_name,
@@ -763,6 +764,10 @@ def test_a_run_paused_by_the_previous_release_continues_after_the_upgrade(
     scratch.db.dispose()
 
     wf = approval_workflow(url, effects)  # the new release: upgrades on first use
+    # 0005 filled in the pause each paused run waits at, from the run's data.
+    assert wf.list_paused_requirement_ids() == [
+        (paused.run_id, paused.step_requirements[0].requirement_id)
+    ]
     answer = StepRequirement(step_name="deploy")
     answer.confirm(by="alice")
     done = wf.continue_run(run_id=paused.run_id, step_requirements=[answer])

@@ -317,6 +317,41 @@ def test_list_paused_runs_on_postgres(pg_db: BaseDb, clock: ManualClock, tmp_pat
     assert listed[0].expires_at == datetime(2026, 1, 1, tzinfo=UTC) + timedelta(seconds=10)
 
 
+@pytest.mark.parametrize("backend", ["sqlite", "postgres"])
+def test_list_paused_runs_changed_since(
+    backend: str, request: pytest.FixtureRequest, clock: ManualClock, tmp_path: Path
+) -> None:
+    """Only the paused runs written at or after the time given: what a poll reads between
+    full sweeps (the index on status, updated_at)."""
+    db: BaseDb = request.getfixturevalue("sqlite_db" if backend == "sqlite" else "pg_db")
+    rec = Recorder()
+    wf = gated(db, clock, rec, name=f"changed-{tmp_path.name}")
+    old = wf.run("old")
+    clock.advance(timedelta(seconds=30))
+    since = clock.now()
+    new = wf.run("new")
+    clock.advance(timedelta(seconds=30))
+    decided = wf.run("decided")
+    assert [p.run_id for p in wf.list_paused_runs(changed_since=since)] == [
+        new.run_id,
+        decided.run_id,
+    ]
+    decided.step_requirements[0].confirm()
+    wf.continue_run(decided)  # written since, but no longer paused
+    assert [p.run_id for p in wf.list_paused_runs(changed_since=since)] == [new.run_id]
+    assert [p.run_id for p in wf.list_paused_runs(changed_since=clock.now())] == []
+    # The same rows, their pause ids from a column, no run's data read.
+    assert wf.list_paused_requirement_ids(changed_since=since) == [
+        (new.run_id, new.step_requirements[0].requirement_id)
+    ]
+    assert wf.list_paused_requirement_ids(limit=1, offset=1) == [
+        (new.run_id, new.step_requirements[0].requirement_id)
+    ]
+    assert {p.run_id for p in wf.list_paused_runs()} == {old.run_id, new.run_id}
+    with pytest.raises(ValueError, match="timezone-aware"):
+        wf.list_paused_runs(changed_since=datetime(2026, 1, 1))
+
+
 def test_expire_due_runs_applies_cancel(sqlite_db: SqliteDb, clock: ManualClock) -> None:
     rec = Recorder()
     wf = gated(

@@ -552,9 +552,10 @@ def fresh_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 
 
 def _insert_at_0001(db: BaseDb, run: WorkflowRunOutput) -> None:
-    """Store a run as code of revision 0001 did (no lease columns)."""
+    """Store a run as code of revision 0001 did (no lease columns, no pause id)."""
     values = db._run_values(run, version=1)
-    values.pop("lease_owner"), values.pop("lease_expires_at")
+    for later in ("lease_owner", "lease_expires_at", "paused_requirement_id"):
+        del values[later]
     with db.engine.begin() as conn:
         conn.execute(
             insert(sessions).values(
@@ -616,6 +617,9 @@ def test_a_0001_database_is_upgraded_on_first_use_and_keeps_its_runs(
         assert lease_row(db, done.run_id) == LeaseRow("completed", None, None)
         # The old paused run goes through the new lease path.
         assert [p.run_id for p in flow.wf.list_paused_runs()] == [paused.run_id]
+        assert flow.wf.list_paused_requirement_ids() == [
+            (paused.run_id, paused.step_requirements[0].requirement_id)
+        ]
         loaded.step_requirements[0].confirm(by="carol")
         assert flow.wf.continue_run(loaded).status is RunStatus.completed
         assert flow.wf.recover_interrupted_runs(now=T0 + timedelta(days=1)) == []
