@@ -12,8 +12,9 @@ messages; the benchmark waits until all N exist in the fake.
 
 Clicks: real ``block_actions`` payloads built from the stored pause messages, signed at
 send time, sent on an open-loop schedule (click i at t0 + i/rate, whatever earlier acks
-do) by asyncio + httpx in a separate process, so the sender never competes with the
-servers for this process's GIL (a real Slack is on another machine). Measured:
+do) over asyncio streams (``benchmarks/_sender.py``) in a separate process, so the sender
+never competes with the servers for this process's GIL (a real Slack is on another
+machine). Measured:
 
   * ack latency: the HTTP response time of each click;
   * click-to-update: from sending the click to the fake recording the ``chat.update`` of
@@ -200,35 +201,34 @@ def send_clicks(
 async def _send_clicks(
     urls: list[str], secret: str, bodies: list[str], rate: float, lead_s: float
 ) -> list[tuple[float, float, float, int, str]]:
-    import httpx
-
+    from benchmarks._sender import HttpError, Poster
     from bot.sandbox.payloads import signed_headers
 
     results: list[tuple[float, float, float, int, str]] = [(0.0, 0.0, 0.0, -1, "not sent")] * len(
         bodies
     )
-    limits = httpx.Limits(max_connections=256, max_keepalive_connections=64)
-    async with httpx.AsyncClient(limits=limits, timeout=30.0) as client:
+    posters = [Poster(url, timeout=30.0) for url in urls]
 
-        async def one(i: int, scheduled: float, body: bytes, headers: dict[str, str]) -> None:
-            sent = time.perf_counter()
-            try:
-                response = await client.post(urls[i % len(urls)], content=body, headers=headers)
-                status, error = response.status_code, ""
-            except httpx.HTTPError as exc:
-                status, error = -1, f"{type(exc).__name__}: {exc}"
-            results[i] = (scheduled, sent, time.perf_counter(), status, error)
+    async def one(i: int, scheduled: float, body: bytes, headers: dict[str, str]) -> None:
+        sent = time.perf_counter()
+        try:
+            status, error = await posters[i % len(posters)].post(body, headers), ""
+        except HttpError as exc:
+            status, error = -1, f"{type(exc).__name__}: {exc}"
+        results[i] = (scheduled, sent, time.perf_counter(), status, error)
 
-        tasks = []
-        t0 = time.perf_counter() + lead_s
-        for i, text in enumerate(bodies):
-            scheduled = t0 + i / rate
-            delay = scheduled - time.perf_counter()
-            if delay > 0:
-                await asyncio.sleep(delay)
-            headers = signed_headers(text, secret)  # signed when sent, as Slack does
-            tasks.append(asyncio.create_task(one(i, scheduled, text.encode(), headers)))
-        await asyncio.gather(*tasks)
+    tasks = []
+    t0 = time.perf_counter() + lead_s
+    for i, text in enumerate(bodies):
+        scheduled = t0 + i / rate
+        delay = scheduled - time.perf_counter()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        headers = signed_headers(text, secret)  # signed when sent, as Slack does
+        tasks.append(asyncio.create_task(one(i, scheduled, text.encode(), headers)))
+    await asyncio.gather(*tasks)
+    for poster in posters:
+        await poster.close()
     return results
 
 
@@ -704,7 +704,7 @@ def main(argv: list[str] | None = None) -> int:
                         "rate / measured clicks per phase",
                         f"{args.rate:g}/s / {args.clicks} (+{warmup} warm-up, not counted)",
                     ),
-                    ("sender", "asyncio + httpx in a child process, open loop"),
+                    ("sender", "asyncio streams in a child process, open loop"),
                     ("traffic", "127.0.0.1 only: sender -> bot/floor -> Slack fake"),
                 ]
             )
