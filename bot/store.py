@@ -551,14 +551,18 @@ class BotStore:
         longer being sent are left alone); returns how many were renewed."""
         if not ids:
             return 0
-        with self.db.write() as conn:
-            return int(
-                conn.execute(
-                    update(slack_outbox)
-                    .where(slack_outbox.c.id.in_(ids), slack_outbox.c.state == OutboxState.sending)
-                    .values(lease_until=until)
-                ).rowcount
+        statement = (
+            update(slack_outbox)
+            .where(
+                slack_outbox.c.id == bindparam("b_id"),
+                slack_outbox.c.state == OutboxState.sending,
             )
+            .values(lease_until=until)
+        )
+        with self.db.write() as conn:
+            # Row by row in id order, as finish_many: two writers locking the same rows in
+            # different orders deadlock on PostgreSQL.
+            return int(conn.execute(statement, [{"b_id": i} for i in sorted(ids)]).rowcount)
 
     def finish_many(
         self,
@@ -588,9 +592,9 @@ class BotStore:
         rows = [
             {"b_id": i, "b_state": st, "b_error": err, "b_next": nxt}
             | ({"b_attempts": claimed.get(i, -1)} if claimed is not None else {})
-            for i, st, err, nxt in outcomes
+            for i, st, err, nxt in sorted(outcomes, key=lambda outcome: outcome[0])
         ]
-        with self.db.write() as conn:
+        with self.db.write() as conn:  # in id order: see renew_outbox_leases
             conn.execute(statement, rows)
 
     def outbox_counts(self) -> dict[str, int]:

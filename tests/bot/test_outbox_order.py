@@ -327,3 +327,43 @@ def test_a_slow_delivery_keeps_its_lease_and_its_run(workers: Workers) -> None:
     assert finish() == 1
     assert workers.delivered == ["root"]
     assert lease_until(store, "root") is None
+
+
+def test_finishing_and_renewing_the_same_items_at_once_never_deadlock(
+    stores: tuple[BotStore, BotStore],
+) -> None:
+    """A delivery pass records its outcomes while the lease keeper renews leases on some of
+    the same rows (seen on PostgreSQL under load: ``deadlock detected`` between the two).
+    Both lock the rows in id order, whatever order they are given in."""
+    first, second = stores
+    for n in range(40):
+        enqueue(first, f"item-{n}", OutboxKind.note, run_id=f"run-{n}")
+    items = first.claim_due(now=NOW, lease=LEASE)
+    assert len(items) == 40
+    ids = [i.id for i in items]
+    errors: list[BaseException] = []
+    stop = time.monotonic() + 2.0
+
+    def finish() -> None:
+        while time.monotonic() < stop and not errors:
+            outcomes: list[tuple[int, str, str | None, datetime]] = [
+                (i, OutboxState.sending, None, NOW) for i in reversed(ids)
+            ]
+            try:
+                first.finish_many(outcomes)
+            except Exception as exc:
+                errors.append(exc)
+
+    def renew() -> None:
+        while time.monotonic() < stop and not errors:
+            try:
+                second.renew_outbox_leases(ids, until=NOW + LEASE)
+            except Exception as exc:
+                errors.append(exc)
+
+    threads = [threading.Thread(target=finish), threading.Thread(target=renew)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
