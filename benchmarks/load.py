@@ -1150,7 +1150,7 @@ def clicks_main(args: argparse.Namespace) -> int:
     # (label, replicas, PostgreSQL URL or None); None replicas: in this process.
     setups: list[tuple[str, int | None, str | None]] = [("in-process SQLite", None, None)]
     if args.served:
-        setups = [("served SQLite", 1, None)]
+        setups = [] if args.skip_sqlite else [("served SQLite", 1, None)]
         if not args.skip_postgres:
             setups.append(("served PG x2", 2, args.postgres_url))
     print(
@@ -1243,6 +1243,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--runs", type=int, default=1000, help="clicked runs per set-up (1000)")
     parser.add_argument("--quick", action="store_true", help="smoke run: 100 runs per set-up")
     parser.add_argument("--skip-postgres", action="store_true", help="only one replica on SQLite")
+    parser.add_argument(
+        "--skip-sqlite",
+        action="store_true",
+        help="with --clicks --served: only the two replicas on PostgreSQL",
+    )
     parser.add_argument("--concurrency", type=int, default=32, help="runs in flight (32)")
     parser.add_argument(
         "--max-seconds", type=float, default=600.0, help="cap on each load phase (600)"
