@@ -218,12 +218,12 @@ class Publisher:
         posted = 0
         now = self.clock.now()
         for route in self.routes.values():
-            offset = 0
-            while True:  # a page at a time: none starves behind others
-                page = route.workflow.list_paused_requirement_ids(
-                    changed_since=changed_since, limit=SYNC_PAGE, offset=offset
-                )
-                offset += len(page)
+            # One index read of every paused run's pause id (small rows: no run's data), then
+            # the known ones looked up a page at a time. Offset pages would re-sort the
+            # paused runs for every page.
+            waiting = route.workflow.list_paused_requirement_ids(changed_since=changed_since)
+            for start in range(0, len(waiting), SYNC_PAGE):
+                page = waiting[start : start + SYNC_PAGE]
                 known = self.store.known_pause_ids([pid for _, pid in page if pid is not None])
                 for run_id, pause_id in page:
                     if pause_id in known:
@@ -236,8 +236,6 @@ class Publisher:
                         continue  # written by an older release: no pause id in its row
                     self._post_pause(route, run, req, now=now)
                     posted += 1
-                if len(page) < SYNC_PAGE:
-                    break
         return posted
 
     def _close_forms(self, run_id: str, req: StepRequirement, now: datetime) -> None:
