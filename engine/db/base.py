@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Engine, func, insert, inspect, select, text, update
+from sqlalchemy import Connection, Engine, Select, func, insert, inspect, select, text, update
 from sqlalchemy.exc import OperationalError
 
 from engine.clock import require_aware
@@ -54,6 +54,28 @@ DECISION_COLUMNS = (
     "comment",
     "values",
 )
+
+
+def _paused_query(
+    columns: tuple[Any, ...],
+    *,
+    workflow_name: str | None,
+    changed_since: datetime | None,
+    limit: int | None,
+    offset: int,
+) -> Select[Any]:
+    """``columns`` of the paused runs (of one workflow; written since ``changed_since``),
+    soonest deadline first, no deadline last; a page of them. Callers may add filters."""
+    query = select(*columns).where(runs.c.status == RunStatus.paused.value)
+    if workflow_name is not None:
+        query = query.where(runs.c.workflow_name == workflow_name)
+    if changed_since is not None:
+        require_aware(changed_since, "changed_since")
+        query = query.where(runs.c.updated_at >= changed_since)
+    query = query.order_by(runs.c.expires_at.is_(None), runs.c.expires_at, runs.c.id)
+    if limit is not None:
+        query = query.limit(limit)
+    return query.offset(offset) if offset else query
 
 
 def column_list(names: tuple[str, ...]) -> str:
@@ -618,9 +640,13 @@ class BaseDb:
         ``changed_since``: only those written at or after it (``updated_at``, the writer's
         clock); ``limit`` and ``offset`` page through them."""
         self.ensure_schema()
-        query = select(runs.c.data, runs.c.version).where(runs.c.status == RunStatus.paused.value)
-        if workflow_name is not None:
-            query = query.where(runs.c.workflow_name == workflow_name)
+        query = _paused_query(
+            (runs.c.data, runs.c.version),
+            workflow_name=workflow_name,
+            changed_since=changed_since,
+            limit=limit,
+            offset=offset,
+        )
         if session_id is not None:
             query = query.where(runs.c.session_id == session_id)
         if step_name is not None:
@@ -632,14 +658,6 @@ class BaseDb:
             query = query.where(runs.c.expires_at.is_not(None))
         elif has_deadline is False:
             query = query.where(runs.c.expires_at.is_(None))
-        if changed_since is not None:
-            require_aware(changed_since, "list_paused_runs(changed_since=...)")
-            query = query.where(runs.c.updated_at >= changed_since)
-        query = query.order_by(runs.c.expires_at.is_(None), runs.c.expires_at, runs.c.id)
-        if limit is not None:
-            query = query.limit(limit)
-        if offset:
-            query = query.offset(offset)
         with self._connect() as conn:
             rows = conn.execute(query).all()
         result = []
@@ -677,19 +695,13 @@ class BaseDb:
         seen. The pause's id is None for a run last written by a release before the column
         (``get_run`` has it)."""
         self.ensure_schema()
-        query = select(runs.c.run_id, runs.c.paused_requirement_id).where(
-            runs.c.status == RunStatus.paused.value
+        query = _paused_query(
+            (runs.c.run_id, runs.c.paused_requirement_id),
+            workflow_name=workflow_name,
+            changed_since=changed_since,
+            limit=limit,
+            offset=offset,
         )
-        if workflow_name is not None:
-            query = query.where(runs.c.workflow_name == workflow_name)
-        if changed_since is not None:
-            require_aware(changed_since, "list_paused_requirement_ids(changed_since=...)")
-            query = query.where(runs.c.updated_at >= changed_since)
-        query = query.order_by(runs.c.expires_at.is_(None), runs.c.expires_at, runs.c.id)
-        if limit is not None:
-            query = query.limit(limit)
-        if offset:
-            query = query.offset(offset)
         with self._connect() as conn:
             return [(row.run_id, row.paused_requirement_id) for row in conn.execute(query)]
 
